@@ -1,0 +1,50 @@
+# Two commands for a newcomer (as root on Debian 12): `make demo` and `make test`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+HOSTS ?= 3
+FLEET ?= demo
+APT_PACKAGES := debootstrap systemd-container zstd openssh-client iproute2 curl python3-venv
+
+.PHONY: demo test deps fleet-up fleet-down deploy dry answers clean
+
+## Set up everything, boot the local fleet, deploy, print each host's HTTP answer.
+demo: deps
+	$(PY) -m djdeploy.fleet up --name $(FLEET) --hosts $(HOSTS) --reuse
+	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra -y inventory.py deploy.py
+	DJDEPLOY_FLEET=$(FLEET) $(PY) -m djdeploy.answers inventory.py /
+
+## All tests: fast ones, then the ones on a test fleet of their own.
+test: deps
+	.venv/bin/pytest -q tests
+
+## apt packages for the local fleet, and the project's virtualenv in .venv.
+deps: .venv/.installed
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing $$missing"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+fleet-up: deps
+	$(PY) -m djdeploy.fleet up --name $(FLEET) --hosts $(HOSTS)
+
+fleet-down:
+	@if [ -x $(PY) ]; then $(PY) -m djdeploy.fleet down --name $(FLEET); \
+	else python3 -m djdeploy.fleet down --name $(FLEET); fi
+
+deploy: deps
+	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra -y inventory.py deploy.py
+
+dry: deps
+	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra inventory.py deploy.py --dry --diff
+
+answers:
+	DJDEPLOY_FLEET=$(FLEET) $(PY) -m djdeploy.answers inventory.py /
+
+clean: fleet-down
+	rm -rf .venv

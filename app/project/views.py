@@ -1,0 +1,22 @@
+import socket
+
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+
+
+def home(request):
+    return HttpResponse(
+        f"<!doctype html><title>my_awesome_project</title>"
+        f"<h1>Hello from {socket.gethostname()}</h1><p>Django behind gunicorn, run by systemd.</p>"
+    )
+
+
+def healthz(request):
+    """200 when the app can reach its database, 503 when it cannot."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM django_migrations")
+            (applied,) = cursor.fetchone()
+    except Exception as error:  # any database failure makes the host unhealthy
+        return JsonResponse({"status": "error", "database": str(error)}, status=503)
+    return JsonResponse({"status": "ok", "host": socket.gethostname(), "migrations": applied})

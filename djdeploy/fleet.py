@@ -1,0 +1,492 @@
+"""The local fleet: throwaway Debian hosts with systemd as PID 1 and OpenSSH.
+
+Each host is a systemd-nspawn container booted from a shared, cached base image
+(debootstrap) through its own overlay mount, in its own network namespace joined to
+this machine by a veth pair with link-local addresses 169.254.I.1 (machine) and
+169.254.I.2 (host). Root only.
+
+All state lives in one known place, STATE_DIR/<fleet>/state.json, so `down` from any
+checkout removes a fleet started from another, `up` refuses to start a second copy of
+a running fleet, and a stale fleet (its processes killed, its mounts, namespaces and
+cgroups left behind) is recognised and cleared.
+
+    python -m djdeploy.fleet up --name demo --hosts 3
+    python -m djdeploy.fleet status --name demo
+    python -m djdeploy.fleet down --name demo      # or --all
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STATE_DIR = Path(os.environ.get("DJDEPLOY_FLEET_DIR", "/var/lib/djdeploy/fleets"))
+BASE_DIR = Path(os.environ.get("DJDEPLOY_BASE_DIR", "/var/lib/djdeploy/base"))
+CACHE_DIR = Path(os.environ.get("DJDEPLOY_CACHE_DIR", "/var/cache/djdeploy"))
+NSPAWN_RUN = Path("/run/systemd/nspawn")
+CGROUP_ROOTS = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified")]
+CGROUP_PARENT = "djdeploy"
+
+SUITES = {"bookworm": "12", "trixie": "13"}
+BASE_PACKAGES = [
+    "systemd", "systemd-sysv", "openssh-server", "python3", "python3-venv", "sudo",
+    "curl", "iproute2", "dbus", "ca-certificates",
+]
+# Units that only add noise on a throwaway host.
+MASKED_UNITS = [
+    "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer",
+    "e2scrub_all.timer", "fstrim.timer", "getty@tty1.service", "console-getty.service",
+    "systemd-networkd-wait-online.service",
+]
+# Bump when the image recipe below changes: it is part of the cache key.
+IMAGE_RECIPE_VERSION = "1"
+SKIPPED_INDEX = 169  # 169.254.169.254 is the usual cloud metadata address
+SSH_OPTIONS = [
+    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=3",
+]
+
+
+class FleetError(Exception):
+    """A problem the user can act on: printed as one line, exit code 1."""
+
+
+def log(message: str) -> None:
+    print(f"fleet: {message}", file=sys.stderr, flush=True)
+
+
+def run(*argv: str, check: bool = True, quiet: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, text=True, capture_output=True, **kwargs)
+    if check and result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
+        raise FleetError(f"`{' '.join(argv[:4])}...` failed ({result.returncode}): {detail[0]}")
+    return result
+
+
+@contextlib.contextmanager
+def machine_lock():
+    """Serialise fleet changes on this machine (two `up`s must not race for addresses)."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(STATE_DIR / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+# --- base image -------------------------------------------------------------------
+
+
+def debian_mirror() -> str:
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    if sources.exists():
+        for line in sources.read_text().splitlines():
+            if line.startswith("URIs:") and "security" not in line:
+                return line.split()[1]
+    return "http://deb.debian.org/debian"
+
+
+def image_key(suite: str) -> str:
+    recipe = json.dumps([suite, BASE_PACKAGES, MASKED_UNITS, IMAGE_RECIPE_VERSION])
+    return f"{suite}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+
+
+def build_image(suite: str, tarball: Path) -> None:
+    """debootstrap a minimal Debian, make it clonable, pack it as a zstd tarball."""
+    if shutil.which("debootstrap") is None:
+        raise FleetError("debootstrap is not installed: run `make deps` (apt-get install debootstrap)")
+    work = CACHE_DIR / f"build-{suite}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    log(f"building the {suite} base image with debootstrap (about a minute, once)")
+    started = time.monotonic()
+    run("debootstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES),
+        suite, str(work), debian_mirror())
+    # Smaller image: caches, lists, docs, man pages and locales are not needed.
+    for pattern in ["var/cache/apt/*.bin", "var/cache/apt/archives/*.deb", "var/lib/apt/lists/*",
+                    "usr/share/doc/*", "usr/share/man/*", "usr/share/locale/*", "usr/share/info/*"]:
+        for path in work.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    # Clonable: identity is made per host at boot or by `up`.
+    (work / "etc/machine-id").write_text("")
+    with contextlib.suppress(FileNotFoundError):
+        (work / "var/lib/dbus/machine-id").unlink()
+    for key in (work / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    for unit in MASKED_UNITS:
+        link = work / "etc/systemd/system" / unit
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        link.symlink_to("/dev/null")
+    wants = work / "etc/systemd/system/multi-user.target.wants/ssh.service"
+    if not wants.is_symlink():  # absolute link: exists() would look outside the image
+        wants.parent.mkdir(parents=True, exist_ok=True)
+        wants.symlink_to("/lib/systemd/system/ssh.service")
+    (work / "etc/ssh/sshd_config.d/fleet.conf").write_text(
+        "# Throwaway test host: key-only logins.\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n"
+    )
+    tmp = tarball.with_suffix(".tmp")
+    with open(tmp, "wb") as out:
+        tar = subprocess.Popen(["tar", "-C", str(work), "--numeric-owner", "-cf", "-", "."],
+                               stdout=subprocess.PIPE)
+        zstd = subprocess.run(["zstd", "-q", "-3", "-T0"], stdin=tar.stdout, stdout=out)
+        tar.wait()
+    if tar.returncode or zstd.returncode:
+        tmp.unlink(missing_ok=True)
+        raise FleetError("packing the base image failed: is zstd installed? (`make deps`)")
+    tmp.rename(tarball)
+    shutil.rmtree(work)
+    log(f"base image {tarball.name} built in {time.monotonic() - started:.0f} s")
+
+
+def base_root(suite: str) -> Path:
+    """The unpacked base image for `suite`, built or unpacked from cache on first use."""
+    if suite not in SUITES:
+        raise FleetError(f"unknown Debian suite {suite!r}: use one of {', '.join(SUITES)}")
+    key = image_key(suite)
+    root = BASE_DIR / key
+    if (root / "etc/os-release").exists():
+        return root
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tarball = CACHE_DIR / f"base-{key}.tar.zst"
+    if not tarball.exists():
+        build_image(suite, tarball)
+    tmp = BASE_DIR / f".unpack-{key}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    zstd = subprocess.Popen(["zstd", "-q", "-d", "-c", str(tarball)], stdout=subprocess.PIPE)
+    untar = subprocess.run(["tar", "-C", str(tmp), "--numeric-owner", "-xf", "-"], stdin=zstd.stdout)
+    zstd.wait()
+    if zstd.returncode or untar.returncode:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FleetError(f"unpacking {tarball} failed: delete it and run `make fleet-up` again")
+    tmp.rename(root)
+    return root
+
+
+# --- state ------------------------------------------------------------------------
+
+
+def fleet_dir(name: str) -> Path:
+    return STATE_DIR / name
+
+
+def load_state(name: str) -> dict | None:
+    path = fleet_dir(name) / "state.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def save_state(state: dict) -> None:
+    path = fleet_dir(state["name"]) / "state.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.rename(path)
+
+
+def all_states() -> list[dict]:
+    if not STATE_DIR.exists():
+        return []
+    states = []
+    for path in sorted(STATE_DIR.glob("*/state.json")):
+        with contextlib.suppress(ValueError):
+            states.append(json.loads(path.read_text()))
+    return states
+
+
+def free_indices(count: int) -> list[int]:
+    """Address indices no other fleet on this machine uses (nor any leftover veth)."""
+    used = {h["index"] for state in all_states() for h in state["hosts"]}
+    links = run("ip", "-o", "link", "show", check=False).stdout
+    free = [i for i in range(1, 255)
+            if i != SKIPPED_INDEX and i not in used and f" djf{i}@" not in links]
+    if len(free) < count:
+        raise FleetError(f"only {len(free)} free host addresses left: `make fleet-down` unused fleets")
+    return free[:count]
+
+
+def supervisor_alive(host: dict) -> bool:
+    pid_file = Path(host["dir"]) / "supervisor.pid"
+    try:
+        pid = int(pid_file.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return host["machine"].encode() in cmdline and b"djdeploy-host" in cmdline
+
+
+def group_for(position: int, count: int) -> str:
+    """Two of three default hosts are `web`, the last is `staging` (a single host is web)."""
+    return "staging" if count > 1 and position == count else "web"
+
+
+# --- one host ---------------------------------------------------------------------
+
+SUPERVISOR = r"""
+set -u
+# Own cgroups: two nspawns started from one cgroup collide on payload/supervisor.
+for root in {cgroup_roots}; do
+  mkdir -p "$root/{cgroup}" && echo $$ > "$root/{cgroup}/cgroup.procs"
+done
+echo $$ > {dir}/supervisor.pid
+while :; do
+  systemd-nspawn -b -D {root} --machine={machine} --register=no --keep-unit \
+    --network-namespace-path=/run/netns/{netns} --console=pipe --resolv-conf=off \
+    --timezone=off --link-journal=no </dev/null &
+  echo $! > {dir}/nspawn.pid
+  wait $!
+  rc=$?
+  # 133: the host rebooted itself (systemctl reboot); boot it again.
+  [ "$rc" -eq 133 ] || exit "$rc"
+  echo "fleet: {machine} rebooting"
+done
+"""
+
+
+def start_host(state: dict, host: dict, base: Path, public_key: str) -> None:
+    hdir = Path(host["dir"])
+    for sub in ("upper", "work", "root"):
+        (hdir / sub).mkdir(parents=True, exist_ok=True)
+    root = hdir / "root"
+    if not os.path.ismount(root):
+        run("mount", "-t", "overlay", "overlay", "-o",
+            f"lowerdir={base},upperdir={hdir / 'upper'},workdir={hdir / 'work'}", str(root))
+    machine = host["machine"]
+    (root / "etc/hostname").write_text(machine + "\n")
+    (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {machine}\n::1 localhost\n")
+    (root / "etc/machine-id").write_text(secrets.token_hex(16) + "\n")
+    run("ssh-keygen", "-A", "-f", str(root))
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(public_key)
+    os.chmod(ssh_dir / "authorized_keys", 0o600)
+
+    netns, veth, index = host["netns"], host["veth"], host["index"]
+    if not Path(f"/run/netns/{netns}").exists():
+        run("ip", "netns", "add", netns)
+    if run("ip", "link", "show", veth, check=False).returncode != 0:
+        run("ip", "link", "add", veth, "type", "veth", "peer", "name", "host0", "netns", netns)
+        run("ip", "addr", "add", f"169.254.{index}.1/24", "dev", veth)
+        run("ip", "link", "set", veth, "up")
+        run("ip", "-n", netns, "addr", "add", f"169.254.{index}.2/24", "dev", "host0")
+        run("ip", "-n", netns, "link", "set", "host0", "up")
+        run("ip", "-n", netns, "link", "set", "lo", "up")
+
+    script = SUPERVISOR.format(
+        cgroup_roots=" ".join(str(r) for r in CGROUP_ROOTS), cgroup=host["cgroup"],
+        dir=hdir, root=root, machine=machine, netns=netns,
+    )
+    with open(hdir / "console.log", "ab") as console:
+        subprocess.Popen(["bash", "-c", script, "djdeploy-host", machine],
+                         stdin=subprocess.DEVNULL, stdout=console, stderr=console,
+                         start_new_session=True, close_fds=True)
+
+
+def ssh(state: dict, host: dict, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ssh", "-i", state["key"], *SSH_OPTIONS, f"root@{host['address']}", command],
+        text=True, capture_output=True, timeout=timeout,
+    )
+
+
+def wait_ready(state: dict, timeout: float) -> None:
+    """Wait until every host answers SSH and its systemd has finished booting."""
+    deadline = time.monotonic() + timeout
+    pending = list(state["hosts"])
+    while pending:
+        for host in list(pending):
+            if not supervisor_alive(host):
+                tail = (Path(host["dir"]) / "console.log").read_text(errors="replace")[-400:]
+                raise FleetError(f"host {host['machine']} stopped while booting: {tail.strip()}")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                result = ssh(state, host, "systemctl is-system-running --wait", timeout=20)
+                if result.returncode == 0 or result.stdout.strip() == "degraded":
+                    if result.stdout.strip() == "degraded":
+                        failed = ssh(state, host, "systemctl --failed --no-legend --plain").stdout
+                        log(f"{host['machine']} is degraded: {failed.strip()}")
+                    pending.remove(host)
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(h["machine"] for h in pending)
+            raise FleetError(f"{names} did not answer SSH within {timeout:.0f} s: see console.log "
+                             f"under {fleet_dir(state['name'])}")
+        if pending:
+            time.sleep(0.3)
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False) -> dict:
+    with machine_lock():
+        state = load_state(name)
+        if state is not None:
+            if any(supervisor_alive(h) for h in state["hosts"]):
+                if reuse:
+                    log(f"fleet {name!r} is already running ({len(state['hosts'])} hosts): using it")
+                    return state
+                raise FleetError(f"fleet {name!r} is already running ({len(state['hosts'])} hosts): "
+                                 f"use it, or `make fleet-down FLEET={name}` first")
+            log(f"clearing stale fleet {name!r} left by a stopped session")
+            teardown(state)
+        if count < 1:
+            raise FleetError("HOSTS must be at least 1")
+        started = time.monotonic()
+        base = base_root(suite)
+        fdir = fleet_dir(name)
+        fdir.mkdir(parents=True, exist_ok=True)
+        key = fdir / "id_ed25519"
+        if not key.exists():
+            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"fleet-{name}", "-f", str(key))
+        state = {"name": name, "suite": suite, "key": str(key), "hosts": []}
+        for position, index in enumerate(free_indices(count), start=1):
+            machine = f"{name}-{position}"
+            state["hosts"].append({
+                "machine": machine, "index": index, "address": f"169.254.{index}.2",
+                "group": group_for(position, count), "netns": f"djd-{machine}",
+                "veth": f"djf{index}", "cgroup": f"{CGROUP_PARENT}/{machine}",
+                "dir": str(fdir / machine),
+            })
+        save_state(state)  # before any resource exists, so a crash here leaves something to clear
+        NSPAWN_RUN.mkdir(parents=True, exist_ok=True)
+        if not os.path.ismount(NSPAWN_RUN):
+            run("mount", "-t", "tmpfs", "tmpfs", str(NSPAWN_RUN))
+        public_key = (fdir / "id_ed25519.pub").read_text()
+        for host in state["hosts"]:
+            start_host(state, host, base, public_key)
+        try:
+            wait_ready(state, timeout)
+        except FleetError:
+            teardown(state)
+            raise
+        log(f"fleet {name!r}: {count} host(s) up in {time.monotonic() - started:.1f} s")
+        return state
+
+
+def stop_host(host: dict) -> None:
+    hdir = Path(host["dir"])
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((hdir / "nspawn.pid").read_text()), signal.SIGTERM)  # clean poweroff
+    deadline = time.monotonic() + 20
+    while supervisor_alive(host) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # Whatever is left (a hung guest, or processes of a stale fleet): kill it.
+    for _ in range(50):
+        pids = []
+        for croot in CGROUP_ROOTS:
+            for procs in (croot / host["cgroup"]).glob("**/cgroup.procs"):
+                with contextlib.suppress(OSError):
+                    pids += [int(p) for p in procs.read_text().split()]
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+def remove_cgroup(path: Path) -> None:
+    if not path.is_dir():
+        return
+    for child in sorted((p for p in path.iterdir() if p.is_dir()), reverse=True):
+        remove_cgroup(child)
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+def teardown(state: dict) -> None:
+    for host in state["hosts"]:
+        stop_host(host)
+    for host in state["hosts"]:
+        root = Path(host["dir"]) / "root"
+        if os.path.ismount(root):
+            run("umount", str(root), check=False)
+            if os.path.ismount(root):
+                run("umount", "-l", str(root), check=False)
+        if Path(f"/run/netns/{host['netns']}").exists():
+            run("ip", "netns", "del", host["netns"], check=False)
+        run("ip", "link", "del", host["veth"], check=False)
+        for croot in CGROUP_ROOTS:
+            remove_cgroup(croot / host["cgroup"])
+    shutil.rmtree(fleet_dir(state["name"]), ignore_errors=True)
+    if not all_states():
+        for croot in CGROUP_ROOTS:
+            remove_cgroup(croot / CGROUP_PARENT)
+        if os.path.ismount(NSPAWN_RUN):
+            run("umount", str(NSPAWN_RUN), check=False)
+
+
+def down(names: list[str]) -> None:
+    with machine_lock():
+        for name in names:
+            state = load_state(name)
+            if state is None:
+                log(f"no fleet {name!r} on this machine: nothing to remove")
+                continue
+            started = time.monotonic()
+            teardown(state)
+            log(f"fleet {name!r} removed in {time.monotonic() - started:.1f} s")
+
+
+def status(name: str) -> int:
+    state = load_state(name)
+    if state is None:
+        print(f"no fleet {name!r} on this machine")
+        return 1
+    for host in state["hosts"]:
+        alive = "running" if supervisor_alive(host) else "stopped (stale: `make fleet-down`)"
+        print(f"{host['machine']:12} {host['address']:16} {host['group']:8} {alive}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m djdeploy.fleet", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="boot a fleet and wait until every host answers SSH")
+    p_up.add_argument("--name", default="demo")
+    p_up.add_argument("--hosts", type=int, default=3)
+    p_up.add_argument("--suite", default="bookworm", help="Debian suite: bookworm (12) or trixie (13)")
+    p_up.add_argument("--timeout", type=float, default=120)
+    p_up.add_argument("--reuse", action="store_true", help="a running fleet of that name is fine")
+    p_down = sub.add_parser("down", help="remove a fleet: processes, mounts, namespaces, cgroups")
+    p_down.add_argument("--name", default="demo")
+    p_down.add_argument("--all", action="store_true", help="every fleet on this machine")
+    p_down.add_argument("--stale", action="store_true",
+                        help="every fleet whose processes are gone (left by a stopped session)")
+    p_status = sub.add_parser("status", help="list a fleet's hosts")
+    p_status.add_argument("--name", default="demo")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("fleet: must run as root (it mounts, boots containers and makes network namespaces)",
+              file=sys.stderr)
+        return 1
+    try:
+        if args.command == "up":
+            up(args.name, args.hosts, args.suite, args.timeout, args.reuse)
+        elif args.command == "down" and args.all:
+            down([state["name"] for state in all_states()])
+        elif args.command == "down" and args.stale:
+            down([state["name"] for state in all_states()
+                  if not any(supervisor_alive(h) for h in state["hosts"])])
+        elif args.command == "down":
+            down([args.name])
+        else:
+            return status(args.name)
+    except FleetError as error:
+        log(str(error))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

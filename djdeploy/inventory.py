@@ -1,0 +1,113 @@
+"""Where the deploy goes: your servers (servers.toml) or else the local fleet.
+
+servers.toml (untracked; path also from $DJDEPLOY_SERVERS) lists hosts per group and
+how to reach them over SSH:
+
+    [ssh]
+    user = "deploy"              # optional, default: your SSH config / current user
+    key = "~/.ssh/id_ed25519"    # optional
+    port = 22                    # optional
+
+    [web]
+    hosts = ["app1.example.com", "app2.example.com"]
+
+    [staging]
+    hosts = ["staging.example.com"]
+
+Without it, the local fleet named $DJDEPLOY_FLEET (default "demo") is the target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+from djdeploy.fleet import STATE_DIR, supervisor_alive
+
+SSH_KEYS = {"user": ("ssh_user", str), "key": ("ssh_key", str), "port": ("ssh_port", int)}
+
+
+class InventoryError(Exception):
+    """The inventory cannot be built: one line for the user."""
+
+
+def known_groups(group_data: Path) -> list[str]:
+    return sorted(p.stem for p in group_data.glob("*.py") if p.stem not in ("all", "inventory"))
+
+
+def from_servers_file(path: Path, groups: list[str]) -> dict[str, list]:
+    try:
+        config = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise InventoryError(f"{path}: cannot read it: {error}") from None
+    ssh = config.pop("ssh", {})
+    ssh_data = {}
+    for key, value in ssh.items():
+        if key not in SSH_KEYS:
+            raise InventoryError(f"{path}: unknown [ssh] key {key!r}: use {', '.join(SSH_KEYS)}")
+        name, kind = SSH_KEYS[key]
+        if not isinstance(value, kind):
+            raise InventoryError(f"{path}: [ssh] {key} must be a {kind.__name__}")
+        ssh_data[name] = os.path.expanduser(value) if key == "key" else value
+    if "ssh_key" in ssh_data and not Path(ssh_data["ssh_key"]).is_file():
+        raise InventoryError(f"{path}: [ssh] key {ssh_data['ssh_key']} does not exist: "
+                             "create it (ssh-keygen) or fix the path")
+    inventory = {}
+    for group, body in config.items():
+        if group not in groups:
+            raise InventoryError(f"{path}: unknown group [{group}]: the groups are "
+                                 f"{', '.join(groups)} (one group_data/<group>.py each)")
+        hosts = body.get("hosts") if isinstance(body, dict) else None
+        if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
+            raise InventoryError(f"{path}: [{group}] needs hosts = [\"name\", ...]")
+        inventory[group] = [(name, dict(ssh_data)) for name in hosts]
+    if not inventory:
+        raise InventoryError(f"{path}: no hosts: add a [web] section with hosts = [...]")
+    return inventory
+
+
+def from_fleet(name: str, groups: list[str]) -> dict[str, list] | None:
+    state_file = STATE_DIR / name / "state.json"
+    if not state_file.exists():
+        return None
+    state = json.loads(state_file.read_text())
+    if not any(supervisor_alive(h) for h in state["hosts"]):
+        raise InventoryError(f"the local fleet {name!r} is stopped (left by an ended session): "
+                             "run `make fleet-down fleet-up` to start it again")
+    inventory: dict[str, list] = {}
+    for h in state["hosts"]:
+        if h["group"] not in groups:
+            raise InventoryError(f"fleet {name!r}: host {h['machine']} is in unknown group {h['group']!r}")
+        data = {
+            "ssh_user": "root", "ssh_key": state["key"],
+            # Fleet hosts get new host keys at every boot: nothing to pin. Real servers
+            # keep pyinfra's default (accept-new).
+            "ssh_strict_host_key_checking": "off", "ssh_known_hosts_file": "/dev/null",
+            "fleet_machine": h["machine"],
+        }
+        inventory.setdefault(h["group"], []).append((h["address"], data))
+    return inventory
+
+
+def load(project_dir: Path) -> dict[str, list]:
+    """Host lists per group for inventory.py; exits with one line when there are none."""
+    groups = known_groups(project_dir / "group_data")
+    servers = Path(os.environ.get("DJDEPLOY_SERVERS", project_dir / "servers.toml"))
+    fleet = os.environ.get("DJDEPLOY_FLEET", "demo")
+    try:
+        if servers.exists():
+            return from_servers_file(servers, groups)
+        if "DJDEPLOY_SERVERS" in os.environ:
+            raise InventoryError(f"DJDEPLOY_SERVERS={servers}: no such file")
+        found = from_fleet(fleet, groups)
+        if found is None:
+            raise InventoryError(
+                f"no servers to deploy to: write {servers.name} (see README, 'Your own servers') "
+                f"or start the local fleet with `make fleet-up`")
+        return found
+    except InventoryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
