@@ -11,9 +11,10 @@ from pyinfra.operations.util import any_changed
 
 from djdeploy import build, operations
 from djdeploy.facts import HostPython
-from djdeploy.settings import app_settings
+from djdeploy.settings import app_settings, preflight
 
-s = app_settings(host)  # this host's checked data (group_data/, --data)
+preflight(host.state)  # every host reachable and its data valid, or nothing changes anywhere
+s = app_settings(host)  # this host's settings, from group_data/ and --data
 
 # The app runs as its own system user, without a login shell.
 server.group(name="App group", group=s.group, system=True)
@@ -50,6 +51,11 @@ run = files.template(
     mode="0750", s=s,
 )
 
+gunicorn = files.put(
+    name="gunicorn settings", src="files/gunicorn.conf.py", dest=s.gunicorn_config,
+    user="root", group=s.group, mode="0640",
+)
+
 operations.migrations(name="Database migrations", root=s.root, code_dir=s.code_dir, user=s.user)
 
 # The systemd unit.
@@ -61,6 +67,6 @@ systemd.daemon_reload(name="Reload systemd", _if=unit.did_change)
 # Restart only when something the service runs changed; then enabled and running.
 systemd.service(
     name="Restart the app", service=s.unit, running=None, restarted=True,
-    _if=any_changed(packages, code, env, key, run, unit),
+    _if=any_changed(packages, code, env, key, run, gunicorn, unit),
 )
 systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True)

@@ -239,7 +239,6 @@ set -u
 for root in {cgroup_roots}; do
   mkdir -p "$root/{cgroup}" && echo $$ > "$root/{cgroup}/cgroup.procs"
 done
-echo $$ > {dir}/supervisor.pid
 while :; do
   systemd-nspawn -b -D {root} --machine={machine} --register=no --keep-unit \
     --network-namespace-path=/run/netns/{netns} --console=pipe --resolv-conf=off \
@@ -288,9 +287,13 @@ def start_host(state: dict, host: dict, base: Path, public_key: str) -> None:
         dir=hdir, root=root, machine=machine, netns=netns,
     )
     with open(hdir / "console.log", "ab") as console:
-        subprocess.Popen(["bash", "-c", script, "djdeploy-host", machine],
-                         stdin=subprocess.DEVNULL, stdout=console, stderr=console,
-                         start_new_session=True, close_fds=True)
+        supervisor = subprocess.Popen(["bash", "-c", script, "djdeploy-host", machine],
+                                      stdin=subprocess.DEVNULL, stdout=console, stderr=console,
+                                      start_new_session=True, close_fds=True)
+    (hdir / "supervisor.pid").write_text(f"{supervisor.pid}\n")
+    deadline = time.monotonic() + 5  # its /proc cmdline reads empty for a moment after fork
+    while not supervisor_alive(host) and supervisor.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def ssh(state: dict, host: dict, command: str, timeout: float = 30) -> subprocess.CompletedProcess:

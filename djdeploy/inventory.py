@@ -7,6 +7,8 @@ how to reach them over SSH:
     user = "deploy"              # optional, default: your SSH config / current user
     key = "~/.ssh/id_ed25519"    # optional
     port = 22                    # optional
+    known_hosts_file = "..."     # optional, default ~/.ssh/known_hosts
+    strict_host_key_checking = "accept-new"  # optional: yes, accept-new (default) or off
 
     [web]
     hosts = ["app1.example.com", "app2.example.com"]
@@ -20,6 +22,7 @@ Without it, the local fleet named $DJDEPLOY_FLEET (default "demo") is the target
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tomllib
@@ -27,7 +30,13 @@ from pathlib import Path
 
 from djdeploy.fleet import STATE_DIR, supervisor_alive
 
-SSH_KEYS = {"user": ("ssh_user", str), "key": ("ssh_key", str), "port": ("ssh_port", int)}
+SSH_KEYS = {
+    "user": ("ssh_user", str),
+    "key": ("ssh_key", str),
+    "port": ("ssh_port", int),
+    "known_hosts_file": ("ssh_known_hosts_file", str),
+    "strict_host_key_checking": ("ssh_strict_host_key_checking", str),
+}
 
 
 class InventoryError(Exception):
@@ -74,6 +83,9 @@ def from_fleet(name: str, groups: list[str]) -> dict[str, list] | None:
     if not state_file.exists():
         return None
     state = json.loads(state_file.read_text())
+    if not Path(state["key"]).is_file():
+        raise InventoryError(f"the local fleet's SSH key {state['key']} is gone: run "
+                             "`make fleet-down fleet-up` to start the fleet again")
     if not any(supervisor_alive(h) for h in state["hosts"]):
         raise InventoryError(f"the local fleet {name!r} is stopped (left by an ended session): "
                              "run `make fleet-down fleet-up` to start it again")
@@ -111,3 +123,7 @@ def load(project_dir: Path) -> dict[str, list]:
     except InventoryError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+# paramiko logs a traceback for a failed handshake; pyinfra's one line per host says it.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)

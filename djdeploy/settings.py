@@ -6,6 +6,7 @@ data into an `AppSettings`, or stops the run with one line saying what is wrong.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -84,6 +85,10 @@ class AppSettings:
         return f"{self.root}/secret_key"
 
     @property
+    def gunicorn_config(self) -> str:
+        return f"{self.root}/gunicorn.conf.py"
+
+    @property
     def unit(self) -> str:
         return f"{self.project}.service"
 
@@ -111,17 +116,54 @@ def _value(data, key):
     return DEFAULTS[key] if value is None else value
 
 
+def fail(lines: list[str]) -> None:
+    """Print each problem on one line and stop the whole run, before any host changed.
+
+    os._exit: pyinfra prepares hosts in greenlets, where SystemExit ends in a traceback.
+    """
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(1)
+
+
+_checked: set[int] = set()
+
+
+def preflight(state) -> None:
+    """Once per run: every host answered SSH and every host's data is valid.
+
+    pyinfra would go on with the hosts it reached; a fleet half on the new version is
+    worse than a deploy that waits until every host answers. All problems are listed.
+    """
+    if id(state) in _checked:
+        return
+    _checked.add(id(state))
+    problems = [f"cannot reach {h.name} over SSH (reason above): check its address, port, user "
+                "and key, or remove it from the inventory; no host was changed"
+                for h in sorted(state.failed_hosts, key=lambda h: h.name)]
+    for other in state.inventory:
+        if other not in state.failed_hosts:
+            try:
+                parse(other.name, other.data, other.groups)
+            except DataError as error:
+                problems.append(str(error))
+    if problems:
+        fail(problems)
+
+
 def app_settings(host) -> AppSettings:
-    """Check a host's data and derive its settings; exit with one line if it is wrong."""
+    """This host's settings, from data that `preflight` checked."""
     try:
         return parse(host.name, host.data, host.groups)
     except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+        fail([str(error)])
 
 
 def parse(host_name: str, data, groups=()) -> AppSettings:
-    where = f"host {host_name}" + (f" (groups: {', '.join(groups)})" if groups else "")
+    shown = [g for g in groups if g != "inventory"]  # pyinfra's group for the file itself
+    where = f"host {host_name}" + (f" (group {', '.join(shown)})" if shown else "")
     for key in REQUIRED:
         if data.get(key, None) is None:
             raise DataError(f"{where}: missing required data key {key!r}: set it in "

@@ -1,0 +1,125 @@
+"""Shared helpers: the test fleet (booted once per session) and pyinfra runs against it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PYINFRA = str(Path(sys.executable).parent / "pyinfra")
+TEST_FLEET = "test"  # distinct from the demo fleet's name, so its addresses differ too
+PROJECT = "my_awesome_project"
+PROJECT_FILES = ["deploy.py", "inventory.py", "group_data", "templates", "files", "app"]
+
+
+def run_pyinfra(*args, fleet=TEST_FLEET, cwd=ROOT, env=None, deploy="deploy.py", timeout=600):
+    """`pyinfra inventory.py <deploy> ARGS` as a user runs it; its output (both streams, as a
+    user sees them) is in .stdout."""
+    environ = dict(os.environ, DJDEPLOY_FLEET=fleet, **(env or {}))
+    environ.pop("DJDEPLOY_SERVERS", None) if "DJDEPLOY_SERVERS" not in (env or {}) else None
+    return subprocess.run([PYINFRA, "inventory.py", deploy, *args], cwd=cwd, env=environ,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def results(output: str) -> dict[str, dict[str, int]]:
+    """pyinfra's own Results table: operation name -> hosts, changed, error, no_change."""
+    table = output.split("--> Results:", 1)
+    assert len(table) == 2, f"no Results table in pyinfra output:\n{output[-3000:]}"
+    rows = {}
+    for line in table[1].splitlines()[2:]:
+        parts = line.split()
+        if len(parts) < 5 or not all(re.fullmatch(r"\d+|-", p) for p in parts[-4:]):
+            break
+        numbers = [0 if p == "-" else int(p) for p in parts[-4:]]
+        rows[" ".join(parts[:-4])] = dict(zip(["hosts", "changed", "error", "no_change"], numbers))
+    return rows
+
+
+def http_get(url: str, timeout: float = 5) -> tuple[int | None, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except OSError as error:
+        return None, str(error)
+
+
+def wait_http_200(url: str, timeout: float = 90) -> tuple[int | None, str]:
+    deadline = time.monotonic() + timeout
+    status, body = http_get(url)
+    while status != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status, body = http_get(url)
+    return status, body
+
+
+class Fleet:
+    """The test fleet's hosts, reached over SSH with the fleet's key."""
+
+    def __init__(self, state: dict):
+        self.state = state
+        self.hosts = state["hosts"]
+
+    def by_group(self, group: str) -> list[dict]:
+        return [h for h in self.hosts if h["group"] == group]
+
+    def ssh(self, host: dict, command: str, check: bool = True, timeout: float = 60):
+        from djdeploy.fleet import ssh
+
+        result = ssh(self.state, host, command, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{host['machine']}: `{command}` exited {result.returncode}: "
+                                 f"{result.stderr.strip()}")
+        return result
+
+    def fingerprint(self, host: dict) -> str:
+        """Everything the deploy manages on a host: paths, sizes, times, modes, owners."""
+        return self.ssh(host, "find /srv /etc/systemd/system -xdev -printf '%p %s %T@ %m %u %g\\n' "
+                              "| sort | sha256sum").stdout
+
+
+@pytest.fixture(scope="session")
+def fleet():
+    """Three hosts (two web, one staging), booted once for every test that shares them."""
+    from djdeploy import fleet as fleet_tool
+
+    if os.geteuid() != 0 or shutil.which("systemd-nspawn") is None:
+        pytest.fail("the fleet tests need root and systemd-nspawn: run `make test` as root")
+    state = fleet_tool.up(TEST_FLEET, 3, "bookworm", timeout=180)
+    try:
+        yield Fleet(state)
+    finally:
+        fleet_tool.down([TEST_FLEET])
+
+
+@pytest.fixture(scope="session")
+def deployed(fleet):
+    """The fleet after one full deploy; the first deploy's output for tests that read it."""
+    started = time.monotonic()
+    result = run_pyinfra("-y")
+    assert result.returncode == 0, result.stdout[-4000:]
+    print(f"\nfirst deploy of {len(fleet.hosts)} hosts: {time.monotonic() - started:.1f} s")
+    return result
+
+
+@pytest.fixture
+def project_copy(tmp_path):
+    """A copy of the project's deploy files, to change without touching the checkout."""
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, tmp_path / name)
+    return tmp_path

@@ -1,0 +1,72 @@
+"""Group data resolves per group, and bad data is refused with one clear line."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from djdeploy.settings import DEFAULTS, DataError, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def inventory(monkeypatch):
+    from pyinfra.api import State
+    from pyinfra.context import ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    monkeypatch.chdir(ROOT)
+    ctx_state.set(State())
+    return make_inventory("tests/fake_inventory.py", cwd=str(ROOT))
+
+
+def test_each_group_gets_its_own_user_and_port(inventory):
+    settings = {host.name: parse(host.name, host.data, host.groups) for host in inventory}
+    assert {name: (s.user, s.port) for name, s in settings.items()} == {
+        "@fake/web-1": ("web", 80),
+        "@fake/web-2": ("web", 80),
+        "@fake/staging-1": ("staging", 8080),
+    }
+    # all.py applies to every group.
+    assert {s.project for s in settings.values()} == {"my_awesome_project"}
+    assert {s.root for s in settings.values()} == {"/srv/my_awesome_project"}
+
+
+def test_group_data_is_data_only():
+    for path in (ROOT / "group_data").glob("*.py"):
+        for line in path.read_text().splitlines():
+            code = line.split("#", 1)[0].strip()
+            assert not code or "=" in code and not code.startswith(("def ", "import ", "from ")), \
+                f"{path.name}: {line!r} is not a plain assignment"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"port": 80}, "missing required data key 'app_user'"),
+    ({"app_user": "web"}, "missing required data key 'port'"),
+    ({"app_user": "web", "port": 0}, "port 0 must be a whole number from 1 to 65535"),
+    ({"app_user": "web", "port": "80"}, "port '80' must be a whole number"),
+    ({"app_user": "root", "port": 80}, "app_user 'root' must be a lower-case system name, not root"),
+    ({"app_user": "Web User", "port": 80}, "app_user 'Web User'"),
+    ({"app_user": "web", "port": 80, "project": "../etc"}, "project '../etc' is not a safe"),
+    ({"app_user": "web", "port": 80, "app_path": "nowhere"}, "app_path 'nowhere' holds no manage.py"),
+    ({"app_user": "web", "port": 80, "requirements": "nope.txt"}, "requirements file 'nope.txt'"),
+    ({"app_user": "web", "port": 80, "app_env": {"A B": "x"}}, "app_env key 'A B'"),
+    ({"app_user": "web", "port": 80, "app_env": {"A": "x y"}}, "app_env A has characters"),
+])
+def test_bad_data_gets_one_line_naming_host_and_key(data, message, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(DataError) as error:
+        parse("app1", data, ["web"])
+    text = str(error.value)
+    assert message in text
+    assert text.startswith("host app1 (group web): ")
+    assert "\n" not in text
+
+
+def test_every_default_is_documented_in_one_place():
+    assert set(DEFAULTS) >= {"project", "app_path", "requirements", "wsgi_module",
+                             "settings_module", "app_env", "app_user", "port"}
+    all_py = (ROOT / "group_data" / "all.py").read_text()
+    assert "djdeploy.settings.DEFAULTS" in all_py
+    assert os.path.exists(ROOT / DEFAULTS["requirements"])

@@ -1,0 +1,120 @@
+"""The deploy on real hosts: what a user checks after `pyinfra inventory.py deploy.py`."""
+
+import json
+import re
+import time
+
+from conftest import PROJECT, http_get, results, run_pyinfra, wait_http_200
+
+PORTS = {"web": 80, "staging": 8080}
+USERS = {"web": "web", "staging": "staging"}
+
+
+def test_every_host_answers_200_from_the_controller(fleet, deployed):
+    for host in fleet.hosts:
+        base = f"http://{host['address']}:{PORTS[host['group']]}"
+        status, body = http_get(base + "/")
+        assert status == 200, (host["machine"], body[:300])
+        assert f"Hello from {host['machine']}" in body
+        status, body = http_get(base + "/healthz")
+        assert status == 200, (host["machine"], body[:300])
+        health = json.loads(body)
+        assert health["status"] == "ok" and health["migrations"] > 0  # it read the database
+
+
+def test_unit_is_active_and_enabled(fleet, deployed):
+    for host in fleet.hosts:
+        out = fleet.ssh(host, f"systemctl is-active {PROJECT}; systemctl is-enabled {PROJECT}").stdout
+        assert out.split() == ["active", "enabled"], host["machine"]
+
+
+def test_gunicorn_runs_as_the_groups_user_never_root(fleet, deployed):
+    for host in fleet.hosts:
+        out = fleet.ssh(host, "ps -eo user:20,args | grep '[b]in/gunicorn'").stdout
+        owners = [line.split()[0] for line in out.splitlines()]
+        assert len(owners) == 3, out  # the master and 2 workers
+        assert set(owners) == {USERS[host["group"]]}, (host["machine"], out)
+
+
+def test_files_have_the_owners_and_modes_the_deploy_sets(fleet, deployed):
+    host = fleet.by_group("web")[0]
+    out = fleet.ssh(host, f"cd /srv/{PROJECT} && stat -c '%n %U %G %a' . .env run secret_key data src venv "
+                          f"/etc/systemd/system/{PROJECT}.service").stdout
+    modes = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
+    assert modes["."] == ["root", "web", "750"]
+    assert modes[".env"] == ["root", "web", "640"]
+    assert modes["run"] == ["root", "web", "750"]
+    assert modes["secret_key"] == ["root", "web", "640"]
+    assert modes["data"] == ["web", "web", "750"]
+    assert modes["src"][:2] == ["root", "root"] and modes["venv"][:2] == ["root", "root"]
+    assert modes[f"/etc/systemd/system/{PROJECT}.service"] == ["root", "root", "644"]
+    shell = fleet.ssh(host, "getent passwd web | cut -d: -f7").stdout.strip()
+    assert shell == "/usr/sbin/nologin"
+
+
+def test_journal_shows_gunicorn_starting(fleet, deployed):
+    for host in fleet.hosts:
+        log = fleet.ssh(host, f"journalctl -u {PROJECT} --no-pager -o cat").stdout
+        assert "Starting gunicorn" in log, host["machine"]
+        assert f"Listening at: http://0.0.0.0:{PORTS[host['group']]}" in log
+
+
+def test_second_deploy_changes_nothing(fleet, deployed):
+    started = time.monotonic()
+    result = run_pyinfra("-y")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-3000:]
+    rows = results(result.stdout)
+    changed = {name: row["changed"] for name, row in rows.items() if row["changed"]}
+    assert changed == {}, changed
+    assert rows["Grand total"]["error"] == 0
+    assert rows["Enable and start the app"]["hosts"] == 3
+    print(f"\nno-op redeploy of 3 hosts: {elapsed:.1f} s")
+
+
+def test_dry_run_shows_a_template_change_and_changes_nothing(fleet, deployed, project_copy):
+    run_template = project_copy / "templates" / "run.j2"
+    run_template.write_text(run_template.read_text() + "# reviewed by the dry-run test\n")
+    web = fleet.by_group("web")[0]
+    before = fleet.fingerprint(web)
+    run_before = fleet.ssh(web, f"sha256sum /srv/{PROJECT}/run").stdout
+
+    result = run_pyinfra("--dry", "--diff", cwd=project_copy)
+    assert result.returncode == 0, result.stdout[-3000:]
+    out = result.stdout
+    assert re.search(rf"\[{web['address']}\] Will modify /srv/{PROJECT}/run$", out, re.M), out[-3000:]
+    assert re.search(r"^\s*\+ # reviewed by the dry-run test$", out, re.M), out[-3000:]
+    # Every host's run script would change, so each would restart (after the change).
+    assert re.search(r"^\s*run script\s+3 \(", out, re.M), out[-3000:]
+    assert re.search(r"^\s*Restart the app\s+-\s+3 \(", out, re.M), out[-3000:]
+    assert re.search(r"^\s*App code\s+-\s+-\s*$", out, re.M), out[-3000:]
+
+    assert fleet.ssh(web, f"sha256sum /srv/{PROJECT}/run").stdout == run_before
+    assert "reviewed by the dry-run test" not in fleet.ssh(web, f"cat /srv/{PROJECT}/run").stdout
+    assert fleet.fingerprint(web) == before
+
+
+def test_a_hand_edited_file_is_put_back(fleet, deployed):
+    web = fleet.by_group("web")[1]
+    fleet.ssh(web, f"echo '# edited by hand' >> /srv/{PROJECT}/src/project/urls.py")
+    result = run_pyinfra("-y", "--limit", web["address"])
+    assert result.returncode == 0, result.stdout[-3000:]
+    rows = results(result.stdout)
+    assert rows["App code"]["changed"] == 1 and rows["Restart the app"]["changed"] == 1
+    assert "edited by hand" not in fleet.ssh(web, f"cat /srv/{PROJECT}/src/project/urls.py").stdout
+    assert wait_http_200(f"http://{web['address']}/healthz")[0] == 200
+
+
+def test_a_host_rebooted_from_inside_serves_again(fleet, deployed):
+    staging = fleet.by_group("staging")[0]
+    boot_id = fleet.ssh(staging, "cat /proc/sys/kernel/random/boot_id").stdout
+    fleet.ssh(staging, "systemctl reboot", check=False)
+    url = f"http://{staging['address']}:8080/healthz"
+    deadline = time.monotonic() + 60
+    while http_get(url, timeout=2)[0] == 200 and time.monotonic() < deadline:
+        time.sleep(0.2)  # wait for it to go down first
+    status, body = wait_http_200(url, timeout=120)
+    assert status == 200, body
+    # A real reboot: systemd started again and brought the enabled unit up by itself.
+    assert fleet.ssh(staging, "cat /proc/sys/kernel/random/boot_id").stdout != boot_id
+    assert fleet.ssh(staging, f"systemctl is-active {PROJECT}").stdout.strip() == "active"

@@ -1,0 +1,46 @@
+"""A second, differently laid-out Django project, deployed by data alone (no code edits)."""
+
+import json
+
+from conftest import http_get, results, run_pyinfra, wait_http_200
+
+SHOP_DATA = {
+    "project": "shop",
+    "app_path": "tests/otherapp/src",
+    "requirements": "tests/otherapp/requirements/production.txt",
+    "wsgi_module": "shop.serve:app",
+    "settings_module": "shop.conf.production",
+    "app_user": "shop",
+    "port": 8001,
+    "app_env": {"SHOP_GREETING": "hello-from-data"},
+}
+
+
+def data_args(data):
+    args = []
+    for key, value in data.items():
+        args += ["--data", f"{key}={json.dumps(value) if isinstance(value, dict) else value}"]
+    return args
+
+
+def test_second_project_deploys_beside_the_first_by_data_alone(fleet, deployed):
+    host = fleet.by_group("staging")[0]
+    result = run_pyinfra("-y", "--limit", host["address"], *data_args(SHOP_DATA))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stdout[-3000:]
+
+    status, body = wait_http_200(f"http://{host['address']}:8001/up")
+    assert status == 200, body
+    assert http_get(f"http://{host['address']}:8001/") == (200, "shop says hello-from-data")
+    # The first project still serves, untouched, on the same host.
+    assert http_get(f"http://{host['address']}:8080/healthz")[0] == 200
+
+    out = fleet.ssh(host, "systemctl is-active shop; ps -eo user:20,args | grep '[s]hop.serve:app'").stdout
+    assert out.splitlines()[0] == "active"
+    assert {line.split()[0] for line in out.splitlines()[1:]} == {"shop"}
+    env = fleet.ssh(host, "cat /srv/shop/.env").stdout
+    assert "DJANGO_SETTINGS_MODULE=shop.conf.production" in env
+    assert "SHOP_GREETING=hello-from-data" in env
+
+    again = run_pyinfra("-y", "--limit", host["address"], *data_args(SHOP_DATA))
+    assert again.returncode == 0
+    assert results(again.stdout)["Grand total"]["changed"] == 0

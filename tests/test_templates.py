@@ -1,0 +1,79 @@
+"""The templates render to the seed's shapes (no hosts needed)."""
+
+import re
+from pathlib import Path
+
+import pytest
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from djdeploy.settings import parse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def settings(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    data = {"app_user": "web", "port": 80, "app_env": {"SENTRY_ENVIRONMENT": "production"}}
+    return parse("app1.example.com", data, ["web"])
+
+
+def render(name, s):
+    # pyinfra renders templates with Jinja2 and StrictUndefined too.
+    env = Environment(loader=FileSystemLoader(ROOT / "templates"), undefined=StrictUndefined,
+                      keep_trailing_newline=True)
+    return env.get_template(name).render(s=s)
+
+
+def lines(text):
+    return [line for line in text.splitlines() if line and not line.lstrip().startswith("#")]
+
+
+def test_run_script_has_the_seeds_shape(settings):
+    text = render("run.j2", settings)
+    body = lines(text)
+    assert text.startswith("#! /bin/bash\n")
+    # Load .env with export on, then exec gunicorn from the virtualenv: the seed's order.
+    assert body[0] == "set -a"
+    assert body[1].startswith("source /srv/my_awesome_project/.env")
+    assert body[2] == "set +a"
+    assert body[-2].startswith("exec $VIRTUAL_ENV/bin/gunicorn ")
+    assert "--bind 0.0.0.0:$PORT" in body[-2]
+    assert body[-1].split()[-1] == "project.wsgi"
+    assert "--workers 2" in body[-1]
+
+
+def test_unit_has_the_seeds_directives(settings):
+    text = render("app.service.j2", settings)
+    sections = {}
+    current = None
+    for line in lines(text):
+        if line.startswith("["):
+            current = line
+            sections[current] = {}
+        else:
+            key, _, value = line.partition("=")
+            sections[current][key] = value
+    assert list(sections) == ["[Unit]", "[Service]", "[Install]"]
+    assert sections["[Unit]"] == {"Description": "my_awesome_project (gunicorn)",
+                                  "After": "network.target"}
+    service = sections["[Service]"]
+    assert service["EnvironmentFile"] == "/srv/my_awesome_project/.env"
+    assert service["WorkingDirectory"] == "/srv/my_awesome_project/"
+    assert service["ExecStart"] == "/srv/my_awesome_project/run"
+    assert service["AmbientCapabilities"] == "CAP_NET_BIND_SERVICE"
+    assert service["User"] == service["Group"] == "web"
+    assert sections["[Install]"] == {"WantedBy": "multi-user.target"}
+
+
+def test_env_file_holds_the_seeds_variables_and_extras(settings):
+    text = render("env.j2", settings)
+    pairs = dict(line.split("=", 1) for line in lines(text))
+    assert pairs["VIRTUAL_ENV"] == "/srv/my_awesome_project/venv"
+    assert pairs["DJANGO_SETTINGS_MODULE"] == "project.settings"
+    assert pairs["PORT"] == "80"
+    assert pairs["DJANGO_ALLOWED_HOSTS"] == "app1.example.com,localhost,127.0.0.1"
+    assert pairs["SENTRY_ENVIRONMENT"] == "production"
+    # No secret in .env: the key lives in its own file, made on the host.
+    assert pairs["DJANGO_SECRET_KEY_FILE"] == "/srv/my_awesome_project/secret_key"
+    assert not any(re.search("SECRET_KEY=", line) for line in lines(text))
