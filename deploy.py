@@ -1,20 +1,24 @@
 """Deploy a Django project under systemd: the recipe of "Manage background processes
-with Systemd", step by step, on every host of the inventory.
+with Systemd", step by step, on every host of the inventory, as health-gated releases.
 
     pyinfra inventory.py deploy.py              # deploy
     pyinfra inventory.py deploy.py --dry --diff # show what would change first
 """
 
 from pyinfra import host
-from pyinfra.operations import files, pip, server, systemd
+from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from djdeploy import build, operations
+from djdeploy import build, lock, operations, rollout
 from djdeploy.facts import HostPython
 from djdeploy.settings import app_settings, preflight
 
 preflight(host.state)  # every host reachable and its data valid, or nothing changes anywhere
 s = app_settings(host)  # this host's settings, from group_data/ and --data
+release = build.release(s.app_path, s.requirements, *host.get_fact(HostPython))  # once per run
+
+# One deploy at a time per host: the lock is held while this run executes.
+lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
 
 # The app runs as its own system user, without a login shell.
 server.group(name="App group", group=s.group, system=True)
@@ -23,21 +27,19 @@ server.user(
     shell="/usr/sbin/nologin", home=s.root, create_home=False, ensure_home=False,
 )
 
-# /srv/<project>: root's, readable by the app; data/ is where the app writes (SQLite).
+# /srv/<project>: root's, readable by the app. shared/ outlives releases; shared/data is
+# the only place the app writes (SQLite).
 files.directory(name="Project folder", path=s.root, user="root", group=s.group, mode="0750")
+files.directory(name="Releases folder", path=s.releases_dir, user="root", group="root", mode="0755")
+files.directory(name="Shared folder", path=s.shared_dir, user="root", group=s.group, mode="0750")
 files.directory(name="Data folder", path=s.data_dir, user=s.user, group=s.group, mode="0750")
 
-# The virtualenv, filled offline from wheels built once on this controller.
-local_wheels = build.wheelhouse(s.requirements, *host.get_fact(HostPython))
-operations.wheelhouse(name="Wheelhouse", src=local_wheels, dest=s.wheels_dir)
-pip.virtualenv(name="Virtualenv", path=s.venv, python="python3", venv=True)
-packages = operations.requirements(
-    name="Requirements", venv=s.venv, wheels_dir=s.wheels_dir, src=local_wheels,
+# The virtualenv, filled offline from wheels built once on this controller; one per set
+# of requirements, so a code-only release reuses it.
+operations.wheelhouse(name="Wheelhouse", src=release.wheels, dest=s.wheels_dir)
+venv = operations.virtualenv(
+    name="Virtualenv", path=f"{s.venvs_dir}/{release.venv}", wheels_dir=s.wheels_dir, src=release.wheels,
 )
-
-# The Django project itself.
-digest, archive = build.source_archive(s.app_path)
-code = operations.source_tree(name="App code", archive=archive, digest=digest, dest=s.code_dir)
 
 # .env: VIRTUAL_ENV, DJANGO_SETTINGS_MODULE and the app's settings.
 env = files.template(
@@ -45,28 +47,39 @@ env = files.template(
 )
 key = operations.secret_key(name="Secret key", path=s.secret_key_file, group=s.group)
 
-# The run script: load .env, exec gunicorn from the virtualenv.
+# The run script: load .env, exec gunicorn from the virtualenv (of the current release).
 run = files.template(
     name="run script", src="templates/run.j2", dest=f"{s.root}/run", user="root", group=s.group,
     mode="0750", s=s,
 )
-
 gunicorn = files.put(
     name="gunicorn settings", src="files/gunicorn.conf.py", dest=s.gunicorn_config,
     user="root", group=s.group, mode="0640",
 )
 
-operations.migrations(name="Database migrations", root=s.root, code_dir=s.code_dir, user=s.user)
+# The release: unpacked, checked, migrated and collected before it can serve.
+files.put(name="Release tool", src="files/release.sh", dest=s.release_tool, mode="0750")
+operations.release(name="Release", s=s, release_id=release.id, archive=release.archive, venv=release.venv)
 
-# The systemd unit.
+# The systemd unit, and in socket mode the socket that holds the port across restarts.
 unit = files.template(
     name="systemd unit", src="templates/app.service.j2", dest=s.unit_file, mode="0644", s=s,
 )
-systemd.daemon_reload(name="Reload systemd", _if=unit.did_change)
-
-# Restart only when something the service runs changed; then enabled and running.
-systemd.service(
-    name="Restart the app", service=s.unit, running=None, restarted=True,
-    _if=any_changed(packages, code, env, key, run, gunicorn, unit),
+socket_unit = files.template(
+    name="systemd socket", src="templates/app.socket.j2", dest=s.socket_file, mode="0644", s=s,
+    _if=lambda: s.listen == "socket",
 )
+systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket_unit))
+listener = operations.listener(name="Listening socket", s=s)
+
+# Switch to the release in batches; restart when something the service runs changed.
+# Each switch is health-gated and reverted on failure; a failed batch stops the rest.
+for number, batch in enumerate(rollout.batches([h.name for h in host.state.inventory], s.batch), 1):
+    operations.current_release(
+        name=f"Switch batch {number}", s=s, release_id=release.id, batch=batch,
+        restart_if=rollout.changed(venv, env, key, run, gunicorn, unit, listener),
+        _if=rollout.nothing_failed(host.state),
+    )
+
 systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True)
+operations.releases_pruned(name="Old releases", s=s, keep=s.keep_releases)

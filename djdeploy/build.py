@@ -67,7 +67,7 @@ def source_files(app_path: Path) -> list[str]:
 
 
 def tree_hash(app_path: Path) -> str:
-    """The hash the host computes of a tree (see facts.TreeHash): same files, same hash."""
+    """sha256 of the project's files, their paths and contents: same files, same hash."""
     listing = "".join(f"{sha256_file(app_path / rel)}  ./{rel}\n" for rel in source_files(app_path))
     return hashlib.sha256(listing.encode()).hexdigest()
 
@@ -132,3 +132,32 @@ def wheelhouse(requirements: Path, python: str, machine: str) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
+
+
+class Release(tuple):
+    """What one deploy ships: (id, code archive, wheelhouse, virtualenv key)."""
+
+    __slots__ = ()
+
+    def __new__(cls, release_id, archive, wheels, venv):
+        return super().__new__(cls, (release_id, archive, wheels, venv))
+
+    id = property(lambda self: self[0])
+    archive = property(lambda self: self[1])
+    wheels = property(lambda self: self[2])
+    venv = property(lambda self: self[3])
+
+
+def release(app_path: Path, requirements: Path, python: str, machine: str) -> Release:
+    """The release of this code and these locked requirements, built once per run.
+
+    Its id is a hash of its content: the same code and requirements give the same id on
+    every run and every host. The virtualenv key depends on the requirements (and the
+    hosts' Python) only, so a code-only change reuses the virtualenv.
+    """
+    digest, archive = source_archive(app_path)
+    requirements_hash = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    release_id = hashlib.sha256(f"{digest}\n{requirements_hash}\n".encode()).hexdigest()[:12]
+    wheels = wheelhouse(requirements, python, machine)
+    venv = f"{requirements_hash[:12]}-py{python.replace('.', '')}"
+    return Release(release_id, archive, wheels, venv)

@@ -20,21 +20,6 @@ class HostPython(FactBase):
         return tuple(parts) if len(parts) == 2 else None
 
 
-class TreeHash(FactBase):
-    """sha256 of a directory's files (paths and contents, caches left out); None if absent.
-
-    Matches build.tree_hash on the controller, so a hand-edited file shows up as drift.
-    """
-
-    def command(self, path):
-        quoted = shlex.quote(path)
-        return (f"if [ -d {quoted} ]; then cd {quoted} && find . -type f ! -path '*/__pycache__/*' "
-                "-print0 | LC_ALL=C sort -z | xargs -0r sha256sum | sha256sum | cut -d' ' -f1; fi")
-
-    def process(self, output):
-        return output[0].strip() if output else None
-
-
 class DirectoryFiles(FactBase):
     """Names of the files directly in a directory (empty when it does not exist)."""
 
@@ -62,14 +47,50 @@ class FileText(FactBase):
         return "\n".join(output[1:]).strip()
 
 
-class MigrationsPending(FactBase):
-    """True when `manage.py migrate --check` says migrations are unapplied (or cannot tell)."""
+class Deployment(FactBase):
+    """A project's release state on a host, in one command.
 
-    def command(self, root, code_dir, user):
-        script = (f"set -a; . {shlex.quote(root)}/.env; set +a; cd {shlex.quote(code_dir)} && "
-                  'exec "$VIRTUAL_ENV/bin/python" manage.py migrate --check')
-        return (f"runuser -u {shlex.quote(user)} -- bash -c {shlex.quote(script)} >/dev/null 2>&1 "
-                "&& echo applied || echo pending")
+    {"current": id or None, "previous": id or None, "releases": [ids], "venvs": [keys],
+     "lock": {"run", "owner", "since"} or None, "serving": "<release> <config hash>" the
+     app was last started with, "config": "<config hash>" of the files on disk now}
+    """
+
+    def command(self, root, lock_dir, config_files=()):
+        r, lock = shlex.quote(root), shlex.quote(lock_dir)
+        files = " ".join(shlex.quote(f) for f in config_files)
+        return (f"echo serving=$(cat {r}/.serving 2>/dev/null); "
+                f"echo config=$(cat {files} 2>/dev/null | sha256sum | cut -c1-16); "
+                f"echo current=$(basename \"$(readlink {r}/current)\" 2>/dev/null); "
+                f"echo previous=$(basename \"$(readlink {r}/previous)\" 2>/dev/null); "
+                f"echo releases=$(cd {r}/releases 2>/dev/null && ls -1 | grep -v '^\\.' | tr '\\n' ' '); "
+                f"echo venvs=$(ls -1 {r}/venvs 2>/dev/null | tr '\\n' ' '); "
+                f"if [ -d {lock} ]; then echo lock=$(cat {lock}/run 2>/dev/null)"
+                f"'|'$(cat {lock}/owner 2>/dev/null)'|'$(cat {lock}/since 2>/dev/null); fi")
 
     def process(self, output):
-        return "applied" not in output
+        values = dict(line.split("=", 1) for line in output if "=" in line)
+        lock = None
+        if "lock" in values:
+            run, _, rest = values["lock"].partition("|")
+            owner, _, since = rest.partition("|")
+            lock = {"run": run, "owner": owner, "since": since}
+        return {
+            "current": values.get("current") or None,
+            "previous": values.get("previous") or None,
+            "releases": values.get("releases", "").split(),
+            "venvs": values.get("venvs", "").split(),
+            "lock": lock,
+            "serving": values.get("serving") or None,
+            "config": values.get("config") or None,
+        }
+
+
+class HealthAnswer(FactBase):
+    """The HTTP status of GET path on the host's own port, or "none"."""
+
+    def command(self, port, path, host_header):
+        return (f"curl -s -o /dev/null -w '%{{http_code}}' -m 5 -H {shlex.quote('Host: ' + host_header)} "
+                f"http://127.0.0.1:{int(port)}{shlex.quote(path)} || true")
+
+    def process(self, output):
+        return output[0].strip() if output and output[0].strip() not in ("", "000") else "none"

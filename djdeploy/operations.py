@@ -6,6 +6,7 @@ and a dry run shows only real changes.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import shlex
 from pathlib import Path
@@ -13,10 +14,47 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.facts.files import File
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
-from djdeploy.facts import DirectoryFiles, FileText, MigrationsPending, TreeHash
+from djdeploy.facts import Deployment, DirectoryFiles, FileText
+from djdeploy.lock import CONTROLLER
 
 STAMP = ".djdeploy-requirements"
+
+
+def q(value) -> str:
+    return shlex.quote(str(value))
+
+
+def tool_env(s) -> str:
+    """The settings release.sh reads, as an `env` prefix (no secrets among them)."""
+    values = {
+        "ROOT": s.root, "UNIT": s.unit, "APP_USER": s.user, "PORT": s.port, "WSGI": s.wsgi_module,
+        "CHECK_LEVEL": s.check_level, "HEALTH_PATH": s.health_path, "HEALTH_HOST": s.health_host,
+        "HEALTH_TIMEOUT": s.health_timeout, "HEALTH_RETRIES": s.health_retries,
+        "ORIGIN": f"{getpass.getuser()}@{CONTROLLER}",
+        "CONFIG_FILES": " ".join(s.config_files),
+    }
+    return "env " + " ".join(f"{k}={q(v)}" for k, v in values.items())
+
+
+def deployment(s) -> dict:
+    return host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files)
+
+
+@operation()
+def clear_lock(root: str, path: str):
+    """No deploy lock is held on the host (unlock.py).
+
+    + root: the project folder
+    + path: the lock directory
+    """
+    if deployment_lock(root, path):
+        yield f"rm -rf {q(path)}"
+
+
+def deployment_lock(root: str, path: str):
+    return host.get_fact(Deployment, root=root, lock_dir=path)["lock"]
 
 
 @operation()
@@ -32,63 +70,38 @@ def wheelhouse(src: Path, dest: str):
     wanted = sorted(p.name for p in Path(src).iterdir() if not p.name.startswith("."))
     present = host.get_fact(DirectoryFiles, path=dest)
     if not present:
-        yield f"install -d -m 0755 -o root -g root {shlex.quote(dest)}"
+        yield f"install -d -m 0755 -o root -g root {q(dest)}"
     for name in wanted:
         if name not in present:
             final = f"{dest}/{name}"
             yield FileUploadCommand(str(Path(src) / name), f"{final}.part")
-            yield f"chmod 0644 {shlex.quote(final)}.part && mv {shlex.quote(final)}.part {shlex.quote(final)}"
+            yield f"chmod 0644 {q(final)}.part && mv {q(final)}.part {q(final)}"
     extra = [name for name in present if name not in wanted]
     if extra:
-        yield f"cd {shlex.quote(dest)} && rm -f -- " + " ".join(shlex.quote(n) for n in extra)
+        yield f"cd {q(dest)} && rm -f -- " + " ".join(q(n) for n in extra)
 
 
 @operation()
-def requirements(venv: str, wheels_dir: str, src: Path):
-    """The virtualenv `venv` has the requirements of wheelhouse `src` installed, offline.
+def virtualenv(path: str, wheels_dir: str, src: Path):
+    """A virtualenv at `path` holds the requirements of wheelhouse `src`, installed offline.
 
-    + venv: remote virtualenv (made by pip.virtualenv)
+    + path: remote virtualenv; its name is keyed by the requirements, so a venv in use
+      is never rebuilt under a running app
     + wheels_dir: remote wheelhouse (see `wheelhouse`)
     + src: the same wheelhouse on the controller
 
-    Installs with `--no-index` from the wheelhouse, and records what it installed in a
-    stamp inside the venv: an unchanged wheelhouse is a no-op, unlike
-    `pip.packages(requirements=...)`.
+    Installs with `--no-index` and records what it installed in a stamp: an unchanged
+    wheelhouse is a no-op, unlike `pip.packages(requirements=...)`. A half-built venv
+    (no stamp) is built again from scratch.
     """
     names = sorted(p.name for p in Path(src).iterdir() if not p.name.startswith("."))
     stamp = hashlib.sha256("\n".join(names).encode()).hexdigest()
-    if host.get_fact(FileText, path=f"{venv}/{STAMP}") == stamp:
+    if host.get_fact(FileText, path=f"{path}/{STAMP}") == stamp:
         return
     requirements_file = next(n for n in names if n.startswith("requirements-"))
-    yield (f"{shlex.quote(venv)}/bin/pip install --quiet --disable-pip-version-check --no-index "
-           f"--find-links {shlex.quote(wheels_dir)} -r {shlex.quote(wheels_dir)}/{requirements_file}")
-    yield f"echo {stamp} > {shlex.quote(venv)}/{STAMP}"
-
-
-@operation()
-def source_tree(archive: Path, digest: str, dest: str):
-    """`dest` holds exactly the project's files from `archive` (tree hash `digest`), root-owned.
-
-    + archive: local tar built by build.source_archive
-    + digest: its build.tree_hash, compared with the host's facts.TreeHash of `dest`
-    + dest: remote folder of the code
-
-    The new tree is unpacked beside `dest` and swapped in, so a failed upload or unpack
-    leaves the old code in place. A hand-edited file is drift and gets replaced.
-    """
-    if host.get_fact(TreeHash, path=dest) == digest:
-        return
-    upload = f"{dest}.upload.tar"
-    new, old = f"{dest}.new", f"{dest}.old"
-    yield FileUploadCommand(str(archive), upload)
-    yield " && ".join([
-        f"rm -rf {shlex.quote(new)} {shlex.quote(old)}",
-        f"install -d -m 0755 {shlex.quote(new)}",
-        f"tar -C {shlex.quote(new)} --no-same-owner -xf {shlex.quote(upload)}",
-        f"if [ -e {shlex.quote(dest)} ]; then mv {shlex.quote(dest)} {shlex.quote(old)}; fi",
-        f"mv {shlex.quote(new)} {shlex.quote(dest)}",
-        f"rm -rf {shlex.quote(old)} {shlex.quote(upload)}",
-    ])
+    yield (f"rm -rf {q(path)} && python3 -m venv {q(path)} && {q(path)}/bin/pip install --quiet "
+           f"--disable-pip-version-check --no-index --find-links {q(wheels_dir)} "
+           f"-r {q(wheels_dir)}/{requirements_file} && echo {stamp} > {q(path)}/{STAMP}")
 
 
 @operation()
@@ -102,25 +115,89 @@ def secret_key(path: str, group: str):
     """
     if host.get_fact(File, path=path):
         return
-    quoted = shlex.quote(path)
+    quoted = q(path)
     yield (f"umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(50))' > {quoted}.new"
-           f" && chown root:{shlex.quote(group)} {quoted}.new && chmod 0640 {quoted}.new"
+           f" && chown root:{q(group)} {quoted}.new && chmod 0640 {quoted}.new"
            f" && mv {quoted}.new {quoted}")
 
 
 @operation()
-def migrations(root: str, code_dir: str, user: str):
-    """The database has every migration of the deployed code applied.
+def release(s, release_id: str, archive: Path, venv: str):
+    """Release `release_id` is on the host, checked and ready to serve.
 
-    + root: the project folder holding .env
-    + code_dir: the folder holding manage.py
-    + user: the app user, who owns the database
+    + s: the host's AppSettings
+    + release_id: content hash of the code and its requirements (build.release)
+    + archive: the code, as built on the controller
+    + venv: key of the virtualenv it runs in (see `virtualenv`)
 
-    Runs `manage.py migrate` as the app user with the app's environment, only when
-    `migrate --check` says something is unapplied.
+    Unpacked beside the releases, then inside it as the app user: the WSGI application
+    imports, `manage.py check --deploy` passes, migrations run against the shared
+    database, collectstatic runs. Only then is it renamed into releases/, so a failed
+    check leaves no release behind and the live one untouched.
     """
-    if not host.get_fact(MigrationsPending, root=root, code_dir=code_dir, user=user):
+    if release_id in deployment(s)["releases"]:
         return
-    script = (f"set -a; . {shlex.quote(root)}/.env; set +a; cd {shlex.quote(code_dir)} && "
-              'exec "$VIRTUAL_ENV/bin/python" manage.py migrate --noinput')
-    yield f"runuser -u {shlex.quote(user)} -- bash -c {shlex.quote(script)}"
+    upload = f"{s.releases_dir}/{release_id}.tar"
+    yield FileUploadCommand(str(archive), upload)
+    yield f"{tool_env(s)} {q(s.release_tool)} prepare {q(release_id)} {q(upload)} {q(venv)}"
+
+
+@operation()
+def current_release(s, release_id: str, batch: list, restart_if=None, rollback: bool = False):
+    """`current` points at `release_id`, and the app serves it and passes its health check.
+
+    + s: the host's AppSettings
+    + release_id: the release that should serve
+    + batch: the hosts switching in this operation; others yield nothing here
+    + restart_if: callable, used by a dry run: true when a file the app reads will change
+    + rollback: write "rolled back" in the revisions log
+
+    The switch: new `current` link renamed over the old one, restart, GET the health
+    path; on failure `current` goes back, the app restarts on the old release, and the
+    host fails with a message naming the release and the failed check. The host records
+    what the app was started with (.serving), so a restart owed by a run that stopped
+    early is done by the next one.
+    """
+    if host.name not in batch:
+        return
+    state = deployment(s)
+    started_with = f"{release_id} {state['config']}"
+    planning = not host.state.is_executing  # files not written yet: ask their operations
+    if (state["current"] != release_id or state["serving"] != started_with
+            or (planning and restart_if and restart_if())):
+        mode = " rollback" if rollback else ""
+        yield f"{tool_env(s)} {q(s.release_tool)} switch {q(release_id)}{mode}"
+
+
+@operation()
+def releases_pruned(s, keep: int):
+    """At most `keep` releases stay (and never `current` or `previous`), and their venvs.
+
+    + s: the host's AppSettings
+    + keep: how many releases to keep
+    """
+    state = deployment(s)
+    if len(state["releases"]) > keep:
+        yield f"{tool_env(s)} {q(s.release_tool)} prune {int(keep)}"
+
+
+@operation()
+def listener(s):
+    """The port is held the way `s.listen` says: by the socket unit, or by gunicorn itself.
+
+    + s: the host's AppSettings
+
+    Socket mode: the socket unit is enabled and listening (an app still holding the port
+    itself is stopped first). Ambient mode: no socket unit is left to hold the port.
+    """
+    socket_unit = s.unit_socket
+    active = host.get_fact(SystemdStatus, services=[socket_unit]).get(socket_unit)
+    enabled = host.get_fact(SystemdEnabled, services=[socket_unit]).get(socket_unit)
+    if s.listen == "socket":
+        if not active:
+            yield f"systemctl stop {q(s.unit)}; systemctl start {q(socket_unit)}"
+        if not enabled:
+            yield f"systemctl enable {q(socket_unit)}"
+    elif active or enabled or host.get_fact(File, path=s.socket_file):
+        yield (f"systemctl disable --now {q(socket_unit)} 2>/dev/null; rm -f {q(s.socket_file)}; "
+               "systemctl daemon-reload")

@@ -25,6 +25,17 @@ DEFAULTS = {
     "workers": 2,  # gunicorn worker processes
     "allowed_hosts": None,  # defaults to the host's inventory name, localhost, 127.0.0.1
     "description": None,  # the unit's Description=; defaults to "<project> (gunicorn)"
+    "listen": "socket",  # "socket": systemd holds the port (zero-downtime restarts);
+    #                      "ambient": gunicorn binds it (AmbientCapabilities, the seed's unit)
+    "keep_releases": 5,  # releases kept per host (never deleting current or previous)
+    "batch": None,  # hosts switched at once: a count or "N%"; default 1 above 2 hosts, else all
+    "health_path": "/healthz",  # GET after each restart; 200 or the switch is reverted
+    "health_host": None,  # Host header of that GET; defaults to the first allowed host
+    "health_timeout": 5,  # seconds per attempt
+    "health_retries": 15,  # attempts, a second apart
+    "check_level": "ERROR",  # manage.py check --deploy --fail-level before a release serves
+    "lock_wait": 30,  # seconds a deploy waits for another one's lock on a host
+    "release": None,  # rollback.py: the release to go back to (default: the previous one)
 }
 REQUIRED = ("app_user", "port")
 SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
@@ -32,6 +43,9 @@ SAFE_PROJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Plain values only until .env quoting is done for both systemd and bash.
 ENV_VALUE = re.compile(r"^[A-Za-z0-9_./:@%+,=-]*$")
+LISTEN_MODES = ("socket", "ambient")
+CHECK_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+BATCH = re.compile(r"^([1-9][0-9]*)(%?)$")
 SRV = "/srv"
 
 
@@ -55,38 +69,70 @@ class AppSettings:
     workers: int
     allowed_hosts: tuple
     description: str
+    listen: str
+    keep_releases: int
+    batch: str | None
+    health_path: str
+    health_host: str
+    health_timeout: int
+    health_retries: int
+    check_level: str
+    lock_wait: int
+    release: str | None
 
     @property
     def root(self) -> str:
         return f"{SRV}/{self.project}"
 
     @property
-    def code_dir(self) -> str:
-        return f"{self.root}/src"
+    def releases_dir(self) -> str:
+        return f"{self.root}/releases"
 
     @property
-    def venv(self) -> str:
-        return f"{self.root}/venv"
+    def current(self) -> str:
+        return f"{self.root}/current"
+
+    @property
+    def venvs_dir(self) -> str:
+        return f"{self.root}/venvs"
 
     @property
     def wheels_dir(self) -> str:
         return f"{self.root}/wheels"
 
     @property
+    def shared_dir(self) -> str:
+        return f"{self.root}/shared"
+
+    @property
     def data_dir(self) -> str:
-        return f"{self.root}/data"
+        return f"{self.shared_dir}/data"
 
     @property
     def env_file(self) -> str:
-        return f"{self.root}/.env"
+        return f"{self.shared_dir}/.env"
 
     @property
     def secret_key_file(self) -> str:
-        return f"{self.root}/secret_key"
+        return f"{self.shared_dir}/secret_key"
+
+    @property
+    def release_tool(self) -> str:
+        return f"{self.root}/release.sh"
+
+    @property
+    def lock_dir(self) -> str:
+        return f"{self.root}/.deploy-lock"
 
     @property
     def gunicorn_config(self) -> str:
         return f"{self.root}/gunicorn.conf.py"
+
+    @property
+    def config_files(self) -> tuple:
+        """Every file the app reads when it starts: a change to one owes a restart."""
+        return (self.env_file, self.secret_key_file, f"{self.root}/run", self.gunicorn_config,
+                self.unit_file, self.socket_file)
 
     @property
     def unit(self) -> str:
@@ -97,10 +143,18 @@ class AppSettings:
         return f"/etc/systemd/system/{self.unit}"
 
     @property
+    def unit_socket(self) -> str:
+        return f"{self.project}.socket"
+
+    @property
+    def socket_file(self) -> str:
+        return f"/etc/systemd/system/{self.unit_socket}"
+
+    @property
     def environment(self) -> dict:
         """Everything .env holds, in order."""
         env = {
-            "VIRTUAL_ENV": self.venv,
+            "VIRTUAL_ENV": f"{self.current}/venv",  # the run script pins the release it starts
             "DJANGO_SETTINGS_MODULE": self.settings_module,
             "DJANGO_SECRET_KEY_FILE": self.secret_key_file,
             "DJANGO_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
@@ -205,10 +259,54 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
 
     allowed = _value(data, "allowed_hosts") or [host_name, "localhost", "127.0.0.1"]
     description = _value(data, "description") or f"{project} (gunicorn)"
+    listen = _value(data, "listen")
+    if listen not in LISTEN_MODES:
+        raise DataError(f"{where}: listen {listen!r} must be one of {', '.join(LISTEN_MODES)}")
+    numbers = {}
+    for key, low, high in (("keep_releases", 2, 100), ("health_timeout", 1, 300),
+                           ("health_retries", 1, 600), ("lock_wait", 0, 3600)):
+        value = _value(data, key)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise DataError(f"{where}: {key} {value!r} must be a whole number from {low} to {high}")
+        numbers[key] = value
+    batch = _value(data, "batch")
+    if batch is not None and not BATCH.match(str(batch)):
+        raise DataError(f"{where}: batch {batch!r} must be a count of hosts (2) or a share (25%)")
+    health_path = str(_value(data, "health_path"))
+    if not health_path.startswith("/") or not ENV_VALUE.match(health_path):
+        raise DataError(f"{where}: health_path {health_path!r} must be a plain path such as /healthz")
+    check_level = str(_value(data, "check_level")).upper()
+    if check_level not in CHECK_LEVELS:
+        raise DataError(f"{where}: check_level {check_level!r} must be one of {', '.join(CHECK_LEVELS)}")
+    release = _value(data, "release")
+    if release is not None and not re.fullmatch(r"[0-9a-f]{12}", str(release)):
+        raise DataError(f"{where}: release {release!r} is not a release id (12 hex digits, "
+                        "see status.py)")
     return AppSettings(
         project=project, app_path=app_path, requirements=requirements,
         wsgi_module=str(_value(data, "wsgi_module")),
         settings_module=str(_value(data, "settings_module")),
         app_env={str(k): str(v) for k, v in app_env.items()}, user=user, group=group,
         port=port, workers=workers, allowed_hosts=tuple(allowed), description=description,
+        listen=listen, batch=None if batch is None else str(batch), health_path=health_path,
+        health_host=str(_value(data, "health_host") or allowed[0]), check_level=check_level,
+        release=None if release is None else str(release), **numbers,
     )
+
+
+def rollback_target(host, s: AppSettings) -> str:
+    """The release rollback.py goes to on this host: --data release, else `previous`.
+
+    Checked on every host before anything changes: a host without it stops the run.
+    """
+    from djdeploy.facts import Deployment  # facts import pyinfra's API; settings stays light
+
+    state = host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir)
+    target = s.release or state["previous"]
+    if target is None:
+        fail([f"host {host.name}: no previous release to roll back to (releases: "
+              f"{', '.join(state['releases']) or 'none'}): deploy first, or name one with --data release=<id>"])
+    if target not in state["releases"]:
+        fail([f"host {host.name}: release {target} is not on this host (releases: "
+              f"{', '.join(state['releases']) or 'none'}): name one of them with --data release=<id>"])
+    return target

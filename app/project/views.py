@@ -1,12 +1,14 @@
 import socket
 
 from django.db import connection
+from django.templatetags.static import static
 from django.http import HttpResponse, JsonResponse
 
 
 def home(request):
     return HttpResponse(
         f"<!doctype html><title>my_awesome_project</title>"
+        f'<link rel="stylesheet" href="{static("site.css")}">'
         f"<h1>Hello from {socket.gethostname()}</h1><p>Django behind gunicorn, run by systemd.</p>"
     )
 

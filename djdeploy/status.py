@@ -1,0 +1,38 @@
+"""status.py's report: one line per host, read with one round of facts."""
+
+from __future__ import annotations
+
+import sys
+
+from pyinfra.facts.systemd import SystemdStatus
+
+from djdeploy.facts import Deployment, FileText, HealthAnswer
+
+
+def went_live(revisions: str | None, release_id: str | None) -> str:
+    """When `release_id` last started serving, from the host's revisions log."""
+    for line in reversed((revisions or "").splitlines()):
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and parts[1] == release_id and parts[3].startswith(("switched", "rolled back")):
+            return parts[0]
+    return "?"
+
+
+def report(host, s) -> None:
+    state = host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files)
+    unit = host.get_fact(SystemdStatus, services=[s.unit]).get(s.unit)
+    health = host.get_fact(HealthAnswer, port=s.port, path=s.health_path, host_header=s.health_host)
+    revisions = host.get_fact(FileText, path=f"{s.root}/revisions.log")
+    current = state["current"] or "none"
+    lock = state["lock"]
+    fields = [
+        f"{host.name}:",
+        f"current={current}",
+        f"since={went_live(revisions, state['current'])}",
+        f"previous={state['previous'] or 'none'}",
+        f"unit={'active' if unit else 'inactive'}",
+        f"health={health}",
+        f"releases={','.join(state['releases']) or 'none'}",
+        f"lock={lock['owner'] + ' since ' + lock['since'] if lock else 'free'}",
+    ]
+    print("    " + " ".join(fields), file=sys.stderr, flush=True)

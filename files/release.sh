@@ -1,0 +1,143 @@
+#!/bin/bash
+# The host side of a release, one command per step, called by the deploy:
+#   release.sh prepare ID ARCHIVE VENV   unpack beside, check, migrate, collectstatic, then move in
+#   release.sh switch ID [rollback]      point `current` at ID, restart, health gate, revert on failure
+#   release.sh prune KEEP                keep KEEP releases (never `current` or `previous`)
+# Settings come from the environment the deploy sets: ROOT UNIT APP_USER PORT WSGI
+# CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES.
+set -euo pipefail
+umask 022
+
+fail() { echo "release: $*" >&2; exit 1; }
+log() { printf '%s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$ORIGIN" "$2" >> "$ROOT/revisions.log"; }
+
+# Run "$@" as the app user, in directory $1, with the app's .env and that release's venv.
+as_app() {
+    local dir=$1; shift
+    runuser -u "$APP_USER" -- env -C "$dir" bash -c \
+        'set -a; . "$0"; set +a; export VIRTUAL_ENV="$1" PATH="$1/bin:$PATH"; shift; exec "$@"' \
+        "$ROOT/shared/.env" "$dir/venv" "$@"
+}
+
+# check NAME COMMAND...: run it; on failure name the release and the check, show its last lines.
+check() {
+    local name=$1 out; shift
+    out=$(mktemp)
+    if ! "$@" > "$out" 2>&1; then
+        echo "release: $ID failed $name:" >&2
+        tail -n 5 "$out" | sed 's/^/    /' >&2
+        rm -f "$out"
+        rm -rf "$NEW"
+        exit 1
+    fi
+    rm -f "$out"
+}
+
+prepare() {
+    ID=$1 archive=$2 venv=$3
+    local final="$ROOT/releases/$ID"
+    NEW="$ROOT/releases/.new-$ID"
+    if [ -d "$final" ]; then rm -f "$archive"; return 0; fi
+    rm -rf "$NEW"
+    install -d -m 0755 "$NEW"
+    tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$archive"
+    ln -s "../../venvs/$venv" "$NEW/venv"
+    echo "$ID $(date +%s)" > "$NEW/.release"
+    check "the WSGI import ($WSGI)" as_app "$NEW" python -c \
+        'import importlib, sys; m, _, a = sys.argv[1].partition(":"); getattr(importlib.import_module(m), a or "application")' "$WSGI"
+    check "manage.py check --deploy --fail-level $CHECK_LEVEL" \
+        as_app "$NEW" python manage.py check --deploy --fail-level "$CHECK_LEVEL"
+    check "its migrations" as_app "$NEW" python manage.py migrate --noinput
+    # collectstatic writes into the release as the app user; the result is root's, read-only.
+    install -d -o "$APP_USER" -m 0755 "$NEW/static"
+    check "collectstatic" as_app "$NEW" python manage.py collectstatic --noinput
+    chown -R root:root "$NEW/static"
+    mv -T "$NEW" "$final"
+    rm -f "$archive"
+}
+
+healthy() {
+    local i code
+    for i in $(seq 1 "$HEALTH_RETRIES"); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' -m "$HEALTH_TIMEOUT" -H "Host: $HEALTH_HOST" \
+               "http://127.0.0.1:$PORT$HEALTH_PATH" || true)
+        [ "$code" = 200 ] && return 0
+        sleep 1
+    done
+    HEALTH="GET $HEALTH_PATH answered ${code:-nothing} (not 200) $HEALTH_RETRIES times"
+    return 1
+}
+
+# What the app was started with: release and a hash of every file it reads at start
+# (the deploy's Deployment fact computes the same), so a restart owed is never forgotten.
+serving() {
+    echo "$1 $(cat $CONFIG_FILES 2>/dev/null | sha256sum | cut -c1-16)" > "$ROOT/.serving"
+}
+
+point() {  # point link $1 at releases/$2, atomically (new link, then rename over the old one)
+    ln -sfn "releases/$2" "$ROOT/.$1.new"
+    mv -T "$ROOT/.$1.new" "$ROOT/$1"
+}
+
+restart() {
+    systemctl restart "$UNIT" 2>/dev/null || { HEALTH="systemctl restart $UNIT failed"; return 1; }
+}
+
+switch() {
+    ID=$1 mode=${2:-deploy}
+    [ -d "$ROOT/releases/$ID" ] || fail "release $ID is not on this host: deploy it first"
+    local old
+    old=$(basename "$(readlink "$ROOT/current" 2>/dev/null || true)")
+    point current "$ID"
+    if restart && healthy; then
+        serving "$ID"
+        if [ -n "$old" ] && [ "$old" != "$ID" ]; then point previous "$old"; fi
+        if [ "$mode" = rollback ]; then log "$ID" "rolled back (from ${old:-none})"
+        else log "$ID" "switched (from ${old:-none})"; fi
+        return 0
+    fi
+    local why=$HEALTH
+    if [ -z "$old" ] || [ "$old" = "$ID" ]; then
+        log "$ID" "failed ($why)"
+        fail "release $ID failed its health check: $why; no earlier release to go back to"
+    fi
+    point current "$old"
+    if restart && healthy; then
+        serving "$old"
+        log "$ID" "reverted to $old ($why)"
+        fail "release $ID failed its health check: $why; reverted to $old, which serves again"
+    fi
+    log "$ID" "reverted to $old, which is unhealthy too ($HEALTH)"
+    fail "release $ID failed its health check: $why; reverted to $old, which does not answer either: $HEALTH"
+}
+
+prune() {
+    local keep=$1 current previous kept=0 id
+    current=$(basename "$(readlink "$ROOT/current" 2>/dev/null || true)")
+    previous=$(basename "$(readlink "$ROOT/previous" 2>/dev/null || true)")
+    rm -rf "$ROOT"/releases/.new-* "$ROOT"/releases/*.tar
+    # Newest first, by the time each release was prepared.
+    for id in $(cat "$ROOT"/releases/*/.release 2>/dev/null | sort -k2,2nr | cut -d' ' -f1); do
+        if [ "$id" = "$current" ] || [ "$id" = "$previous" ] || [ "$kept" -lt "$keep" ]; then
+            kept=$((kept + 1))
+        else
+            rm -rf "${ROOT:?}/releases/$id"
+        fi
+    done
+    # Virtualenvs no kept release uses.
+    local used venv
+    used=$(for link in "$ROOT"/releases/*/venv; do basename "$(readlink "$link")"; done 2>/dev/null | sort -u)
+    for venv in "$ROOT"/venvs/*; do
+        [ -d "$venv" ] || continue
+        grep -qx "$(basename "$venv")" <<< "$used" || rm -rf "$venv"
+    done
+}
+
+command=${1:-}
+shift || true
+case "$command" in
+    prepare) prepare "$@" ;;
+    switch) switch "$@" ;;
+    prune) prune "$@" ;;
+    *) fail "usage: release.sh prepare|switch|prune ..." ;;
+esac

@@ -1,0 +1,22 @@
+"""Put every host back on its previous release (or the one given with --data
+release=<id>), in batches, through the same health gate as a deploy.
+
+    pyinfra inventory.py rollback.py
+    pyinfra inventory.py rollback.py --data release=3f2a1b9c0d4e
+"""
+
+from pyinfra import host
+
+from djdeploy import lock, operations, rollout
+from djdeploy.settings import app_settings, preflight, rollback_target
+
+preflight(host.state)
+s = app_settings(host)
+target = rollback_target(host, s)  # the previous release, or --data release; checked on every host
+lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
+
+for number, batch in enumerate(rollout.batches([h.name for h in host.state.inventory], s.batch), 1):
+    operations.current_release(
+        name=f"Roll back batch {number}", s=s, release_id=target, batch=batch, rollback=True,
+        _if=rollout.nothing_failed(host.state),
+    )

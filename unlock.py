@@ -1,0 +1,16 @@
+"""Clear the deploy lock on every host, whoever holds it: for a lock left by a deploy
+that was killed on another controller (one killed on this controller is cleared by the
+next deploy by itself). Check first that no deploy is running.
+
+    pyinfra inventory.py unlock.py
+"""
+
+from pyinfra import host
+
+from djdeploy.facts import Deployment
+from djdeploy.operations import clear_lock
+from djdeploy.settings import app_settings, preflight
+
+preflight(host.state)
+s = app_settings(host)
+clear_lock(name="Clear the deploy lock", root=s.root, path=s.lock_dir)
