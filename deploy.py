@@ -65,11 +65,8 @@ operations.release(name="Release", s=s, release_id=release.id, archive=release.a
 unit = files.template(
     name="systemd unit", src="templates/app.service.j2", dest=s.unit_file, mode="0644", s=s,
 )
-socket_unit = files.template(
-    name="systemd socket", src="templates/app.socket.j2", dest=s.socket_file, mode="0644", s=s,
-    _if=lambda: s.listen == "socket",
-)
-systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket_unit))
+socket = operations.socket_unit(name="systemd socket", s=s, src="templates/app.socket.j2")
+systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket))
 listener = operations.listener(name="Listening socket", s=s)
 
 # Switch to the release in batches; restart when something the service runs changed.
@@ -77,7 +74,7 @@ listener = operations.listener(name="Listening socket", s=s)
 for number, batch in enumerate(rollout.batches([h.name for h in host.state.inventory], s.batch), 1):
     operations.current_release(
         name=f"Switch batch {number}", s=s, release_id=release.id, batch=batch,
-        restart_if=rollout.changed(venv, env, key, run, gunicorn, unit, listener),
+        restart_if=rollout.changed(venv, env, key, run, gunicorn, unit, socket, listener),
         _if=rollout.nothing_failed(host.state),
     )
 

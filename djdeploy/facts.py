@@ -55,6 +55,9 @@ class Deployment(FactBase):
      app was last started with, "config": "<config hash>" of the files on disk now}
     """
 
+    def default(self):
+        return self.process([])  # nothing there yet
+
     def command(self, root, lock_dir, config_files=()):
         r, lock = shlex.quote(root), shlex.quote(lock_dir)
         files = " ".join(shlex.quote(f) for f in config_files)

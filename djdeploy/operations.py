@@ -15,6 +15,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.facts.files import File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+from pyinfra.operations import files
 
 from djdeploy.facts import Deployment, DirectoryFiles, FileText
 from djdeploy.lock import CONTROLLER
@@ -179,6 +180,18 @@ def releases_pruned(s, keep: int):
     state = deployment(s)
     if len(state["releases"]) > keep:
         yield f"{tool_env(s)} {q(s.release_tool)} prune {int(keep)}"
+
+
+@operation()
+def socket_unit(s, src: str):
+    """In socket mode, the socket unit rendered from template `src`; in ambient mode,
+    nothing here (`listener` removes a socket unit left from socket mode).
+
+    + s: the host's AppSettings
+    + src: the socket unit's template
+    """
+    if s.listen == "socket":
+        yield from files.template._inner(src=src, dest=s.socket_file, mode="0644", s=s)
 
 
 @operation()

@@ -48,10 +48,13 @@ prepare() {
     check "manage.py check --deploy --fail-level $CHECK_LEVEL" \
         as_app "$NEW" python manage.py check --deploy --fail-level "$CHECK_LEVEL"
     check "its migrations" as_app "$NEW" python manage.py migrate --noinput
-    # collectstatic writes into the release as the app user; the result is root's, read-only.
-    install -d -o "$APP_USER" -m 0755 "$NEW/static"
-    check "collectstatic" as_app "$NEW" python manage.py collectstatic --noinput
-    chown -R root:root "$NEW/static"
+    # collectstatic (if the project has staticfiles) writes into the release as the app
+    # user; the result is root's, read-only.
+    if as_app "$NEW" python manage.py help collectstatic > /dev/null 2>&1; then
+        install -d -o "$APP_USER" -m 0755 "$NEW/static"
+        check "collectstatic" as_app "$NEW" python manage.py collectstatic --noinput
+        chown -R root:root "$NEW/static"
+    fi
     mv -T "$NEW" "$final"
     rm -f "$archive"
 }

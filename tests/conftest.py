@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 TEST_FLEET = "test"  # distinct from the demo fleet's name, so its addresses differ too
 PROJECT = "my_awesome_project"
-PROJECT_FILES = ["deploy.py", "inventory.py", "group_data", "templates", "files", "app"]
+PROJECT_FILES = ["deploy.py", "rollback.py", "status.py", "unlock.py", "inventory.py", "group_data",
+                 "templates", "files", "app"]
 
 
 def run_pyinfra(*args, fleet=TEST_FLEET, cwd=ROOT, env=None, deploy="deploy.py", timeout=600):
@@ -113,13 +115,49 @@ def deployed(fleet):
     return result
 
 
-@pytest.fixture
-def project_copy(tmp_path):
+def copy_project(target: Path) -> Path:
     """A copy of the project's deploy files, to change without touching the checkout."""
+    target.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy(source, tmp_path / name)
-    return tmp_path
+            shutil.copy(source, target / name)
+    return target
+
+
+def app_version(target: Path, marker: str) -> Path:
+    """A project copy whose home page says `marker`: new code, so a new release."""
+    copy_project(target)
+    views = target / "app" / "project" / "views.py"
+    views.write_text(views.read_text().replace("Django behind gunicorn", f"Django {marker} behind gunicorn"))
+    return target
+
+
+@pytest.fixture
+def project_copy(tmp_path):
+    return copy_project(tmp_path)
+
+
+class LoadRun:
+    """`python -m djdeploy.load` in its own process, for the length of a `with` block."""
+
+    def __init__(self, urls, markers=()):
+        args = [sys.executable, "-m", "djdeploy.load", *urls, "--seconds", "300", "--concurrency", "4"]
+        for marker in markers:
+            args += ["--marker", marker]
+        self.args = args
+        self.result = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        time.sleep(1)  # some traffic before the change starts
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(1)  # and some after it
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=30)
+        self.result = json.loads(out)
+        return False

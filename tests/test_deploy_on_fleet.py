@@ -38,16 +38,21 @@ def test_gunicorn_runs_as_the_groups_user_never_root(fleet, deployed):
 
 def test_files_have_the_owners_and_modes_the_deploy_sets(fleet, deployed):
     host = fleet.by_group("web")[0]
-    out = fleet.ssh(host, f"cd /srv/{PROJECT} && stat -c '%n %U %G %a' . .env run secret_key data src venv "
+    out = fleet.ssh(host, f"cd /srv/{PROJECT} && stat -c '%n %U %G %a' . shared shared/.env run "
+                          f"shared/secret_key shared/data releases current/ current/venv/ "
                           f"/etc/systemd/system/{PROJECT}.service").stdout
     modes = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
     assert modes["."] == ["root", "web", "750"]
-    assert modes[".env"] == ["root", "web", "640"]
+    assert modes["shared"] == ["root", "web", "750"]
+    assert modes["shared/.env"] == ["root", "web", "640"]
     assert modes["run"] == ["root", "web", "750"]
-    assert modes["secret_key"] == ["root", "web", "640"]
-    assert modes["data"] == ["web", "web", "750"]
-    assert modes["src"][:2] == ["root", "root"] and modes["venv"][:2] == ["root", "root"]
+    assert modes["shared/secret_key"] == ["root", "web", "640"]
+    assert modes["shared/data"] == ["web", "web", "750"]
+    assert modes["releases"] == ["root", "root", "755"]
+    assert modes["current/"][:2] == ["root", "root"] and modes["current/venv/"][:2] == ["root", "root"]
     assert modes[f"/etc/systemd/system/{PROJECT}.service"] == ["root", "root", "644"]
+    release = fleet.ssh(host, f"readlink /srv/{PROJECT}/current").stdout.strip()
+    assert re.fullmatch(r"releases/[0-9a-f]{12}", release)
     shell = fleet.ssh(host, "getent passwd web | cut -d: -f7").stdout.strip()
     assert shell == "/usr/sbin/nologin"
 
@@ -56,7 +61,22 @@ def test_journal_shows_gunicorn_starting(fleet, deployed):
     for host in fleet.hosts:
         log = fleet.ssh(host, f"journalctl -u {PROJECT} --no-pager -o cat").stdout
         assert "Starting gunicorn" in log, host["machine"]
-        assert f"Listening at: http://0.0.0.0:{PORTS[host['group']]}" in log
+        assert re.search(rf"Listening at: http://\S+:{PORTS[host['group']]} ", log), log[-1000:]
+
+
+def test_each_group_listens_its_way(fleet, deployed):
+    """web: systemd's socket holds port 80, no capability; staging: the seed's unit."""
+    for host in fleet.hosts:
+        unit = fleet.ssh(host, f"systemctl show -p AmbientCapabilities -p Requires {PROJECT}.service").stdout
+        sockets = fleet.ssh(host, f"ss -Hltnp 'sport = :{PORTS[host['group']]}'").stdout
+        if host["group"] == "web":
+            assert "AmbientCapabilities=\n" in unit and f"{PROJECT}.socket" in unit
+            assert fleet.ssh(host, f"systemctl is-active {PROJECT}.socket").stdout.strip() == "active"
+            assert '"systemd",pid=1' in sockets  # held by PID 1 across restarts
+        else:
+            assert "AmbientCapabilities=cap_net_bind_service\n" in unit
+            assert fleet.ssh(host, f"systemctl is-active {PROJECT}.socket", check=False).stdout.strip() != "active"
+            assert "systemd" not in sockets and "gunicorn" in sockets
 
 
 def test_second_deploy_changes_nothing(fleet, deployed):
@@ -84,24 +104,23 @@ def test_dry_run_shows_a_template_change_and_changes_nothing(fleet, deployed, pr
     out = result.stdout
     assert re.search(rf"\[{web['address']}\] Will modify /srv/{PROJECT}/run$", out, re.M), out[-3000:]
     assert re.search(r"^\s*\+ # reviewed by the dry-run test$", out, re.M), out[-3000:]
-    # Every host's run script would change, so each would restart (after the change).
+    # Every host's run script would change, so each would restart, batch by batch.
     assert re.search(r"^\s*run script\s+3 \(", out, re.M), out[-3000:]
-    assert re.search(r"^\s*Restart the app\s+-\s+3 \(", out, re.M), out[-3000:]
-    assert re.search(r"^\s*App code\s+-\s+-\s*$", out, re.M), out[-3000:]
+    for number in (1, 2, 3):
+        assert re.search(rf"^\s*Switch batch {number}\s+-\s+1 \(", out, re.M), out[-3000:]
+    assert re.search(r"^\s*Release\s+-\s+-\s*$", out, re.M), out[-3000:]
 
     assert fleet.ssh(web, f"sha256sum /srv/{PROJECT}/run").stdout == run_before
     assert "reviewed by the dry-run test" not in fleet.ssh(web, f"cat /srv/{PROJECT}/run").stdout
     assert fleet.fingerprint(web) == before
 
 
-def test_a_hand_edited_file_is_put_back(fleet, deployed):
+def test_a_stopped_service_is_started_again(fleet, deployed):
     web = fleet.by_group("web")[1]
-    fleet.ssh(web, f"echo '# edited by hand' >> /srv/{PROJECT}/src/project/urls.py")
+    fleet.ssh(web, f"systemctl stop {PROJECT}.service")
     result = run_pyinfra("-y", "--limit", web["address"])
     assert result.returncode == 0, result.stdout[-3000:]
-    rows = results(result.stdout)
-    assert rows["App code"]["changed"] == 1 and rows["Restart the app"]["changed"] == 1
-    assert "edited by hand" not in fleet.ssh(web, f"cat /srv/{PROJECT}/src/project/urls.py").stdout
+    assert results(result.stdout)["Enable and start the app"]["changed"] == 1
     assert wait_http_200(f"http://{web['address']}/healthz")[0] == 200
 
 

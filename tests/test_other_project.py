@@ -13,6 +13,7 @@ SHOP_DATA = {
     "app_user": "shop",
     "port": 8001,
     "app_env": {"SHOP_GREETING": "hello-from-data"},
+    "health_path": "/up",
 }
 
 

@@ -6,10 +6,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = [
-    "App group", "App user", "Project folder", "Data folder", "Wheelhouse", "Virtualenv",
-    "Requirements", "App code", ".env", "Secret key", "run script", "gunicorn settings",
-    "Database migrations", "systemd unit", "Reload systemd", "Restart the app",
-    "Enable and start the app",
+    "App group", "App user", "Project folder", "Releases folder", "Shared folder", "Data folder",
+    "Wheelhouse", "Virtualenv", ".env", "Secret key", "run script", "gunicorn settings",
+    "Release tool", "Release", "systemd unit", "systemd socket", "Reload systemd",
+    "Listening socket", "Switch batch 1", "Switch batch 2", "Switch batch 3",
+    "Enable and start the app", "Old releases",
 ]
 
 
@@ -45,6 +46,9 @@ def plan():
 def test_operations_follow_the_recipe_in_order(plan):
     for host, ops in plan.items():
         assert [name for name, _ in ops] == RECIPE, host
+    # Only socket-mode hosts (web) get a socket unit; staging keeps the seed's unit.
+    assert dict(plan["@fake/web-1"])["systemd socket"]
+    assert dict(plan["@fake/staging-1"])["systemd socket"] == []
 
 
 def test_each_group_gets_its_own_user(plan):
@@ -59,13 +63,24 @@ def test_packages_come_from_the_uploaded_wheelhouse_only(plan):
     uploads = [c for c in ops["Wheelhouse"] if c.startswith("FileUploadCommand")]
     assert uploads and all(".whl" in c or "requirements-" in c for c in uploads)
     assert any("django-5.2" in c.lower() for c in uploads)
-    (install, _stamp) = ops["Requirements"]
+    (install,) = ops["Virtualenv"]
     assert "--no-index" in install and "--find-links /srv/my_awesome_project/wheels" in install
+    assert "/srv/my_awesome_project/venvs/" in install  # keyed by requirements, not by release
 
 
-def test_first_deploy_starts_and_enables_without_a_restart(plan):
+def test_hosts_switch_one_batch_at_a_time(plan):
+    """Three hosts: one per batch, in name order; each host acts in its own batch only."""
+    hosts = sorted(plan)
+    for host in hosts:
+        ops = dict(plan[host])
+        switching = [n for n in ("Switch batch 1", "Switch batch 2", "Switch batch 3") if ops[n]]
+        assert switching == [f"Switch batch {hosts.index(host) + 1}"], host
+        (command,) = ops[switching[0]]
+        assert "release.sh switch" in command and "HEALTH_PATH=/healthz" in command
+
+
+def test_the_release_is_checked_before_it_can_serve(plan):
     ops = dict(plan["@fake/web-1"])
-    assert ops["Reload systemd"] == ["systemctl daemon-reload"]
-    assert ops["Restart the app"] == []  # nothing is running yet on a fresh host
-    assert ops["Enable and start the app"] == [
-        "systemctl start my_awesome_project.service", "systemctl enable my_awesome_project.service"]
+    upload, prepare = ops["Release"]
+    assert upload.startswith("FileUploadCommand(") and ".tar, /srv/my_awesome_project/releases/" in upload
+    assert "release.sh prepare" in prepare and "CHECK_LEVEL=ERROR" in prepare

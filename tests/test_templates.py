@@ -1,5 +1,6 @@
 """The templates render to the seed's shapes (no hosts needed)."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -35,16 +36,18 @@ def test_run_script_has_the_seeds_shape(settings):
     assert text.startswith("#! /bin/bash\n")
     # Load .env with export on, then exec gunicorn from the virtualenv: the seed's order.
     assert body[0] == "set -a"
-    assert body[1].startswith("source /srv/my_awesome_project/.env")
+    assert body[1].startswith("source /srv/my_awesome_project/shared/.env")
     assert body[2] == "set +a"
     assert body[-2].startswith("exec $VIRTUAL_ENV/bin/gunicorn ")
     assert "--bind 0.0.0.0:$PORT" in body[-2]
+    # Pinned to the release `current` points at when it starts.
+    assert "release=$(readlink -f /srv/my_awesome_project/current)" in body
+    assert 'cd "$release"' in body
     assert body[-1].split()[-1] == "project.wsgi"
     assert "--workers 2" in body[-1]
 
 
-def test_unit_has_the_seeds_directives(settings):
-    text = render("app.service.j2", settings)
+def sections_of(text):
     sections = {}
     current = None
     for line in lines(text):
@@ -53,27 +56,46 @@ def test_unit_has_the_seeds_directives(settings):
             sections[current] = {}
         else:
             key, _, value = line.partition("=")
-            sections[current][key] = value
+            sections[current].setdefault(key, value)
+    return sections
+
+
+@pytest.mark.parametrize("listen", ["ambient", "socket"])
+def test_unit_has_the_seeds_directives(settings, listen):
+    settings = dataclasses.replace(settings, listen=listen)
+    sections = sections_of(render("app.service.j2", settings))
     assert list(sections) == ["[Unit]", "[Service]", "[Install]"]
-    assert sections["[Unit]"] == {"Description": "my_awesome_project (gunicorn)",
-                                  "After": "network.target"}
+    assert sections["[Unit]"]["Description"] == "my_awesome_project (gunicorn)"
+    assert sections["[Unit]"]["After"] == "network.target"
     service = sections["[Service]"]
-    assert service["EnvironmentFile"] == "/srv/my_awesome_project/.env"
+    assert service["EnvironmentFile"] == "/srv/my_awesome_project/shared/.env"
     assert service["WorkingDirectory"] == "/srv/my_awesome_project/"
     assert service["ExecStart"] == "/srv/my_awesome_project/run"
-    assert service["AmbientCapabilities"] == "CAP_NET_BIND_SERVICE"
     assert service["User"] == service["Group"] == "web"
+    assert service["Type"] == "notify"
     assert sections["[Install]"] == {"WantedBy": "multi-user.target"}
+    if listen == "ambient":  # the seed's unit: gunicorn binds port 80 itself
+        assert service["AmbientCapabilities"] == "CAP_NET_BIND_SERVICE"
+        assert "Requires" not in sections["[Unit]"]
+    else:  # the socket holds the port: no capability at all
+        assert "AmbientCapabilities" not in service
+        assert sections["[Unit]"]["Requires"] == "my_awesome_project.socket"
+
+
+def test_socket_unit_holds_the_port(settings):
+    sections = sections_of(render("app.socket.j2", settings))
+    assert sections["[Socket]"] == {"ListenStream": "80", "Service": "my_awesome_project.service"}
+    assert sections["[Install]"] == {"WantedBy": "sockets.target"}
 
 
 def test_env_file_holds_the_seeds_variables_and_extras(settings):
     text = render("env.j2", settings)
     pairs = dict(line.split("=", 1) for line in lines(text))
-    assert pairs["VIRTUAL_ENV"] == "/srv/my_awesome_project/venv"
+    assert pairs["VIRTUAL_ENV"] == "/srv/my_awesome_project/current/venv"
     assert pairs["DJANGO_SETTINGS_MODULE"] == "project.settings"
     assert pairs["PORT"] == "80"
     assert pairs["DJANGO_ALLOWED_HOSTS"] == "app1.example.com,localhost,127.0.0.1"
     assert pairs["SENTRY_ENVIRONMENT"] == "production"
     # No secret in .env: the key lives in its own file, made on the host.
-    assert pairs["DJANGO_SECRET_KEY_FILE"] == "/srv/my_awesome_project/secret_key"
+    assert pairs["DJANGO_SECRET_KEY_FILE"] == "/srv/my_awesome_project/shared/secret_key"
     assert not any(re.search("SECRET_KEY=", line) for line in lines(text))

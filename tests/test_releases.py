@@ -1,0 +1,213 @@
+"""Releases on the fleet: zero-downtime switches, health-gated reverts, rollback, a lock,
+pruning, and recovery from a killed deploy. Tests run in file order on the shared fleet.
+
+Load runs against the socket-mode hosts (web), whose restarts must fail no request; the
+staging host runs the seed's AmbientCapabilities unit, whose restart gap is measured.
+"""
+
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import (PROJECT, PYINFRA, ROOT, LoadRun, TEST_FLEET, app_version, http_get, results,
+                      run_pyinfra, wait_http_200)
+
+MIN_REQUESTS = 100  # a load that made fewer requests proves nothing
+
+
+def urls(fleet, group, path="/"):
+    port = {"web": 80, "staging": 8080}[group]
+    return [f"http://{h['address']}:{port}{path}" for h in fleet.by_group(group)]
+
+
+def serving(fleet):
+    """{machine: release id that `current` points at}."""
+    return {h["machine"]: fleet.ssh(h, f"basename $(readlink /srv/{PROJECT}/current)").stdout.strip()
+            for h in fleet.hosts}
+
+
+def answers(fleet):
+    """{machine: home page} from the controller."""
+    port = {"web": 80, "staging": 8080}
+    return {h["machine"]: http_get(f"http://{h['address']}:{port[h['group']]}/")[1] for h in fleet.hosts}
+
+
+def assert_no_request_failed(load):
+    assert load.result["requests"] >= MIN_REQUESTS, load.result
+    assert load.result["failed"] == 0, load.result
+
+
+def report(what, load):
+    r = load.result
+    print(f"\n{what}: {r['requests']} requests, {r['failed']} failed {r['failures']}, "
+          f"longest gap {r['max_gap_s']} s")
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory, deployed):
+    """Project copies with new code: each is a new release."""
+    base = tmp_path_factory.mktemp("versions")
+    return {name: app_version(base / name, name) for name in ("v2", "v3", "v4", "v5")}
+
+
+def test_redeploy_under_load_fails_no_request(fleet, versions):
+    before = serving(fleet)
+    with LoadRun(urls(fleet, "web"), ["v2"]) as web, LoadRun(urls(fleet, "staging"), ["v2"]) as seed:
+        result = run_pyinfra("-y", cwd=versions["v2"])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_request_failed(web)
+    assert web.result["answers"].get("v2", 0) > 0  # the new code answered during the load
+    report("redeploy, socket mode", web)
+    report("redeploy, AmbientCapabilities mode", seed)
+    after = serving(fleet)
+    assert len(set(after.values())) == 1 and set(after.values()).isdisjoint(before.values())
+    assert all("Django v2 behind" in page for page in answers(fleet).values())
+
+
+def test_rollback_under_load_fails_no_request(fleet, versions):
+    with LoadRun(urls(fleet, "web"), ["v2"]) as web, LoadRun(urls(fleet, "staging")) as seed:
+        result = run_pyinfra("-y", cwd=versions["v2"], deploy="rollback.py")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_request_failed(web)
+    report("rollback, socket mode", web)
+    report("rollback, AmbientCapabilities mode", seed)
+    assert all("Django behind" in page for page in answers(fleet).values())
+    for host in fleet.hosts:
+        last = fleet.ssh(host, f"tail -n 1 /srv/{PROJECT}/revisions.log").stdout
+        assert "rolled back" in last
+
+
+def broken_release(target, how):
+    """A copy of the v2 project broken in one way."""
+    project = app_version(target, "broken")
+    app = project / "app"
+    if how == "import":
+        wsgi = app / "project" / "wsgi.py"
+        wsgi.write_text(wsgi.read_text() + "\nraise ImportError('this release is broken on purpose')\n")
+    elif how == "health":
+        views = app / "project" / "views.py"
+        views.write_text(views.read_text().replace(
+            '    """200 when the app can reach its database, 503 when it cannot."""\n',
+            '    """Broken on purpose."""\n    return JsonResponse({"status": "broken"}, status=500)\n'))
+    elif how == "migration":
+        broken = app / "broken"
+        (broken / "migrations").mkdir(parents=True)
+        (broken / "__init__.py").write_text("")
+        (broken / "migrations" / "__init__.py").write_text("")
+        (broken / "migrations" / "0001_initial.py").write_text(
+            "from django.db import migrations\n\n\n"
+            "def fail(apps, schema_editor):\n    raise RuntimeError('this migration fails on purpose')\n\n\n"
+            "class Migration(migrations.Migration):\n    operations = [migrations.RunPython(fail)]\n")
+        settings = app / "project" / "settings.py"
+        settings.write_text(settings.read_text().replace(
+            '    "django.contrib.staticfiles",\n]', '    "django.contrib.staticfiles",\n    "broken",\n]'))
+    return project
+
+
+@pytest.mark.parametrize("how, cause", [
+    ("import", "failed the WSGI import"),
+    ("health", "failed its health check: GET /healthz answered 500"),
+    ("migration", "failed its migrations"),
+])
+def test_a_broken_release_leaves_the_previous_one_serving(fleet, versions, tmp_path, how, cause):
+    before = serving(fleet)
+    project = broken_release(tmp_path / how, how)
+    with LoadRun(urls(fleet, "web")) as web:
+        result = run_pyinfra("-y", cwd=project)
+    out = result.stdout
+    assert result.returncode != 0
+    assert cause in out, out[-3000:]
+    failed_hosts = {h["address"] for h in fleet.hosts if re.search(
+        rf"\[{re.escape(h['address'])}\].*(Error|error)", out)}
+    assert failed_hosts, out[-3000:]  # the output names the host(s)
+    if how == "health":
+        assert "reverted to" in out
+        assert len(failed_hosts) == 1  # the first batch failed: the batches after it never ran
+    assert_no_request_failed(web)
+    assert serving(fleet) == before
+    assert all("Django behind" in page for page in answers(fleet).values())
+
+
+def deploy_killed_at(project, marker):
+    """Start a deploy and SIGKILL it when its output reaches `marker`."""
+    process = subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=project,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**__import__("os").environ, "DJDEPLOY_FLEET": TEST_FLEET})
+    seen = []
+    deadline = time.monotonic() + 300
+    for line in process.stdout:
+        seen.append(line)
+        if marker in line or time.monotonic() > deadline:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "".join(seen[-30:])
+    return "".join(seen)
+
+
+@pytest.mark.parametrize("version, marker", [
+    ("v3", "Starting operation: Release"),  # the upload of the release
+    ("v4", "Starting operation: Switch batch 2"),  # after batch 1 switched
+])
+def test_a_killed_deploy_then_a_normal_one_converges(fleet, versions, version, marker):
+    deploy_killed_at(versions[version], marker)
+    result = run_pyinfra("-y", cwd=versions[version])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "cleared a deploy lock left by a killed deploy" in result.stdout
+    assert len(set(serving(fleet).values())) == 1
+    assert all(f"Django {version} behind" in page for page in answers(fleet).values())
+    for url in urls(fleet, "web", "/healthz") + urls(fleet, "staging", "/healthz"):
+        assert wait_http_200(url, timeout=10)[0] == 200
+    leftovers = fleet.ssh(fleet.hosts[0], f"ls -a /srv/{PROJECT}/releases").stdout.split()
+    assert not [n for n in leftovers if n.endswith(".tar") or n.startswith(".new-")], leftovers
+
+
+def test_the_lock_keeps_a_second_deploy_out(fleet, versions):
+    first = subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=versions["v5"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**__import__("os").environ, "DJDEPLOY_FLEET": TEST_FLEET})
+    seen = []
+    for line in first.stdout:  # the lock is held from the first operation on
+        seen.append(line)
+        if "Starting operation: App group" in line:
+            break
+    second = run_pyinfra("-y", "--data", "lock_wait=1", cwd=versions["v4"])
+    rest, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, rest[-3000:]
+    assert second.returncode == 1
+    assert re.search(rf"deploy lock held by \S+ pid {first.pid} since \S+: wait for that deploy",
+                     second.stdout), second.stdout[-2000:]
+    assert "no host was changed" in second.stdout
+    assert all("Django v5 behind" in page for page in answers(fleet).values())
+
+
+def test_old_releases_are_pruned_keeping_current_and_previous(fleet, versions):
+    result = run_pyinfra("-y", "--data", "keep_releases=2", cwd=versions["v5"])
+    assert result.returncode == 0, result.stdout[-3000:]
+    for host in fleet.hosts:
+        out = fleet.ssh(host, f"cd /srv/{PROJECT} && ls releases && basename $(readlink current) "
+                              f"&& basename $(readlink previous) && ls venvs | wc -l").stdout.split()
+        *kept, current, previous, venvs = out
+        assert sorted(kept) == sorted({current, previous}), out
+        assert venvs == "1"
+
+
+def test_status_shows_what_the_tests_did(fleet, versions):
+    result = run_pyinfra("-y", cwd=versions["v5"], deploy="status.py")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert results(result.stdout)["Grand total"]["changed"] == 0
+    now = serving(fleet)
+    for host in fleet.hosts:
+        line = next(l for l in result.stdout.splitlines() if l.strip().startswith(host["address"] + ":"))
+        assert f"current={now[host['machine']]} " in line
+        assert re.search(r"since=\d{4}-\d\d-\d\dT", line)
+        assert "unit=active" in line and "health=200" in line and "lock=free" in line
+        log = fleet.ssh(host, f"cat /srv/{PROJECT}/revisions.log").stdout
+        assert "switched" in log and "rolled back" in log
+    first_batch = sorted(h["address"] for h in fleet.hosts)[0]
+    log = fleet.ssh(next(h for h in fleet.hosts if h["address"] == first_batch),
+                    f"cat /srv/{PROJECT}/revisions.log").stdout
+    assert "reverted to" in log  # the release that failed its health check
