@@ -38,7 +38,7 @@ def test_second_project_deploys_beside_the_first_by_data_alone(fleet, deployed):
     out = fleet.ssh(host, "systemctl is-active shop; ps -eo user:20,args | grep '[s]hop.serve:app'").stdout
     assert out.splitlines()[0] == "active"
     assert {line.split()[0] for line in out.splitlines()[1:]} == {"shop"}
-    env = fleet.ssh(host, "cat /srv/shop/.env").stdout
+    env = fleet.ssh(host, "cat /srv/shop/shared/.env").stdout
     assert "DJANGO_SETTINGS_MODULE=shop.conf.production" in env
     assert "SHOP_GREETING=hello-from-data" in env
 
