@@ -58,6 +58,9 @@ def test_redeploy_under_load_fails_no_request(fleet, versions):
     with LoadRun(urls(fleet, "web"), ["v2"]) as web, LoadRun(urls(fleet, "staging"), ["v2"]) as seed:
         result = run_pyinfra("-y", cwd=versions["v2"])
     assert result.returncode == 0, result.stdout[-3000:]
+    rows = results(result.stdout)
+    assert rows["Release"]["changed"] == 3
+    assert rows["Virtualenv"]["changed"] == 0 and rows["Wheelhouse"]["changed"] == 0  # code only
     assert_no_request_failed(web)
     assert web.result["answers"].get("v2", 0) > 0  # the new code answered during the load
     report("redeploy, socket mode", web)
