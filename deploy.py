@@ -6,13 +6,14 @@ with Systemd", step by step, on every host of the inventory, as health-gated rel
 """
 
 from pyinfra import host
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from djdeploy import build, lock, operations, rollout
+from djdeploy import build, factcache, lock, operations, rollout
 from djdeploy.facts import HostPython
 from djdeploy.settings import app_settings, preflight
 
+factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)  # every host reachable and its data valid, or nothing changes anywhere
 s = app_settings(host)  # this host's settings, from group_data/ and --data
 release = build.release(s.app_path, s.requirements, *host.get_fact(HostPython))  # once per run
@@ -21,11 +22,8 @@ release = build.release(s.app_path, s.requirements, *host.get_fact(HostPython)) 
 lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
 
 # The app runs as its own system user, without a login shell.
-server.group(name="App group", group=s.group, system=True)
-server.user(
-    name="App user", user=s.user, group=s.group, system=True,
-    shell="/usr/sbin/nologin", home=s.root, create_home=False, ensure_home=False,
-)
+operations.system_group(name="App group", group=s.group, user=s.user)
+operations.system_user(name="App user", user=s.user, group=s.group, home=s.root)
 
 # /srv/<project>: root's, readable by the app. shared/ outlives releases; shared/data is
 # the only place the app writes (SQLite).

@@ -7,9 +7,10 @@ release=<id>), in batches, through the same health gate as a deploy.
 
 from pyinfra import host
 
-from djdeploy import lock, operations, rollout
+from djdeploy import factcache, lock, operations, rollout
 from djdeploy.settings import app_settings, preflight, rollback_target
 
+factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)
 s = app_settings(host)
 target = rollback_target(host, s)  # the previous release, or --data release; checked on every host

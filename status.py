@@ -6,8 +6,10 @@ the releases kept, and who holds the deploy lock. Changes nothing.
 
 from pyinfra import host
 
+from djdeploy import factcache
 from djdeploy.status import report
 from djdeploy.settings import app_settings, preflight
 
+factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)
 report(host, app_settings(host))

@@ -97,3 +97,36 @@ class HealthAnswer(FactBase):
 
     def process(self, output):
         return output[0].strip() if output and output[0].strip() not in ("", "000") else "none"
+
+
+class LockHolder(FactBase):
+    """The deploy lock at `path`: {"run", "owner"} of whoever holds it, or None if free."""
+
+    def command(self, path):
+        quoted = shlex.quote(path)
+        return f"if [ -d {quoted} ]; then cat {quoted}/run {quoted}/owner 2>/dev/null; fi"
+
+    def process(self, output):
+        return {"run": output[0].strip(), "owner": output[1].strip() if len(output) > 1 else ""}
+
+
+class Account(FactBase):
+    """The app's group and user, from getent: {"group": gid or None, "user": {"uid",
+    "gid", "home", "shell", "group"} or None}. One cheap lookup, not every account."""
+
+    def command(self, user, group):
+        u, g = shlex.quote(user), shlex.quote(group)
+        return f"echo group=$(getent group {g}); echo user=$(getent passwd {u}); echo primary=$(id -gn {u} 2>/dev/null)"
+
+    def default(self):
+        return {"group": None, "user": None}
+
+    def process(self, output):
+        values = dict(line.split("=", 1) for line in output if "=" in line)
+        group = values.get("group", "").split(":")
+        user = values.get("user", "").split(":")
+        return {
+            "group": group[2] if len(group) > 2 else None,
+            "user": {"uid": user[2], "gid": user[3], "home": user[5], "shell": user[6],
+                     "group": values.get("primary", "")} if len(user) > 6 else None,
+        }

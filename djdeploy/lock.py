@@ -22,6 +22,8 @@ import gevent
 from pyinfra.api import StringCommand
 from pyinfra.api.state import BaseStateCallback
 
+from djdeploy.factcache import quiet
+from djdeploy.facts import LockHolder
 from djdeploy.settings import fail
 
 CONTROLLER = socket.gethostname()
@@ -33,18 +35,18 @@ def q(value) -> str:
     return shlex.quote(str(value))
 
 
-def take_command(root: str, path: str, wait: int) -> str:
+def take_command(root: str, path: str, wait: int, stale_run: str | None = None) -> str:
     """Shell that takes the lock at `path`, waiting up to `wait` s; prints the holder if not.
 
-    A lock taken from this controller by a process that is gone (a killed deploy) is
-    cleared: the host's `kill -0` cannot see the controller, so the pid is checked here.
+    `stale_run`: the run id of a lock known to be left by a killed deploy, cleared first
+    (only if it still holds the lock).
     """
+    clear = ""
+    if stale_run:
+        clear = (f"if [ \"$(cat {q(path)}/run 2>/dev/null)\" = {q(stale_run)} ]; then rm -rf {q(path)}; "
+                 "echo cleared; fi; ")
     return (
-        f"mkdir -p {q(root)}; "
-        f"if [ -f {q(path)}/owner ]; then owner=$(cat {q(path)}/owner); "
-        f"case \"$owner\" in *@{q(CONTROLLER)}' pid '*) echo \"holder=${{owner##* }}\";; esac; fi"
-    ), (
-        f"end=$(($(date +%s) + {int(wait)})); "
+        f"mkdir -p {q(root)}; {clear}end=$(($(date +%s) + {int(wait)})); "
         f"until mkdir {q(path)} 2>/dev/null; do "
         f"if [ $(date +%s) -ge $end ]; then echo \"deploy lock held by $(cat {q(path)}/owner) since "
         f"$(cat {q(path)}/since): wait for that deploy to end, or if it was killed: "
@@ -60,9 +62,12 @@ def release_command(path: str, force: bool = False) -> str:
     return f"if [ \"$(cat {q(path)}/run 2>/dev/null)\" = {q(RUN_ID)} ]; then rm -rf {q(path)}; fi"
 
 
-def _pid_gone(pid: str) -> bool:
+def _left_by_killed_deploy(owner: str) -> bool:
+    """Taken from this controller by a process that no longer exists."""
+    if f"@{CONTROLLER} pid " not in owner:
+        return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(owner.rsplit(" ", 1)[1]), 0)
     except (ValueError, ProcessLookupError):
         return True
     except PermissionError:
@@ -71,8 +76,9 @@ def _pid_gone(pid: str) -> bool:
 
 
 def _run(host, command: str):
-    status, output = host.run_shell_command(StringCommand(command), print_output=False,
-                                            print_input=False)
+    with quiet(host):  # coordination: the host's batched facts still hold
+        status, output = host.run_shell_command(StringCommand(command), print_output=False,
+                                                print_input=False)
     return status, [line.line for line in output]
 
 
@@ -85,16 +91,15 @@ class DeployLock(BaseStateCallback):
 
     def take(self, host) -> str | None:
         root, path, wait = self.locks[host.name]
-        probe, take = take_command(root, path, wait)
-        status, lines = _run(host, probe)
-        holder = next((line.split("=", 1)[1] for line in lines if line.startswith("holder=")), None)
-        if holder and _pid_gone(holder):
-            _run(host, release_command(path, force=True))
-            print(f"    [{host.name}] cleared a deploy lock left by a killed deploy (pid {holder})",
+        # Who holds it, as read with the host's other facts (one command for all of them).
+        holder = host.get_fact(LockHolder, path=path)
+        stale = holder and _left_by_killed_deploy(holder["owner"])
+        status, lines = _run(host, take_command(root, path, wait, holder["run"] if stale else None))
+        if "cleared" in lines:
+            print(f"    [{host.name}] cleared a deploy lock left by a killed deploy ({holder['owner']})",
                   file=sys.stderr)
-        status, lines = _run(host, take)
         if not status:
-            return lines[-1] if lines else "could not take the deploy lock"
+            return next((l for l in lines if l.startswith("deploy lock")), "could not take the deploy lock")
         self.held.add(host)
         return None
 

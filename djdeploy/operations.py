@@ -17,7 +17,7 @@ from pyinfra.facts.files import File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files
 
-from djdeploy.facts import Deployment, DirectoryFiles, FileText
+from djdeploy.facts import Account, Deployment, DirectoryFiles, FileText
 from djdeploy.lock import CONTROLLER
 
 STAMP = ".djdeploy-requirements"
@@ -41,6 +41,42 @@ def tool_env(s) -> str:
 
 def deployment(s) -> dict:
     return host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files)
+
+
+@operation()
+def system_group(group: str, user: str):
+    """A system group `group` exists.
+
+    + group: the group's name
+    + user: the user that will be in it (read in the same lookup as `system_user`)
+    """
+    if host.get_fact(Account, user=user, group=group)["group"] is None:
+        yield f"groupadd --system {q(group)}"
+
+
+@operation()
+def system_user(user: str, group: str, home: str, shell: str = "/usr/sbin/nologin"):
+    """A system user `user` exists, in primary group `group`, with that home and shell.
+
+    + user: the user's name
+    + group: its primary group (see `system_group`)
+    + home: its home directory; not created (the deploy owns that folder)
+    + shell: its login shell; no login by default
+    """
+    account = host.get_fact(Account, user=user, group=group)["user"]
+    if account is None:
+        yield (f"useradd --system --no-create-home --home-dir {q(home)} --shell {q(shell)} "
+               f"--gid {q(group)} {q(user)}")
+        return
+    changes = []
+    if account["home"] != home:
+        changes += ["--home", q(home)]
+    if account["shell"] != shell:
+        changes += ["--shell", q(shell)]
+    if account["group"] != group:
+        changes += ["--gid", q(group)]
+    if changes:
+        yield f"usermod {' '.join(changes)} {q(user)}"
 
 
 @operation()

@@ -4,8 +4,6 @@ _host = {
     "fake_delay": 0,
     "fake_delay_jitter": 0,
     "fake_responses": {
-        "uname -s": "Linux",
-        "command -v useradd": "/usr/sbin/useradd",
         "import sys, platform": "3.11 x86_64",
     },
 }

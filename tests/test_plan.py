@@ -53,9 +53,9 @@ def test_operations_follow_the_recipe_in_order(plan):
 
 def test_each_group_gets_its_own_user(plan):
     ops = dict(plan["@fake/staging-1"])
-    assert ops["App user"] == ["useradd -d /srv/my_awesome_project -s /usr/sbin/nologin "
-                               "-g staging -r -M staging"]
-    assert dict(plan["@fake/web-1"])["App group"] == ["groupadd -r web"]
+    assert ops["App user"] == ["useradd --system --no-create-home --home-dir /srv/my_awesome_project "
+                               "--shell /usr/sbin/nologin --gid staging staging"]
+    assert dict(plan["@fake/web-1"])["App group"] == ["groupadd --system web"]
 
 
 def test_packages_come_from_the_uploaded_wheelhouse_only(plan):
