@@ -5,7 +5,7 @@ HOSTS ?= 3
 FLEET ?= demo
 APT_PACKAGES := debootstrap systemd-container zstd openssh-client iproute2 curl python3-venv
 
-.PHONY: demo test deps fleet-up fleet-down deploy dry answers clean
+.PHONY: demo test bench deps fleet-up fleet-down deploy dry answers clean
 
 ## Set up everything, boot the local fleet, deploy, print each host's HTTP answer.
 demo: deps
@@ -16,6 +16,11 @@ demo: deps
 ## All tests: fast ones, then the ones on a test fleet of their own.
 test: deps
 	.venv/bin/pytest -q tests
+
+## Deploy timings on fleets of 1, 4 and 8 hosts and 1,000 simulated ones (table, CSV, PNG).
+bench: deps
+	.venv/bin/pip install --quiet --disable-pip-version-check 'matplotlib>=3.8,<4'
+	.venv/bin/python bench/run.py
 
 ## apt packages for the local fleet, and the project's virtualenv in .venv.
 deps: .venv/.installed

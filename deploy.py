@@ -67,14 +67,15 @@ socket = operations.socket_unit(name="systemd socket", s=s, src="templates/app.s
 systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket))
 listener = operations.listener(name="Listening socket", s=s)
 
-# Switch to the release in batches; restart when something the service runs changed.
-# Each switch is health-gated and reverted on failure; a failed batch stops the rest.
-for number, batch in enumerate(rollout.batches([h.name for h in host.state.inventory], s.batch), 1):
-    operations.current_release(
-        name=f"Switch batch {number}", s=s, release_id=release.id, batch=batch,
-        restart_if=rollout.changed(venv, env, key, run, gunicorn, unit, socket, listener),
-        _if=rollout.nothing_failed(host.state),
-    )
+# Switch to the release, a batch of hosts at a time; restart when something the service
+# runs changed. Each switch is health-gated and reverted on failure; a failed batch
+# stops the batches after it.
+operations.current_release(
+    name="Switch to the release", s=s, release_id=release.id,
+    restart_if=rollout.changed(venv, env, key, run, gunicorn, unit, socket, listener),
+    _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
+    _if=rollout.nothing_failed(host.state),
+)
 
 systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True)
 operations.releases_pruned(name="Old releases", s=s, keep=s.keep_releases)

@@ -16,8 +16,8 @@ s = app_settings(host)
 target = rollback_target(host, s)  # the previous release, or --data release; checked on every host
 lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
 
-for number, batch in enumerate(rollout.batches([h.name for h in host.state.inventory], s.batch), 1):
-    operations.current_release(
-        name=f"Roll back batch {number}", s=s, release_id=target, batch=batch, rollback=True,
-        _if=rollout.nothing_failed(host.state),
-    )
+operations.current_release(
+    name="Roll back", s=s, release_id=target, rollback=True,
+    _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
+    _if=rollout.nothing_failed(host.state),
+)

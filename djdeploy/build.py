@@ -80,6 +80,7 @@ def source_archive(app_path: Path) -> tuple[str, Path]:
     if archive.exists():
         return digest, archive
     archive.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Packing the release code from {app_path}", file=sys.stderr, flush=True)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for rel in source_files(app_path):

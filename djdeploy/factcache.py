@@ -45,10 +45,11 @@ def _key(cls, args, kwargs) -> str:
                        sorted((kwargs or {}).items())], default=str)
 
 
-def _plan_file(host) -> Path:
-    deploy = " ".join(sys.argv[1:3])  # e.g. "inventory.py deploy.py"
-    digest = hashlib.sha256(f"{host.name}\n{os.getcwd()}\n{deploy}".encode()).hexdigest()[:20]
+def plan_file(host_name: str, deploy: str) -> Path:
+    """Where the facts a deploy file asked of a host are kept between runs."""
+    digest = hashlib.sha256(f"{host_name}\n{Path(deploy).name}".encode()).hexdigest()[:20]
     return PLANS / f"{digest}.json"
+
 
 
 class _Capture:
@@ -65,12 +66,12 @@ class _Capture:
 
 
 class HostFacts:
-    def __init__(self, host):
+    def __init__(self, host, deploy_file: str):
         self.values: dict[str, object] = {}
         self.valid = True
         self.quiet = 0
         self.asked: dict[str, list] = {}  # key -> [class path, args, kwargs], in order
-        self.plan_file = _plan_file(host)
+        self.plan_file = plan_file(host.name, deploy_file)
 
     def plan(self) -> list:
         try:
@@ -122,6 +123,11 @@ class HostFacts:
                                                     print_output=False, print_input=False)
         if not status:
             return
+        if os.environ.get("DJDEPLOY_RECORD_BATCH"):  # the benchmark replays a real host's answer
+            record = Path(os.environ["DJDEPLOY_RECORD_BATCH"])
+            record.write_text("\n".join(output.output_lines) + "\n")
+            record.with_suffix(".plan.json").write_text(json.dumps(
+                [[f"{c.__module__}:{c.__qualname__}", list(a or ()), k] for c, a, k, _ in planned]))
         results = _split(output.output_lines, len(planned))
         for index, (cls, args, kwargs, _) in enumerate(planned):
             if index not in results:
@@ -211,23 +217,30 @@ def _watch(host, entry: "HostFacts") -> None:
 
 def _report() -> None:
     for entry in _hosts.values():
-        entry.save()
+        if pyinfra_host.get_fact is get_fact:
+            entry.save()
     if os.environ.get("DJDEPLOY_COUNT_COMMANDS"):
         for name, n in sorted(COUNTS.items()):
             print(f"remote commands: {name} {n}", file=sys.stderr)
 
 
 def install(host) -> None:
-    """Serve this host's facts from one batched command (see the module's docstring)."""
+    """Serve this host's facts from one batched command (see the module's docstring).
+
+    DJDEPLOY_FACT_BATCH=off turns it off (pyinfra's one command per fact), to compare.
+    """
+    batching = os.environ.get("DJDEPLOY_FACT_BATCH") != "off"
     state = host.state
     real = ctx_host.get()  # deploy files see a proxy; facts need the Host itself
-    if pyinfra_host.get_fact is not get_fact:
-        pyinfra_host.get_fact = get_fact
+    if not _hosts:
         atexit.register(_report)
+    if batching and pyinfra_host.get_fact is not get_fact:
+        pyinfra_host.get_fact = get_fact
     if host.name in _hosts and entry_state.get(host.name) is state:
         return
-    entry = HostFacts(host)
+    entry = HostFacts(host, state.current_exec_filename or "deploy.py")
     _hosts[host.name] = entry
     entry_state[host.name] = state
     _watch(real, entry)
-    entry.prefetch(state, real)
+    if batching:
+        entry.prefetch(state, real)

@@ -180,12 +180,11 @@ def release(s, release_id: str, archive: Path, venv: str):
 
 
 @operation()
-def current_release(s, release_id: str, batch: list, restart_if=None, rollback: bool = False):
+def current_release(s, release_id: str, restart_if=None, rollback: bool = False):
     """`current` points at `release_id`, and the app serves it and passes its health check.
 
     + s: the host's AppSettings
     + release_id: the release that should serve
-    + batch: the hosts switching in this operation; others yield nothing here
     + restart_if: callable, used by a dry run: true when a file the app reads will change
     + rollback: write "rolled back" in the revisions log
 
@@ -195,8 +194,6 @@ def current_release(s, release_id: str, batch: list, restart_if=None, rollback: 
     what the app was started with (.serving), so a restart owed by a run that stopped
     early is done by the next one.
     """
-    if host.name not in batch:
-        return
     state = deployment(s)
     started_with = f"{release_id} {state['config']}"
     planning = not host.state.is_executing  # files not written yet: ask their operations

@@ -1,14 +1,18 @@
-"""Rolling switches: which hosts switch together, and whether a batch may go.
+"""Rolling switches: how many hosts switch at once, and whether a batch may go.
 
 pyinfra runs each operation on every host (in parallel) before the next operation, and
-drops a host from the run when one of its operations fails. The deploy adds one switch
-operation per batch; each host acts only in its own batch, and a batch goes only while
-no host has failed in this run, so a failed batch stops the ones after it.
+drops a host from the run when one of its operations fails. `_parallel=N` makes one
+operation run N hosts at a time, batch after batch, in inventory order. The switch is
+one such operation; a batch goes only while no host of this run has failed, so a failed
+batch stops the ones after it. pyinfra marks failed hosts only once an operation ended
+on all hosts, so `Rollout` notes each failure as it happens.
 """
 
 from __future__ import annotations
 
 import math
+
+from pyinfra.api.state import BaseStateCallback
 
 
 def batch_size(total: int, batch: str | None) -> int:
@@ -20,15 +24,23 @@ def batch_size(total: int, batch: str | None) -> int:
     return max(1, min(int(batch), total))
 
 
-def batches(names: list[str], batch: str | None) -> list[list[str]]:
-    names = sorted(names)
-    size = batch_size(len(names), batch)
-    return [names[i:i + size] for i in range(0, len(names), size)]
+class Rollout(BaseStateCallback):
+    """Remembers the hosts that failed an operation in this run, as soon as they fail."""
+
+    def __init__(self):
+        self.failed: set[str] = set()
+
+    def operation_host_error(self, state, host, op_hash, retry_count=0, max_retries=0):
+        self.failed.add(host.name)
 
 
 def nothing_failed(state):
-    """An `_if` for a batch: true while no host of this run has failed."""
-    return lambda: not state.failed_hosts
+    """An `_if` for a switch: true while no host of this run has failed."""
+    tracker = next((h for h in state.callback_handlers if isinstance(h, Rollout)), None)
+    if tracker is None:
+        tracker = Rollout()
+        state.add_callback_handler(tracker)
+    return lambda: not state.failed_hosts and not tracker.failed
 
 
 def changed(*ops):

@@ -197,12 +197,16 @@ def preflight(state) -> None:
     problems = [f"cannot reach {h.name} over SSH (reason above): check its address, port, user "
                 "and key, or remove it from the inventory; no host was changed"
                 for h in sorted(state.failed_hosts, key=lambda h: h.name)]
+    batches = {}
     for other in state.inventory:
         if other not in state.failed_hosts:
             try:
-                parse(other.name, other.data, other.groups)
+                batches.setdefault(parse(other.name, other.data, other.groups).batch, other.name)
             except DataError as error:
                 problems.append(str(error))
+    if len(batches) > 1:  # one switch operation, one batch size (pyinfra's _parallel)
+        problems.append(f"batch differs between hosts ({', '.join(f'{b} for {h}' for b, h in batches.items())}): "
+                        "set it once, in group_data/all.py or with --data batch=...")
     if problems:
         fail(problems)
 

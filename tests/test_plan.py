@@ -9,7 +9,7 @@ RECIPE = [
     "App group", "App user", "Project folder", "Releases folder", "Shared folder", "Data folder",
     "Wheelhouse", "Virtualenv", ".env", "Secret key", "run script", "gunicorn settings",
     "Release tool", "Release", "systemd unit", "systemd socket", "Reload systemd",
-    "Listening socket", "Switch batch 1", "Switch batch 2", "Switch batch 3",
+    "Listening socket", "Switch to the release",
     "Enable and start the app", "Old releases",
 ]
 
@@ -40,11 +40,15 @@ def plan():
             for op_hash in state.get_op_order()
         ]
     mp.undo()
+    planned["_parallel"] = {list(state.get_op_meta(h).names)[0]: state.get_op_meta(h).global_arguments["_parallel"]
+                            for h in state.get_op_order()}
     return planned
 
 
 def test_operations_follow_the_recipe_in_order(plan):
     for host, ops in plan.items():
+        if host == "_parallel":
+            continue
         assert [name for name, _ in ops] == RECIPE, host
     # Only socket-mode hosts (web) get a socket unit; staging keeps the seed's unit.
     assert dict(plan["@fake/web-1"])["systemd socket"]
@@ -69,13 +73,10 @@ def test_packages_come_from_the_uploaded_wheelhouse_only(plan):
 
 
 def test_hosts_switch_one_batch_at_a_time(plan):
-    """Three hosts: one per batch, in name order; each host acts in its own batch only."""
-    hosts = sorted(plan)
-    for host in hosts:
-        ops = dict(plan[host])
-        switching = [n for n in ("Switch batch 1", "Switch batch 2", "Switch batch 3") if ops[n]]
-        assert switching == [f"Switch batch {hosts.index(host) + 1}"], host
-        (command,) = ops[switching[0]]
+    """Three hosts: the switch runs one host at a time (pyinfra's _parallel), every host in it."""
+    assert plan["_parallel"]["Switch to the release"] == 1
+    for host in ("@fake/web-1", "@fake/web-2", "@fake/staging-1"):
+        (command,) = dict(plan[host])["Switch to the release"]
         assert "release.sh switch" in command and "HEALTH_PATH=/healthz" in command
 
 

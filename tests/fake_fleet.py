@@ -1,0 +1,15 @@
+"""N fake hosts in the `web` group (DJDEPLOY_FAKE_HOSTS, default 8), for controller-side
+tests and the benchmark: pyinfra's @fake connector, no servers, instant answers unless
+DJDEPLOY_FAKE_DELAY sets a per-command delay; DJDEPLOY_FAKE_REPLY, a file, answers the
+batched-facts command (a recorded real host's state)."""
+
+import os
+
+_replies = {"import sys, platform": "3.11 x86_64"}
+if os.environ.get("DJDEPLOY_FAKE_REPLY"):
+    with open(os.environ["DJDEPLOY_FAKE_REPLY"]) as handle:
+        _replies = {"@@B 0": handle.read().splitlines(), **_replies}  # first match wins
+
+_delay = float(os.environ.get("DJDEPLOY_FAKE_DELAY", "0"))
+web = [(f"@fake/web-{n}", {"fake_delay": _delay, "fake_delay_jitter": 0, "fake_responses": _replies})
+       for n in range(1, int(os.environ.get("DJDEPLOY_FAKE_HOSTS", "8")) + 1)]

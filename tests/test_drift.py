@@ -1,0 +1,40 @@
+"""A drifted host is still seen with the batched facts: the dry run reports it and the
+next deploy repairs it (and restarts the app when a file it reads changed)."""
+
+import re
+
+import pytest
+
+from conftest import PROJECT, http_get, results, run_pyinfra
+
+DRIFTS = {
+    # kind: (command on the host, operation that must repair it, restart expected)
+    "unit edited": (f"sed -i 's/^Restart=on-failure/Restart=always/' /etc/systemd/system/{PROJECT}.service",
+                    "systemd unit", True),
+    "run script edited": (f"echo '# edited by hand' >> /srv/{PROJECT}/run", "run script", True),
+    ".env edited": (f"echo 'DJANGO_DEBUG=true' >> /srv/{PROJECT}/shared/.env", ".env", True),
+    "service stopped": (f"systemctl stop {PROJECT}.service", "Enable and start the app", False),
+    "release deleted": (f"rm -rf /srv/{PROJECT}/releases/$(basename $(readlink /srv/{PROJECT}/current))",
+                        "Release", False),
+}
+
+
+@pytest.mark.parametrize("kind", list(DRIFTS))
+def test_drift_is_reported_by_the_dry_run_and_repaired(fleet, deployed, kind):
+    command, operation, restart = DRIFTS[kind]
+    web = fleet.by_group("web")[0]
+    assert results(run_pyinfra("-y").stdout)["Grand total"]["changed"] == 0  # clean start
+    fleet.ssh(web, command)
+
+    dry = run_pyinfra("--dry", "--limit", web["address"])
+    assert dry.returncode == 0, dry.stdout[-3000:]
+    assert re.search(rf"^\s*{re.escape(operation)}\s+1 \({re.escape(web['address'])}\)", dry.stdout, re.M), \
+        dry.stdout[-3000:]
+
+    repair = run_pyinfra("-y", "--limit", web["address"])
+    assert repair.returncode == 0, repair.stdout[-3000:]
+    rows = results(repair.stdout)
+    assert rows[operation]["changed"] == 1
+    assert rows["Switch to the release"]["changed"] == (1 if restart else 0)
+    assert http_get(f"http://{web['address']}/healthz")[0] == 200
+    assert results(run_pyinfra("-y").stdout)["Grand total"]["changed"] == 0  # repaired for good
