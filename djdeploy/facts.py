@@ -52,16 +52,22 @@ class Deployment(FactBase):
 
     {"current": id or None, "previous": id or None, "releases": [ids], "venvs": [keys],
      "lock": {"run", "owner", "since"} or None, "serving": "<release> <config hash>" the
-     app was last started with, "config": "<config hash>" of the files on disk now}
+     app was last started with, "config": "<config hash>" of the files on disk now,
+     "restarted_by_hand": True when `unit` started after the deploy last started it}
     """
 
     def default(self):
         return self.process([])  # nothing there yet
 
-    def command(self, root, lock_dir, config_files=()):
+    def command(self, root, lock_dir, config_files=(), unit=None):
         r, lock = shlex.quote(root), shlex.quote(lock_dir)
         files = " ".join(shlex.quote(f) for f in config_files)
-        return (f"echo serving=$(cat {r}/.serving 2>/dev/null); "
+        by_hand = ""
+        if unit:
+            by_hand = (f"t=$(systemctl show -p ActiveEnterTimestamp --value {shlex.quote(unit)} 2>/dev/null); "
+                       f"[ -n \"$t\" ] && [ -f {r}/.serving ] && "
+                       f"[ $(date -d \"$t\" +%s) -gt $(stat -c %Y {r}/.serving) ] && echo by_hand=yes; ")
+        return (f"{by_hand}echo serving=$(cat {r}/.serving 2>/dev/null); "
                 f"echo config=$(cat {files} 2>/dev/null | sha256sum | cut -c1-16); "
                 f"echo current=$(basename \"$(readlink {r}/current)\" 2>/dev/null); "
                 f"echo previous=$(basename \"$(readlink {r}/previous)\" 2>/dev/null); "
@@ -85,6 +91,7 @@ class Deployment(FactBase):
             "lock": lock,
             "serving": values.get("serving") or None,
             "config": values.get("config") or None,
+            "restarted_by_hand": values.get("by_hand") == "yes",
         }
 
 

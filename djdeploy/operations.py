@@ -40,7 +40,8 @@ def tool_env(s) -> str:
 
 
 def deployment(s) -> dict:
-    return host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files)
+    return host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files,
+                         unit=s.unit)
 
 
 @operation()
@@ -192,13 +193,15 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False)
     path; on failure `current` goes back, the app restarts on the old release, and the
     host fails with a message naming the release and the failed check. The host records
     what the app was started with (.serving), so a restart owed by a run that stopped
-    early is done by the next one.
+    early is done by the next one. A file repaired after hand edits owes a restart only
+    if the app was restarted by hand since (it may run the edited file).
     """
     state = deployment(s)
     started_with = f"{release_id} {state['config']}"
     planning = not host.state.is_executing  # files not written yet: ask their operations
+    files_changed = bool(restart_if and restart_if())
     if (state["current"] != release_id or state["serving"] != started_with
-            or (planning and restart_if and restart_if())):
+            or (files_changed and (planning or state["restarted_by_hand"]))):
         mode = " rollback" if rollback else ""
         yield f"{tool_env(s)} {q(s.release_tool)} switch {q(release_id)}{mode}"
 

@@ -19,7 +19,8 @@ def went_live(revisions: str | None, release_id: str | None) -> str:
 
 
 def report(host, s) -> None:
-    state = host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files)
+    state = host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files,
+                          unit=s.unit)
     unit = host.get_fact(SystemdStatus, services=[s.unit]).get(s.unit)
     health = host.get_fact(HealthAnswer, port=s.port, path=s.health_path, host_header=s.health_host)
     revisions = host.get_fact(FileText, path=f"{s.root}/revisions.log")

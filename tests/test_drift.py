@@ -8,11 +8,16 @@ import pytest
 from conftest import PROJECT, http_get, results, run_pyinfra
 
 DRIFTS = {
-    # kind: (command on the host, operation that must repair it, restart expected)
+    # kind: (command on the host, operation that must repair it, restart expected).
+    # A repaired file owes no restart when the app never ran the edit; it does when the
+    # app was restarted by hand after the edit.
     "unit edited": (f"sed -i 's/^Restart=on-failure/Restart=always/' /etc/systemd/system/{PROJECT}.service",
-                    "systemd unit", True),
-    "run script edited": (f"echo '# edited by hand' >> /srv/{PROJECT}/run", "run script", True),
-    ".env edited": (f"echo 'DJANGO_DEBUG=true' >> /srv/{PROJECT}/shared/.env", ".env", True),
+                    "systemd unit", False),
+    "run script edited": (f"echo '# edited by hand' >> /srv/{PROJECT}/run", "run script", False),
+    ".env edited": (f"echo 'DJANGO_DEBUG=true' >> /srv/{PROJECT}/shared/.env", ".env", False),
+    ".env edited, app restarted by hand": (
+        f"sleep 1; echo 'DJANGO_DEBUG=true' >> /srv/{PROJECT}/shared/.env; systemctl restart {PROJECT}",
+        ".env", True),
     "service stopped": (f"systemctl stop {PROJECT}.service", "Enable and start the app", False),
     "release deleted": (f"rm -rf /srv/{PROJECT}/releases/$(basename $(readlink /srv/{PROJECT}/current))",
                         "Release", False),
