@@ -7,7 +7,6 @@ next deploy by itself). Check first that no deploy is running.
 
 from pyinfra import host
 
-from djdeploy.facts import Deployment
 from djdeploy.operations import clear_lock
 from djdeploy.settings import app_settings, preflight
 

@@ -14,10 +14,8 @@ bench/results/time-vs-hosts.png.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys

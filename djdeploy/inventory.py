@@ -98,7 +98,6 @@ def from_fleet(name: str, groups: list[str]) -> dict[str, list] | None:
             # Fleet hosts get new host keys at every boot: nothing to pin. Real servers
             # keep pyinfra's default (accept-new).
             "ssh_strict_host_key_checking": "off", "ssh_known_hosts_file": "/dev/null",
-            "fleet_machine": h["machine"],
         }
         inventory.setdefault(h["group"], []).append((h["address"], data))
     return inventory

@@ -56,9 +56,8 @@ def take_command(root: str, path: str, wait: int, stale_run: str | None = None) 
     )
 
 
-def release_command(path: str, force: bool = False) -> str:
-    if force:
-        return f"rm -rf {q(path)}"
+def release_command(path: str) -> str:
+    """Shell that gives the lock back, if this run still holds it."""
     return f"if [ \"$(cat {q(path)}/run 2>/dev/null)\" = {q(RUN_ID)} ]; then rm -rf {q(path)}; fi"
 
 

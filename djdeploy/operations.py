@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import shlex
 from pathlib import Path
 
 from pyinfra import host
@@ -18,13 +17,9 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files
 
 from djdeploy.facts import Account, Deployment, DirectoryFiles, FileText
-from djdeploy.lock import CONTROLLER
+from djdeploy.lock import CONTROLLER, q
 
 STAMP = ".djdeploy-requirements"
-
-
-def q(value) -> str:
-    return shlex.quote(str(value))
 
 
 def tool_env(s) -> str:

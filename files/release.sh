@@ -83,6 +83,9 @@ point() {  # point link $1 at releases/$2, atomically (new link, then rename ove
 }
 
 restart() {
+    # A deliberate restart: clear systemd's start rate limit (5 starts in 10 s), which is
+    # there for crash loops, not for deploys and rollbacks in quick succession.
+    systemctl reset-failed "$UNIT" 2>/dev/null || true
     systemctl restart "$UNIT" 2>/dev/null || { HEALTH="systemctl restart $UNIT failed"; return 1; }
 }
 

@@ -1,7 +1,5 @@
 """Bad input gets one clear line, a non-zero exit, and no host changes."""
 
-import subprocess
-import sys
 
 import pytest
 

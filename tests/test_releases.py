@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import (PROJECT, PYINFRA, ROOT, LoadRun, TEST_FLEET, app_version, http_get, results,
+from conftest import (PROJECT, PYINFRA, LoadRun, TEST_FLEET, app_version, http_get, results,
                       run_pyinfra, wait_http_200)
 
 MIN_REQUESTS = 100  # a load that made fewer requests proves nothing
@@ -81,6 +81,15 @@ def test_rollback_under_load_fails_no_request(fleet, versions):
     for host in fleet.hosts:
         last = fleet.ssh(host, f"tail -n 1 /srv/{PROJECT}/revisions.log").stdout
         assert "rolled back" in last
+
+
+def test_rollbacks_in_quick_succession_all_succeed(fleet, versions):
+    """More restarts than systemd's default start limit (5 in 10 s) allows."""
+    for number in range(1, 7):  # each rollback goes to the previous release: v2, v1, v2, ...
+        result = run_pyinfra("-y", cwd=versions["v2"], deploy="rollback.py")
+        assert result.returncode == 0, result.stdout[-3000:]
+        expected = "Django v2 behind" if number % 2 else "Django behind"
+        assert all(expected in page for page in answers(fleet).values()), number
 
 
 def broken_release(target, how):
