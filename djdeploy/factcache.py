@@ -37,7 +37,8 @@ from djdeploy.build import CACHE
 PLANS = CACHE / "facts"
 _live_get_fact = pyinfra_host.get_fact
 _hosts: dict[str, "HostFacts"] = {}
-COUNTS: dict[str, int] = {}  # remote commands per host in this run (see count_commands)
+entry_state: dict[str, object] = {}  # host name -> the run (State) its batch belongs to
+COUNTS: dict[str, int] = {}  # remote commands per host in this run (DJDEPLOY_COUNT_COMMANDS)
 
 
 def _key(cls, args, kwargs) -> str:
@@ -178,8 +179,6 @@ def get_fact(state, host, cls, args=None, kwargs=None, **rest):
     with quiet(host):
         return _live_get_fact(state, host, cls, args=args, kwargs=kwargs, **rest)
 
-
-entry_state: dict[str, object] = {}
 
 
 def count(host) -> None:
