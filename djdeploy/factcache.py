@@ -96,14 +96,10 @@ class HostFacts:
                 continue
             kwargs = dict(kwargs)
             capture = _Capture()
-            real = host.run_shell_command
-            host.run_shell_command = capture
             try:
-                _live_get_fact(state, host, cls, args=args, kwargs=kwargs, apply_failed_hosts=False)
+                _fact_through(capture, state, host, cls, args, kwargs, apply_failed_hosts=False)
             except Exception:  # a fact that cannot be built here is simply asked live later
                 continue
-            finally:
-                host.run_shell_command = real
             if len(capture.commands) == 1 and not any(capture.commands[0][1].get(k) for k in
                                                       ("_sudo", "_su_user", "_doas", "_sudo_user")):
                 planned.append((cls, args, kwargs, capture.commands[0][0]))
@@ -136,15 +132,22 @@ class HostFacts:
             ok, stdout, stderr = results[index]
             lines = [OutputLine("stdout", line) for line in stdout]
             lines += [OutputLine("stderr", line) for line in stderr]
-            real = host.run_shell_command
-            host.run_shell_command = _Capture(reply=(ok, CommandOutput(lines)))
             try:
-                value = _live_get_fact(state, host, cls, args=args, kwargs=kwargs)
+                value = _fact_through(_Capture(reply=(ok, CommandOutput(lines))), state, host, cls,
+                                      args, kwargs)
             except Exception:
                 continue
-            finally:
-                host.run_shell_command = real
             self.values[_key(cls, args, kwargs)] = value
+
+
+def _fact_through(runner: _Capture, state, host, cls, args, kwargs, **rest):
+    """pyinfra's own get_fact, with `runner` standing in for the host's commands."""
+    real = host.run_shell_command
+    host.run_shell_command = runner
+    try:
+        return _live_get_fact(state, host, cls, args=args, kwargs=kwargs, **rest)
+    finally:
+        host.run_shell_command = real
 
 
 def _quote(text: str) -> str:

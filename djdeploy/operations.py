@@ -16,7 +16,7 @@ from pyinfra.facts.files import File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files
 
-from djdeploy.facts import Account, Deployment, DirectoryFiles, FileText
+from djdeploy.facts import Account, Deployment, DirectoryFiles, FileText, LockHolder
 from djdeploy.lock import CONTROLLER, q
 
 STAMP = ".djdeploy-requirements"
@@ -35,6 +35,7 @@ def tool_env(s) -> str:
 
 
 def deployment(s) -> dict:
+    """The host's Deployment fact, asked the same way everywhere (one fact, one batch entry)."""
     return host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files,
                          unit=s.unit)
 
@@ -82,12 +83,8 @@ def clear_lock(root: str, path: str):
     + root: the project folder
     + path: the lock directory
     """
-    if deployment_lock(root, path):
+    if host.get_fact(LockHolder, path=path):
         yield f"rm -rf {q(path)}"
-
-
-def deployment_lock(root: str, path: str):
-    return host.get_fact(Deployment, root=root, lock_dir=path)["lock"]
 
 
 @operation()

@@ -303,9 +303,9 @@ def rollback_target(host, s: AppSettings) -> str:
 
     Checked on every host before anything changes: a host without it stops the run.
     """
-    from djdeploy.facts import Deployment  # facts import pyinfra's API; settings stays light
+    from djdeploy.operations import deployment  # operations import pyinfra's API; settings stays light
 
-    state = host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir)
+    state = deployment(s)
     target = s.release or state["previous"]
     if target is None:
         fail([f"host {host.name}: no previous release to roll back to (releases: "

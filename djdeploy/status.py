@@ -6,7 +6,8 @@ import sys
 
 from pyinfra.facts.systemd import SystemdStatus
 
-from djdeploy.facts import Deployment, FileText, HealthAnswer
+from djdeploy.facts import FileText, HealthAnswer
+from djdeploy.operations import deployment
 
 
 def went_live(revisions: str | None, release_id: str | None) -> str:
@@ -19,8 +20,7 @@ def went_live(revisions: str | None, release_id: str | None) -> str:
 
 
 def report(host, s) -> None:
-    state = host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files,
-                          unit=s.unit)
+    state = deployment(s)
     unit = host.get_fact(SystemdStatus, services=[s.unit]).get(s.unit)
     health = host.get_fact(HealthAnswer, port=s.port, path=s.health_path, host_header=s.health_host)
     revisions = host.get_fact(FileText, path=f"{s.root}/revisions.log")
