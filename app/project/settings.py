@@ -23,6 +23,7 @@ ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,12
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
+    "notes",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
