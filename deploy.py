@@ -11,7 +11,7 @@ from pyinfra.operations.util import any_changed
 
 from djdeploy import build, factcache, lock, operations, rollout
 from djdeploy.facts import HostPython
-from djdeploy.settings import app_settings, preflight
+from djdeploy.settings import app_settings, host_secrets, preflight
 
 factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)  # every host reachable and its data valid, or nothing changes anywhere
@@ -39,10 +39,9 @@ venv = operations.virtualenv(
     name="Virtualenv", path=f"{s.venvs_dir}/{release.venv}", wheels_dir=s.wheels_dir, src=release.wheels,
 )
 
-# .env: VIRTUAL_ENV, DJANGO_SETTINGS_MODULE and the app's settings.
-env = files.template(
-    name=".env", src="templates/env.j2", dest=s.env_file, user="root", group=s.group, mode="0640", s=s,
-)
+# .env: VIRTUAL_ENV, DJANGO_SETTINGS_MODULE, the app's settings and its secrets. Sent over
+# SSH's stdin, never shown: a dry run names the keys that change, not their values.
+env = operations.env_file(name=".env", s=s, src="templates/env.j2", secrets=host_secrets(host, s))
 key = operations.secret_key(name="Secret key", path=s.secret_key_file, group=s.group)
 
 # The run script: load .env, exec gunicorn from the virtualenv (of the current release).

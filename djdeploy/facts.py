@@ -137,3 +137,26 @@ class Account(FactBase):
             "user": {"uid": user[2], "gid": user[3], "home": user[5], "shell": user[6],
                      "group": values.get("primary", "")} if len(user) > 6 else None,
         }
+
+
+class EnvFile(FactBase):
+    """An .env file's owner, group and mode, and a salted digest of each line, never a value:
+    {"owner": [user, group, mode], "lines": [[name, digest], ...]}; None when absent.
+
+    Digests as `envfile.line_digests` makes them, so a secret is compared, not read back
+    (fact outputs show with `-vvv`).
+    """
+
+    _SCRIPT = ("import hashlib, sys; s = sys.argv[2].encode(); d = open(sys.argv[1], 'rb').read(); "
+               "[print(l.split(b'=', 1)[0].decode('ascii', 'replace') if b'=' in l and not l.startswith(b'#') "
+               "else '#', hashlib.sha256(s + bytes(1) + l).hexdigest()[:32]) for l in d.split(bytes([10]))]")
+
+    def command(self, path, salt):
+        quoted = shlex.quote(path)
+        return (f"if [ -f {quoted} ]; then stat -c '%U %G %a' {quoted} && "
+                f"python3 -c {shlex.quote(self._SCRIPT)} {quoted} {shlex.quote(salt)}; fi")
+
+    def process(self, output):
+        if not output:
+            return None
+        return {"owner": output[0].split(), "lines": [line.rsplit(" ", 1) for line in output[1:]]}

@@ -10,13 +10,15 @@ import getpass
 import hashlib
 from pathlib import Path
 
-from pyinfra import host
-from pyinfra.api import FileUploadCommand, operation
+import jinja2
+from pyinfra import host, logger
+from pyinfra.api import FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files
 
-from djdeploy.facts import Account, Deployment, DirectoryFiles, FileText, LockHolder
+from djdeploy import envfile
+from djdeploy.facts import Account, Deployment, DirectoryFiles, EnvFile, FileText, LockHolder
 from djdeploy.lock import CONTROLLER, q
 
 STAMP = ".djdeploy-requirements"
@@ -132,6 +134,47 @@ def virtualenv(path: str, wheels_dir: str, src: Path):
     yield (f"rm -rf {q(path)} && python3 -m venv {q(path)} && {q(path)}/bin/pip install --quiet "
            f"--disable-pip-version-check --no-index --find-links {q(wheels_dir)} "
            f"-r {q(wheels_dir)}/{requirements_file} && echo {stamp} > {q(path)}/{STAMP}")
+
+
+def render_env(src: str, s, secrets: dict) -> str:
+    """The .env text from template `src`: the settings' variables, then the secrets, quoted."""
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                                     autoescape=False)
+    environment.filters["envquote"] = envfile.quote
+    template = environment.from_string(Path(src).read_text())
+    return template.render(s=s, environment=s.environment, secrets=secrets)
+
+
+@operation()
+def env_file(s, src: str, secrets: dict):
+    """The app's .env holds the settings' variables and the host's secrets, root:<group> 0640.
+
+    + s: the host's AppSettings
+    + src: the .env template (variables quoted with its `envquote` filter)
+    + secrets: NAME -> value, from `envfile.load`
+
+    Never printed, never diffed, never in an argument: the host is compared through salted
+    digests of each line (the EnvFile fact), the run reports only the names that change,
+    and the new file goes over the SSH channel's stdin into a file beside .env that is
+    root's and 0600 from the start, then gets its group and mode, then is renamed over
+    .env. With --sudo too: nothing passes through /tmp.
+    """
+    text = render_env(src, s, secrets)
+    salt = f"{s.project}:{host.name}"
+    present = host.get_fact(EnvFile, path=s.env_file, salt=salt)
+    wanted = envfile.line_digests(text, salt)
+    if present and present["lines"] == wanted and present["owner"] == ["root", s.group, "640"]:
+        return
+    what = envfile.changes(present["lines"], wanted) if present else ["created"]
+    what = what or [f"owner or mode ({' '.join(present['owner'])}) set to root {s.group} 640"]
+    logger.info(f"{host.print_prefix}.env: {', '.join(what)} (restarts {s.unit})")
+    dest, group = q(s.env_file), q(s.group)
+    yield StringCommand(
+        f"umask 077 && t=$(mktemp {dest}.XXXXXX) && {{ cat > \"$t\" && sync \"$t\" && "
+        f"chown root:{group} \"$t\" && chmod 0640 \"$t\" && mv -f \"$t\" {dest}; }} "
+        f"|| {{ rm -f \"$t\"; exit 1; }}",
+        _stdin=text.splitlines(keepends=True),
+    )
 
 
 @operation()

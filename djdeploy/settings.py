@@ -35,6 +35,7 @@ DEFAULTS = {
     "health_retries": 15,  # attempts, a second apart
     "check_level": "ERROR",  # manage.py check --deploy --fail-level before a release serves
     "lock_wait": 30,  # seconds a deploy waits for another one's lock on a host
+    "required_secrets": [],  # names the app needs from secrets/<group>.toml or DJDEPLOY_SECRET_<NAME>
     "release": None,  # rollback.py: the release to go back to (default: the previous one)
 }
 REQUIRED = ("app_user", "port")
@@ -51,6 +52,26 @@ SRV = "/srv"
 
 class DataError(Exception):
     """A mistake in group data, host data or --data: one line for the user."""
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is fine; a line break would end the line
+
+
+def check_value(where: str, key: str, value) -> str:
+    """`value` as .env can hold it, or a DataError that names the key (never the value)."""
+    if not isinstance(value, str):
+        raise DataError(f"{where}: {key} must be a string, not {type(value).__name__}: quote it")
+    odd = next((c for c in value if (ord(c) & 0xFFFE) == 0xFFFE or 0xFDD0 <= ord(c) <= 0xFDEF
+                or 0xD800 <= ord(c) <= 0xDFFF), None)
+    if odd:  # systemd refuses the whole file over one of these
+        raise DataError(f"{where}: {key} holds U+{ord(odd):04X}, not a character systemd accepts in "
+                        "an environment file: remove it, or base64-encode the value")
+    match = CONTROL.search(value)
+    if match:
+        what = {"\n": "a line break", "\r": "a carriage return"}.get(match.group(), "a control character")
+        raise DataError(f"{where}: {key} holds {what} (at character {match.start() + 1}), which .env "
+                        "cannot hold: keep the value on one line, or base64-encode it")
+    return value
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,7 @@ class AppSettings:
     check_level: str
     lock_wait: int
     release: str | None
+    required_secrets: tuple = ()
 
     @property
     def root(self) -> str:
@@ -175,7 +197,7 @@ def fail(lines: list[str]) -> None:
 
     os._exit: pyinfra prepares hosts in greenlets, where SystemExit ends in a traceback.
     """
-    for line in lines:
+    for line in dict.fromkeys(lines):  # once each, in order
         print(f"error: {line}", file=sys.stderr)
     sys.stderr.flush()
     sys.stdout.flush()
@@ -201,7 +223,9 @@ def preflight(state) -> None:
     for other in state.inventory:
         if other not in state.failed_hosts:
             try:
-                batches.setdefault(parse(other.name, other.data, other.groups).batch, other.name)
+                settings = parse(other.name, other.data, other.groups)
+                batches.setdefault(settings.batch, other.name)
+                host_secrets(other, settings)
             except DataError as error:
                 problems.append(str(error))
     if len(batches) > 1:  # one switch operation, one batch size (pyinfra's _parallel)
@@ -217,6 +241,13 @@ def app_settings(host) -> AppSettings:
         return parse(host.name, host.data, host.groups)
     except DataError as error:
         fail([str(error)])
+
+
+def host_secrets(host, s: AppSettings):
+    """This host's secrets (see djdeploy.envfile), checked against its settings."""
+    from djdeploy import envfile  # envfile builds on this module
+
+    return envfile.load(host.name, host.groups, s.required_secrets, taken=s.environment)
 
 
 def parse(host_name: str, data, groups=()) -> AppSettings:
@@ -257,9 +288,9 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     for key, value in app_env.items():
         if not ENV_KEY.match(str(key)):
             raise DataError(f"{where}: app_env key {key!r} is not a valid variable name")
-        if not ENV_VALUE.match(str(value)):
-            raise DataError(f"{where}: app_env {key} has characters .env cannot hold yet "
-                            "(allowed: letters, digits and _./:@%+,=-)")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        check_value(f"{where}: app_env", str(key), value)
 
     allowed = _value(data, "allowed_hosts") or [host_name, "localhost", "127.0.0.1"]
     description = _value(data, "description") or f"{project} (gunicorn)"
@@ -282,6 +313,11 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     check_level = str(_value(data, "check_level")).upper()
     if check_level not in CHECK_LEVELS:
         raise DataError(f"{where}: check_level {check_level!r} must be one of {', '.join(CHECK_LEVELS)}")
+    required_secrets = _value(data, "required_secrets")
+    if not isinstance(required_secrets, (list, tuple)) or not all(
+            isinstance(k, str) and ENV_KEY.match(k) for k in required_secrets):
+        raise DataError(f"{where}: required_secrets must be a list of variable names, "
+                        f"not {required_secrets!r}")
     release = _value(data, "release")
     if release is not None and not re.fullmatch(r"[0-9a-f]{12}", str(release)):
         raise DataError(f"{where}: release {release!r} is not a release id (12 hex digits, "
@@ -294,7 +330,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         port=port, workers=workers, allowed_hosts=tuple(allowed), description=description,
         listen=listen, batch=None if batch is None else str(batch), health_path=health_path,
         health_host=str(_value(data, "health_host") or allowed[0]), check_level=check_level,
-        release=None if release is None else str(release), **numbers,
+        release=None if release is None else str(release), required_secrets=tuple(required_secrets),
+        **numbers,
     )
 
 

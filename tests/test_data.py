@@ -52,7 +52,7 @@ def test_group_data_is_data_only():
     ({"app_user": "web", "port": 80, "app_path": "nowhere"}, "app_path 'nowhere' holds no manage.py"),
     ({"app_user": "web", "port": 80, "requirements": "nope.txt"}, "requirements file 'nope.txt'"),
     ({"app_user": "web", "port": 80, "app_env": {"A B": "x"}}, "app_env key 'A B'"),
-    ({"app_user": "web", "port": 80, "app_env": {"A": "x y"}}, "app_env A has characters"),
+    ({"app_user": "web", "port": 80, "app_env": {"A": "x\ny"}}, "app_env: A holds a line break"),
 ])
 def test_bad_data_gets_one_line_naming_host_and_key(data, message, monkeypatch):
     monkeypatch.chdir(ROOT)

@@ -39,8 +39,13 @@ def test_second_project_deploys_beside_the_first_by_data_alone(fleet, deployed):
     assert out.splitlines()[0] == "active"
     assert {line.split()[0] for line in out.splitlines()[1:]} == {"shop"}
     env = fleet.ssh(host, "cat /srv/shop/shared/.env").stdout
-    assert "DJANGO_SETTINGS_MODULE=shop.conf.production" in env
-    assert "SHOP_GREETING=hello-from-data" in env
+    assert 'DJANGO_SETTINGS_MODULE="shop.conf.production"' in env
+    assert 'SHOP_GREETING="hello-from-data"' in env
+    # Neither app's user can read the other's .env (or even reach its folder).
+    for user, other in (("staging", "/srv/shop/shared/.env"), ("shop", "/srv/my_awesome_project/shared/.env")):
+        out = fleet.ssh(host, f"runuser -u {user} -- cat {other}; echo rc=$?", check=False)
+        assert "rc=1" in out.stdout and "Permission denied" in out.stderr + out.stdout, (user, out)
+    assert "rc=0" in fleet.ssh(host, "runuser -u shop -- cat /srv/shop/shared/.env >/dev/null; echo rc=$?").stdout
 
     again = run_pyinfra("-y", "--limit", host["address"], *data_args(SHOP_DATA))
     assert again.returncode == 0

@@ -88,14 +88,28 @@ def test_socket_unit_holds_the_port(settings):
     assert sections["[Install]"] == {"WantedBy": "sockets.target"}
 
 
-def test_env_file_holds_the_seeds_variables_and_extras(settings):
-    text = render("env.j2", settings)
+def test_env_file_holds_the_seeds_variables_extras_and_secrets_quoted(settings):
+    from djdeploy.envfile import Secrets
+    from djdeploy.operations import render_env
+
+    text = render_env(str(ROOT / "templates" / "env.j2"), settings, Secrets(API_TOKEN='a"b$c`d\\e f'))
     pairs = dict(line.split("=", 1) for line in lines(text))
-    assert pairs["VIRTUAL_ENV"] == "/srv/my_awesome_project/current/venv"
-    assert pairs["DJANGO_SETTINGS_MODULE"] == "project.settings"
-    assert pairs["PORT"] == "80"
-    assert pairs["DJANGO_ALLOWED_HOSTS"] == "app1.example.com,localhost,127.0.0.1"
-    assert pairs["SENTRY_ENVIRONMENT"] == "production"
-    # No secret in .env: the key lives in its own file, made on the host.
-    assert pairs["DJANGO_SECRET_KEY_FILE"] == "/srv/my_awesome_project/shared/secret_key"
+    assert pairs["VIRTUAL_ENV"] == '"/srv/my_awesome_project/current/venv"'
+    assert pairs["DJANGO_SETTINGS_MODULE"] == '"project.settings"'
+    assert pairs["PORT"] == '"80"'
+    assert pairs["DJANGO_ALLOWED_HOSTS"] == '"app1.example.com,localhost,127.0.0.1"'
+    assert pairs["SENTRY_ENVIRONMENT"] == '"production"'
+    # Secrets last, with the four characters special inside double quotes escaped.
+    assert list(pairs)[-1] == "API_TOKEN"
+    assert pairs["API_TOKEN"] == '"a\\"b\\$c\\`d\\\\e f"'
+    # Django's key lives in its own file, made on the host.
+    assert pairs["DJANGO_SECRET_KEY_FILE"] == '"/srv/my_awesome_project/shared/secret_key"'
     assert not any(re.search("SECRET_KEY=", line) for line in lines(text))
+
+
+def test_secrets_never_show_their_values_when_printed():
+    from djdeploy.envfile import Secrets
+
+    secrets = Secrets(API_TOKEN="hunter2-value")
+    assert "hunter2" not in repr(secrets) + str(secrets) + f"{secrets}" + str([secrets])
+    assert "API_TOKEN" in repr(secrets)
