@@ -6,11 +6,15 @@ data into an `AppSettings`, or stops the run with one line saying what is wrong.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULTS = {
     "project": "my_awesome_project",  # /srv/<project>, <project>.service
@@ -36,6 +40,8 @@ DEFAULTS = {
     "check_level": "ERROR",  # manage.py check --deploy --fail-level before a release serves
     "lock_wait": 30,  # seconds a deploy waits for another one's lock on a host
     "required_secrets": [],  # names the app needs from secrets/<group>.toml or DJDEPLOY_SECRET_<NAME>
+    "srv": "/srv",  # where projects live: /srv/<project>
+    "allow_outside_srv": False,  # True to let srv be another absolute folder
     "release": None,  # rollback.py: the release to go back to (default: the previous one)
 }
 REQUIRED = ("app_user", "port")
@@ -51,7 +57,11 @@ SRV = "/srv"
 
 
 class DataError(Exception):
-    """A mistake in group data, host data or --data: one line for the user."""
+    """Mistakes in group data, host data or --data: one line each for the user."""
+
+    def __init__(self, problems):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is fine; a line break would end the line
@@ -101,10 +111,11 @@ class AppSettings:
     lock_wait: int
     release: str | None
     required_secrets: tuple = ()
+    srv: str = SRV
 
     @property
     def root(self) -> str:
-        return f"{SRV}/{self.project}"
+        return f"{self.srv.rstrip('/')}/{self.project}"
 
     @property
     def releases_dir(self) -> str:
@@ -187,11 +198,6 @@ class AppSettings:
         return env
 
 
-def _value(data, key):
-    value = data.get(key, None)
-    return DEFAULTS[key] if value is None else value
-
-
 def fail(lines: list[str]) -> None:
     """Print each problem on one line and stop the whole run, before any host changed.
 
@@ -219,15 +225,20 @@ def preflight(state) -> None:
     problems = [f"cannot reach {h.name} over SSH (reason above): check its address, port, user "
                 "and key, or remove it from the inventory; no host was changed"
                 for h in sorted(state.failed_hosts, key=lambda h: h.name)]
-    batches = {}
+    batches, ports = {}, {}
     for other in state.inventory:
         if other not in state.failed_hosts:
             try:
                 settings = parse(other.name, other.data, other.groups)
                 batches.setdefault(settings.batch, other.name)
-                host_secrets(other, settings)
+                machine = other.data.get("ssh_hostname") or other.name
+                taken = ports.setdefault((machine, settings.port), (settings.project, other.name))
+                if taken[0] != settings.project:
+                    problems.append(f"host {other.name}: port = {settings.port}: {taken[0]} already listens "
+                                    f"there on the same machine ({taken[1]}): give one of them another port")
+                problems += check_templates(other, settings, host_secrets(other, settings))
             except DataError as error:
-                problems.append(str(error))
+                problems += error.problems
     if len(batches) > 1:  # one switch operation, one batch size (pyinfra's _parallel)
         problems.append(f"batch differs between hosts ({', '.join(f'{b} for {h}' for b, h in batches.items())}): "
                         "set it once, in group_data/all.py or with --data batch=...")
@@ -235,12 +246,48 @@ def preflight(state) -> None:
         fail(problems)
 
 
+TEMPLATES = Path("templates")
+
+
+def check_templates(host, s: AppSettings, secrets) -> list[str]:
+    """Render every template in templates/ for this host now, so a broken one stops the run
+    before any host changed (pyinfra would render each only when its operation runs)."""
+    import jinja2
+
+    from djdeploy.operations import render_env  # operations import pyinfra's API; settings stays light
+
+    problems = []
+    for path in sorted(TEMPLATES.glob("*.j2")):
+        try:
+            if path.name == "env.j2":
+                render_env(str(path), s, secrets)
+            else:
+                environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+                environment.from_string(path.read_text()).render(s=s, host=host)
+        except jinja2.TemplateSyntaxError as error:
+            problems.append(f"{path} line {error.lineno}: {error.message}: fix the template")
+        except (jinja2.UndefinedError, AttributeError, TypeError) as error:
+            line = _template_line(error, path)
+            problems.append(f"{path}{line}: {error} (for host {host.name}): fix the template")
+    return problems
+
+
+def _template_line(error, path) -> str:
+    tb = error.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename in ("<template>", str(path)):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" line {line}" if line else ""
+
+
 def app_settings(host) -> AppSettings:
     """This host's settings, from data that `preflight` checked."""
     try:
         return parse(host.name, host.data, host.groups)
     except DataError as error:
-        fail([str(error)])
+        fail(error.problems)
 
 
 def host_secrets(host, s: AppSettings):
@@ -250,88 +297,151 @@ def host_secrets(host, s: AppSettings):
     return envfile.load(host.name, host.groups, s.required_secrets, taken=s.environment)
 
 
+FOREIGN = ("ssh_", "_", "fake_", "winrm_", "docker_", "podman_", "chroot_", "vagrant_", "terraform_", "local_")
+HINTS = {
+    "project": "use letters, digits, '_', '.', '-' (it names /srv/<project> and <project>.service)",
+    "port": "a whole number from 1 to 65535, e.g. port = 8000",
+    "workers": "a whole number from 1 to 64",
+    "listen": 'use "socket" (zero-downtime) or "ambient" (the seed\'s AmbientCapabilities unit)',
+    "keep_releases": "a whole number from 2 to 100",
+    "health_timeout": "seconds, a whole number from 1 to 300",
+    "health_retries": "a whole number from 1 to 600",
+    "lock_wait": "seconds, a whole number from 0 to 3600",
+    "check_level": "one of " + ", ".join(CHECK_LEVELS),
+    "health_path": "a plain path such as /healthz",
+    "wsgi_module": "a dotted module path, optionally :name (project.wsgi, shop.serve:app)",
+    "settings_module": "a dotted module path (project.settings)",
+    "release": "a release id: 12 hex digits, see status.py",
+    "batch": "a count of hosts (2) or a share (\"25%\")",
+    "srv": "an absolute folder under /srv (or set allow_outside_srv = True)",
+}
+DOTTED = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+
+
+def _int(low: int, high: int):
+    return Annotated[int, Field(ge=low, le=high)]
+
+
+class Data(BaseModel):
+    """The schema of every key a host's data may set (meanings: DEFAULTS above)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    project: Annotated[str, Field(pattern=SAFE_PROJECT.pattern)]
+    app_path: str
+    requirements: str
+    wsgi_module: Annotated[str, Field(pattern=DOTTED[:-1] + r"(:[A-Za-z_][A-Za-z0-9_]*)?$")]
+    settings_module: Annotated[str, Field(pattern=DOTTED)]
+    app_env: dict[str, Union[str, int, float]]
+    app_user: str
+    app_group: Optional[str]
+    port: _int(1, 65535)
+    workers: _int(1, 64)
+    allowed_hosts: Optional[list[str]]
+    description: Optional[str]
+    listen: Literal["socket", "ambient"]
+    keep_releases: _int(2, 100)
+    batch: Optional[Union[Annotated[int, Field(ge=1)], Annotated[str, Field(pattern=BATCH.pattern)]]]
+    health_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_./:@%+,=-]*$")]
+    health_host: Optional[str]
+    health_timeout: _int(1, 300)
+    health_retries: _int(1, 600)
+    check_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+    lock_wait: _int(0, 3600)
+    required_secrets: list[Annotated[str, Field(pattern=ENV_KEY.pattern)]]
+    srv: str
+    allow_outside_srv: bool
+    release: Optional[Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]]
+
+
+def _keys(data) -> dict:
+    """The data a host has, as a plain dict (pyinfra's HostData or a dict)."""
+    return dict(data.dict() if hasattr(data, "dict") else data)
+
+
+def _pydantic_problem(where: str, error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    top = str(error["loc"][0])
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(top, DEFAULTS, n=1, cutoff=0.6)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        return (f"{where}: unknown data key {top!r}: {guess}fix or remove it "
+                "(the keys are listed in djdeploy/settings.py DEFAULTS)")
+    value = error.get("input")
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    message = error["msg"][0].lower() + error["msg"][1:]
+    if error["type"] == "string_pattern_mismatch":
+        message = "not a valid value"
+    hint = HINTS.get(top, "see djdeploy/settings.py DEFAULTS")
+    return f"{where}: {key} = {shown}: {message}: {hint}"
+
+
 def parse(host_name: str, data, groups=()) -> AppSettings:
-    shown = [g for g in groups if g != "inventory"]  # pyinfra's group for the file itself
+    """A host's data checked against `Data` and the rules a schema cannot say; every
+    problem found is listed (DataError.problems), each on one line."""
+    # pyinfra also puts hosts in a group named after the inventory file, and connector groups
+    shown = [g for g in dict.fromkeys(groups) if not g.endswith("inventory") and not g.startswith("@")]
     where = f"host {host_name}" + (f" (group {', '.join(shown)})" if shown else "")
-    for key in REQUIRED:
-        if data.get(key, None) is None:
-            raise DataError(f"{where}: missing required data key {key!r}: set it in "
-                            f"group_data/<group>.py for the host's group, or pass --data {key}=...")
-
-    project = str(_value(data, "project"))
-    if not SAFE_PROJECT.match(project):
-        raise DataError(f"{where}: project {project!r} is not a safe directory and unit name: "
-                        "use letters, digits, '_', '.', '-'")
-    user = str(_value(data, "app_user"))
-    group = str(_value(data, "app_group") or user)
-    for key, name in (("app_user", user), ("app_group", group)):
+    given = {k: v for k, v in _keys(data).items() if not k.startswith(FOREIGN)}
+    problems = [f"{where}: missing required data key {key!r}: set it in group_data/<group>.py "
+                f"for the host's group, or pass --data {key}=..." for key in REQUIRED
+                if given.get(key) is None]
+    values = {key: given[key] if given.get(key) is not None else default for key, default in DEFAULTS.items()}
+    values.update({k: v for k, v in given.items() if k not in DEFAULTS})  # unknown keys: reported
+    if isinstance(values.get("check_level"), str):
+        values["check_level"] = values["check_level"].upper()
+    # Keys missing or wrong stand in with harmless values, so the checks below still run
+    # on the rest and every problem is listed in one go.
+    stand_in = {"app_user": "stand-in", "port": 65535}
+    bad = {key for key in REQUIRED if given.get(key) is None}
+    try:
+        Data.model_validate({k: (stand_in[k] if k in bad else v) for k, v in values.items()})
+    except ValidationError as error:
+        problems += [_pydantic_problem(where, e) for e in error.errors()]
+        bad |= {str(e["loc"][0]) for e in error.errors()}
+    d = Data.model_validate({k: stand_in.get(k, DEFAULTS.get(k)) if k in bad else v
+                             for k, v in values.items() if k in DEFAULTS})
+    group = d.app_group or d.app_user
+    for key, name in (("app_user", d.app_user), ("app_group", d.app_group)):
+        if name is None or key in bad:
+            continue
         if not SAFE_NAME.match(name) or name == "root":
-            raise DataError(f"{where}: {key} {name!r} must be a lower-case system name, not root")
-    port = _value(data, "port")
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise DataError(f"{where}: port {port!r} must be a whole number from 1 to 65535")
-    workers = _value(data, "workers")
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
-        raise DataError(f"{where}: workers {workers!r} must be a whole number from 1 to 64")
-
-    app_path = Path(str(_value(data, "app_path")))
-    if not (app_path / "manage.py").is_file():
-        raise DataError(f"{where}: app_path {str(app_path)!r} holds no manage.py: point it at "
-                        "your Django project (relative to the directory you run pyinfra from)")
-    requirements = Path(str(_value(data, "requirements")))
-    if not requirements.is_file():
-        raise DataError(f"{where}: requirements file {str(requirements)!r} does not exist")
-
-    app_env = _value(data, "app_env")
-    if not isinstance(app_env, dict):
-        raise DataError(f"{where}: app_env must be a dict of NAME: value, not {type(app_env).__name__}")
-    for key, value in app_env.items():
-        if not ENV_KEY.match(str(key)):
-            raise DataError(f"{where}: app_env key {key!r} is not a valid variable name")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        check_value(f"{where}: app_env", str(key), value)
-
-    allowed = _value(data, "allowed_hosts") or [host_name, "localhost", "127.0.0.1"]
-    description = _value(data, "description") or f"{project} (gunicorn)"
-    listen = _value(data, "listen")
-    if listen not in LISTEN_MODES:
-        raise DataError(f"{where}: listen {listen!r} must be one of {', '.join(LISTEN_MODES)}")
-    numbers = {}
-    for key, low, high in (("keep_releases", 2, 100), ("health_timeout", 1, 300),
-                           ("health_retries", 1, 600), ("lock_wait", 0, 3600)):
-        value = _value(data, key)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise DataError(f"{where}: {key} {value!r} must be a whole number from {low} to {high}")
-        numbers[key] = value
-    batch = _value(data, "batch")
-    if batch is not None and not BATCH.match(str(batch)):
-        raise DataError(f"{where}: batch {batch!r} must be a count of hosts (2) or a share (25%)")
-    health_path = str(_value(data, "health_path"))
-    if not health_path.startswith("/") or not ENV_VALUE.match(health_path):
-        raise DataError(f"{where}: health_path {health_path!r} must be a plain path such as /healthz")
-    check_level = str(_value(data, "check_level")).upper()
-    if check_level not in CHECK_LEVELS:
-        raise DataError(f"{where}: check_level {check_level!r} must be one of {', '.join(CHECK_LEVELS)}")
-    required_secrets = _value(data, "required_secrets")
-    if not isinstance(required_secrets, (list, tuple)) or not all(
-            isinstance(k, str) and ENV_KEY.match(k) for k in required_secrets):
-        raise DataError(f"{where}: required_secrets must be a list of variable names, "
-                        f"not {required_secrets!r}")
-    release = _value(data, "release")
-    if release is not None and not re.fullmatch(r"[0-9a-f]{12}", str(release)):
-        raise DataError(f"{where}: release {release!r} is not a release id (12 hex digits, "
-                        "see status.py)")
+            problems.append(f"{where}: {key} = {name!r}: must be a lower-case system name, not root: "
+                            "e.g. web (letters, digits, _ and -, up to 31)")
+    if "port" not in bad and (d.port == 22 or d.port == _keys(data).get("ssh_port")):
+        problems.append(f"{where}: port = {d.port}: the host's SSH port: pick another (80, 8000, ...)")
+    if not (Path(d.app_path) / "manage.py").is_file():
+        problems.append(f"{where}: app_path = {d.app_path!r}: holds no manage.py: point it at your Django "
+                        "project (relative to the directory you run pyinfra from)")
+    if not Path(d.requirements).is_file():
+        problems.append(f"{where}: requirements file {d.requirements!r} does not exist: point it at the "
+                        "project's locked requirements")
+    srv = PurePosixPath(d.srv)
+    if not srv.is_absolute() or ".." in srv.parts:
+        problems.append(f"{where}: srv = {d.srv!r}: not an absolute path: {HINTS['srv']}")
+    elif not d.allow_outside_srv and srv != PurePosixPath(SRV) and PurePosixPath(SRV) not in srv.parents:
+        problems.append(f"{where}: srv = {d.srv!r}: outside {SRV}: {HINTS['srv']}")
+    app_env = {}
+    for key, value in d.app_env.items():
+        if not ENV_KEY.match(key):
+            problems.append(f"{where}: app_env key {key!r} is not a valid variable name: letters, digits, _")
+            continue
+        try:
+            app_env[key] = check_value(f"{where}: app_env", key, str(value))
+        except DataError as error:
+            problems += error.problems
+    if problems:
+        raise DataError(problems)
+    allowed = d.allowed_hosts or [host_name, "localhost", "127.0.0.1"]
     return AppSettings(
-        project=project, app_path=app_path, requirements=requirements,
-        wsgi_module=str(_value(data, "wsgi_module")),
-        settings_module=str(_value(data, "settings_module")),
-        app_env={str(k): str(v) for k, v in app_env.items()}, user=user, group=group,
-        port=port, workers=workers, allowed_hosts=tuple(allowed), description=description,
-        listen=listen, batch=None if batch is None else str(batch), health_path=health_path,
-        health_host=str(_value(data, "health_host") or allowed[0]), check_level=check_level,
-        release=None if release is None else str(release), required_secrets=tuple(required_secrets),
-        **numbers,
+        project=d.project, app_path=Path(d.app_path), requirements=Path(d.requirements),
+        wsgi_module=d.wsgi_module, settings_module=d.settings_module, app_env=app_env,
+        user=d.app_user, group=group, port=d.port, workers=d.workers, allowed_hosts=tuple(allowed),
+        description=d.description or f"{d.project} (gunicorn)", listen=d.listen,
+        keep_releases=d.keep_releases, batch=None if d.batch is None else str(d.batch),
+        health_path=d.health_path, health_host=d.health_host or allowed[0],
+        health_timeout=d.health_timeout, health_retries=d.health_retries, check_level=d.check_level,
+        lock_wait=d.lock_wait, release=d.release, required_secrets=tuple(d.required_secrets), srv=d.srv,
     )
 
 

@@ -86,9 +86,11 @@ class Fleet:
         return result
 
     def fingerprint(self, host: dict) -> str:
-        """Everything the deploy manages on a host: paths, sizes, times, modes, owners."""
-        return self.ssh(host, "find /srv /etc/systemd/system -xdev -printf '%p %s %T@ %m %u %g\\n' "
-                              "| sort | sha256sum").stdout
+        """Everything the deploy manages on a host: paths, sizes, times, modes, owners, and
+        when the app last started."""
+        return self.ssh(host, "{ find /srv /etc/systemd/system -xdev -printf '%p %s %T@ %m %u %g\\n' | sort; "
+                              "systemctl show -p ActiveEnterTimestampMonotonic -p MainPID -p NRestarts "
+                              f"{PROJECT}.service; }} | sha256sum").stdout
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,18 @@
-"""Bad input gets one clear line, a non-zero exit, and no host changes."""
+"""Bad input gets one clear line, a non-zero exit, and no host changes: a catalogue of
+broken data, inventories, templates, secrets and SSH settings, each run against the fleet."""
 
+import json
 
 import pytest
 
 from conftest import ROOT, run_pyinfra
 
 
-def servers_file(tmp_path, fleet, body):
+def servers_file(tmp_path, fleet, body, user="root", ssh_extra=""):
     path = tmp_path / "servers.toml"
     path.write_text(
-        f'[ssh]\nuser = "root"\nkey = "{fleet.state["key"]}"\n'
-        'known_hosts_file = "/dev/null"\nstrict_host_key_checking = "off"\n' + body)
+        f'[ssh]\nuser = "{user}"\nkey = "{fleet.state["key"]}"\n'
+        'known_hosts_file = "/dev/null"\nstrict_host_key_checking = "off"\n' + ssh_extra + body)
     return str(path)
 
 
@@ -18,12 +20,19 @@ def error_lines(result):
     return [line for line in result.stdout.splitlines() if line.startswith("error: ")]
 
 
-def assert_one_clear_failure(result, *phrases):
+def assert_one_clear_failure(result, *phrases, lines=1):
+    """Exit 1, `lines` lines starting "error: " (one per problem and host), each holding
+    every phrase, and no traceback."""
     assert result.returncode == 1, result.stdout[-3000:]
+    if lines == 0:  # pyinfra's own message, not ours
+        assert all(phrase in result.stdout for phrase in phrases), result.stdout[-3000:]
+        assert "Traceback" not in result.stdout
+        return
     errors = error_lines(result)
-    assert len(errors) == 1, errors
-    for phrase in phrases:
-        assert phrase in errors[0], errors[0]
+    assert len(errors) == lines, errors
+    for error in errors:
+        for phrase in phrases:
+            assert phrase in error, error
     assert "Traceback" not in result.stdout
 
 
@@ -82,3 +91,98 @@ def test_no_servers_and_no_fleet_says_what_to_do(tmp_path):
     if (ROOT / "servers.toml").exists():
         pytest.skip("this checkout has a servers.toml")
     assert_one_clear_failure(result, "no servers to deploy to", "make fleet-up")
+
+
+def edit(project, name, old, new):
+    path = project / name
+    text = path.read_text()
+    assert old in text, (name, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+def secrets_folder(tmp_path, body, mode=0o600):
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    (folder / "web.toml").write_text(body)
+    (folder / "web.toml").chmod(mode)
+    return str(folder)
+
+
+# name: (how to break it, error phrases, error lines with the 3-host fleet: 2 web, 1 staging)
+# Each `how` gets (project copy, tmp_path, fleet) and returns (pyinfra args, environment).
+CATALOGUE = {
+    "typo in a group_data key": (
+        lambda p, t, f: (edit(p, "group_data/web.py", "port = 80", "prot = 80\nport = 80"), ([], {}))[1],
+        ["unknown data key 'prot': did you mean 'port'?", "(group web)"], 2),
+    "port out of range": (
+        lambda p, t, f: (["--data", "port=70000"], {}),
+        ["port = 70000: input should be less than or equal to 65535"], 3),
+    "port written as text in group_data": (
+        lambda p, t, f: (edit(p, "group_data/staging.py", "port = 8080", 'port = "8080"'), ([], {}))[1],
+        ["(group staging): port = '8080': input should be a valid integer"], 1),
+    "port is the SSH port": (
+        lambda p, t, f: (["--data", "port=22"], {}), ["port = 22: the host's SSH port"], 3),
+    "app user root": (
+        lambda p, t, f: (["--data", "app_user=root"], {}), ["app_user = 'root': must be a lower-case system name, not root"], 3),
+    "project name unsafe for a unit": (
+        lambda p, t, f: (["--data", "project=my app"], {}), ["project = 'my app': not a valid value"], 3),
+    "srv outside /srv": (
+        lambda p, t, f: (["--data", "srv=/opt/apps"], {}), ["srv = '/opt/apps': outside /srv"], 3),
+    "relative srv": (
+        lambda p, t, f: (["--data", "srv=apps"], {}), ["srv = 'apps': not an absolute path"], 3),
+    "listen mode misspelt": (
+        lambda p, t, f: (edit(p, "group_data/staging.py", 'listen = "ambient"', 'listen = "ambiant"'), ([], {}))[1],
+        ["listen = 'ambiant': input should be 'socket' or 'ambient'"], 1),
+    "app_env not a dict": (
+        lambda p, t, f: (["--data", "app_env=DEBUG"], {}), ["app_env = 'DEBUG': input should be a valid dictionary"], 3),
+    "a value with a line break": (
+        lambda p, t, f: (["--data", "app_env=" + json.dumps({"GREETING": "hello\nworld"})], {}),
+        ["app_env: GREETING holds a line break"], 3),
+    "two problems at once": (
+        lambda p, t, f: (["--data", "workers=0", "--data", "check_level=LOUD"], {}),
+        ["host "], 6),
+    "template refers to a missing setting": (
+        lambda p, t, f: (edit(p, "templates/run.j2", "{{ s.workers }}", "{{ s.worker_count }}"), ([], {}))[1],
+        ["templates/run.j2 line", "worker_count", "fix the template"], 3),
+    "template syntax error": (
+        lambda p, t, f: (edit(p, "templates/app.service.j2", "{% else -%}", "{% els -%}"), ([], {}))[1],
+        ["templates/app.service.j2 line", "fix the template"], 1),
+    "required secret not set": (
+        lambda p, t, f: (["--data", 'required_secrets=["API_TOKEN"]'], {"DJDEPLOY_SECRETS_DIR": str(t / "none")}),
+        ["secret API_TOKEN not set", "export DJDEPLOY_SECRET_API_TOKEN"], 3),
+    "secret with a line break": (
+        lambda p, t, f: ([], {"DJDEPLOY_SECRETS_DIR": secrets_folder(t, 'API_TOKEN = "abc\\ndef"\n')}),
+        ["web.toml: API_TOKEN holds a line break"], 1),
+    "secrets file readable by others": (
+        lambda p, t, f: ([], {"DJDEPLOY_SECRETS_DIR": secrets_folder(t, 'API_TOKEN = "x"\n', 0o644)}),
+        ["web.toml: secrets file is readable by others (mode 0644)", "chmod 600"], 1),
+    "secrets file not TOML": (
+        lambda p, t, f: ([], {"DJDEPLOY_SECRETS_DIR": secrets_folder(t, "API_TOKEN: x\n")}),
+        ["web.toml: not valid TOML"], 1),
+    "secret from the environment with a control character": (
+        lambda p, t, f: ([], {"DJDEPLOY_SECRET_API_TOKEN": "a\x07b"}),
+        ["environment variable DJDEPLOY_SECRET_API_TOKEN: API_TOKEN holds a control character"], 1),
+    "secret that would replace a deploy variable": (
+        lambda p, t, f: ([], {"DJDEPLOY_SECRET_PORT": "9000"}),
+        ["secret PORT (DJDEPLOY_SECRET_PORT) would replace a variable the deploy sets"], 3),
+    "SSH user that does not exist": (
+        lambda p, t, f: ([], {"DJDEPLOY_SERVERS": servers_file(
+            t, f, f'[web]\nhosts = ["{f.hosts[0]["address"]}"]\n', user="nosuchuser")}),
+        # No host answers, so pyinfra stops before the deploy file runs, with its own line.
+        ["Authentication error (username=nosuchuser", "No hosts remaining"], 0),
+    "unknown [ssh] setting": (
+        lambda p, t, f: ([], {"DJDEPLOY_SERVERS": servers_file(
+            t, f, f'[web]\nhosts = ["{f.hosts[0]["address"]}"]\n', ssh_extra="prot = 22\n")}),
+        ["unknown [ssh] key 'prot'"], 1),
+}
+
+
+@pytest.mark.parametrize("case", list(CATALOGUE))
+def test_catalogue_of_broken_configurations(case, tmp_path, fleet, fingerprints, project_copy):
+    how, phrases, lines = CATALOGUE[case]
+    before = fingerprints()
+    args, env = how(project_copy, tmp_path, fleet)
+    result = run_pyinfra("-y", *args, cwd=project_copy, env=env, timeout=120)
+    assert_one_clear_failure(result, *phrases, lines=lines)
+    assert fingerprints() == before
+

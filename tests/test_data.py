@@ -44,24 +44,49 @@ def test_group_data_is_data_only():
 @pytest.mark.parametrize("data, message", [
     ({"port": 80}, "missing required data key 'app_user'"),
     ({"app_user": "web"}, "missing required data key 'port'"),
-    ({"app_user": "web", "port": 0}, "port 0 must be a whole number from 1 to 65535"),
-    ({"app_user": "web", "port": "80"}, "port '80' must be a whole number"),
-    ({"app_user": "root", "port": 80}, "app_user 'root' must be a lower-case system name, not root"),
-    ({"app_user": "Web User", "port": 80}, "app_user 'Web User'"),
-    ({"app_user": "web", "port": 80, "project": "../etc"}, "project '../etc' is not a safe"),
-    ({"app_user": "web", "port": 80, "app_path": "nowhere"}, "app_path 'nowhere' holds no manage.py"),
+    ({"app_user": "web", "port": 0}, "port = 0: input should be greater than or equal to 1: a whole number"),
+    ({"app_user": "web", "port": "80"}, "port = '80': input should be a valid integer"),
+    ({"app_user": "web", "port": 22}, "port = 22: the host's SSH port"),
+    ({"app_user": "web", "prot": 80, "port": 80}, "unknown data key 'prot': did you mean 'port'?"),
+    ({"app_user": "web", "port": 80, "workers": "two"}, "workers = 'two': input should be a valid integer"),
+    ({"app_user": "web", "port": 80, "listen": "sockets"}, "listen = 'sockets': input should be 'socket' or"),
+    ({"app_user": "root", "port": 80}, "app_user = 'root': must be a lower-case system name, not root"),
+    ({"app_user": "Web User", "port": 80}, "app_user = 'Web User'"),
+    ({"app_user": "web", "port": 80, "project": "../etc"}, "project = '../etc': not a valid value: use letters"),
+    ({"app_user": "web", "port": 80, "app_path": "nowhere"}, "app_path = 'nowhere': holds no manage.py"),
     ({"app_user": "web", "port": 80, "requirements": "nope.txt"}, "requirements file 'nope.txt'"),
+    ({"app_user": "web", "port": 80, "srv": "srv"}, "srv = 'srv': not an absolute path"),
+    ({"app_user": "web", "port": 80, "srv": "/opt/apps"}, "srv = '/opt/apps': outside /srv"),
     ({"app_user": "web", "port": 80, "app_env": {"A B": "x"}}, "app_env key 'A B'"),
     ({"app_user": "web", "port": 80, "app_env": {"A": "x\ny"}}, "app_env: A holds a line break"),
+    ({"app_user": "web", "port": 80, "app_env": {"A": "x\ufffey"}}, "app_env: A holds U+FFFE"),
+    ({"app_user": "web", "port": 80, "required_secrets": "API_KEY"}, "required_secrets = 'API_KEY': input should be a valid list"),
 ])
 def test_bad_data_gets_one_line_naming_host_and_key(data, message, monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(DataError) as error:
         parse("app1", data, ["web"])
-    text = str(error.value)
+    assert len(error.value.problems) == 1, error.value.problems
+    text = error.value.problems[0]
     assert message in text
     assert text.startswith("host app1 (group web): ")
     assert "\n" not in text
+
+
+def test_every_problem_is_listed_at_once(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(DataError) as error:
+        parse("app1", {"app_user": "root", "port": 70000, "wokers": 2, "listen": "x"}, ["web"])
+    keys = sorted(p.split(": ")[1].split(" ")[0] for p in error.value.problems)
+    assert len(error.value.problems) == 4, error.value.problems  # schema errors first, then the rest
+    assert keys == ["app_user", "listen", "port", "unknown"]
+    assert "did you mean 'workers'?" in " ".join(error.value.problems)
+
+
+def test_outside_srv_is_allowed_when_asked(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    s = parse("app1", {"app_user": "web", "port": 80, "srv": "/opt/apps", "allow_outside_srv": True}, ["web"])
+    assert s.root == "/opt/apps/my_awesome_project"
 
 
 def test_every_default_is_documented_in_one_place():
