@@ -100,8 +100,8 @@ class HostFacts:
                 _fact_through(capture, state, host, cls, args, kwargs, apply_failed_hosts=False)
             except Exception:  # a fact that cannot be built here is simply asked live later
                 continue
-            if len(capture.commands) == 1 and not any(capture.commands[0][1].get(k) for k in
-                                                      ("_sudo", "_su_user", "_doas", "_sudo_user")):
+            if len(capture.commands) == 1 and all(capture.commands[0][1].get(k) == v for k, v in
+                                                  privilege(host).items()):
                 planned.append((cls, args, kwargs, capture.commands[0][0]))
         if not planned:
             return
@@ -116,8 +116,8 @@ class HostFacts:
                 f"[ -s \"$d/e{index}\" ] && sed 's/^/@@E /' \"$d/e{index}\"; }} > \"$d/{index:04d}\") &")
         script.append('wait; cat "$d"/[0-9]*; rm -rf "$d"')
         with quiet(host):
-            status, output = host.run_shell_command(StringCommand("\n".join(script)),
-                                                    print_output=False, print_input=False)
+            status, output = host.run_shell_command(StringCommand("\n".join(script)), print_output=False,
+                                                    print_input=False, **privilege(host))
         if not status:
             return
         if os.environ.get("DJDEPLOY_RECORD_BATCH"):  # the benchmark replays a real host's answer
@@ -138,6 +138,19 @@ class HostFacts:
             except Exception:
                 continue
             self.values[_key(cls, args, kwargs)] = value
+
+
+PRIVILEGE = ("_sudo", "_sudo_user", "_sudo_password", "_use_sudo_login", "_preserve_sudo_env",
+             "_su_user", "_use_su_login", "_su_shell", "_preserve_su_env", "_su_password",
+             "_doas", "_doas_user")
+
+
+def privilege(host) -> dict:
+    """The run's sudo/su arguments (--sudo, host data), for commands run outside operations."""
+    from pyinfra.api.arguments import pop_global_arguments
+
+    arguments, _ = pop_global_arguments(host.state, host, {})
+    return {k: v for k, v in arguments.items() if k in PRIVILEGE and v}
 
 
 def _fact_through(runner: _Capture, state, host, cls, args, kwargs, **rest):

@@ -253,6 +253,27 @@ done
 """
 
 
+SUDO_USER = "deploy"  # what real servers often offer instead of root: a user with sudo
+
+
+def add_sudo_user(root: Path, user: str, public_key: str) -> None:
+    """`user` on the host: the fleet's key, passwordless sudo (for `pyinfra --sudo`)."""
+    if not any(line.startswith(f"{user}:") for line in (root / "etc/passwd").read_text().splitlines()):
+        run("useradd", "--root", str(root), "--create-home", "--user-group", "--shell", "/bin/bash", user)
+    entry = next(line for line in (root / "etc/passwd").read_text().splitlines() if line.startswith(f"{user}:"))
+    uid, gid = int(entry.split(":")[2]), int(entry.split(":")[3])
+    home = root / "home" / user
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(public_key)
+    for path in (home, ssh_dir, ssh_dir / "authorized_keys"):
+        os.chown(path, uid, gid)
+    os.chmod(ssh_dir / "authorized_keys", 0o600)
+    sudoers = root / "etc/sudoers.d" / user
+    sudoers.write_text(f"{user} ALL=(ALL) NOPASSWD: ALL\n")
+    os.chmod(sudoers, 0o440)
+
+
 def start_host(state: dict, host: dict, base: Path, public_key: str) -> None:
     hdir = Path(host["dir"])
     for sub in ("upper", "work", "root"):
@@ -270,6 +291,7 @@ def start_host(state: dict, host: dict, base: Path, public_key: str) -> None:
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(public_key)
     os.chmod(ssh_dir / "authorized_keys", 0o600)
+    add_sudo_user(root, SUDO_USER, public_key)
 
     netns, veth, index = host["netns"], host["veth"], host["index"]
     if not Path(f"/run/netns/{netns}").exists():

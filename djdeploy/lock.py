@@ -22,7 +22,7 @@ import gevent
 from pyinfra.api import StringCommand
 from pyinfra.api.state import BaseStateCallback
 
-from djdeploy.factcache import quiet
+from djdeploy.factcache import privilege, quiet
 from djdeploy.facts import LockHolder
 from djdeploy.settings import fail
 
@@ -77,7 +77,7 @@ def _left_by_killed_deploy(owner: str) -> bool:
 def _run(host, command: str):
     with quiet(host):  # coordination: the host's batched facts still hold
         status, output = host.run_shell_command(StringCommand(command), print_output=False,
-                                                print_input=False)
+                                                print_input=False, **privilege(host))
     return status, [line.line for line in output]
 
 
