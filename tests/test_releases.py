@@ -115,7 +115,8 @@ def broken_release(target, how):
             "class Migration(migrations.Migration):\n    operations = [migrations.RunPython(fail)]\n")
         settings = app / "project" / "settings.py"
         settings.write_text(settings.read_text().replace(
-            '    "django.contrib.staticfiles",\n]', '    "django.contrib.staticfiles",\n    "broken",\n]'))
+            '    "notes",\n]', '    "notes",\n    "broken",\n]'))
+        assert '"broken"' in settings.read_text()
     return project
 
 
