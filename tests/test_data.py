@@ -95,3 +95,27 @@ def test_every_default_is_documented_in_one_place():
     all_py = (ROOT / "group_data" / "all.py").read_text()
     assert "djdeploy.settings.DEFAULTS" in all_py
     assert os.path.exists(ROOT / DEFAULTS["requirements"])
+
+
+def test_one_port_for_two_projects_on_one_machine_is_refused(monkeypatch):
+    """Two inventory entries that reach the same machine (ssh_hostname), two projects, one port."""
+    from types import SimpleNamespace
+
+    from djdeploy import settings
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(settings, "check_templates", lambda host, s, secrets: [])
+    monkeypatch.setattr(settings, "host_secrets", lambda host, s: {})
+    class Host(SimpleNamespace):
+        __hash__ = object.__hash__
+
+    stopped = []
+    monkeypatch.setattr(settings, "fail", lambda lines: stopped.extend(lines))
+    shop = Host(name="shop-on-app1", groups=["web"],
+                           data={"app_user": "shop", "port": 8000, "project": "shop",
+                                 "ssh_hostname": "app1.example.com"})
+    blog = Host(name="app1.example.com", groups=["web"],
+                           data={"app_user": "blog", "port": 8000, "project": "blog"})
+    settings.preflight(SimpleNamespace(inventory=[shop, blog], failed_hosts=set()))
+    assert stopped == ["host app1.example.com: port = 8000: shop already listens there on the same "
+                       "machine (shop-on-app1): give one of them another port"]
