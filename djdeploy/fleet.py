@@ -352,6 +352,16 @@ def wait_ready(state: dict, timeout: float) -> None:
 # --- commands ---------------------------------------------------------------------
 
 
+def host_suites(suite: str, count: int) -> list[str]:
+    """Each host's Debian suite: "trixie", or one per host ("bookworm,bookworm,trixie"; the
+    last repeats), for a fleet that mixes releases."""
+    names = [part.strip() for part in suite.split(",") if part.strip()] or ["bookworm"]
+    for name_ in names:
+        if name_ not in SUITES:
+            raise FleetError(f"unknown Debian suite {name_!r}: use one of {', '.join(SUITES)}")
+    return [names[min(i, len(names) - 1)] for i in range(count)]
+
+
 def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False) -> dict:
     with machine_lock():
         state = load_state(name)
@@ -367,7 +377,8 @@ def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False) -
         if count < 1:
             raise FleetError("HOSTS must be at least 1")
         started = time.monotonic()
-        base = base_root(suite)
+        suites = host_suites(suite, count)
+        bases = {name_: base_root(name_) for name_ in dict.fromkeys(suites)}
         fdir = fleet_dir(name)
         fdir.mkdir(parents=True, exist_ok=True)
         key = fdir / "id_ed25519"
@@ -380,7 +391,7 @@ def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False) -
                 "machine": machine, "index": index, "address": f"169.254.{index}.2",
                 "group": group_for(position, count), "netns": f"djd-{machine}",
                 "veth": f"djf{index}", "cgroup": f"{CGROUP_PARENT}/{machine}",
-                "dir": str(fdir / machine),
+                "dir": str(fdir / machine), "suite": suites[position - 1],
             })
         save_state(state)  # before any resource exists, so a crash here leaves something to clear
         NSPAWN_RUN.mkdir(parents=True, exist_ok=True)
@@ -388,7 +399,7 @@ def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False) -
             run("mount", "-t", "tmpfs", "tmpfs", str(NSPAWN_RUN))
         public_key = (fdir / "id_ed25519.pub").read_text()
         for host in state["hosts"]:
-            start_host(state, host, base, public_key)
+            start_host(state, host, bases[host["suite"]], public_key)
         try:
             wait_ready(state, timeout)
         except FleetError:
@@ -480,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     p_up = sub.add_parser("up", help="boot a fleet and wait until every host answers SSH")
     p_up.add_argument("--name", default="demo")
     p_up.add_argument("--hosts", type=int, default=3)
-    p_up.add_argument("--suite", default="bookworm", help="Debian suite: bookworm (12) or trixie (13)")
+    p_up.add_argument("--suite", default="bookworm", help="Debian suite: bookworm (12) or trixie (13), or one per host: bookworm,trixie")
     p_up.add_argument("--timeout", type=float, default=120)
     p_up.add_argument("--reuse", action="store_true", help="a running fleet of that name is fine")
     p_down = sub.add_parser("down", help="remove a fleet: processes, mounts, namespaces, cgroups")
