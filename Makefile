@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 HOSTS ?= 3
+SUITE ?= bookworm
 FLEET ?= demo
 APT_PACKAGES := debootstrap systemd-container zstd openssh-client iproute2 curl python3-venv
 
@@ -36,7 +37,7 @@ deps: .venv/.installed
 	touch $@
 
 fleet-up: deps
-	$(PY) -m djdeploy.fleet up --name $(FLEET) --hosts $(HOSTS)
+	$(PY) -m djdeploy.fleet up --name $(FLEET) --hosts $(HOSTS) --suite $(SUITE)
 
 fleet-down:
 	@if [ -x $(PY) ]; then $(PY) -m djdeploy.fleet down --name $(FLEET); \
