@@ -113,8 +113,8 @@ def load(host_name: str, groups, required=(), taken=()) -> Secrets:
 def line_digests(text: str, salt: str) -> list[list[str]]:
     """[name, digest] per line of an .env text: what the EnvFile fact returns for the host's.
 
-    Comments and blank lines are named "#". Digests are salted with project and host, so
-    two hosts' .env files cannot be compared through them.
+    Comments and blank lines are named "#". Digests are salted (with the project), so
+    they match no table of digests of common values.
     """
     out = []
     for line in text.encode().split(b"\n"):

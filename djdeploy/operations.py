@@ -160,7 +160,7 @@ def env_file(s, src: str, secrets: dict):
     .env. With --sudo too: nothing passes through /tmp.
     """
     text = render_env(src, s, secrets)
-    salt = f"{s.project}:{host.name}"
+    salt = f"djdeploy-env:{s.project}"
     present = host.get_fact(EnvFile, path=s.env_file, salt=salt)
     wanted = envfile.line_digests(text, salt)
     if present and present["lines"] == wanted and present["owner"] == ["root", s.group, "640"]:
