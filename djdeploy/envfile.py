@@ -23,7 +23,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from djdeploy.settings import ENV_KEY, DataError, check_value
+from djdeploy.settings import ENV_KEY, DataError, check_value, named_groups
 
 ENV_PREFIX = "DJDEPLOY_SECRET_"
 NEED_ESCAPE = re.compile(r'(["\\$`])')  # special inside double quotes, to bash and to systemd
@@ -85,7 +85,7 @@ def load(host_name: str, groups, required=(), taken=()) -> Secrets:
     none may be a variable the deploy sets itself (`taken`)."""
     values = Secrets()
     origin: dict[str, str] = {}
-    for name in ["all", *[g for g in groups if g not in ("all", "inventory")]]:
+    for name in ["all", *[g for g in named_groups(groups) if g != "all"]]:
         path = folder() / f"{name}.toml"
         if path.is_file():
             for key, value in _read_file(path).items():
@@ -103,7 +103,7 @@ def load(host_name: str, groups, required=(), taken=()) -> Secrets:
                         "the deploy sets in .env: rename the secret")
     missing = [key for key in required if key not in values]
     if missing:
-        groups_shown = ", ".join(g for g in groups if g != "inventory") or "all"
+        groups_shown = ", ".join(named_groups(groups)) or "all"
         raise DataError(f"host {host_name}: secret {', '.join(missing)} not set: put it in "
                         f"{folder()}/<group>.toml (groups: {groups_shown}; see secrets/example.toml) "
                         f"or export {ENV_PREFIX}{missing[0]}")

@@ -48,8 +48,7 @@ REQUIRED = ("app_user", "port")
 SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
 SAFE_PROJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Plain values only until .env quoting is done for both systemd and bash.
-ENV_VALUE = re.compile(r"^[A-Za-z0-9_./:@%+,=-]*$")
+HEALTH_PATH = re.compile(r"^/[A-Za-z0-9_./:@%+,=-]*$")  # a plain URL path
 LISTEN_MODES = ("socket", "ambient")
 CHECK_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 BATCH = re.compile(r"^([1-9][0-9]*)(%?)$")
@@ -210,7 +209,8 @@ def fail(lines: list[str]) -> None:
     os._exit(1)
 
 
-_checked: set[int] = set()
+# id(state) -> {host name: (AppSettings, secrets)}: what preflight checked, for the run
+_prepared: dict[int, dict[str, tuple]] = {}
 
 
 def preflight(state) -> None:
@@ -219,9 +219,9 @@ def preflight(state) -> None:
     pyinfra would go on with the hosts it reached; a fleet half on the new version is
     worse than a deploy that waits until every host answers. All problems are listed.
     """
-    if id(state) in _checked:
+    if id(state) in _prepared:
         return
-    _checked.add(id(state))
+    prepared = _prepared[id(state)] = {}
     problems = [f"cannot reach {h.name} over SSH (reason above): check its address, port, user "
                 "and key, or remove it from the inventory; no host was changed"
                 for h in sorted(state.failed_hosts, key=lambda h: h.name)]
@@ -236,7 +236,9 @@ def preflight(state) -> None:
                 if taken[0] != settings.project:
                     problems.append(f"host {other.name}: port = {settings.port}: {taken[0]} already listens "
                                     f"there on the same machine ({taken[1]}): give one of them another port")
-                problems += check_templates(other, settings, host_secrets(other, settings))
+                secrets = host_secrets(other, settings)
+                problems += check_templates(other, settings, secrets)
+                prepared[other.name] = (settings, secrets)
             except DataError as error:
                 problems += error.problems
     if len(batches) > 1:  # one switch operation, one batch size (pyinfra's _parallel)
@@ -283,7 +285,9 @@ def _template_line(error, path) -> str:
 
 
 def app_settings(host) -> AppSettings:
-    """This host's settings, from data that `preflight` checked."""
+    """This host's settings, as `preflight` checked them (parsed here if it did not run)."""
+    if host.name in _prepared.get(id(host.state), {}):
+        return _prepared[id(host.state)][host.name][0]
     try:
         return parse(host.name, host.data, host.groups)
     except DataError as error:
@@ -293,6 +297,10 @@ def app_settings(host) -> AppSettings:
 def host_secrets(host, s: AppSettings):
     """This host's secrets (see djdeploy.envfile), checked against its settings."""
     from djdeploy import envfile  # envfile builds on this module
+
+    checked = _prepared.get(id(host.state), {}).get(host.name)
+    if checked and checked[0] is s:
+        return checked[1]
 
     return envfile.load(host.name, host.groups, s.required_secrets, taken=s.environment)
 
@@ -339,19 +347,25 @@ class Data(BaseModel):
     workers: _int(1, 64)
     allowed_hosts: Optional[list[str]]
     description: Optional[str]
-    listen: Literal["socket", "ambient"]
+    listen: Literal[LISTEN_MODES]
     keep_releases: _int(2, 100)
     batch: Optional[Union[Annotated[int, Field(ge=1)], Annotated[str, Field(pattern=BATCH.pattern)]]]
-    health_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_./:@%+,=-]*$")]
+    health_path: Annotated[str, Field(pattern=HEALTH_PATH.pattern)]
     health_host: Optional[str]
     health_timeout: _int(1, 300)
     health_retries: _int(1, 600)
-    check_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+    check_level: Literal[CHECK_LEVELS]
     lock_wait: _int(0, 3600)
     required_secrets: list[Annotated[str, Field(pattern=ENV_KEY.pattern)]]
     srv: str
     allow_outside_srv: bool
     release: Optional[Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]]
+
+
+def named_groups(groups) -> list[str]:
+    """The groups a user named (group_data/<group>.py), once each, in order: pyinfra also
+    puts hosts in a group named after the inventory file, and in connector groups (@fake)."""
+    return [g for g in dict.fromkeys(groups) if not g.endswith("inventory") and not g.startswith("@")]
 
 
 def _keys(data) -> dict:
@@ -379,10 +393,10 @@ def _pydantic_problem(where: str, error: dict) -> str:
 def parse(host_name: str, data, groups=()) -> AppSettings:
     """A host's data checked against `Data` and the rules a schema cannot say; every
     problem found is listed (DataError.problems), each on one line."""
-    # pyinfra also puts hosts in a group named after the inventory file, and connector groups
-    shown = [g for g in dict.fromkeys(groups) if not g.endswith("inventory") and not g.startswith("@")]
+    shown = named_groups(groups)
     where = f"host {host_name}" + (f" (group {', '.join(shown)})" if shown else "")
-    given = {k: v for k, v in _keys(data).items() if not k.startswith(FOREIGN)}
+    everything = _keys(data)
+    given = {k: v for k, v in everything.items() if not k.startswith(FOREIGN)}
     problems = [f"{where}: missing required data key {key!r}: set it in group_data/<group>.py "
                 f"for the host's group, or pass --data {key}=..." for key in REQUIRED
                 if given.get(key) is None]
@@ -408,7 +422,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         if not SAFE_NAME.match(name) or name == "root":
             problems.append(f"{where}: {key} = {name!r}: must be a lower-case system name, not root: "
                             "e.g. web (letters, digits, _ and -, up to 31)")
-    if "port" not in bad and (d.port == 22 or d.port == _keys(data).get("ssh_port")):
+    if "port" not in bad and (d.port == 22 or d.port == everything.get("ssh_port")):
         problems.append(f"{where}: port = {d.port}: the host's SSH port: pick another (80, 8000, ...)")
     if not (Path(d.app_path) / "manage.py").is_file():
         problems.append(f"{where}: app_path = {d.app_path!r}: holds no manage.py: point it at your Django "

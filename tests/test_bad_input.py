@@ -100,6 +100,19 @@ def edit(project, name, old, new):
     path.write_text(text.replace(old, new, 1))
 
 
+def edited(name, old, new):
+    """A case that edits one project file and runs with no extra arguments."""
+    def how(project, tmp_path, fleet):
+        edit(project, name, old, new)
+        return [], {}
+    return how
+
+
+def with_data(*pairs):
+    """A case that passes `--data key=value` for each pair."""
+    return lambda project, tmp_path, fleet: ([arg for pair in pairs for arg in ("--data", pair)], {})
+
+
 def secrets_folder(tmp_path, body, mode=0o600):
     folder = tmp_path / "secrets"
     folder.mkdir()
@@ -112,40 +125,40 @@ def secrets_folder(tmp_path, body, mode=0o600):
 # Each `how` gets (project copy, tmp_path, fleet) and returns (pyinfra args, environment).
 CATALOGUE = {
     "typo in a group_data key": (
-        lambda p, t, f: (edit(p, "group_data/web.py", "port = 80", "prot = 80\nport = 80"), ([], {}))[1],
+        edited("group_data/web.py", "port = 80", "prot = 80\nport = 80"),
         ["unknown data key 'prot': did you mean 'port'?", "(group web)"], 2),
     "port out of range": (
-        lambda p, t, f: (["--data", "port=70000"], {}),
+        with_data("port=70000"),
         ["port = 70000: input should be less than or equal to 65535"], 3),
     "port written as text in group_data": (
-        lambda p, t, f: (edit(p, "group_data/staging.py", "port = 8080", 'port = "8080"'), ([], {}))[1],
+        edited("group_data/staging.py", "port = 8080", 'port = "8080"'),
         ["(group staging): port = '8080': input should be a valid integer"], 1),
     "port is the SSH port": (
-        lambda p, t, f: (["--data", "port=22"], {}), ["port = 22: the host's SSH port"], 3),
+        with_data("port=22"), ["port = 22: the host's SSH port"], 3),
     "app user root": (
-        lambda p, t, f: (["--data", "app_user=root"], {}), ["app_user = 'root': must be a lower-case system name, not root"], 3),
+        with_data("app_user=root"), ["app_user = 'root': must be a lower-case system name, not root"], 3),
     "project name unsafe for a unit": (
-        lambda p, t, f: (["--data", "project=my app"], {}), ["project = 'my app': not a valid value"], 3),
+        with_data("project=my app"), ["project = 'my app': not a valid value"], 3),
     "srv outside /srv": (
-        lambda p, t, f: (["--data", "srv=/opt/apps"], {}), ["srv = '/opt/apps': outside /srv"], 3),
+        with_data("srv=/opt/apps"), ["srv = '/opt/apps': outside /srv"], 3),
     "relative srv": (
-        lambda p, t, f: (["--data", "srv=apps"], {}), ["srv = 'apps': not an absolute path"], 3),
+        with_data("srv=apps"), ["srv = 'apps': not an absolute path"], 3),
     "listen mode misspelt": (
-        lambda p, t, f: (edit(p, "group_data/staging.py", 'listen = "ambient"', 'listen = "ambiant"'), ([], {}))[1],
+        edited("group_data/staging.py", 'listen = "ambient"', 'listen = "ambiant"'),
         ["listen = 'ambiant': input should be 'socket' or 'ambient'"], 1),
     "app_env not a dict": (
-        lambda p, t, f: (["--data", "app_env=DEBUG"], {}), ["app_env = 'DEBUG': input should be a valid dictionary"], 3),
+        with_data("app_env=DEBUG"), ["app_env = 'DEBUG': input should be a valid dictionary"], 3),
     "a value with a line break": (
-        lambda p, t, f: (["--data", "app_env=" + json.dumps({"GREETING": "hello\nworld"})], {}),
+        with_data("app_env=" + json.dumps({"GREETING": "hello\nworld"})),
         ["app_env: GREETING holds a line break"], 3),
     "two problems at once": (
-        lambda p, t, f: (["--data", "workers=0", "--data", "check_level=LOUD"], {}),
+        with_data("workers=0", "check_level=LOUD"),
         ["host "], 6),
     "template refers to a missing setting": (
-        lambda p, t, f: (edit(p, "templates/run.j2", "{{ s.workers }}", "{{ s.worker_count }}"), ([], {}))[1],
+        edited("templates/run.j2", "{{ s.workers }}", "{{ s.worker_count }}"),
         ["templates/run.j2 line", "worker_count", "fix the template"], 3),
     "template syntax error": (
-        lambda p, t, f: (edit(p, "templates/app.service.j2", "{% else -%}", "{% els -%}"), ([], {}))[1],
+        edited("templates/app.service.j2", "{% else -%}", "{% els -%}"),
         ["templates/app.service.j2 line", "fix the template"], 1),
     "required secret not set": (
         lambda p, t, f: (["--data", 'required_secrets=["API_TOKEN"]'], {"DJDEPLOY_SECRETS_DIR": str(t / "none")}),

@@ -113,3 +113,21 @@ def test_secrets_never_show_their_values_when_printed():
     secrets = Secrets(API_TOKEN="hunter2-value")
     assert "hunter2" not in repr(secrets) + str(secrets) + f"{secrets}" + str([secrets])
     assert "API_TOKEN" in repr(secrets)
+
+
+def test_the_hosts_env_digests_are_the_controllers(tmp_path):
+    """EnvFile's script (run on a host) and envfile.line_digests (on the controller) are
+    two copies of one computation: they must agree, or every .env looks changed."""
+    import subprocess
+
+    from djdeploy.envfile import line_digests
+    from djdeploy.facts import EnvFile
+
+    text = '# comment\nA="1"\nSECRET="ünï $x `y` \\\\ \\"q\\""\n\nB=plain=with=equals\n'
+    path = tmp_path / ".env"
+    path.write_bytes(text.encode())
+    out = subprocess.run(["python3", "-c", EnvFile._SCRIPT, str(path), "salt:x"], capture_output=True,
+                         text=True, check=True).stdout
+    host_side = EnvFile().process(["root web 640", *out.splitlines()])
+    assert host_side["lines"] == line_digests(text, "salt:x")
+    assert [name for name, _ in host_side["lines"]] == ["#", "A", "SECRET", "#", "B", "#"]
