@@ -3,8 +3,9 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 HOSTS ?= 3
 SUITE ?= bookworm
+GROUPS ?=
 FLEET ?= demo
-APT_PACKAGES := debootstrap systemd-container zstd openssh-client iproute2 curl python3-venv
+APT_PACKAGES := debootstrap systemd-container zstd openssh-client iproute2 curl python3-venv postgresql-client
 
 .PHONY: demo test bench deps fleet-up fleet-down deploy dry answers clean
 
@@ -37,7 +38,7 @@ deps: .venv/.installed
 	touch $@
 
 fleet-up: deps
-	$(PY) -m djdeploy.fleet up --name $(FLEET) --hosts $(HOSTS) --suite $(SUITE)
+	$(PY) -m djdeploy.fleet up --name $(FLEET) --hosts $(HOSTS) --suite $(SUITE) $(if $(GROUPS),--groups $(GROUPS))
 
 fleet-down:
 	@if [ -x $(PY) ]; then $(PY) -m djdeploy.fleet down --name $(FLEET); \

@@ -3,78 +3,87 @@ with Systemd", step by step, on every host of the inventory, as health-gated rel
 
     pyinfra inventory.py deploy.py              # deploy
     pyinfra inventory.py deploy.py --dry --diff # show what would change first
+
+A host of the db group runs PostgreSQL for the web hosts instead (djdeploy/postgresql.py).
 """
 
 from pyinfra import host
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from djdeploy import build, factcache, lock, operations, rollout
+from djdeploy import build, factcache, lock, operations, postgresql, rollout
 from djdeploy.facts import HostPython
 from djdeploy.settings import app_settings, host_secrets, preflight
 
 factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)  # every host reachable and its data valid, or nothing changes anywhere
 s = app_settings(host)  # this host's settings, from group_data/ and --data
-release = build.release(s.app_path, s.requirements, *host.get_fact(HostPython))  # once per run
 
-# One deploy at a time per host: the lock is held while this run executes.
-lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
+if postgresql.is_server(s):
+    # The db group: PostgreSQL, a role and a database per project, open to its web hosts only.
+    postgresql.server(s)
+else:
+    release = build.release(s.app_path, s.requirements, *host.get_fact(HostPython))  # once per run
 
-# The app runs as its own system user, without a login shell.
-operations.system_group(name="App group", group=s.group, user=s.user)
-operations.system_user(name="App user", user=s.user, group=s.group, home=s.root)
+    # One deploy at a time per host: the lock is held while this run executes.
+    lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
 
-# /srv/<project>: root's, readable by the app. shared/ outlives releases; shared/data is
-# the only place the app writes (SQLite).
-files.directory(name="Project folder", path=s.root, user="root", group=s.group, mode="0750")
-files.directory(name="Releases folder", path=s.releases_dir, user="root", group="root", mode="0755")
-files.directory(name="Shared folder", path=s.shared_dir, user="root", group=s.group, mode="0750")
-files.directory(name="Data folder", path=s.data_dir, user=s.user, group=s.group, mode="0750")
+    # The app runs as its own system user, without a login shell.
+    operations.system_group(name="App group", group=s.group, user=s.user)
+    operations.system_user(name="App user", user=s.user, group=s.group, home=s.root)
 
-# The virtualenv, filled offline from wheels built once on this controller; one per set
-# of requirements, so a code-only release reuses it.
-operations.wheelhouse(name="Wheelhouse", src=release.wheels, dest=s.wheels_dir)
-venv = operations.virtualenv(
-    name="Virtualenv", path=f"{s.venvs_dir}/{release.venv}", wheels_dir=s.wheels_dir, src=release.wheels,
-)
+    # /srv/<project>: root's, readable by the app. shared/ outlives releases; shared/data is
+    # the only place the app writes (SQLite).
+    files.directory(name="Project folder", path=s.root, user="root", group=s.group, mode="0750")
+    files.directory(name="Releases folder", path=s.releases_dir, user="root", group="root", mode="0755")
+    files.directory(name="Shared folder", path=s.shared_dir, user="root", group=s.group, mode="0750")
+    files.directory(name="Data folder", path=s.data_dir, user=s.user, group=s.group, mode="0750")
 
-# .env: VIRTUAL_ENV, DJANGO_SETTINGS_MODULE, the app's settings and its secrets. Sent over
-# SSH's stdin, never shown: a dry run names the keys that change, not their values.
-env = operations.env_file(name=".env", s=s, src="templates/env.j2", secrets=host_secrets(host, s))
-key = operations.secret_key(name="Secret key", path=s.secret_key_file, group=s.group)
+    # The virtualenv, filled offline from wheels built once on this controller; one per set
+    # of requirements, so a code-only release reuses it.
+    operations.wheelhouse(name="Wheelhouse", src=release.wheels, dest=s.wheels_dir)
+    venv = operations.virtualenv(
+        name="Virtualenv", path=f"{s.venvs_dir}/{release.venv}", wheels_dir=s.wheels_dir, src=release.wheels,
+    )
 
-# The run script: load .env, exec gunicorn from the virtualenv (of the current release).
-run = files.template(
-    name="run script", src="templates/run.j2", dest=f"{s.root}/run", user="root", group=s.group,
-    mode="0750", s=s,
-)
-gunicorn = files.put(
-    name="gunicorn settings", src="files/gunicorn.conf.py", dest=s.gunicorn_config,
-    user="root", group=s.group, mode="0640",
-)
+    # .env: VIRTUAL_ENV, DJANGO_SETTINGS_MODULE, the app's settings and its secrets. Sent over
+    # SSH's stdin, never shown: a dry run names the keys that change, not their values.
+    env = operations.env_file(name=".env", s=s, src="templates/env.j2", secrets=host_secrets(host, s))
+    key = operations.secret_key(name="Secret key", path=s.secret_key_file, group=s.group)
 
-# The release: unpacked, checked, migrated and collected before it can serve.
-files.put(name="Release tool", src="files/release.sh", dest=s.release_tool, mode="0750")
-operations.release(name="Release", s=s, release_id=release.id, archive=release.archive, venv=release.venv)
+    # The run script: load .env, exec gunicorn from the virtualenv (of the current release).
+    run = files.template(
+        name="run script", src="templates/run.j2", dest=f"{s.root}/run", user="root", group=s.group,
+        mode="0750", s=s,
+    )
+    gunicorn = files.put(
+        name="gunicorn settings", src="files/gunicorn.conf.py", dest=s.gunicorn_config,
+        user="root", group=s.group, mode="0640",
+    )
 
-# The systemd unit, and in socket mode the socket that holds the port across restarts.
-unit = files.template(
-    name="systemd unit", src="templates/app.service.j2", dest=s.unit_file, mode="0644", s=s,
-)
-socket = operations.socket_unit(name="systemd socket", s=s, src="templates/app.socket.j2")
-systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket))
-listener = operations.listener(name="Listening socket", s=s)
+    # The release: unpacked, checked, migrated and collected before it can serve.
+    files.put(name="Release tool", src="files/release.sh", dest=s.release_tool, mode="0750")
+    operations.release(name="Release", s=s, release_id=release.id, archive=release.archive, venv=release.venv)
+    # PostgreSQL: migrated once, by one host, when every host has the release and before any switches.
+    postgresql.migrations(name="Migrations", s=s, release_id=release.id)
 
-# Switch to the release, a batch of hosts at a time; restart when something the service
-# runs changed. Each switch is health-gated and reverted on failure; a failed batch
-# stops the batches after it.
-operations.current_release(
-    name="Switch to the release", s=s, release_id=release.id,
-    restart_if=rollout.changed(venv, env, key, run, gunicorn, unit, socket, listener),
-    _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
-    _if=rollout.nothing_failed(host.state),
-)
+    # The systemd unit, and in socket mode the socket that holds the port across restarts.
+    unit = files.template(
+        name="systemd unit", src="templates/app.service.j2", dest=s.unit_file, mode="0644", s=s,
+    )
+    socket = operations.socket_unit(name="systemd socket", s=s, src="templates/app.socket.j2")
+    systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket))
+    listener = operations.listener(name="Listening socket", s=s)
 
-systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True)
-operations.releases_pruned(name="Old releases", s=s, keep=s.keep_releases)
+    # Switch to the release, a batch of hosts at a time; restart when something the service
+    # runs changed. Each switch is health-gated and reverted on failure; a failed batch
+    # stops the batches after it.
+    operations.current_release(
+        name="Switch to the release", s=s, release_id=release.id,
+        restart_if=rollout.changed(venv, env, key, run, gunicorn, unit, socket, listener),
+        _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
+        _if=rollout.nothing_failed(host.state),
+    )
+
+    systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True)
+    operations.releases_pruned(name="Old releases", s=s, keep=s.keep_releases)

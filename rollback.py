@@ -13,11 +13,12 @@ from djdeploy.settings import app_settings, preflight, rollback_target
 factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)
 s = app_settings(host)
-target = rollback_target(host, s)  # the previous release, or --data release; checked on every host
-lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
+if not s.database_server:  # the database is not rolled back: migrations only ever go forward
+    target = rollback_target(host, s)  # the previous release, or --data release; checked on every host
+    lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
 
-operations.current_release(
-    name="Roll back", s=s, release_id=target, rollback=True,
-    _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
-    _if=rollout.nothing_failed(host.state),
-)
+    operations.current_release(
+        name="Roll back", s=s, release_id=target, rollback=True,
+        _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
+        _if=rollout.nothing_failed(host.state),
+    )

@@ -12,4 +12,6 @@ from djdeploy.settings import app_settings, preflight
 
 factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)
-report(host, app_settings(host))
+s = app_settings(host)
+if not s.database_server:  # the app's hosts; the database server has no releases
+    report(host, s)

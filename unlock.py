@@ -12,4 +12,5 @@ from djdeploy.settings import app_settings, preflight
 
 preflight(host.state)
 s = app_settings(host)
-clear_lock(name="Clear the deploy lock", root=s.root, path=s.lock_dir)
+if not s.database_server:  # only the app's hosts take the deploy lock
+    clear_lock(name="Clear the deploy lock", root=s.root, path=s.lock_dir)

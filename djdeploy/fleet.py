@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -42,6 +43,9 @@ SUITES = {"bookworm": "12", "trixie": "13"}
 BASE_PACKAGES = [
     "systemd", "systemd-sysv", "openssh-server", "python3", "python3-venv", "sudo",
     "curl", "iproute2", "dbus", "ca-certificates",
+    # The `db` group's PostgreSQL: the hosts have no internet, so the deploy's package step
+    # finds it installed. Not started at boot: the deploy enables it on db hosts only.
+    "postgresql",
 ]
 # Units that only add noise on a throwaway host.
 MASKED_UNITS = [
@@ -127,6 +131,9 @@ def build_image(suite: str, tarball: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             link.unlink()
         link.symlink_to("/dev/null")
+    for unit in ("postgresql.service",):  # installed, enabled by the deploy where it runs
+        with contextlib.suppress(FileNotFoundError):
+            (work / "etc/systemd/system/multi-user.target.wants" / unit).unlink()
     wants = work / "etc/systemd/system/multi-user.target.wants/ssh.service"
     if not wants.is_symlink():  # absolute link: exists() would look outside the image
         wants.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +238,18 @@ def group_for(position: int, count: int) -> str:
     return "staging" if count > 1 and position == count else "web"
 
 
+def host_groups(groups: str | None, count: int) -> list[str]:
+    """Each host's inventory group: the default (`group_for`), or one per host
+    ("db,web,web"; the last repeats)."""
+    if not groups:
+        return [group_for(position, count) for position in range(1, count + 1)]
+    names = [part.strip() for part in groups.split(",") if part.strip()]
+    for name_ in names:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name_):
+            raise FleetError(f"group {name_!r}: use lower-case names such as web, db, staging")
+    return [names[min(i, len(names) - 1)] for i in range(count)]
+
+
 # --- one host ---------------------------------------------------------------------
 
 SUPERVISOR = r"""
@@ -303,6 +322,11 @@ def start_host(state: dict, host: dict, base: Path, public_key: str) -> None:
         run("ip", "-n", netns, "addr", "add", f"169.254.{index}.2/24", "dev", "host0")
         run("ip", "-n", netns, "link", "set", "host0", "up")
         run("ip", "-n", netns, "link", "set", "lo", "up")
+    # Hosts reach each other (web hosts their db host) through this machine: a route in
+    # the host, forwarding on this veth only (the machine's own ip_forward stays as is).
+    Path(f"/proc/sys/net/ipv4/conf/{veth}/forwarding").write_text("1\n")
+    if "169.254.0.0/16" not in run("ip", "-n", netns, "route", "show").stdout:
+        run("ip", "-n", netns, "route", "add", "169.254.0.0/16", "via", f"169.254.{index}.1")
 
     script = SUPERVISOR.format(
         cgroup_roots=" ".join(str(r) for r in CGROUP_ROOTS), cgroup=host["cgroup"],
@@ -362,7 +386,8 @@ def host_suites(suite: str, count: int) -> list[str]:
     return [names[min(i, len(names) - 1)] for i in range(count)]
 
 
-def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False) -> dict:
+def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False,
+       groups: str | None = None) -> dict:
     with machine_lock():
         state = load_state(name)
         if state is not None:
@@ -378,6 +403,7 @@ def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False) -
             raise FleetError("HOSTS must be at least 1")
         started = time.monotonic()
         suites = host_suites(suite, count)
+        host_group = host_groups(groups, count)
         bases = {name_: base_root(name_) for name_ in dict.fromkeys(suites)}
         fdir = fleet_dir(name)
         fdir.mkdir(parents=True, exist_ok=True)
@@ -389,7 +415,7 @@ def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False) -
             machine = f"{name}-{position}"
             state["hosts"].append({
                 "machine": machine, "index": index, "address": f"169.254.{index}.2",
-                "group": group_for(position, count), "netns": f"djd-{machine}",
+                "group": host_group[position - 1], "netns": f"djd-{machine}",
                 "veth": f"djf{index}", "cgroup": f"{CGROUP_PARENT}/{machine}",
                 "dir": str(fdir / machine), "suite": suites[position - 1],
             })
@@ -492,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--name", default="demo")
     p_up.add_argument("--hosts", type=int, default=3)
     p_up.add_argument("--suite", default="bookworm", help="Debian suite: bookworm (12) or trixie (13), or one per host: bookworm,trixie")
+    p_up.add_argument("--groups", default=None,
+                      help="inventory group per host, e.g. db,web,web (default: web..., staging last)")
     p_up.add_argument("--timeout", type=float, default=120)
     p_up.add_argument("--reuse", action="store_true", help="a running fleet of that name is fine")
     p_down = sub.add_parser("down", help="remove a fleet: processes, mounts, namespaces, cgroups")
@@ -508,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         if args.command == "up":
-            up(args.name, args.hosts, args.suite, args.timeout, args.reuse)
+            up(args.name, args.hosts, args.suite, args.timeout, args.reuse, args.groups)
         elif args.command == "down" and args.all:
             down([state["name"] for state in all_states()])
         elif args.command == "down" and args.stale:

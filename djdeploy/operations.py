@@ -32,6 +32,7 @@ def tool_env(s) -> str:
         "HEALTH_TIMEOUT": s.health_timeout, "HEALTH_RETRIES": s.health_retries,
         "ORIGIN": f"{getpass.getuser()}@{CONTROLLER}",
         "CONFIG_FILES": " ".join(s.config_files),
+        "DATABASE": s.database,  # postgresql: migrations run once, by `postgresql.migrations`
     }
     return "env " + " ".join(f"{k}={q(v)}" for k, v in values.items())
 

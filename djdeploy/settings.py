@@ -10,7 +10,7 @@ import difflib
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, Optional, Union
 
@@ -43,8 +43,16 @@ DEFAULTS = {
     "srv": "/srv",  # where projects live: /srv/<project>
     "allow_outside_srv": False,  # True to let srv be another absolute folder
     "release": None,  # rollback.py: the release to go back to (default: the previous one)
+    "database": None,  # "sqlite" (each host its own, in shared/data) or "postgresql" (on the
+    #                    database server); default: postgresql if the inventory has a server
+    "database_server": False,  # True for the db group: runs PostgreSQL for the web hosts, not the app
+    "db_address": None,  # database server: where web hosts reach it and it listens (default: its name)
+    "db_name": None,  # the project's database and role; default: the project, as a SQL name
 }
-REQUIRED = ("app_user", "port")
+REQUIRED = ("app_user", "port")  # of hosts that run the app
+DATABASES = ("sqlite", "postgresql")
+DB_PASSWORD = "DATABASE_PASSWORD"  # the secret the role's password comes from
+DB_PORT = 5432  # Debian's PostgreSQL, as installed
 SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
 SAFE_PROJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -111,6 +119,11 @@ class AppSettings:
     release: str | None
     required_secrets: tuple = ()
     srv: str = SRV
+    database: str = "sqlite"
+    database_server: bool = False  # this host runs PostgreSQL for the others, not the app
+    db_name: str = ""
+    db_host: str | None = None  # the database server's inventory name (postgresql)
+    db_address: str | None = None  # where PostgreSQL listens and the web hosts reach it
 
     @property
     def root(self) -> str:
@@ -190,9 +203,10 @@ class AppSettings:
             "DJANGO_SETTINGS_MODULE": self.settings_module,
             "DJANGO_SECRET_KEY_FILE": self.secret_key_file,
             "DJANGO_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
-            "DJANGO_DB_PATH": f"{self.data_dir}/db.sqlite3",
             "PORT": str(self.port),
         }
+        if self.database != "postgresql":  # postgresql: DATABASE_URL, with the secrets
+            env["DJANGO_DB_PATH"] = f"{self.data_dir}/db.sqlite3"
         env.update(self.app_env)
         return env
 
@@ -225,27 +239,91 @@ def preflight(state) -> None:
     problems = [f"cannot reach {h.name} over SSH (reason above): check its address, port, user "
                 "and key, or remove it from the inventory; no host was changed"
                 for h in sorted(state.failed_hosts, key=lambda h: h.name)]
-    batches, ports = {}, {}
+    batches, ports, parsed = {}, {}, {}
     for other in state.inventory:
         if other not in state.failed_hosts:
             try:
-                settings = parse(other.name, other.data, other.groups)
-                batches.setdefault(settings.batch, other.name)
-                machine = other.data.get("ssh_hostname") or other.name
-                taken = ports.setdefault((machine, settings.port), (settings.project, other.name))
-                if taken[0] != settings.project:
-                    problems.append(f"host {other.name}: port = {settings.port}: {taken[0]} already listens "
-                                    f"there on the same machine ({taken[1]}): give one of them another port")
-                secrets = host_secrets(other, settings)
-                problems += check_templates(other, settings, secrets)
-                prepared[other.name] = (settings, secrets)
+                parsed[other.name] = (other, parse(other.name, other.data, other.groups))
             except DataError as error:
                 problems += error.problems
+    problems += link_databases(parsed)
+    for other, settings in parsed.values():
+        if settings.database_server:
+            prepared[other.name] = (settings, None)
+            continue
+        try:
+            batches.setdefault(settings.batch, other.name)
+            machine = other.data.get("ssh_hostname") or other.name
+            taken = ports.setdefault((machine, settings.port), (settings.project, other.name))
+            if taken[0] != settings.project:
+                problems.append(f"host {other.name}: port = {settings.port}: {taken[0]} already listens "
+                                f"there on the same machine ({taken[1]}): give one of them another port")
+            secrets = host_secrets(other, settings)
+            problems += check_templates(other, settings, secrets)
+            prepared[other.name] = (settings, secrets)
+        except DataError as error:
+            problems += error.problems
+    problems += check_database_passwords(prepared)
     if len(batches) > 1:  # one switch operation, one batch size (pyinfra's _parallel)
         problems.append(f"batch differs between hosts ({', '.join(f'{b} for {h}' for b, h in batches.items())}): "
                         "set it once, in group_data/all.py or with --data batch=...")
     if problems:
         fail(problems)
+
+
+def link_databases(parsed: dict) -> list[str]:
+    """Point each app host at its database, in place: `database` unset means PostgreSQL
+    when the inventory has a database server (database_server = True), else SQLite."""
+    servers = [name for name, (_, s) in parsed.items() if s.database_server]
+    problems = []
+    if len(servers) > 1:
+        problems.append(f"{len(servers)} database servers ({', '.join(servers)}): one host may set "
+                        "database_server = True (the db group); the others use it")
+    for name, (host, s) in list(parsed.items()):
+        if s.database_server:
+            continue
+        wanted = s.database if s.database != "auto" else ("postgresql" if servers else "sqlite")
+        if wanted == "postgresql" and not servers:
+            problems.append(f"host {name}: database = \"postgresql\" but no host is a database server: "
+                            "add one to the db group (database_server = True), or use \"sqlite\"")
+            continue
+        if wanted == "postgresql":
+            server = parsed[servers[0]][1]
+            s = replace(s, database=wanted, db_host=servers[0], db_address=server.db_address,
+                        required_secrets=tuple(dict.fromkeys((*s.required_secrets, DB_PASSWORD))))
+        else:
+            s = replace(s, database=wanted)
+        parsed[name] = (host, s)
+    return problems
+
+
+DB_SECRET = re.compile(r"^[\x21-\x7e]{16,}$")
+
+
+def check_database_passwords(prepared: dict) -> list[str]:
+    """Every app host of a project on PostgreSQL has the same, usable DATABASE_PASSWORD."""
+    problems, seen = [], {}
+    for name, (s, _) in prepared.items():
+        if s.database != "postgresql":
+            continue
+        password = database_password(name)
+        if password is None:
+            continue
+        if not DB_SECRET.match(password):
+            problems.append(f"host {name}: secret {DB_PASSWORD} must be 16 or more printable ASCII characters, "
+                            "no spaces: e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'")
+        first = seen.setdefault((s.db_host, s.db_name), (name, password))
+        if first[1] != password:
+            problems.append(f"host {name}: secret {DB_PASSWORD} differs from host {first[0]}'s, for the same "
+                            f"database {s.db_name}: give every host of the project the same one")
+    return problems
+
+
+_passwords: dict[str, str] = {}  # host name -> its DATABASE_PASSWORD, for the database server's role
+
+
+def database_password(host_name: str) -> str | None:
+    return _passwords.get(host_name)
 
 
 TEMPLATES = Path("templates")
@@ -302,7 +380,16 @@ def host_secrets(host, s: AppSettings):
     if checked and checked[0] is s:
         return checked[1]
 
-    return envfile.load(host.name, host.groups, s.required_secrets, taken=s.environment)
+    taken = {**s.environment, "DATABASE_URL": ""} if s.database == "postgresql" else s.environment
+    secrets = envfile.load(host.name, host.groups, s.required_secrets, taken=taken)
+    if s.database == "postgresql":  # the app gets the URL; the password alone stays out of .env
+        from urllib.parse import quote
+
+        password = _passwords[host.name] = secrets.pop(DB_PASSWORD)
+        address = f"[{s.db_address}]" if ":" in s.db_address else s.db_address
+        secrets["DATABASE_URL"] = (f"postgres://{s.db_name}:{quote(password, safe='')}@{address}:"
+                                   f"{DB_PORT}/{s.db_name}")
+    return secrets
 
 
 FOREIGN = ("ssh_", "_", "fake_", "winrm_", "docker_", "podman_", "chroot_", "vagrant_", "terraform_", "local_")
@@ -322,6 +409,10 @@ HINTS = {
     "release": "a release id: 12 hex digits, see status.py",
     "batch": "a count of hosts (2) or a share (\"25%\")",
     "srv": "an absolute folder under /srv (or set allow_outside_srv = True)",
+    "database": 'use "sqlite" or "postgresql"',
+    "database_server": "True or False",
+    "db_address": "an IP address or host name",
+    "db_name": "lower-case letters, digits and _ (a SQL name)",
 }
 DOTTED = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
@@ -360,6 +451,10 @@ class Data(BaseModel):
     srv: str
     allow_outside_srv: bool
     release: Optional[Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]]
+    database: Optional[Literal[DATABASES]]
+    database_server: bool
+    db_address: Optional[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]*$")]]
+    db_name: Optional[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]]
 
 
 def named_groups(groups) -> list[str]:
@@ -397,8 +492,10 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     where = f"host {host_name}" + (f" (group {', '.join(shown)})" if shown else "")
     everything = _keys(data)
     given = {k: v for k, v in everything.items() if not k.startswith(FOREIGN)}
+    server = given.get("database_server") is True
+    required = () if server else REQUIRED
     problems = [f"{where}: missing required data key {key!r}: set it in group_data/<group>.py "
-                f"for the host's group, or pass --data {key}=..." for key in REQUIRED
+                f"for the host's group, or pass --data {key}=..." for key in required
                 if given.get(key) is None]
     values = {key: given[key] if given.get(key) is not None else default for key, default in DEFAULTS.items()}
     values.update({k: v for k, v in given.items() if k not in DEFAULTS})  # unknown keys: reported
@@ -407,7 +504,9 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     # Keys missing or wrong stand in with harmless values, so the checks below still run
     # on the rest and every problem is listed in one go.
     stand_in = {"app_user": "stand-in", "port": 65535}
-    bad = {key for key in REQUIRED if given.get(key) is None}
+    if server:  # PostgreSQL's own user and port
+        values.update(app_user="postgres", port=DB_PORT, app_group=None)
+    bad = {key for key in required if given.get(key) is None}
     try:
         Data.model_validate({k: (stand_in[k] if k in bad else v) for k, v in values.items()})
     except ValidationError as error:
@@ -419,10 +518,10 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     for key, name in (("app_user", d.app_user), ("app_group", d.app_group)):
         if name is None or key in bad:
             continue
-        if not SAFE_NAME.match(name) or name == "root":
+        if (not SAFE_NAME.match(name) or name == "root") and not server:
             problems.append(f"{where}: {key} = {name!r}: must be a lower-case system name, not root: "
                             "e.g. web (letters, digits, _ and -, up to 31)")
-    if "port" not in bad and (d.port == 22 or d.port == everything.get("ssh_port")):
+    if "port" not in bad and not server and (d.port == 22 or d.port == everything.get("ssh_port")):
         problems.append(f"{where}: port = {d.port}: the host's SSH port: pick another (80, 8000, ...)")
     if not (Path(d.app_path) / "manage.py").is_file():
         problems.append(f"{where}: app_path = {d.app_path!r}: holds no manage.py: point it at your Django "
@@ -456,6 +555,9 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         health_path=d.health_path, health_host=d.health_host or allowed[0],
         health_timeout=d.health_timeout, health_retries=d.health_retries, check_level=d.check_level,
         lock_wait=d.lock_wait, release=d.release, required_secrets=tuple(d.required_secrets), srv=d.srv,
+        database=d.database or "auto", database_server=server,
+        db_name=d.db_name or re.sub(r"[^a-z0-9_]", "_", d.project.lower()).lstrip("0123456789") or "app",
+        db_address=d.db_address or (host_name if server else None),
     )
 
 

@@ -3,8 +3,9 @@
 #   release.sh prepare ID ARCHIVE VENV   unpack beside, check, migrate, collectstatic, then move in
 #   release.sh switch ID [rollback]      point `current` at ID, restart, health gate, revert on failure
 #   release.sh prune KEEP                keep KEEP releases (never `current` or `previous`)
+#   release.sh migrate ID LOCK           the shared database's migrations, under advisory lock LOCK
 # Settings come from the environment the deploy sets: ROOT UNIT APP_USER PORT WSGI
-# CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES.
+# CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DATABASE.
 set -euo pipefail
 umask 022
 
@@ -27,7 +28,7 @@ check() {
         echo "release: $ID failed $name:" >&2
         tail -n 5 "$out" | sed 's/^/    /' >&2
         rm -f "$out"
-        rm -rf "$NEW"
+        [ -z "${NEW:-}" ] || rm -rf "$NEW"
         exit 1
     fi
     rm -f "$out"
@@ -47,7 +48,10 @@ prepare() {
         'import importlib, sys; m, _, a = sys.argv[1].partition(":"); getattr(importlib.import_module(m), a or "application")' "$WSGI"
     check "manage.py check --deploy --fail-level $CHECK_LEVEL" \
         as_app "$NEW" python manage.py check --deploy --fail-level "$CHECK_LEVEL"
-    check "its migrations" as_app "$NEW" python manage.py migrate --noinput
+    # SQLite: each host migrates its own database. PostgreSQL: one host, later (migrate).
+    if [ "${DATABASE:-sqlite}" != postgresql ]; then
+        check "its migrations" as_app "$NEW" python manage.py migrate --noinput
+    fi
     # collectstatic (if the project has staticfiles) writes into the release as the app
     # user; the result is root's, read-only.
     if as_app "$NEW" python manage.py help collectstatic > /dev/null 2>&1; then
@@ -139,11 +143,35 @@ prune() {
     done
 }
 
+# One host per deploy migrates the shared database, before any host switches; the
+# advisory lock (held by the migrating session itself) keeps two deploys from overlapping.
+MIGRATE_PY='
+import sys
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute("SELECT pg_advisory_lock(%s)", [int(sys.argv[1])])
+call_command("migrate", interactive=False, verbosity=1)
+'
+
+migrate() {
+    ID=$1 key=$2
+    local dir="$ROOT/releases/$ID"
+    [ -d "$dir" ] || fail "release $ID is not on this host: deploy it first"
+    NEW=
+    check "its migrations" as_app "$dir" python -c "$MIGRATE_PY" "$key"
+    echo "$ID" > "$ROOT/.migrated"
+    log "$ID" "migrated the shared database"
+}
+
 command=${1:-}
 shift || true
 case "$command" in
     prepare) prepare "$@" ;;
     switch) switch "$@" ;;
     prune) prune "$@" ;;
-    *) fail "usage: release.sh prepare|switch|prune ..." ;;
+    migrate) migrate "$@" ;;
+    *) fail "usage: release.sh prepare|switch|prune|migrate ..." ;;
 esac

@@ -2,3 +2,4 @@
 app_user = "staging"
 port = 8080
 listen = "ambient"  # the seed's unit: gunicorn binds the port itself (AmbientCapabilities)
+database = "sqlite"  # its own data, even when the inventory has a database server

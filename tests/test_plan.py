@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPE = [
     "App group", "App user", "Project folder", "Releases folder", "Shared folder", "Data folder",
     "Wheelhouse", "Virtualenv", ".env", "Secret key", "run script", "gunicorn settings",
-    "Release tool", "Release", "systemd unit", "systemd socket", "Reload systemd",
+    "Release tool", "Release", "Migrations", "systemd unit", "systemd socket", "Reload systemd",
     "Listening socket", "Switch to the release",
     "Enable and start the app", "Old releases",
 ]
