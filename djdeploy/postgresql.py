@@ -28,6 +28,10 @@ from djdeploy.facts import FileText
 from djdeploy.settings import _prepared, database_password
 
 PSQL = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
+# The cluster's folder, found when the command runs: a dry run on a server where the
+# package step has yet to install PostgreSQL cannot know its version.
+CLUSTER = ('d=$(ls -1d /etc/postgresql/*/main 2>/dev/null | sort -V | tail -n 1) && '
+           '{ [ -n "$d" ] || { echo "PostgreSQL has no cluster main under /etc/postgresql" >&2; exit 1; }; }')
 HBA_MARK = "# {} djdeploy {}"
 
 
@@ -132,15 +136,11 @@ def listen(addresses: list[str]):
     + addresses: localhost and where the web hosts reach it
     """
     cluster = host.get_fact(PostgresCluster)
-    if cluster is None:
-        raise ValueError("PostgreSQL has no cluster `main` under /etc/postgresql: install "
-                         "postgresql from Debian (apt) or create it with pg_createcluster")
-    path = f"{cluster}/conf.d/djdeploy.conf"
     text = ("# Written by the deploy: listen only where the web hosts reach this server.\n"
             f"listen_addresses = '{', '.join(addresses)}'\n")
-    if host.get_fact(FileText, path=path) == text.strip():
+    if cluster and host.get_fact(FileText, path=f"{cluster}/conf.d/djdeploy.conf") == text.strip():
         return
-    yield StringCommand(f"cat > {shlex.quote(path)}", _stdin=[text])
+    yield StringCommand(f'{CLUSTER} && cat > "$d/conf.d/djdeploy.conf"', _stdin=[text])
 
 
 @operation()
@@ -153,15 +153,12 @@ def hba(project: str, database: str, role: str, addresses: list[str]):
     + addresses: the web hosts
     """
     cluster = host.get_fact(PostgresCluster)
-    if cluster is None:
-        raise ValueError("PostgreSQL has no cluster `main` under /etc/postgresql")
-    path = f"{cluster}/pg_hba.conf"
-    present = host.get_fact(FileText, path=path) or ""
+    present = host.get_fact(FileText, path=f"{cluster}/pg_hba.conf") if cluster else None
     begin, end = HBA_MARK.format("BEGIN", project), HBA_MARK.format("END", project)
     block = [begin, "# Written by the deploy: the web hosts of this project, nothing else."]
     block += [f"host {database} {role} {hba_address(a)} scram-sha-256" for a in addresses]
     block.append(end)
-    lines = present.splitlines()
+    lines = (present or "").splitlines()
     if begin in lines and end in lines:
         start, stop = lines.index(begin), lines.index(end)
         wanted = lines[:start] + block + lines[stop + 1:]
@@ -170,9 +167,11 @@ def hba(project: str, database: str, role: str, addresses: list[str]):
     if wanted == lines:
         return
     logger.info(f"{host.print_prefix}pg_hba: {database} from {', '.join(addresses)}")
-    tmp = f"{path}.djdeploy"
-    yield StringCommand(f"umask 077 && cat > {shlex.quote(tmp)} && chown postgres:postgres {shlex.quote(tmp)} "
-                        f"&& chmod 0640 {shlex.quote(tmp)} && mv -f {shlex.quote(tmp)} {shlex.quote(path)}",
+    if present is None:  # not installed yet (dry run): the block goes after Debian's lines
+        yield StringCommand(f'{CLUSTER} && cat >> "$d/pg_hba.conf"', _stdin=["\n".join(block) + "\n"])
+        return
+    yield StringCommand(f'{CLUSTER} && t="$d/pg_hba.conf.djdeploy" && umask 077 && cat > "$t" && '
+                        f'chown postgres:postgres "$t" && chmod 0640 "$t" && mv -f "$t" "$d/pg_hba.conf"',
                         _stdin=["\n".join(wanted) + "\n"])
 
 

@@ -286,6 +286,7 @@ def link_databases(parsed: dict) -> list[str]:
         if wanted == "postgresql" and not servers:
             problems.append(f"host {name}: database = \"postgresql\" but no host is a database server: "
                             "add one to the db group (database_server = True), or use \"sqlite\"")
+            parsed[name] = (host, replace(s, database="sqlite"))  # so its other checks still run
             continue
         if wanted == "postgresql":
             server = parsed[servers[0]][1]

@@ -1,0 +1,338 @@
+"""Web hosts behind one PostgreSQL database: 1 db host and 3 web hosts, one of them on
+Debian 13, in one run. Data written through one web host is read through the others;
+migrations run once, under an advisory lock, listed by the dry run; a failing one leaves
+every host on its release; redeploy, rollback and a reboot of the db host lose nothing;
+pg_hba lets in the web hosts only; the role's password shows nowhere."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT, Fleet, app_version, results, run_pyinfra, wait_http_200
+
+FLEET = "pgtest"
+MIGRATION = '''from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "0001_initial")]
+    operations = [migrations.AddField("note", "tag", models.CharField(max_length=20, null=True))]
+'''
+FAILING = '''from django.db import migrations
+
+
+def fail(apps, schema_editor):
+    raise RuntimeError("this migration fails on purpose")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "0002_note_tag")]
+    operations = [migrations.RunSQL("CREATE TABLE half_done (id int)"), migrations.RunPython(fail)]
+'''
+
+
+@pytest.fixture(scope="module")
+def pg():
+    from djdeploy import fleet as fleet_tool
+
+    state = fleet_tool.up(FLEET, 4, "bookworm,bookworm,bookworm,trixie", timeout=240, groups="db,web,web,web")
+    try:
+        yield Fleet(state)
+    finally:
+        fleet_tool.down([FLEET])
+
+
+@pytest.fixture(scope="module")
+def password():
+    return secrets.token_urlsafe(24) + "%$@/"  # characters a URL must escape
+
+
+class Runs:
+    """Every pyinfra run of this module, with the password given as a user gives it; their
+    outputs are searched for it at the end."""
+
+    def __init__(self, password):
+        self.password = password
+        self.outputs: list[tuple[str, str]] = []
+
+    def __call__(self, *args, cwd=None, deploy="deploy.py", env=None):
+        environment = {"DJDEPLOY_SECRET_DATABASE_PASSWORD": self.password, **(env or {})}
+        kwargs = {"cwd": cwd} if cwd else {}
+        result = run_pyinfra(*args, fleet=FLEET, env=environment, deploy=deploy, **kwargs)
+        self.outputs.append((" ".join(args) + " " + deploy, result.stdout))
+        return result
+
+
+@pytest.fixture(scope="module")
+def runs(password):
+    return Runs(password)
+
+
+@pytest.fixture(scope="module")
+def deployed(pg, runs, tmp_path_factory):
+    """The first deploy, from an empty build cache (a wheelhouse per Python), then no-ops."""
+    cache = tmp_path_factory.mktemp("build-cache")
+    started = time.monotonic()
+    first = runs("-y", env={"DJDEPLOY_BUILD_CACHE": str(cache)})
+    first_seconds = time.monotonic() - started
+    assert first.returncode == 0, first.stdout[-4000:]
+    noops = []
+    for _ in range(2):  # the first no-op learns the facts to batch; the second is the usual one
+        started = time.monotonic()
+        again = runs("-y", env={"DJDEPLOY_BUILD_CACHE": str(cache), "DJDEPLOY_COUNT_COMMANDS": "1"})
+        noops.append((time.monotonic() - started, again))
+    counts = dict(re.findall(r"remote commands: (\S+) (\d+)", noops[1][1].stdout))
+    print(f"\n4-host fleet (1 db, 3 web): first deploy {first_seconds:.1f} s, no-op redeploy "
+          f"{noops[0][0]:.2f} s then {noops[1][0]:.2f} s; commands per host: {counts}")
+    return {"first": first, "noops": noops, "cache": cache}
+
+
+def db_host(pg):
+    return pg.by_group("db")[0]
+
+
+def web_hosts(pg):
+    return pg.by_group("web")
+
+
+def psql(pg, sql: str) -> str:
+    """A query on the db host, as postgres over its local socket."""
+    return pg.ssh(db_host(pg), f"runuser -u postgres -- psql -XAtq -d {PROJECT} -c {json.dumps(sql)}").stdout.strip()
+
+
+def post_note(host: dict, text: str) -> dict:
+    data = urllib.parse.urlencode({"text": text}).encode()
+    with urllib.request.urlopen(f"http://{host['address']}/notes", data=data, timeout=10) as response:
+        assert response.status == 201
+        return json.loads(response.read())
+
+
+def read_notes(host: dict) -> list[str]:
+    status, body = wait_http_200(f"http://{host['address']}/notes", timeout=60)
+    assert status == 200, body
+    return [n["text"] for n in json.loads(body)["notes"]]
+
+
+def current(pg, host) -> str:
+    return pg.ssh(host, f"basename $(readlink /srv/{PROJECT}/current)").stdout.strip()
+
+
+def migrated_lines(pg) -> dict[str, list[str]]:
+    return {h["machine"]: [line for line in pg.ssh(h, f"cat /srv/{PROJECT}/revisions.log").stdout.splitlines()
+                           if "migrated" in line] for h in web_hosts(pg)}
+
+
+def test_first_deploy_serves_debian_12_and_13_from_one_database(pg, deployed):
+    first = deployed["first"].stdout
+    # One wheelhouse per Python in the fleet, psycopg's binary wheel in each.
+    assert "Building the wheelhouse for Python 3.11" in first and "Building the wheelhouse for Python 3.13" in first
+    wheels = sorted(p.name for p in Path(deployed["cache"], "wheels").glob("*/psycopg_binary-*.whl"))
+    assert any("cp311" in w for w in wheels) and any("cp313" in w for w in wheels), wheels
+    for host, release, python in zip(web_hosts(pg), ("12", "12", "13"), ("3.11", "3.11", "3.13")):
+        assert pg.ssh(host, "cat /etc/debian_version").stdout.startswith(release)
+        venv = pg.ssh(host, f"/srv/{PROJECT}/current/venv/bin/python -c 'import sys, psycopg; "
+                            "print(\"%d.%d\" % sys.version_info[:2], psycopg.pq.__impl__)'").stdout.split()
+        assert venv == [python, "binary"], venv
+        assert wait_http_200(f"http://{host['address']}/healthz", timeout=60)[0] == 200
+    # The database server: PostgreSQL running, not the app.
+    db = db_host(pg)
+    assert pg.ssh(db, "systemctl is-active postgresql; systemctl is-enabled postgresql").stdout.split() == ["active", "enabled"]
+    assert pg.ssh(db, f"test -e /srv/{PROJECT}", check=False).returncode != 0
+    # The server was ready (role, database, pg_hba) before any web host migrated.
+    started = re.findall(r"--> Starting operation: (.+?)\s*$", first, re.M)
+    server_ops = [i for i, name in enumerate(started) if name.startswith("PostgreSQL for the web hosts")]
+    assert server_ops and max(server_ops) < started.index("Migrations"), started
+    # Migrated once: by the first web host only, each migration recorded once.
+    assert [len(lines) for lines in migrated_lines(pg).values()] == [1, 0, 0]
+    assert psql(pg, "SELECT count(*) FROM django_migrations WHERE app = 'notes' AND name = '0001_initial'") == "1"
+
+
+def test_a_second_run_changes_nothing_in_3_commands_per_web_host(pg, deployed):
+    for _, run in deployed["noops"]:
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert results(run.stdout)["Grand total"]["changed"] == 0
+    counts = dict(re.findall(r"remote commands: (\S+) (\d+)", deployed["noops"][1][1].stdout))
+    assert {host: int(n) for host, n in counts.items()} == {
+        **{h["address"]: 3 for h in web_hosts(pg)}, db_host(pg)["address"]: 1}
+
+
+def test_a_row_written_through_one_web_host_is_read_through_every_other(pg, deployed):
+    texts = {}
+    for host in web_hosts(pg):
+        texts[host["machine"]] = f"from {host['machine']} {secrets.token_hex(4)}"
+        assert post_note(host, texts[host["machine"]])["written_by"] == host["machine"]
+    for host in web_hosts(pg):
+        assert set(texts.values()) <= set(read_notes(host)), host["machine"]
+
+
+def test_postgresql_listens_for_the_web_hosts_and_lets_in_nobody_else(pg, deployed, password):
+    db = db_host(pg)
+    listening = sorted(set(re.findall(r"(\S+):5432\s", pg.ssh(db, "ss -ltnH").stdout)))
+    assert listening == sorted(["127.0.0.1", "[::1]", db["address"]]), listening
+    # From this machine's namespace (169.254.N.1, not a web host), with the right password.
+    refused = subprocess.run(
+        ["psql", f"host={db['address']} dbname={PROJECT} user={PROJECT} connect_timeout=5", "-c", "SELECT 1"],
+        env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0
+    machine_side = re.sub(r"\.2$", ".1", db["address"])
+    assert f'no pg_hba.conf entry for host "{machine_side}", user "{PROJECT}"' in refused.stderr, refused.stderr
+    hba = pg.ssh(db, "cat /etc/postgresql/*/main/pg_hba.conf").stdout
+    ours = [line for line in hba.splitlines() if line.startswith(f"host {PROJECT} ")]
+    assert ours == [f"host {PROJECT} {PROJECT} {h['address']}/32 scram-sha-256" for h in web_hosts(pg)]
+    # The role's password is stored as a SCRAM verifier only.
+    assert psql(pg, f"SELECT left(rolpassword, 14) FROM pg_authid WHERE rolname = '{PROJECT}'") == "SCRAM-SHA-256$"
+
+
+def test_a_migration_runs_once_under_the_lock_and_the_dry_run_lists_it(pg, deployed, runs, tmp_path):
+    from djdeploy.postgresql import lock_key
+
+    project = app_version(tmp_path / "v2", "v2")
+    (project / "app/notes/migrations/0002_note_tag.py").write_text(MIGRATION)
+    models = project / "app/notes/models.py"
+    models.write_text(models.read_text() + "    tag = models.CharField(max_length=20, null=True)\n")
+    before = [current(pg, h) for h in web_hosts(pg)]
+
+    dry = runs("--dry", cwd=project)
+    assert dry.returncode == 0, dry.stdout[-3000:]
+    assert f"migrations for {PROJECT} on {db_host(pg)['address']}: notes.0002_note_tag" in dry.stdout
+    assert psql(pg, "SELECT count(*) FROM django_migrations WHERE name = '0002_note_tag'") == "0"
+
+    # Another deploy holds the project's migration lock: this one waits for it.
+    key = lock_key(PROJECT)
+    holder = subprocess.Popen(
+        ["ssh", "-i", pg.state["key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{db_host(pg)['address']}",
+         f"runuser -u postgres -- psql -XAtq -d {PROJECT} -c 'SELECT pg_advisory_lock({key}); SELECT pg_sleep(90)'"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        with ThreadResult(lambda: runs("-y", cwd=project)) as run:
+            waited = False
+            deadline = time.monotonic() + 90
+            while not waited and time.monotonic() < deadline and run.thread.is_alive():
+                waiting = psql(pg, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                                   f"WHERE l.locktype = 'advisory' AND NOT l.granted AND a.usename = '{PROJECT}'")
+                if waiting == "1":
+                    waited = True
+                    assert psql(pg, "SELECT count(*) FROM django_migrations WHERE name = '0002_note_tag'") == "0"
+                time.sleep(0.25)
+            # The other deploy ends: its session, and with it its lock, goes.
+            psql(pg, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+    finally:
+        holder.wait(timeout=120)
+    assert waited, "the migration did not wait for the advisory lock: " + run.value.stdout[-3000:]
+    result = run.value
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert psql(pg, "SELECT count(*) FROM django_migrations WHERE name = '0002_note_tag'") == "1"
+    lines = migrated_lines(pg)
+    assert [len(v) for v in lines.values()] == [2, 0, 0], lines
+    after = [current(pg, h) for h in web_hosts(pg)]
+    assert len(set(after)) == 1 and after[0] not in before
+    # Nothing pending any more: the next run changes nothing, and migrates nothing.
+    again = runs("-y", cwd=project)
+    assert results(again.stdout)["Grand total"]["changed"] == 0
+    assert "migrations for" not in again.stdout
+
+
+def test_a_failing_migration_stops_the_deploy_before_any_host_switches(pg, deployed, runs, tmp_path):
+    project = app_version(tmp_path / "v3", "v3")
+    (project / "app/notes/migrations/0002_note_tag.py").write_text(MIGRATION)
+    (project / "app/notes/migrations/0003_fails.py").write_text(FAILING)
+    models = project / "app/notes/models.py"
+    models.write_text(models.read_text() + "    tag = models.CharField(max_length=20, null=True)\n")
+    before = [current(pg, h) for h in web_hosts(pg)]
+    note = post_note(web_hosts(pg)[0], "before the failing migration")
+
+    result = runs("-y", cwd=project)
+    assert result.returncode != 0
+    assert "failed its migrations" in result.stdout and "this migration fails on purpose" in result.stdout
+    assert [current(pg, h) for h in web_hosts(pg)] == before
+    # The migration's transaction was rolled back; every host still serves, with the data.
+    assert psql(pg, "SELECT count(*) FROM django_migrations WHERE name = '0003_fails'") == "0"
+    assert psql(pg, "SELECT to_regclass('half_done') IS NULL") == "t"
+    for host in web_hosts(pg):
+        assert "before the failing migration" in read_notes(host)
+    assert note["id"]
+
+
+def test_data_survives_a_redeploy_a_rollback_and_a_reboot_of_the_db_host(pg, deployed, runs, tmp_path):
+    texts = [f"kept {secrets.token_hex(4)}" for _ in range(3)]
+    for host, text in zip(web_hosts(pg), texts):
+        post_note(host, text)
+    project = app_version(tmp_path / "v4", "v4")
+    (project / "app/notes/migrations/0002_note_tag.py").write_text(MIGRATION)
+    models = project / "app/notes/models.py"
+    models.write_text(models.read_text() + "    tag = models.CharField(max_length=20, null=True)\n")
+
+    redeploy = runs("-y", cwd=project)
+    assert redeploy.returncode == 0, redeploy.stdout[-3000:]
+    for host in web_hosts(pg):
+        assert set(texts) <= set(read_notes(host)), f"after the redeploy, {host['machine']}"
+
+    rollback = runs("-y", cwd=project, deploy="rollback.py")
+    assert rollback.returncode == 0, rollback.stdout[-3000:]
+    for host in web_hosts(pg):
+        assert set(texts) <= set(read_notes(host)), f"after the rollback, {host['machine']}"
+
+    db = db_host(pg)
+    booted = pg.ssh(db, "cat /proc/sys/kernel/random/boot_id").stdout
+    pg.ssh(db, "systemctl reboot", check=False)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        result = pg.ssh(db, "cat /proc/sys/kernel/random/boot_id; systemctl is-active postgresql", check=False,
+                        timeout=10)
+        if result.returncode == 0 and result.stdout.split()[:1] != booted.split()[:1]:
+            break
+        time.sleep(0.5)
+    assert result.stdout.split()[1:] == ["active"], result.stdout
+    for host in web_hosts(pg):
+        assert set(texts) <= set(read_notes(host)), f"after the db host rebooted, {host['machine']}"
+
+
+def test_the_database_password_shows_nowhere(pg, deployed, runs, password):
+    quoted = urllib.parse.quote(password, safe="")
+    runs("--dry", "--diff", "-vvv", "--debug")
+    runs(deploy="debug-inventory")
+    for what, output in runs.outputs:
+        assert password not in output and quoted not in output, f"the password is in the output of {what}"
+    db = db_host(pg)
+    found = pg.ssh(db, f"grep -rlF -e {json.dumps(password)} -e {json.dumps(quoted)} /etc /var/log /var/lib/postgresql "
+                       "/tmp /var/tmp /root /home /srv 2>/dev/null || true").stdout.split()
+    assert found == [], f"the password is in {found} on the db host"
+    for host in [db, *web_hosts(pg)]:
+        argv = pg.ssh(host, "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '").stdout
+        assert password not in argv and quoted not in argv, host["machine"]
+    for host in web_hosts(pg):
+        holders = pg.ssh(host, f"grep -rlF -e {json.dumps(quoted)} -e {json.dumps(password)} /etc /srv /tmp /var/tmp "
+                               "/var/log /root /home 2>/dev/null || true").stdout.split()
+        assert holders == [f"/srv/{PROJECT}/shared/.env"], holders
+
+
+class ThreadResult:
+    """Run `function` in a thread for the length of a `with` block; `.value` after it."""
+
+    def __init__(self, function):
+        import threading
+
+        self.function, self.value = function, None
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        self.value = self.function()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join(timeout=600)
+        return False
