@@ -62,6 +62,7 @@ class Runs:
 
     def __init__(self, password):
         self.password = password
+        self.earlier: list[str] = []  # passwords rotated away
         self.outputs: list[tuple[str, str]] = []
 
     def __call__(self, *args, cwd=None, deploy="deploy.py", env=None):
@@ -298,10 +299,48 @@ def test_data_survives_a_redeploy_a_rollback_and_a_reboot_of_the_db_host(pg, dep
         assert set(texts) <= set(read_notes(host)), f"after the db host rebooted, {host['machine']}"
 
 
-def test_the_database_password_shows_nowhere(pg, deployed, runs, password):
+def connects_from(pg, host: dict, password: str) -> subprocess.CompletedProcess:
+    """psql from a web host to the database as the project's role; the password goes over
+    stdin, not into any argv."""
+    db = db_host(pg)
+    script = (f"read -r PGPASSWORD; export PGPASSWORD; psql -XAtq 'host={db['address']} dbname={PROJECT} "
+              f"user={PROJECT} connect_timeout=5' -c 'SELECT 1'")
+    return subprocess.run(
+        ["ssh", "-i", pg.state["key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{host['address']}", script],
+        input=password + "\n", capture_output=True, text=True, timeout=60)
+
+
+def test_a_new_password_is_applied_to_the_role_and_every_web_host(pg, deployed, runs):
+    web = web_hosts(pg)
+    old, new = runs.password, secrets.token_urlsafe(24)
+    assert connects_from(pg, web[0], old).stdout.strip() == "1"
+    runs.earlier.append(old)
+    runs.password = new
+    rotated = runs("-y")
+    assert rotated.returncode == 0, rotated.stdout[-3000:]
+    assert "PostgreSQL: altered role my_awesome_project (password not shown)" in rotated.stdout
+    assert results(rotated.stdout)[".env"]["changed"] == 3
+    refused = connects_from(pg, web[1], old)
+    assert refused.returncode != 0 and "password authentication failed" in refused.stderr, refused.stderr
+    assert connects_from(pg, web[2], new).stdout.strip() == "1"
+    text = f"after the new password {secrets.token_hex(4)}"
+    post_note(web[0], text)
+    for host in web:
+        assert text in read_notes(host)
+    assert results(runs("-y").stdout)["Grand total"]["changed"] == 0
+
+
+def test_the_database_password_shows_nowhere(pg, deployed, runs):
+    for password in [runs.password, *runs.earlier]:
+        shows_nowhere(pg, runs, password)
+
+
+def shows_nowhere(pg, runs, password):
     quoted = urllib.parse.quote(password, safe="")
-    runs("--dry", "--diff", "-vvv", "--debug")
-    runs(deploy="debug-inventory")
+    if not any("--debug" in what for what, _ in runs.outputs):
+        runs("--dry", "--diff", "-vvv", "--debug")
+        runs(deploy="debug-inventory")
     for what, output in runs.outputs:
         assert password not in output and quoted not in output, f"the password is in the output of {what}"
     db = db_host(pg)
@@ -314,7 +353,7 @@ def test_the_database_password_shows_nowhere(pg, deployed, runs, password):
     for host in web_hosts(pg):
         holders = pg.ssh(host, f"grep -rlF -e {json.dumps(quoted)} -e {json.dumps(password)} /etc /srv /tmp /var/tmp "
                                "/var/log /root /home 2>/dev/null || true").stdout.split()
-        assert holders == [f"/srv/{PROJECT}/shared/.env"], holders
+        assert holders == ([f"/srv/{PROJECT}/shared/.env"] if password == runs.password else []), holders
 
 
 class ThreadResult:
