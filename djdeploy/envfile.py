@@ -111,7 +111,7 @@ def load(host_name: str, groups, required=(), taken=()) -> Secrets:
 
 
 def line_digests(text: str, salt: str) -> list[list[str]]:
-    """[name, digest] per line of an .env text: what the EnvFile fact returns for the host's.
+    """[name, digest] per line of an .env text: what the EnvFileLines fact returns for the host's.
 
     Comments and blank lines are named "#". Digests are salted (with the project), so
     they match no table of digests of common values.
@@ -121,6 +121,11 @@ def line_digests(text: str, salt: str) -> list[list[str]]:
         name = line.split(b"=", 1)[0].decode("ascii", "replace") if b"=" in line and not line.startswith(b"#") else "#"
         out.append([name, hashlib.sha256(salt.encode() + b"\0" + line).hexdigest()[:32]])
     return out
+
+
+def file_digest(text: str, salt: str) -> str:
+    """What the EnvFile fact returns for a host whose .env is `text`."""
+    return hashlib.sha256(salt.encode() + b"\0" + text.encode()).hexdigest()
 
 
 def changes(present: list, wanted: list) -> list[str]:

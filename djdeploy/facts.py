@@ -11,13 +11,14 @@ class HostPython(FactBase):
     """The host's `python3` as (version, machine), e.g. ("3.11", "x86_64"); None if absent."""
 
     def command(self):
-        return ("command -v python3 >/dev/null && python3 -c "
-                "'import sys, platform; print(\"%d.%d\" % sys.version_info[:2], platform.machine())'"
-                " || true")
+        # --version answers before the interpreter starts up: a millisecond, not ten
+        return "command -v python3 >/dev/null && python3 --version && uname -m || true"
 
     def process(self, output):
-        parts = " ".join(output).split()
-        return tuple(parts) if len(parts) == 2 else None
+        parts = " ".join(output).split()  # Python 3.11.2 x86_64
+        if len(parts) != 3 or parts[0] != "Python":
+            return None
+        return ".".join(parts[1].split(".")[:2]), parts[2]
 
 
 class DirectoryFiles(FactBase):
@@ -60,38 +61,49 @@ class Deployment(FactBase):
         return self.process([])  # nothing there yet
 
     def command(self, root, lock_dir, config_files=(), unit=None):
+        # Few processes (a no-op on a busy fleet pays for each): one stat for the links and
+        # .serving's time, one ls for both folders, one cat for the lock; parsed here.
         r, lock = shlex.quote(root), shlex.quote(lock_dir)
         files = " ".join(shlex.quote(f) for f in config_files)
-        by_hand = ""
-        if unit:
-            by_hand = (f"t=$(systemctl show -p ActiveEnterTimestamp --value {shlex.quote(unit)} 2>/dev/null); "
-                       f"[ -n \"$t\" ] && [ -f {r}/.serving ] && "
-                       f"[ $(date -d \"$t\" +%s) -gt $(stat -c %Y {r}/.serving) ] && echo by_hand=yes; ")
-        return (f"{by_hand}echo serving=$(cat {r}/.serving 2>/dev/null); "
-                f"echo config=$(cat {files} 2>/dev/null | sha256sum | cut -c1-16); "
-                f"echo current=$(basename \"$(readlink {r}/current)\" 2>/dev/null); "
-                f"echo previous=$(basename \"$(readlink {r}/previous)\" 2>/dev/null); "
-                f"echo releases=$(cd {r}/releases 2>/dev/null && ls -1 | grep -v '^\\.' | tr '\\n' ' '); "
-                f"echo venvs=$(ls -1 {r}/venvs 2>/dev/null | tr '\\n' ' '); "
-                f"if [ -d {lock} ]; then echo lock=$(cat {lock}/run 2>/dev/null)"
-                f"'|'$(cat {lock}/owner 2>/dev/null)'|'$(cat {lock}/since 2>/dev/null); fi")
+        started = (f"systemctl show -p ActiveEnterTimestamp --timestamp=unix {shlex.quote(unit)} 2>/dev/null; "
+                   if unit else "")
+        return (f"{started}cd {r} 2>/dev/null || exit 0; "
+                f"stat -c 'stat=%n %Y %N' .serving current previous 2>/dev/null; "
+                f"echo serving=$(cat .serving 2>/dev/null); "
+                f"echo config=$(cat {files} 2>/dev/null | sha256sum); "
+                f"ls -1A releases venvs 2>/dev/null; "
+                f"if [ -d {lock} ]; then echo lock=$(cat {lock}/run {lock}/owner {lock}/since 2>/dev/null); fi")
 
     def process(self, output):
-        values = dict(line.split("=", 1) for line in output if "=" in line)
+        values, links, times, listed, folder = {}, {}, {}, {"releases": [], "venvs": []}, None
+        for line in output:
+            if line.startswith("stat="):
+                name, mtime, shown = line[5:].split(" ", 2)
+                times[name] = int(mtime)
+                if " -> " in shown:
+                    links[name] = shown.split(" -> ", 1)[1].strip("'\"").rsplit("/", 1)[-1]
+            elif line.endswith(":") and line[:-1] in listed:
+                folder = line[:-1]
+            elif "=" in line and not (folder and line.startswith(".")):
+                key, value = line.split("=", 1)
+                values[key] = value
+            elif folder and line and not line.startswith("."):
+                listed[folder].append(line)
         lock = None
         if "lock" in values:
-            run, _, rest = values["lock"].partition("|")
-            owner, _, since = rest.partition("|")
+            run, owner, since = (values["lock"].split(" ", 2) + ["", "", ""])[:3]
             lock = {"run": run, "owner": owner, "since": since}
+        started = values.get("ActiveEnterTimestamp", "").lstrip("@")
+        by_hand = started.isdigit() and ".serving" in times and int(started) > times[".serving"]
         return {
-            "current": values.get("current") or None,
-            "previous": values.get("previous") or None,
-            "releases": values.get("releases", "").split(),
-            "venvs": values.get("venvs", "").split(),
+            "current": links.get("current"),
+            "previous": links.get("previous"),
+            "releases": listed["releases"],
+            "venvs": listed["venvs"],
             "lock": lock,
             "serving": values.get("serving") or None,
-            "config": values.get("config") or None,
-            "restarted_by_hand": values.get("by_hand") == "yes",
+            "config": values.get("config", "")[:16] or None,
+            "restarted_by_hand": by_hand,
         }
 
 
@@ -123,29 +135,43 @@ class Account(FactBase):
 
     def command(self, user, group):
         u, g = shlex.quote(user), shlex.quote(group)
-        return f"echo group=$(getent group {g}); echo user=$(getent passwd {u}); echo primary=$(id -gn {u} 2>/dev/null)"
+        # Told apart by shape: group lines have 4 fields, passwd lines 7, id -gn none.
+        return f"getent group {g}; getent passwd {u}; id -gn {u} 2>/dev/null; true"
 
     def default(self):
         return {"group": None, "user": None}
 
     def process(self, output):
-        values = dict(line.split("=", 1) for line in output if "=" in line)
-        group = values.get("group", "").split(":")
-        user = values.get("user", "").split(":")
+        fields = {len(line.split(":")): line.split(":") for line in output}
+        group, user = fields.get(4, []), fields.get(7, [])
         return {
-            "group": group[2] if len(group) > 2 else None,
+            "group": group[2] if group else None,
             "user": {"uid": user[2], "gid": user[3], "home": user[5], "shell": user[6],
-                     "group": values.get("primary", "")} if len(user) > 6 else None,
+                     "group": fields.get(1, [""])[0]} if user else None,
         }
 
 
 class EnvFile(FactBase):
-    """An .env file's owner, group and mode, and a salted digest of each line, never a value:
-    {"owner": [user, group, mode], "lines": [[name, digest], ...]}; None when absent.
+    """An .env file's owner, group and mode, and one salted digest of the whole file, never
+    a value: {"owner": [user, group, mode], "digest": hex}; None when absent. Equal to
+    `envfile.file_digest` of the wanted text when nothing changed (fact outputs show
+    with `-vvv`: a secret is compared, not read back)."""
 
-    Digests as `envfile.line_digests` makes them, so a secret is compared, not read back
-    (fact outputs show with `-vvv`).
-    """
+    def command(self, path, salt):
+        quoted = shlex.quote(path)
+        return (f"if [ -f {quoted} ]; then stat -c '%U %G %a' {quoted} && "
+                f"{{ printf '%s\\0' {shlex.quote(salt)}; cat {quoted}; }} | sha256sum; fi")
+
+    def process(self, output):
+        if len(output) < 2:
+            return None
+        return {"owner": output[0].split(), "digest": output[1].split()[0]}
+
+
+class EnvFileLines(FactBase):
+    """A salted digest of each line of an .env file, by name: [[name, digest], ...] as
+    `envfile.line_digests` makes them; asked only when the file differs, to name the keys
+    that change."""
 
     _SCRIPT = ("import hashlib, sys; s = sys.argv[2].encode(); d = open(sys.argv[1], 'rb').read(); "
                "[print(l.split(b'=', 1)[0].decode('ascii', 'replace') if b'=' in l and not l.startswith(b'#') "
@@ -153,10 +179,7 @@ class EnvFile(FactBase):
 
     def command(self, path, salt):
         quoted = shlex.quote(path)
-        return (f"if [ -f {quoted} ]; then stat -c '%U %G %a' {quoted} && "
-                f"python3 -c {shlex.quote(self._SCRIPT)} {quoted} {shlex.quote(salt)}; fi")
+        return f"if [ -f {quoted} ]; then python3 -I -S -c {shlex.quote(self._SCRIPT)} {quoted} {shlex.quote(salt)}; fi"
 
     def process(self, output):
-        if not output:
-            return None
-        return {"owner": output[0].split(), "lines": [line.rsplit(" ", 1) for line in output[1:]]}
+        return [line.rsplit(" ", 1) for line in output]

@@ -2,8 +2,10 @@
 
 The lock is coordination, not state the deploy manages, so it is not an operation (a
 run that changes nothing reports no change). pyinfra calls `operation_start` and
-`operation_end` in its main greenlet: just before the first operation executes, every
-active host's lock is taken (never during --dry, which executes nothing); a host whose
+`operation_end` in its main greenlet: just before the first operation executes, the
+lock of every active host the run will change is taken (never during --dry, which
+executes nothing; nor on a host the run leaves as it is, unless another deploy holds
+its lock: then the run waits for it as usual); a host whose
 lock another deploy holds fails before anything runs on it; after the last operation
 the locks are released, on failed hosts too. If any host's lock is held by another
 deploy, the locks taken are given back and the run stops before anything changed.
@@ -21,6 +23,7 @@ import uuid
 import gevent
 from pyinfra.api import StringCommand
 from pyinfra.api.state import BaseStateCallback
+from pyinfra.context import ctx_host, ctx_state
 
 from djdeploy.factcache import privilege, quiet
 from djdeploy.facts import LockHolder
@@ -87,6 +90,7 @@ class DeployLock(BaseStateCallback):
     def __init__(self):
         self.locks: dict = {}  # host name -> (root, path, wait); deploy.py's host is a proxy
         self.held: set = set()
+        self.started = False
 
     def take(self, host) -> str | None:
         root, path, wait = self.locks[host.name]
@@ -102,10 +106,27 @@ class DeployLock(BaseStateCallback):
         self.held.add(host)
         return None
 
+    def needs_lock(self, state, host) -> bool:
+        """Whether this run changes `host`, or someone else holds its lock (then the run
+        waits for it as usual). A host the run leaves as it is needs no lock: its
+        operations yield nothing, from the facts read before the run."""
+        if host.get_fact(LockHolder, path=self.locks[host.name][1]) is not None:
+            return True
+        with ctx_state.use(state), ctx_host.use(host):
+            for op_hash in host.op_hash_order:
+                try:
+                    if state.get_op_data_for_host(host, op_hash).operation_meta.will_change:
+                        return True
+                except RuntimeError:  # its _if asks whether an earlier one changed: counted there
+                    continue
+        return False
+
     def operation_start(self, state, op_hash):
-        if self.held or op_hash != state.get_op_order()[0]:
+        if self.started or op_hash != state.get_op_order()[0]:
             return
-        hosts = [h for h in state.inventory.get_active_hosts() if h.name in self.locks]
+        self.started = True
+        hosts = [h for h in state.inventory.get_active_hosts()
+                 if h.name in self.locks and self.needs_lock(state, h)]
         jobs = {h: gevent.spawn(self.take, h) for h in hosts}
         gevent.joinall(list(jobs.values()))
         # A job that raised (a lost connection) failed too: its value is None then.
@@ -121,7 +142,7 @@ class DeployLock(BaseStateCallback):
         self.held.clear()
 
     def operation_end(self, state, op_hash):
-        if op_hash == state.get_op_order()[-1]:
+        if self.held and op_hash == state.get_op_order()[-1]:
             self.release_all()
 
 

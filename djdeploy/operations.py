@@ -6,6 +6,7 @@ and a dry run shows only real changes.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 from pathlib import Path
@@ -18,7 +19,7 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files
 
 from djdeploy import envfile
-from djdeploy.facts import Account, Deployment, DirectoryFiles, EnvFile, FileText, LockHolder
+from djdeploy.facts import Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder
 from djdeploy.lock import CONTROLLER, q
 
 STAMP = ".djdeploy-requirements"
@@ -137,13 +138,18 @@ def virtualenv(path: str, wheels_dir: str, src: Path):
            f"-r {q(wheels_dir)}/{requirements_file} && echo {stamp} > {q(path)}/{STAMP}")
 
 
-def render_env(src: str, s, secrets: dict) -> str:
-    """The .env text from template `src`: the settings' variables, then the secrets, quoted."""
+@functools.lru_cache(maxsize=32)
+def env_template(text: str) -> jinja2.Template:
+    """The .env template, compiled once per run (not once per host)."""
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                                      autoescape=False)
     environment.filters["envquote"] = envfile.quote
-    template = environment.from_string(Path(src).read_text())
-    return template.render(s=s, environment=s.environment, secrets=secrets)
+    return environment.from_string(text)
+
+
+def render_env(src: str, s, secrets: dict) -> str:
+    """The .env text from template `src`: the settings' variables, then the secrets, quoted."""
+    return env_template(Path(src).read_text()).render(s=s, environment=s.environment, secrets=secrets)
 
 
 @operation()
@@ -155,7 +161,7 @@ def env_file(s, src: str, secrets: dict):
     + secrets: NAME -> value, from `envfile.load`
 
     Never printed, never diffed, never in an argument: the host is compared through salted
-    digests of each line (the EnvFile fact), the run reports only the names that change,
+    digest of the file (EnvFile) and, when it differs, of each line (EnvFileLines): the run reports only the names that change,
     and the new file goes over the SSH channel's stdin into a file beside .env that is
     root's and 0600 from the start, then gets its group and mode, then is renamed over
     .env. With --sudo too: nothing passes through /tmp.
@@ -163,10 +169,11 @@ def env_file(s, src: str, secrets: dict):
     text = render_env(src, s, secrets)
     salt = f"djdeploy-env:{s.project}"
     present = host.get_fact(EnvFile, path=s.env_file, salt=salt)
-    wanted = envfile.line_digests(text, salt)
-    if present and present["lines"] == wanted and present["owner"] == ["root", s.group, "640"]:
+    if present and present["digest"] == envfile.file_digest(text, salt) and present["owner"] == ["root", s.group, "640"]:
         return
-    what = envfile.changes(present["lines"], wanted) if present else ["created"]
+    wanted = envfile.line_digests(text, salt)
+    lines = host.get_fact(EnvFileLines, path=s.env_file, salt=salt) if present else None
+    what = envfile.changes(lines, wanted) if present else ["created"]
     what = what or [f"owner or mode ({' '.join(present['owner'])}) set to root {s.group} 640"]
     logger.info(f"{host.print_prefix}.env: {', '.join(what)} (restarts {s.unit})")
     dest, group = q(s.env_file), q(s.group)

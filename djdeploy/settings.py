@@ -7,6 +7,7 @@ data into an `AppSettings`, or stops the run with one line saying what is wrong.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import sys
@@ -343,14 +344,21 @@ def check_templates(host, s: AppSettings, secrets) -> list[str]:
             if path.name == "env.j2":
                 render_env(str(path), s, secrets)
             else:
-                environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-                environment.from_string(path.read_text()).render(s=s, host=host)
+                _template(path.read_text()).render(s=s, host=host)
         except jinja2.TemplateSyntaxError as error:
             problems.append(f"{path} line {error.lineno}: {error.message}: fix the template")
         except (jinja2.UndefinedError, AttributeError, TypeError) as error:
             line = _template_line(error, path)
             problems.append(f"{path}{line}: {error} (for host {host.name}): fix the template")
     return problems
+
+
+@functools.lru_cache(maxsize=32)
+def _template(text: str):
+    """A template compiled once per run, rendered for every host."""
+    import jinja2
+
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(text)
 
 
 def _template_line(error, path) -> str:

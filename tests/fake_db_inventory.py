@@ -3,7 +3,7 @@
 
 import os
 
-_host = {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": {"import sys, platform": "3.11 x86_64"}}
+_host = {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": {"python3 --version": ["Python 3.11.2", "x86_64"]}}
 
 db = [(f"@fake/db-{n}", _host) for n in range(1, int(os.environ.get("DJDEPLOY_FAKE_DB_SERVERS", "1")) + 1)]
 web = [("@fake/web-1", _host), ("@fake/web-2", _host)]

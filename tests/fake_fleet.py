@@ -5,7 +5,7 @@ batched-facts command (a recorded real host's state)."""
 
 import os
 
-_replies = {"import sys, platform": "3.11 x86_64"}
+_replies = {"python3 --version": ["Python 3.11.2", "x86_64"]}
 if os.environ.get("DJDEPLOY_FAKE_REPLY"):
     with open(os.environ["DJDEPLOY_FAKE_REPLY"]) as handle:
         _replies = {"@@B 0": handle.read().splitlines(), **_replies}  # first match wins

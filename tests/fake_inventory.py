@@ -4,7 +4,7 @@ _host = {
     "fake_delay": 0,
     "fake_delay_jitter": 0,
     "fake_responses": {
-        "import sys, platform": "3.11 x86_64",
+        "python3 --version": ["Python 3.11.2", "x86_64"],
     },
 }
 

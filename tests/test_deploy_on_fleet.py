@@ -102,7 +102,7 @@ def test_dry_run_shows_a_template_change_and_changes_nothing(fleet, deployed, pr
     result = run_pyinfra("--dry", "--diff", cwd=project_copy)
     assert result.returncode == 0, result.stdout[-3000:]
     out = result.stdout
-    assert re.search(rf"\[{web['address']}\] Will modify /srv/{PROJECT}/run$", out, re.M), out[-3000:]
+    assert re.search(rf"\[{web['address']}\]\s+Will modify /srv/{PROJECT}/run$", out, re.M), out[-3000:]
     assert re.search(r"^\s*\+ # reviewed by the dry-run test$", out, re.M), out[-3000:]
     # Every host's run script would change, so each would restart, batch by batch.
     assert re.search(r"^\s*run script\s+3 \(", out, re.M), out[-3000:]

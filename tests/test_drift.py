@@ -43,3 +43,22 @@ def test_drift_is_reported_by_the_dry_run_and_repaired(fleet, deployed, kind):
     assert rows["Switch to the release"]["changed"] == (1 if restart else 0)
     assert http_get(f"http://{web['address']}/healthz")[0] == 200
     assert results(run_pyinfra("-y").stdout)["Grand total"]["changed"] == 0  # repaired for good
+
+
+def test_a_no_op_is_one_command_per_host_and_takes_no_lock_unless_another_deploy_holds_it(fleet, deployed):
+    run_pyinfra("-y")  # the facts this deploy asks are learned
+    noop = run_pyinfra("-y", env={"DJDEPLOY_COUNT_COMMANDS": "1"})
+    assert results(noop.stdout)["Grand total"]["changed"] == 0
+    counts = {host: int(n) for host, n in re.findall(r"remote commands: (\S+) (\d+)", noop.stdout)}
+    assert counts == {h["address"]: 1 for h in fleet.hosts}, counts
+    # Another deploy holds one host's lock: even a run that changes nothing waits for it.
+    web = fleet.by_group("web")[0]
+    lock = f"/srv/{PROJECT}/.deploy-lock"
+    fleet.ssh(web, f"mkdir {lock} && echo other-run > {lock}/run && echo 'someone@elsewhere pid 1' > {lock}/owner "
+                   f"&& echo 2026-01-01T00:00:00Z > {lock}/since")
+    try:
+        held = run_pyinfra("-y", "--data", "lock_wait=1")
+        assert held.returncode == 1
+        assert "deploy lock held by someone@elsewhere pid 1 since 2026-01-01T00:00:00Z" in held.stdout
+    finally:
+        fleet.ssh(web, f"rm -rf {lock}")

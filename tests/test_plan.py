@@ -85,3 +85,42 @@ def test_the_release_is_checked_before_it_can_serve(plan):
     upload, prepare = ops["Release"]
     assert upload.startswith("FileUploadCommand(") and ".tar, /srv/my_awesome_project/releases/" in upload
     assert "release.sh prepare" in prepare and "CHECK_LEVEL=ERROR" in prepare
+
+
+def test_operation_order_is_pyinfras_own(monkeypatch):
+    """djdeploy.bookkeeping gives pyinfra's line numbers (so the same order and op hashes),
+    checked on every operation of a CLI-mode plan of the deploy."""
+    import pyinfra
+    from pyinfra.api import Config, State
+    from pyinfra.api import util as pyinfra_util
+    from pyinfra.api.connect import connect_all
+    from pyinfra.api.state import StateStage
+    from pyinfra.context import ctx_state
+    from pyinfra_cli.inventory import make_inventory
+    from pyinfra_cli.util import load_deploy_file
+
+    from djdeploy import bookkeeping
+
+    seen = []
+
+    def both(state):
+        ours = bookkeeping.order_from_stack(state)
+        theirs = pyinfra_util.get_operation_order_from_stack(state)
+        seen.append((ours, theirs))
+        return ours
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(pyinfra, "is_cli", True)
+    monkeypatch.setattr(bookkeeping, "install", lambda: None)
+    monkeypatch.setattr(bookkeeping.OPERATION_MODULE, "get_operation_order_from_stack", both)
+    state = State()
+    ctx_state.set(state)
+    inventory = make_inventory("tests/fake_inventory.py", cwd=str(ROOT))
+    state.init(inventory, Config())
+    connect_all(state)
+    state.set_stage(StateStage.Prepare)
+    load_deploy_file(state, "deploy.py")
+    assert len(seen) > 50
+    # The last number is this test's wrapper (`both`), called from two lines; the rest must match.
+    assert all(ours[:-1] == theirs[:-1] and len(ours) == len(theirs) for ours, theirs in seen), \
+        [s for s in seen if s[0][:-1] != s[1][:-1]][:3]

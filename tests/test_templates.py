@@ -116,18 +116,26 @@ def test_secrets_never_show_their_values_when_printed():
 
 
 def test_the_hosts_env_digests_are_the_controllers(tmp_path):
-    """EnvFile's script (run on a host) and envfile.line_digests (on the controller) are
-    two copies of one computation: they must agree, or every .env looks changed."""
+    """EnvFile's and EnvFileLines' commands (run on a host) and envfile's digests (on the
+    controller) are two copies of one computation: they must agree, or every .env looks
+    changed."""
     import subprocess
 
     from djdeploy.envfile import line_digests
-    from djdeploy.facts import EnvFile
+    from djdeploy.facts import EnvFileLines
 
     text = '# comment\nA="1"\nSECRET="ünï $x `y` \\\\ \\"q\\""\n\nB=plain=with=equals\n'
     path = tmp_path / ".env"
     path.write_bytes(text.encode())
-    out = subprocess.run(["python3", "-c", EnvFile._SCRIPT, str(path), "salt:x"], capture_output=True,
+    out = subprocess.run(["python3", "-I", "-S", "-c", EnvFileLines._SCRIPT, str(path), "salt:x"], capture_output=True,
                          text=True, check=True).stdout
-    host_side = EnvFile().process(["root web 640", *out.splitlines()])
-    assert host_side["lines"] == line_digests(text, "salt:x")
-    assert [name for name, _ in host_side["lines"]] == ["#", "A", "SECRET", "#", "B", "#"]
+    host_side = EnvFileLines().process(out.splitlines())
+    assert host_side == line_digests(text, "salt:x")
+    assert [name for name, _ in host_side] == ["#", "A", "SECRET", "#", "B", "#"]
+    # And the whole file's digest, as the EnvFile fact's shell computes it (with sh: dash).
+    from djdeploy.envfile import file_digest
+    from djdeploy.facts import EnvFile
+
+    command = EnvFile().command(str(path), "salt:x")
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    assert EnvFile().process(out.splitlines())["digest"] == file_digest(text, "salt:x")
