@@ -163,3 +163,42 @@ class LoadRun:
         out, _ = self.process.communicate(timeout=30)
         self.result = json.loads(out)
         return False
+
+
+def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None):
+    """pyinfra's plan of deploy.py for the @fake hosts of `inventory_file`, as the `pyinfra`
+    command makes it (cli: operations ordered by the deploy file's lines): (state,
+    {host: [(operation, [commands])]}, [operation names in order])."""
+    import pyinfra
+    from pyinfra.api import Config, State
+    from pyinfra.api.connect import connect_all
+    from pyinfra.api.state import StateStage
+    from pyinfra.context import ctx_host, ctx_state
+    from pyinfra_cli.inventory import make_inventory
+    from pyinfra_cli.util import load_deploy_file
+
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.chdir(ROOT)
+        for key, value in (env or {}).items():
+            mp.setenv(key, value)
+        mp.setattr(pyinfra, "is_cli", cli)
+        state = State()
+        ctx_state.set(state)
+        inventory = make_inventory(inventory_file, cwd=str(ROOT))
+        state.init(inventory, Config())
+        connect_all(state)
+        state.set_stage(StateStage.Prepare)
+        load_deploy_file(state, "deploy.py")
+        order = [list(state.get_op_meta(h).names)[0] for h in state.get_op_order()]
+        planned = {}
+        for host in inventory:
+            ctx_host.set(host)
+            planned[host.name] = [
+                (list(state.get_op_meta(op_hash).names)[0],
+                 [str(c) for c in state.get_op_data_for_host(host, op_hash).command_generator()])
+                for op_hash in state.get_op_order() if op_hash in host.op_hash_order
+            ]
+    finally:
+        mp.undo()
+    return state, planned, order

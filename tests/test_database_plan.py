@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import plan_deploy
+
 from djdeploy.postgresql import hba_address, migration_names, scram_verifier, verifier_digest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,36 +40,8 @@ def test_the_projects_migrations_are_found_by_app():
 @pytest.fixture(scope="module")
 def plan():
     """{host: [(operation, [commands])]} and the global operation order, for a first deploy."""
-    from pyinfra.api import Config, State
-    from pyinfra.api.state import StateStage
-    from pyinfra.api.connect import connect_all
-    from pyinfra.context import ctx_host, ctx_state
-    from pyinfra_cli.inventory import make_inventory
-    from pyinfra_cli.util import load_deploy_file
-
-    import pyinfra
-
-    mp = pytest.MonkeyPatch()
-    mp.chdir(ROOT)
-    mp.setenv("DJDEPLOY_SECRET_DATABASE_PASSWORD", PASSWORD)
-    mp.setattr(pyinfra, "is_cli", True)  # operations ordered by the deploy file's lines, as `pyinfra` does
-    state = State()
-    ctx_state.set(state)
-    inventory = make_inventory("tests/fake_db_inventory.py", cwd=str(ROOT))
-    state.init(inventory, Config())
-    connect_all(state)
-    state.set_stage(StateStage.Prepare)
-    load_deploy_file(state, "deploy.py")
-    order = [list(state.get_op_meta(h).names)[0] for h in state.get_op_order()]
-    planned = {}
-    for host in inventory:
-        ctx_host.set(host)
-        planned[host.name] = [
-            (list(state.get_op_meta(op_hash).names)[0],
-             [str(c) for c in state.get_op_data_for_host(host, op_hash).command_generator()])
-            for op_hash in state.get_op_order() if op_hash in host.op_hash_order
-        ]
-    mp.undo()
+    _, planned, order = plan_deploy("tests/fake_db_inventory.py",
+                                    env={"DJDEPLOY_SECRET_DATABASE_PASSWORD": PASSWORD})
     return planned, order
 
 

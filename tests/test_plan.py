@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import plan_deploy
+
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = [
     "App group", "App user", "Project folder", "Releases folder", "Shared folder", "Data folder",
@@ -17,29 +19,7 @@ RECIPE = [
 @pytest.fixture(scope="module")
 def plan():
     """{host name: [(operation name, [commands])]} for a first deploy to three fake hosts."""
-    from pyinfra.api import Config, State
-    from pyinfra.api.connect import connect_all
-    from pyinfra.context import ctx_host, ctx_state
-    from pyinfra_cli.inventory import make_inventory
-    from pyinfra_cli.util import load_deploy_file
-
-    mp = pytest.MonkeyPatch()
-    mp.chdir(ROOT)
-    state = State()
-    ctx_state.set(state)
-    inventory = make_inventory("tests/fake_inventory.py", cwd=str(ROOT))
-    state.init(inventory, Config())
-    connect_all(state)
-    load_deploy_file(state, "deploy.py")
-    planned = {}
-    for host in inventory:
-        ctx_host.set(host)
-        planned[host.name] = [
-            (list(state.get_op_meta(op_hash).names)[0],
-             [str(c) for c in state.get_op_data_for_host(host, op_hash).command_generator()])
-            for op_hash in state.get_op_order()
-        ]
-    mp.undo()
+    state, planned, _ = plan_deploy("tests/fake_inventory.py", cli=False)
     planned["_parallel"] = {list(state.get_op_meta(h).names)[0]: state.get_op_meta(h).global_arguments["_parallel"]
                             for h in state.get_op_order()}
     return planned
@@ -90,14 +70,7 @@ def test_the_release_is_checked_before_it_can_serve(plan):
 def test_operation_order_is_pyinfras_own(monkeypatch):
     """djdeploy.bookkeeping gives pyinfra's line numbers (so the same order and op hashes),
     checked on every operation of a CLI-mode plan of the deploy."""
-    import pyinfra
-    from pyinfra.api import Config, State
     from pyinfra.api import util as pyinfra_util
-    from pyinfra.api.connect import connect_all
-    from pyinfra.api.state import StateStage
-    from pyinfra.context import ctx_state
-    from pyinfra_cli.inventory import make_inventory
-    from pyinfra_cli.util import load_deploy_file
 
     from djdeploy import bookkeeping
 
@@ -109,17 +82,9 @@ def test_operation_order_is_pyinfras_own(monkeypatch):
         seen.append((ours, theirs))
         return ours
 
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(pyinfra, "is_cli", True)
     monkeypatch.setattr(bookkeeping, "install", lambda: None)
     monkeypatch.setattr(bookkeeping.OPERATION_MODULE, "get_operation_order_from_stack", both)
-    state = State()
-    ctx_state.set(state)
-    inventory = make_inventory("tests/fake_inventory.py", cwd=str(ROOT))
-    state.init(inventory, Config())
-    connect_all(state)
-    state.set_stage(StateStage.Prepare)
-    load_deploy_file(state, "deploy.py")
+    plan_deploy("tests/fake_inventory.py")
     assert len(seen) > 50
     # The last number is this test's wrapper (`both`), called from two lines; the rest must match.
     assert all(ours[:-1] == theirs[:-1] and len(ours) == len(theirs) for ours, theirs in seen), \
