@@ -109,8 +109,6 @@ class HostFacts:
                 f"[ -n \"$o\" ] && printf '%s\\n' \"$o\"; echo \"@@S {index} $r\"; "
                 f"[ -s \"$d/e{index}\" ] && sed 's/^/@@E /' \"$d/e{index}\"; }} > \"$d/{index:04d}\") &")
         script.append('wait; cat "$d"/[0-9]*; rm -rf "$d"')
-        if os.environ.get("DJDEPLOY_DUMP_BATCH"):
-            Path(os.environ["DJDEPLOY_DUMP_BATCH"]).write_text("\n".join(script))
         with quiet(host):
             status, output = host.run_shell_command(StringCommand("\n".join(script)), print_output=False,
                                                     print_input=False, **privilege(host))
@@ -207,6 +205,12 @@ def get_fact(state, host, cls, args=None, kwargs=None, **rest):
     with quiet(host):
         return _live_get_fact(state, host, cls, args=args, kwargs=kwargs, **rest)
 
+
+
+def batched(host) -> bool:
+    """Whether this host's facts still come from its batch (so asking one is free)."""
+    entry = _hosts.get(host.name)
+    return bool(entry and entry.valid and entry.values and pyinfra_host.get_fact is get_fact)
 
 
 def count(host) -> None:

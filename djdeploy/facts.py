@@ -53,21 +53,19 @@ class Deployment(FactBase):
 
     {"current": id or None, "previous": id or None, "releases": [ids], "venvs": [keys],
      "lock": {"run", "owner", "since"} or None, "serving": "<release> <config hash>" the
-     app was last started with, "config": "<config hash>" of the files on disk now,
-     "restarted_by_hand": True when `unit` started after the deploy last started it}
+     app was last started with, "serving_since": when the deploy last started it (Unix
+     time), "config": "<config hash>" of the files on disk now}
     """
 
     def default(self):
         return self.process([])  # nothing there yet
 
-    def command(self, root, lock_dir, config_files=(), unit=None):
+    def command(self, root, lock_dir, config_files=()):
         # Few processes (a no-op on a busy fleet pays for each): one stat for the links and
         # .serving's time, one ls for both folders, one cat for the lock; parsed here.
         r, lock = shlex.quote(root), shlex.quote(lock_dir)
         files = " ".join(shlex.quote(f) for f in config_files)
-        started = (f"systemctl show -p ActiveEnterTimestamp --timestamp=unix {shlex.quote(unit)} 2>/dev/null; "
-                   if unit else "")
-        return (f"{started}cd {r} 2>/dev/null || exit 0; "
+        return (f"cd {r} 2>/dev/null || exit 0; "
                 f"stat -c 'stat=%n %Y %N' .serving current previous 2>/dev/null; "
                 f"echo serving=$(cat .serving 2>/dev/null); "
                 f"echo config=$(cat {files} 2>/dev/null | sha256sum); "
@@ -93,8 +91,6 @@ class Deployment(FactBase):
         if "lock" in values:
             run, owner, since = (values["lock"].split(" ", 2) + ["", "", ""])[:3]
             lock = {"run": run, "owner": owner, "since": since}
-        started = values.get("ActiveEnterTimestamp", "").lstrip("@")
-        by_hand = started.isdigit() and ".serving" in times and int(started) > times[".serving"]
         return {
             "current": links.get("current"),
             "previous": links.get("previous"),
@@ -103,8 +99,20 @@ class Deployment(FactBase):
             "lock": lock,
             "serving": values.get("serving") or None,
             "config": values.get("config", "")[:16] or None,
-            "restarted_by_hand": by_hand,
+            "serving_since": times.get(".serving"),
         }
+
+
+class UnitStarted(FactBase):
+    """When a systemd unit last became active, in Unix time; None if never. (The fact
+    batch answers it with the other systemctl facts, in one command: djdeploy.synth.)"""
+
+    def command(self, unit):
+        return f"systemctl show -p ActiveEnterTimestamp --timestamp=unix {shlex.quote(unit)} 2>/dev/null || true"
+
+    def process(self, output):
+        value = "".join(output).strip().partition("=")[2].lstrip("@")
+        return int(value) if value.isdigit() else None
 
 
 class HealthAnswer(FactBase):

@@ -28,6 +28,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from djdeploy import bookkeeping
 from djdeploy.fleet import STATE_DIR, supervisor_alive
 
 SSH_KEYS = {
@@ -105,6 +106,7 @@ def from_fleet(name: str, groups: list[str]) -> dict[str, list] | None:
 
 def load(project_dir: Path) -> dict[str, list]:
     """Host lists per group for inventory.py; exits with one line when there are none."""
+    bookkeeping.install()  # before deploy files import pyinfra's operations and facts
     groups = known_groups(project_dir / "group_data")
     servers = Path(os.environ.get("DJDEPLOY_SERVERS", project_dir / "servers.toml"))
     fleet = os.environ.get("DJDEPLOY_FLEET", "demo")

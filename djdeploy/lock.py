@@ -25,7 +25,7 @@ from pyinfra.api import StringCommand
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host, ctx_state
 
-from djdeploy.factcache import privilege, quiet
+from djdeploy.factcache import batched, privilege, quiet
 from djdeploy.facts import LockHolder
 from djdeploy.settings import fail
 
@@ -110,6 +110,8 @@ class DeployLock(BaseStateCallback):
         """Whether this run changes `host`, or someone else holds its lock (then the run
         waits for it as usual). A host the run leaves as it is needs no lock: its
         operations yield nothing, from the facts read before the run."""
+        if not batched(host):  # deciding would ask every fact a second time: just lock
+            return True
         if host.get_fact(LockHolder, path=self.locks[host.name][1]) is not None:
             return True
         with ctx_state.use(state), ctx_host.use(host):

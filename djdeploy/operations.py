@@ -19,7 +19,8 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files
 
 from djdeploy import envfile
-from djdeploy.facts import Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder
+from djdeploy.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
+                            UnitStarted)
 from djdeploy.lock import CONTROLLER, q
 
 STAMP = ".djdeploy-requirements"
@@ -40,8 +41,7 @@ def tool_env(s) -> str:
 
 def deployment(s) -> dict:
     """The host's Deployment fact, asked the same way everywhere (one fact, one batch entry)."""
-    return host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files,
-                         unit=s.unit)
+    return host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files)
 
 
 @operation()
@@ -223,6 +223,12 @@ def release(s, release_id: str, archive: Path, venv: str):
     yield f"{tool_env(s)} {q(s.release_tool)} prepare {q(release_id)} {q(upload)} {q(venv)}"
 
 
+def restarted_by_hand(s, state: dict) -> bool:
+    """The app was started after the deploy last started it (so it may run edited files)."""
+    started = host.get_fact(UnitStarted, unit=s.unit)
+    return bool(started and state["serving_since"] and started > state["serving_since"])
+
+
 @operation()
 def current_release(s, release_id: str, restart_if=None, rollback: bool = False):
     """`current` points at `release_id`, and the app serves it and passes its health check.
@@ -244,7 +250,7 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False)
     planning = not host.state.is_executing  # files not written yet: ask their operations
     files_changed = bool(restart_if and restart_if())
     if (state["current"] != release_id or state["serving"] != started_with
-            or (files_changed and (planning or state["restarted_by_hand"]))):
+            or (files_changed and (planning or restarted_by_hand(s, state)))):
         mode = " rollback" if rollback else ""
         yield f"{tool_env(s)} {q(s.release_tool)} switch {q(release_id)}{mode}"
 

@@ -1,8 +1,8 @@
 """Many of pyinfra's per-path facts answered by one command each kind.
 
 pyinfra asks File, Directory and Link facts with one `stat` per path, Sha1File with one
-`sha1sum` per file, SystemdStatus and SystemdEnabled with one `systemctl show` per
-unit. A deploy asks ~20 of them per host; in the fact batch (factcache) each costs a
+`sha1sum` per file, SystemdStatus and SystemdEnabled (and this project's UnitStarted)
+with one `systemctl show` per unit. A deploy asks ~20 of them per host; in the fact batch (factcache) each costs a
 shell, a fork and an exec on the host, which is what a no-op on a busy fleet pays for.
 Here they are grouped: one `stat` for every path, one `sha1sum` for every file, one
 `systemctl show` for every unit, and each fact gets back exactly the lines its own
@@ -17,6 +17,8 @@ import shlex
 
 from pyinfra.facts.files import LINUX_STAT_COMMAND, STAT_REGEX, Directory, File, Link, Sha1File, _unquote_stat_name
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+
+from djdeploy.facts import UnitStarted
 
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./@:+-]*$")
 SAFE_UNIT = re.compile(r"^[A-Za-z0-9:_.@-]+$")
@@ -42,6 +44,15 @@ def _units(args, kwargs) -> list[str] | None:
     return list(services)
 
 
+def _unit(args, kwargs) -> str | None:
+    unit = kwargs.get("unit") if not args and set(kwargs) == {"unit"} else None
+    return unit if isinstance(unit, str) and SAFE_UNIT.match(unit) else None
+
+
+def _asked_units(cls, args, kwargs) -> list[str]:
+    return [_unit(args, kwargs)] if cls is UnitStarted else _units(args, kwargs)
+
+
 def kind(cls, args, kwargs) -> str | None:
     """Which group answers this fact: "stat", "sha1", "systemd", or None (its own command)."""
     if cls in STAT_FACTS and _path(args, kwargs):
@@ -49,6 +60,8 @@ def kind(cls, args, kwargs) -> str | None:
     if cls is Sha1File and _path(args, kwargs):
         return "sha1"
     if cls in SYSTEMD_FACTS and _units(args, kwargs):
+        return "systemd"
+    if cls is UnitStarted and _unit(args, kwargs):
         return "systemd"
     return None
 
@@ -62,7 +75,7 @@ def commands(facts: list[tuple]) -> dict[str, str]:
         if group in paths:
             paths[group].append(_path(args, kwargs))
         elif group == "systemd":
-            units += _units(args, kwargs)
+            units += _asked_units(cls, args, kwargs)
     out = {}
     quoted = {g: " ".join(shlex.quote(p) for p in dict.fromkeys(ps)) for g, ps in paths.items()}
     if len(paths["stat"]) > 1:
@@ -71,7 +84,8 @@ def commands(facts: list[tuple]) -> dict[str, str]:
         out["sha1"] = f"sha1sum -- {quoted['sha1']} 2>/dev/null; true"
     if units:
         names = " ".join(shlex.quote(u) for u in dict.fromkeys(units))
-        out["systemd"] = f"systemctl show --all --property Id --property SubState --property UnitFileState {names}"
+        out["systemd"] = ("systemctl show --all --timestamp=unix --property Id --property SubState "
+                          f"--property UnitFileState --property ActiveEnterTimestamp {names}")
     return out
 
 
@@ -112,9 +126,13 @@ def answers(group: str, lines: list[str], facts: list[tuple]) -> dict[int, list[
         for i, (g, cls, args, kwargs) in enumerate(facts):
             if g != "systemd":
                 continue
-            wanted = _units(args, kwargs)
-            if not all(u in blocks and cls.state_key in blocks[u] for u in wanted):
+            wanted = _asked_units(cls, args, kwargs)
+            key = "ActiveEnterTimestamp" if cls is UnitStarted else cls.state_key
+            if not all(u in blocks and key in blocks[u] for u in wanted):
                 return None
-            found[i] = [line for u in wanted for line in (f"Id={u}", f"{cls.state_key}={blocks[u][cls.state_key]}")]
+            if cls is UnitStarted:
+                found[i] = [f"{key}={blocks[wanted[0]][key]}"]
+            else:
+                found[i] = [line for u in wanted for line in (f"Id={u}", f"{key}={blocks[u][key]}")]
         return found
     return None
