@@ -3,9 +3,10 @@
 pyinfra runs one remote command per fact, and a deploy like this one asks ~40 facts of
 each host (pyinfra issue 17: fact count, not bandwidth, is what a no-op pays for). Here
 every fact a host was asked for in the previous run of the same deploy is gathered up
-front in a single command: each fact's own command, as pyinfra builds it, captured,
-run in one batch, and its output handed back to pyinfra's own parser. Operations then
-read those values, so nothing about what they decide changes.
+front in a single command: each fact's own command, as pyinfra builds it, run in one
+batch (per-path facts grouped into one command per kind: djdeploy.synth), and its
+output handed to the fact's own parser. Operations then read those values, so nothing
+about what they decide changes.
 
 The batch is the host's state before the run. It answers facts only until the first
 operation that changes something on that host; from then on facts are live, so later
