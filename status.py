@@ -1,5 +1,6 @@
 """Per host: the release serving and since when, the unit's state, the health answer,
-the releases kept, and who holds the deploy lock. Changes nothing.
+the releases kept, and who holds the deploy lock; for a database server, PostgreSQL's
+state and the databases it serves. Changes nothing.
 
     pyinfra inventory.py status.py
 """
@@ -7,11 +8,13 @@ the releases kept, and who holds the deploy lock. Changes nothing.
 from pyinfra import host
 
 from djdeploy import factcache
-from djdeploy.status import report
+from djdeploy.status import report, report_database
 from djdeploy.settings import app_settings, preflight
 
 factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)
 s = app_settings(host)
-if not s.database_server:  # the app's hosts; the database server has no releases
+if s.database_server:
+    report_database(host)
+else:
     report(host, s)

@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, Optional, Union
@@ -226,6 +227,7 @@ def fail(lines: list[str]) -> None:
 
 # id(state) -> {host name: (AppSettings, secrets)}: what preflight checked, for the run
 _prepared: dict[int, dict[str, tuple]] = {}
+_preflight_lock = threading.Lock()  # gevent's, under pyinfra: hosts prepare in greenlets
 
 
 def preflight(state) -> None:
@@ -233,10 +235,18 @@ def preflight(state) -> None:
 
     pyinfra would go on with the hosts it reached; a fleet half on the new version is
     worse than a deploy that waits until every host answers. All problems are listed.
+    Every host's deploy file calls it, each in its own greenlet: the first does the
+    checks, the others wait for it (reading a secrets file asks git, which yields), so
+    no host goes on with data not yet checked.
     """
-    if id(state) in _prepared:
-        return
-    prepared = _prepared[id(state)] = {}
+    with _preflight_lock:
+        if id(state) not in _prepared:
+            _prepared[id(state)] = _checked(state)
+
+
+def _checked(state) -> dict:
+    """preflight's checks: {host name: (settings, secrets)}, or the run stops."""
+    prepared = {}
     problems = [f"cannot reach {h.name} over SSH (reason above): check its address, port, user "
                 "and key, or remove it from the inventory; no host was changed"
                 for h in sorted(state.failed_hosts, key=lambda h: h.name)]
@@ -270,6 +280,7 @@ def preflight(state) -> None:
                         "set it once, in group_data/all.py or with --data batch=...")
     if problems:
         fail(problems)
+    return prepared
 
 
 def link_databases(parsed: dict) -> list[str]:

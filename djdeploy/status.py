@@ -37,3 +37,13 @@ def report(host, s) -> None:
         f"lock={lock['owner'] + ' since ' + lock['since'] if lock else 'free'}",
     ]
     print("    " + " ".join(fields), file=sys.stderr, flush=True)
+
+
+def report_database(host) -> None:
+    """One line for a database server: PostgreSQL's state and the projects it serves."""
+    from djdeploy.postgresql import clients  # imports pyinfra's operations; status stays light
+
+    active = host.get_fact(SystemdStatus, services=["postgresql.service"]).get("postgresql.service")
+    served = [f"{p['name']} ({len(p['hosts'])} web hosts)" for p in clients(host.state, host.name)]
+    print(f"    {host.name}: database server postgresql={'active' if active else 'inactive'} "
+          f"databases={','.join(served) or 'none'}", file=sys.stderr, flush=True)

@@ -119,3 +119,23 @@ def test_one_port_for_two_projects_on_one_machine_is_refused(monkeypatch):
     settings.preflight(SimpleNamespace(inventory=[shop, blog], failed_hosts=set()))
     assert stopped == ["host app1.example.com: port = 8000: shop already listens there on the same "
                        "machine (shop-on-app1): give one of them another port"]
+
+
+
+def test_every_host_waits_for_the_checks_of_all_hosts(tmp_path):
+    """Hosts prepare in parallel greenlets; reading a secrets file yields (it asks git).
+    The first host's preflight runs the checks, the others wait for them: one clear
+    line, never a host that went on alone into a traceback."""
+    import subprocess
+    import sys
+
+    (tmp_path / "web.toml").write_text('API_TOKEN = "abc\\ndef"\n')
+    (tmp_path / "web.toml").chmod(0o600)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DJDEPLOY_SECRET_")}
+    result = subprocess.run([str(Path(sys.executable).parent / "pyinfra"), "-y", "tests/fake_inventory.py",
+                             "deploy.py"], cwd=ROOT, env={**environ, "DJDEPLOY_SECRETS_DIR": str(tmp_path)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert result.returncode == 1
+    errors = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "web.toml: API_TOKEN holds a line break" in errors[0], result.stdout[-2000:]
+    assert "Traceback" not in result.stdout and "exception occurred" not in result.stdout

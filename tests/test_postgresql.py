@@ -174,6 +174,16 @@ def test_a_row_written_through_one_web_host_is_read_through_every_other(pg, depl
         assert set(texts.values()) <= set(read_notes(host)), host["machine"]
 
 
+def test_status_shows_the_database_server_and_every_web_host(pg, deployed, runs):
+    result = runs("-y", deploy="status.py")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (f"{db_host(pg)['address']}: database server postgresql=active "
+            f"databases={PROJECT} (3 web hosts)") in result.stdout
+    for host in web_hosts(pg):
+        line = next(l for l in result.stdout.splitlines() if l.strip().startswith(f"{host['address']}: current="))
+        assert "unit=active" in line and "health=200" in line and "lock=free" in line
+
+
 def test_postgresql_listens_for_the_web_hosts_and_lets_in_nobody_else(pg, deployed, password):
     db = db_host(pg)
     listening = sorted(set(re.findall(r"(\S+):5432\s", pg.ssh(db, "ss -ltnH").stdout)))
