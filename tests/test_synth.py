@@ -33,7 +33,12 @@ def test_each_fact_gets_what_its_own_command_prints(tmp_path):
         expected = subprocess.run(["sh", "-c", own], capture_output=True, text=True).stdout.splitlines()
         fact = cls()
         fact.command(**kwargs)  # Sha1File's parser needs the path its command saw
-        process = lambda lines: fact.process(lines) if lines else fact.default()  # noqa: E731
+        def process(lines):
+            value = fact.process(lines) if lines else fact.default()
+            if isinstance(value, dict):  # sha1sum read the file between the two stats
+                value.pop("atime", None)
+            return value
+
         assert process(answers[index]) == process(expected), (cls.__name__, kwargs)
 
 
