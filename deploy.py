@@ -19,7 +19,7 @@ factcache.install(host)  # this host's facts in one SSH command (those the last 
 preflight(host.state)  # every host reachable and its data valid, or nothing changes anywhere
 s = app_settings(host)  # this host's settings, from group_data/ and --data
 
-if postgresql.is_server(s):
+if s.database_server:
     # The db group: PostgreSQL, a role and a database per project, open to its web hosts only.
     postgresql.server(s)
 else:

@@ -238,6 +238,11 @@ def group_for(position: int, count: int) -> str:
     return "staging" if count > 1 and position == count else "web"
 
 
+def per_host(values: list[str], count: int) -> list[str]:
+    """`values` given as "a,b,c", one per host: the last repeats for the hosts after it."""
+    return [values[min(i, len(values) - 1)] for i in range(count)]
+
+
 def host_groups(groups: str | None, count: int) -> list[str]:
     """Each host's inventory group: the default (`group_for`), or one per host
     ("db,web,web"; the last repeats)."""
@@ -247,7 +252,7 @@ def host_groups(groups: str | None, count: int) -> list[str]:
     for name_ in names:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name_):
             raise FleetError(f"group {name_!r}: use lower-case names such as web, db, staging")
-    return [names[min(i, len(names) - 1)] for i in range(count)]
+    return per_host(names, count)
 
 
 # --- one host ---------------------------------------------------------------------
@@ -383,7 +388,7 @@ def host_suites(suite: str, count: int) -> list[str]:
     for name_ in names:
         if name_ not in SUITES:
             raise FleetError(f"unknown Debian suite {name_!r}: use one of {', '.join(SUITES)}")
-    return [names[min(i, len(names) - 1)] for i in range(count)]
+    return per_host(names, count)
 
 
 def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False,

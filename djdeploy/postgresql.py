@@ -21,16 +21,17 @@ import shlex
 from pathlib import Path
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, FileUploadCommand, StringCommand, deploy, operation
+from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import apt, systemd
 
 from djdeploy.facts import FileText
-from djdeploy.settings import _prepared, database_password
+from djdeploy.settings import checked, database_password
 
 PSQL = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
+FIND_CLUSTER = "ls -1d /etc/postgresql/*/main 2>/dev/null | sort -V | tail -n 1"  # the newest version's
 # The cluster's folder, found when the command runs: a dry run on a server where the
 # package step has yet to install PostgreSQL cannot know its version.
-CLUSTER = ('d=$(ls -1d /etc/postgresql/*/main 2>/dev/null | sort -V | tail -n 1) && '
+CLUSTER = (f'd=$({FIND_CLUSTER}) && '
            '{ [ -n "$d" ] || { echo "PostgreSQL has no cluster main under /etc/postgresql" >&2; exit 1; }; }')
 HBA_MARK = "# {} djdeploy {}"
 
@@ -53,15 +54,11 @@ def verifier_digest(verifier: str, role: str) -> str:
     return hashlib.sha256(f"djdeploy-role:{role}:{verifier}".encode()).hexdigest()
 
 
-def is_server(s) -> bool:
-    return s.database_server
-
-
 def clients(state, server_name: str) -> list[dict]:
     """The projects that use this database server, from their web hosts' settings as
     preflight checked them: [{"name": database and role, "password", "hosts": [names]}]."""
     projects: dict[str, dict] = {}
-    for name, (s, _) in _prepared.get(id(state), {}).items():
+    for name, (s, _) in checked(state).items():
         if s.database == "postgresql" and s.db_host == server_name:
             entry = projects.setdefault(s.db_name, {"name": s.db_name, "hosts": [],
                                                     "password": database_password(name)})
@@ -85,7 +82,7 @@ class PostgresCluster(FactBase):
     """Debian's PostgreSQL cluster `main`: its config folder, or None when not installed."""
 
     def command(self):
-        return "ls -1d /etc/postgresql/*/main 2>/dev/null | sort -V | tail -n 1"
+        return FIND_CLUSTER
 
     def process(self, output):
         return output[0].strip() if output and output[0].strip() else None
@@ -185,18 +182,17 @@ def role_and_database(role: str, password: str):
 
     Only the SCRAM verifier reaches the server, through psql's stdin.
     """
-    name = role
-    verifier = scram_verifier(password, name)
-    present = host.get_fact(PostgresRole, role=name, database=name) or {"role": "absent", "owner": "absent"}
+    verifier = scram_verifier(password, role)
+    present = host.get_fact(PostgresRole, role=role, database=role) or {"role": "absent", "owner": "absent"}
     sql = []
     if present["role"] == "absent":
-        sql.append(f"CREATE ROLE {name} LOGIN PASSWORD '{verifier}';")
-    elif present["role"] != f"login {verifier_digest(verifier, name)}":
-        sql.append(f"ALTER ROLE {name} LOGIN PASSWORD '{verifier}';")
+        sql.append(f"CREATE ROLE {role} LOGIN PASSWORD '{verifier}';")
+    elif present["role"] != f"login {verifier_digest(verifier, role)}":
+        sql.append(f"ALTER ROLE {role} LOGIN PASSWORD '{verifier}';")
     if present["owner"] == "absent":
-        sql += [f"CREATE DATABASE {name} OWNER {name};", f"REVOKE ALL ON DATABASE {name} FROM PUBLIC;"]
-    elif present["owner"] != name:
-        sql.append(f"ALTER DATABASE {name} OWNER TO {name};")
+        sql += [f"CREATE DATABASE {role} OWNER {role};", f"REVOKE ALL ON DATABASE {role} FROM PUBLIC;"]
+    elif present["owner"] != role:
+        sql.append(f"ALTER DATABASE {role} OWNER TO {role};")
     if not sql:
         return
     what = [{"C": "created", "A": "altered"}[s[0]] + " " + " ".join(s.split()[1:3]).lower() for s in sql[:2]]
@@ -236,11 +232,12 @@ def migration_names(app_path: Path) -> list[str]:
 
 def migrator(state, s) -> str | None:
     """The web host that runs a project's migrations: the first of its hosts in the inventory."""
+    hosts = checked(state)
     for other in state.inventory:
-        checked = _prepared.get(id(state), {}).get(other.name)
-        if checked and checked[0].db_host == s.db_host and checked[0].db_name == s.db_name \
-                and not checked[0].database_server:
-            return other.name
+        if other.name in hosts:
+            theirs = hosts[other.name][0]
+            if not theirs.database_server and (theirs.db_host, theirs.db_name) == (s.db_host, s.db_name):
+                return other.name
     return None
 
 

@@ -244,6 +244,11 @@ def preflight(state) -> None:
             _prepared[id(state)] = _checked(state)
 
 
+def checked(state) -> dict:
+    """{host name: (settings, secrets)} of every host, as this run's preflight checked them."""
+    return _prepared.get(id(state), {})
+
+
 def _checked(state) -> dict:
     """preflight's checks: {host name: (settings, secrets)}, or the run stops."""
     prepared = {}

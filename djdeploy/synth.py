@@ -2,8 +2,9 @@
 
 pyinfra asks File, Directory and Link facts with one `stat` per path, Sha1File with one
 `sha1sum` per file, SystemdStatus and SystemdEnabled (and this project's UnitStarted)
-with one `systemctl show` per unit. A deploy asks ~20 of them per host; in the fact batch (factcache) each costs a
-shell, a fork and an exec on the host, which is what a no-op on a busy fleet pays for.
+with one `systemctl show` per unit. A deploy asks ~20 of them per host; in the fact
+batch (factcache) each costs a shell, a fork and an exec on the host, which is what a
+no-op on a busy fleet pays for.
 Here they are grouped: one `stat` for every path, one `sha1sum` for every file, one
 `systemctl show` for every unit, and each fact gets back exactly the lines its own
 command would have printed, for pyinfra's own parser. A group whose command does not
@@ -49,8 +50,11 @@ def _unit(args, kwargs) -> str | None:
     return unit if isinstance(unit, str) and SAFE_UNIT.match(unit) else None
 
 
-def _asked_units(cls, args, kwargs) -> list[str]:
-    return [_unit(args, kwargs)] if cls is UnitStarted else _units(args, kwargs)
+def _asked_units(cls, args, kwargs) -> list[str] | None:
+    if cls is UnitStarted:
+        unit = _unit(args, kwargs)
+        return [unit] if unit else None
+    return _units(args, kwargs)
 
 
 def kind(cls, args, kwargs) -> str | None:
@@ -59,9 +63,7 @@ def kind(cls, args, kwargs) -> str | None:
         return "stat"
     if cls is Sha1File and _path(args, kwargs):
         return "sha1"
-    if cls in SYSTEMD_FACTS and _units(args, kwargs):
-        return "systemd"
-    if cls is UnitStarted and _unit(args, kwargs):
+    if cls in (*SYSTEMD_FACTS, UnitStarted) and _asked_units(cls, args, kwargs):
         return "systemd"
     return None
 

@@ -97,6 +97,13 @@ def deployed(pg, runs, tmp_path_factory):
     return {"first": first, "noops": noops, "cache": cache}
 
 
+def ssh_argv(pg, host: dict, command: str) -> list[str]:
+    """ssh to a fleet host as the fleet tool does, for a command with its own stdin or life."""
+    from djdeploy.fleet import SSH_OPTIONS
+
+    return ["ssh", "-i", pg.state["key"], *SSH_OPTIONS, f"root@{host['address']}", command]
+
+
 def db_host(pg):
     return pg.by_group("db")[0]
 
@@ -219,9 +226,8 @@ def test_a_migration_runs_once_under_the_lock_and_the_dry_run_lists_it(pg, deplo
     # Another deploy holds the project's migration lock: this one waits for it.
     key = lock_key(PROJECT)
     holder = subprocess.Popen(
-        ["ssh", "-i", pg.state["key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{db_host(pg)['address']}",
-         f"runuser -u postgres -- psql -XAtq -d {PROJECT} -c 'SELECT pg_advisory_lock({key}); SELECT pg_sleep(90)'"],
+        ssh_argv(pg, db_host(pg),
+                 f"runuser -u postgres -- psql -XAtq -d {PROJECT} -c 'SELECT pg_advisory_lock({key}); SELECT pg_sleep(90)'"),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1)
@@ -314,10 +320,8 @@ def connects_from(pg, host: dict, password: str) -> subprocess.CompletedProcess:
     db = db_host(pg)
     script = (f"read -r PGPASSWORD; export PGPASSWORD; psql -XAtq 'host={db['address']} dbname={PROJECT} "
               f"user={PROJECT} connect_timeout=5' -c 'SELECT 1'")
-    return subprocess.run(
-        ["ssh", "-i", pg.state["key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{host['address']}", script],
-        input=password + "\n", capture_output=True, text=True, timeout=60)
+    return subprocess.run(ssh_argv(pg, host, script), input=password + "\n", capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_a_new_password_is_applied_to_the_role_and_every_web_host(pg, deployed, runs):

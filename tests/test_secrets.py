@@ -5,7 +5,6 @@ import hashlib
 import json
 import os
 import re
-import string
 import subprocess
 from secrets import token_urlsafe
 from pathlib import Path
