@@ -7,21 +7,28 @@
   same order and the same operation hashes.
 - Every operation call, and every fact class pyinfra defines, resolves the type hints
   of pyinfra's global arguments (`typing.get_type_hints` on a TypedDict that never
-  changes): done once. Installed when the inventory loads, before deploy files import
-  pyinfra's operations and facts.
+  changes): done once.
+- Every operation call looks each of the ~35 global arguments up in the host's data,
+  layer by layer (an exception per layer that lacks it): the layers are merged once per
+  call instead, with the same precedence.
+
+Installed when the inventory loads, before deploy files import pyinfra's operations and
+facts.
 """
 
 from __future__ import annotations
 
-import sys
-
 import functools
+import sys
+from copy import copy
 
 import pyinfra
 import pyinfra.api.operation  # noqa: F401  (the module; pyinfra.api.operation is also a function)
 from pyinfra.api import arguments as pyinfra_arguments
 from pyinfra.api import facts as pyinfra_facts
 from pyinfra.api import util as pyinfra_util
+from pyinfra.api.exceptions import ArgumentTypeError
+from pyinfra.context import ctx_config
 
 OPERATION_MODULE = sys.modules["pyinfra.api.operation"]
 
@@ -53,7 +60,30 @@ def all_global_arguments() -> list[tuple[str, type]]:
     return list(_global_arguments())
 
 
+def pop_global_arguments(state, host, kwargs):
+    """pyinfra.api.arguments.pop_global_arguments, the host's data merged once per call."""
+    config = ctx_config.get() if ctx_config.isset() else state.config
+    meta_kwargs = host.current_deploy_kwargs or {}
+    data = host.data.dict()  # the layers merged, the first overriding the rest (as getattr)
+    arguments, found_keys = {}, []
+    for key, type_ in all_global_arguments():
+        argument_meta = pyinfra_arguments.all_argument_meta[key]
+        default = copy(data[key]) if key in data else argument_meta.default(config)
+        if key in kwargs:
+            found_keys.append(key)
+            value = kwargs.pop(key)
+        else:
+            value = meta_kwargs.get(key, default)
+        if argument_meta.handler:
+            value = argument_meta.handler(config, value)
+        if value != default:
+            pyinfra_util.raise_if_bad_type(value, type_, ArgumentTypeError, f"Invalid argument `{key}`:")
+        arguments[key] = value
+    return arguments, found_keys
+
+
 def install() -> None:
     OPERATION_MODULE.get_operation_order_from_stack = order_from_stack
+    OPERATION_MODULE.pop_global_arguments = pop_global_arguments
     pyinfra_arguments.all_global_arguments = all_global_arguments
     pyinfra_facts.all_global_arguments = all_global_arguments

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import datetime
 import hashlib
 import importlib
 import json
@@ -45,9 +46,31 @@ entry_state: dict[str, object] = {}  # host name -> the run (State) its batch be
 COUNTS: dict[str, int] = {}  # remote commands per host in this run (DJDEPLOY_COUNT_COMMANDS)
 
 
+SCALARS = (str, int, float, bool, type(None))
+
+
 def _key(cls, args, kwargs) -> str:
-    return json.dumps([f"{cls.__module__}:{cls.__qualname__}", list(args or ()),
-                       sorted((kwargs or {}).items())], default=str)
+    """The same string for a fact asked with the same arguments, whether they come from
+    a deploy file or from the plan file (JSON: lists for tuples)."""
+    args, kwargs = list(args or ()), sorted((kwargs or {}).items())
+    if all(type(a) in SCALARS for a in args) and all(type(v) in SCALARS for _, v in kwargs):
+        return repr((cls.__module__, cls.__qualname__, args, kwargs))  # the usual case, cheaper
+    return json.dumps([f"{cls.__module__}:{cls.__qualname__}", args, kwargs], default=str)
+
+
+IMMUTABLE = (*SCALARS, datetime.datetime, datetime.date)
+
+
+def _copied(value):
+    """A deep copy of a fact's value (operations may change what they are given)."""
+    kind = type(value)
+    if kind in IMMUTABLE:
+        return value
+    if kind is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    if kind is list:
+        return [_copied(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def plan_file(host_name: str, deploy: str) -> Path:
@@ -78,7 +101,7 @@ class HostFacts:
 
     def prefetch(self, state, host) -> None:
         """Run every planned fact's command in one remote command; keep their values."""
-        planned, facts = [], {}
+        planned, facts, grouped = [], {}, []
         for path, args, kwargs in self.plan():
             module, _, name = path.partition(":")
             try:
@@ -86,30 +109,29 @@ class HostFacts:
             except (ImportError, AttributeError):
                 continue
             kwargs = dict(kwargs)
-            built = _build(state, host, cls, args, kwargs)
+            group = synth.kind(cls, args, kwargs)
+            # Per-path facts (stat, sha1sum, systemctl) are answered by one command per kind
+            # (djdeploy.synth): their own commands are not needed.
+            built = _build(state, host, cls, args, kwargs, command=group is None)
             if built is None:  # a fact that cannot be built here is simply asked live later
                 continue
             facts[_key(cls, args, kwargs)] = built[0]
             planned.append((cls, args, kwargs, built[1]))
+            grouped.append((group, cls, args, kwargs))
         if not planned:
             return
-        # Per-path facts (stat, sha1sum, systemctl) are answered by one command per kind
-        # (djdeploy.synth); every other fact runs its own command.
-        grouped = [(synth.kind(cls, args, kwargs), cls, args, kwargs) for cls, args, kwargs, _ in planned]
         jobs = [command for (group, *_), (_, _, _, command) in zip(grouped, planned) if group is None]
         alone = [fact for (group, *_), fact in zip(grouped, planned) if group is None]
         group_jobs = synth.commands([g for g in grouped if g[0]])
-        # All at once on the host (the slowest job sets the pace); each job frames its own
-        # output in its own file, and one `cat` prints them back in order. `eval` in the
-        # job's own subshell, not `sh -c`: one process fewer per job.
-        script = ['d=$(mktemp -d)']
+        # One after the other in one shell, each in its own subshell (a job's `exit` or `cd`
+        # stays there), its output framed by markers: no capture, no temporary files, so
+        # the host spends its CPU on the facts' own commands. stderr is not read (a fact
+        # that fails is asked live, where pyinfra reports it).
+        script = []
         for index, command in enumerate([*jobs, *group_jobs.values()]):
             raw = command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
-            script.append(
-                f"(o=$(eval {_quote(raw)} 2>\"$d/e{index}\"); r=$?; {{ echo '@@B {index}'; "
-                f"[ -n \"$o\" ] && printf '%s\\n' \"$o\"; echo \"@@S {index} $r\"; "
-                f"[ -s \"$d/e{index}\" ] && sed 's/^/@@E /' \"$d/e{index}\"; }} > \"$d/{index:04d}\") &")
-        script.append('wait; cat "$d"/[0-9]*; rm -rf "$d"')
+            script.append(f"echo '@@B {index}'; (eval {_quote(raw)}) 2>/dev/null </dev/null; "
+                          f"printf '\\n@@S {index} %s\\n' $?")
         with quiet(host):
             status, output = host.run_shell_command(StringCommand("\n".join(script)), print_output=False,
                                                     print_input=False, **privilege(host))
@@ -120,8 +142,8 @@ class HostFacts:
             record.write_text("\n".join(output.output_lines) + "\n")
             record.with_suffix(".plan.json").write_text(json.dumps(
                 [[f"{c.__module__}:{c.__qualname__}", list(a or ()), k] for c, a, k, _ in planned]))
-        results = _split(output.output_lines, len(jobs) + len(group_jobs))
-        replies = []  # (cls, args, kwargs, ok, stdout, stderr)
+        results = _split(output.output_lines)
+        replies = []  # (cls, args, kwargs, ok, stdout)
         for index, (cls, args, kwargs, _) in enumerate(alone):
             if index in results:
                 replies.append((cls, args, kwargs, *results[index]))
@@ -129,8 +151,8 @@ class HostFacts:
             found = synth.answers(group, results[index][1], grouped) if index in results else None
             for fact_index, lines in (found or {}).items():
                 _, cls, args, kwargs = grouped[fact_index]
-                replies.append((cls, args, kwargs, True, lines, []))
-        for cls, args, kwargs, ok, stdout, stderr in replies:
+                replies.append((cls, args, kwargs, True, lines))
+        for cls, args, kwargs, ok, stdout in replies:
             if not ok or stdout == [MISSING_COMMAND]:  # left to pyinfra, asked live
                 continue
             fact = facts[_key(cls, args, kwargs)]
@@ -153,42 +175,49 @@ def privilege(host) -> dict:
     return {k: v for k, v in arguments.items() if k in PRIVILEGE and v}
 
 
-def _build(state, host, cls, args, kwargs):
+def _build(state, host, cls, args, kwargs, command=True):
     """(fact, command) as pyinfra's get_fact builds them, without its per-call handling of
     global arguments (the batch runs with the run's privilege, once); None when the fact
-    needs more than a plain command (global arguments, preconditions, another shell)."""
+    needs more than a plain command (global arguments, preconditions, another shell).
+    With command=False, (fact, None): the fact is answered by a grouped command."""
     if any(str(k).startswith("_") for k in kwargs):
         return None
     try:
         fact = cls()
         if fact.shell_executable or fact.check_preconditions(state, host):
             return None
+        if not command:
+            synth.prepare(fact, synth.kind(cls, args, kwargs), args, kwargs)
+            return fact, None
         fact_kwargs = getcallargs(fact.command, *(args or ()), **kwargs) if (args or kwargs) else {}
-        command = _make_command(fact.command, dict(fact_kwargs))
+        made = _make_command(fact.command, dict(fact_kwargs))
         requires = _make_command(fact.requires_command, dict(fact_kwargs))
     except Exception:
         return None
     if requires:  # as pyinfra wraps it: a sentinel when the tool is missing
-        command = StringCommand("if", "command", "-v", requires, ">/dev/null", "2>&1;", "then", "(", command,
-                                ");", "else", "echo", f"'{MISSING_COMMAND}';", "fi")
-    return fact, command
+        made = StringCommand("if", "command", "-v", requires, ">/dev/null", "2>&1;", "then", "(", made,
+                             ");", "else", "echo", f"'{MISSING_COMMAND}';", "fi")
+    return fact, made
 
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
-def _split(lines: list[str], count_: int) -> dict[int, tuple[bool, list, list]]:
-    results, current, stdout, stderr = {}, None, [], []
+def _split(lines: list[str]) -> dict[int, tuple[bool, list]]:
+    """{job index: (exit status 0, stdout lines)} from the batch's framed output; trailing
+    empty lines dropped, as a shell's `$(...)` drops trailing newlines."""
+    results, current, stdout = {}, None, []
     for line in lines:
         if line.startswith("@@B "):
-            current, stdout, stderr = int(line[4:]), [], []
+            current, stdout = int(line[4:]), []
         elif line.startswith("@@S ") and current is not None:
             index, status = line[4:].split()
-            results[int(index)] = (status == "0", stdout, stderr)
-        elif line.startswith("@@E ") and current is not None and current in results:
-            results[current][2].append(line[4:])
-        elif current is not None and current not in results:
+            while stdout and not stdout[-1]:
+                stdout.pop()
+            results[int(index)] = (status == "0", stdout)
+            current = None
+        elif current is not None:
             stdout.append(line)
     return results
 
@@ -202,7 +231,7 @@ def get_fact(state, host, cls, args=None, kwargs=None, **rest):
     entry.asked.setdefault(key, [f"{cls.__module__}:{cls.__qualname__}", list(args or ()),
                                  dict(kwargs or {})])
     if entry.valid and key in entry.values:
-        return copy.deepcopy(entry.values[key])
+        return _copied(entry.values[key])
     with quiet(host):
         return _live_get_fact(state, host, cls, args=args, kwargs=kwargs, **rest)
 

@@ -84,6 +84,10 @@ def _run(host, command: str):
     return status, [line.line for line in output]
 
 
+def _nothing():
+    return iter(())
+
+
 class DeployLock(BaseStateCallback):
     """Registered once per run by `hold`; see the module's docstring."""
 
@@ -109,18 +113,24 @@ class DeployLock(BaseStateCallback):
     def needs_lock(self, state, host) -> bool:
         """Whether this run changes `host`, or someone else holds its lock (then the run
         waits for it as usual). A host the run leaves as it is needs no lock: its
-        operations yield nothing, from the facts read before the run."""
+        operations yield nothing, from the facts read before the run; they are then not
+        asked a second time when pyinfra executes them (nothing ran on the host since)."""
         if not batched(host):  # deciding would ask every fact a second time: just lock
             return True
         if host.get_fact(LockHolder, path=self.locks[host.name][1]) is not None:
             return True
+        settled = []
         with ctx_state.use(state), ctx_host.use(host):
             for op_hash in host.op_hash_order:
+                op_data = state.get_op_data_for_host(host, op_hash)
                 try:
-                    if state.get_op_data_for_host(host, op_hash).operation_meta.will_change:
+                    if op_data.operation_meta.will_change:
                         return True
                 except RuntimeError:  # its _if asks whether an earlier one changed: counted there
                     continue
+                settled.append(op_data)
+        for op_data in settled:
+            op_data.command_generator = _nothing
         return False
 
     def operation_start(self, state, op_hash):
@@ -156,3 +166,9 @@ def hold(host, root: str, path: str, wait: int) -> None:
         handler = DeployLock()
         state.add_callback_handler(handler)
     handler.locks[host.name] = (root, path, wait)
+    # Asked while planning, in a dry run too (free from the batch): a dry run says who
+    # holds the lock, and both kinds of run ask the host the same facts.
+    holder = host.get_fact(LockHolder, path=path)
+    if holder:
+        print(f"    [{host.name}] deploy lock held by {holder['owner'] or 'an unknown deploy'}: "
+              f"a deploy waits up to {wait} s for it", file=sys.stderr)

@@ -68,6 +68,13 @@ def kind(cls, args, kwargs) -> str | None:
     return None
 
 
+def prepare(fact, group: str, args, kwargs) -> None:
+    """What the fact's own `command` would have set on it for its parser: the hash facts
+    keep the path they were asked for (pyinfra's HashFileFactBase)."""
+    if group == "sha1":
+        fact.path = _path(args, kwargs)
+
+
 def commands(facts: list[tuple]) -> dict[str, str]:
     """One shell command per group for `facts` [(kind, cls, args, kwargs)]. Each includes
     a sentinel (/ for stat, /dev/null for sha1sum) that proves the tool answered."""
