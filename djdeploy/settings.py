@@ -14,9 +14,9 @@ import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal, Optional, Union
+from types import SimpleNamespace
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from djdeploy import schema
 
 DEFAULTS = {
     "project": "my_awesome_project",  # /srv/<project>, <project>.service
@@ -442,44 +442,38 @@ HINTS = {
 DOTTED = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 
-def _int(low: int, high: int):
-    return Annotated[int, Field(ge=low, le=high)]
-
-
-class Data(BaseModel):
-    """The schema of every key a host's data may set (meanings: DEFAULTS above)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    project: Annotated[str, Field(pattern=SAFE_PROJECT.pattern)]
-    app_path: str
-    requirements: str
-    wsgi_module: Annotated[str, Field(pattern=DOTTED[:-1] + r"(:[A-Za-z_][A-Za-z0-9_]*)?$")]
-    settings_module: Annotated[str, Field(pattern=DOTTED)]
-    app_env: dict[str, Union[str, int, float]]
-    app_user: str
-    app_group: Optional[str]
-    port: _int(1, 65535)
-    workers: _int(1, 64)
-    allowed_hosts: Optional[list[str]]
-    description: Optional[str]
-    listen: Literal[LISTEN_MODES]
-    keep_releases: _int(2, 100)
-    batch: Optional[Union[Annotated[int, Field(ge=1)], Annotated[str, Field(pattern=BATCH.pattern)]]]
-    health_path: Annotated[str, Field(pattern=HEALTH_PATH.pattern)]
-    health_host: Optional[str]
-    health_timeout: _int(1, 300)
-    health_retries: _int(1, 600)
-    check_level: Literal[CHECK_LEVELS]
-    lock_wait: _int(0, 3600)
-    required_secrets: list[Annotated[str, Field(pattern=ENV_KEY.pattern)]]
-    srv: str
-    allow_outside_srv: bool
-    release: Optional[Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]]
-    database: Optional[Literal[DATABASES]]
-    database_server: bool
-    db_address: Optional[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]*$")]]
-    db_name: Optional[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]]
+DATA = {  # the schema of every key a host's data may set (meanings: DEFAULTS above)
+    "project": schema.string(SAFE_PROJECT.pattern),
+    "app_path": schema.string(),
+    "requirements": schema.string(),
+    "wsgi_module": schema.string(DOTTED[:-1] + r"(:[A-Za-z_][A-Za-z0-9_]*)?$"),
+    "settings_module": schema.string(DOTTED),
+    "app_env": schema.dict_of(schema.number),
+    "app_user": schema.string(),
+    "app_group": schema.optional(schema.string()),
+    "port": schema.integer(1, 65535),
+    "workers": schema.integer(1, 64),
+    "allowed_hosts": schema.optional(schema.list_of(schema.string())),
+    "description": schema.optional(schema.string()),
+    "listen": schema.one_of(*LISTEN_MODES),
+    "keep_releases": schema.integer(2, 100),
+    "batch": schema.optional(schema.either(schema.integer(1), schema.string(BATCH.pattern))),
+    "health_path": schema.string(HEALTH_PATH.pattern),
+    "health_host": schema.optional(schema.string()),
+    "health_timeout": schema.integer(1, 300),
+    "health_retries": schema.integer(1, 600),
+    "check_level": schema.one_of(*CHECK_LEVELS),
+    "lock_wait": schema.integer(0, 3600),
+    "required_secrets": schema.list_of(schema.string(ENV_KEY.pattern)),
+    "srv": schema.string(),
+    "allow_outside_srv": schema.boolean,
+    "release": schema.optional(schema.string(r"^[0-9a-f]{12}$")),
+    "database": schema.optional(schema.one_of(*DATABASES)),
+    "database_server": schema.boolean,
+    "db_address": schema.optional(schema.string(r"^[A-Za-z0-9][A-Za-z0-9.:-]*$")),
+    "db_name": schema.optional(schema.string(r"^[a-z_][a-z0-9_]{0,62}$")),
+}
+assert set(DATA) == set(DEFAULTS)
 
 
 def named_groups(groups) -> list[str]:
@@ -493,7 +487,7 @@ def _keys(data) -> dict:
     return dict(data.dict() if hasattr(data, "dict") else data)
 
 
-def _pydantic_problem(where: str, error: dict) -> str:
+def _problem(where: str, error: dict) -> str:
     key = ".".join(str(part) for part in error["loc"])
     top = str(error["loc"][0])
     if error["type"] == "extra_forbidden":
@@ -532,13 +526,11 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     if server:  # PostgreSQL's own user and port
         values.update(app_user="postgres", port=DB_PORT, app_group=None)
     bad = {key for key in required if given.get(key) is None}
-    try:
-        Data.model_validate({k: (stand_in[k] if k in bad else v) for k, v in values.items()})
-    except ValidationError as error:
-        problems += [_pydantic_problem(where, e) for e in error.errors()]
-        bad |= {str(e["loc"][0]) for e in error.errors()}
-    d = Data.model_validate({k: stand_in.get(k, DEFAULTS.get(k)) if k in bad else v
-                             for k, v in values.items() if k in DEFAULTS})
+    errors = schema.validate(DATA, {k: (stand_in[k] if k in bad else v) for k, v in values.items()})
+    problems += [_problem(where, e) for e in errors]
+    bad |= {str(e["loc"][0]) for e in errors}
+    d = SimpleNamespace(**{k: stand_in.get(k, DEFAULTS.get(k)) if k in bad else v
+                           for k, v in values.items() if k in DEFAULTS})
     group = d.app_group or d.app_user
     for key, name in (("app_user", d.app_user), ("app_group", d.app_group)):
         if name is None or key in bad:

@@ -61,6 +61,15 @@ def test_group_data_is_data_only():
     ({"app_user": "web", "port": 80, "app_env": {"A": "x\ny"}}, "app_env: A holds a line break"),
     ({"app_user": "web", "port": 80, "app_env": {"A": "x\ufffey"}}, "app_env: A holds U+FFFE"),
     ({"app_user": "web", "port": 80, "required_secrets": "API_KEY"}, "required_secrets = 'API_KEY': input should be a valid list"),
+    ({"app_user": "web", "port": 80, "required_secrets": ["OK", "NOT-OK"]}, "required_secrets.1 = 'NOT-OK': not a valid value"),
+    ({"app_user": "web", "port": True}, "port = True: input should be a valid integer"),
+    ({"app_user": "web", "port": 80, "workers": 65}, "workers = 65: input should be less than or equal to 64"),
+    ({"app_user": "web", "port": 80, "batch": 0}, "batch = 0: not a valid value: a count of hosts"),
+    ({"app_user": "web", "port": 80, "batch": "all"}, "batch = 'all': not a valid value: a count of hosts"),
+    ({"app_user": "web", "port": 80, "allow_outside_srv": 1}, "allow_outside_srv = 1: input should be a valid boolean"),
+    ({"app_user": "web", "port": 80, "app_env": {"A": None}}, "app_env.A = None: input should be a valid string or number"),
+    ({"app_user": "web", "port": 80, "check_level": "loud"}, "check_level = 'LOUD': input should be 'CRITICAL', 'ERROR', 'WARNING', 'INFO' or 'DEBUG'"),
+    ({"app_user": "web", "port": 80, "database": "mysql"}, "database = 'mysql': input should be 'sqlite' or 'postgresql'"),
 ])
 def test_bad_data_gets_one_line_naming_host_and_key(data, message, monkeypatch):
     monkeypatch.chdir(ROOT)
