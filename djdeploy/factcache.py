@@ -123,17 +123,10 @@ class HostFacts:
         jobs = [command for (group, *_), (_, _, _, command) in zip(grouped, planned) if group is None]
         alone = [fact for (group, *_), fact in zip(grouped, planned) if group is None]
         group_jobs = synth.commands([g for g in grouped if g[0]])
-        # One after the other in one shell, each in its own subshell (a job's `exit` or `cd`
-        # stays there), its output framed by markers: no capture, no temporary files, so
-        # the host spends its CPU on the facts' own commands. stderr is not read (a fact
-        # that fails is asked live, where pyinfra reports it).
-        script = []
-        for index, command in enumerate([*jobs, *group_jobs.values()]):
-            raw = command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
-            script.append(f"echo '@@B {index}'; (eval {_quote(raw)}) 2>/dev/null </dev/null; "
-                          f"printf '\\n@@S {index} %s\\n' $?")
+        script, marker = frame([command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
+                        for command in [*jobs, *group_jobs.values()]])
         with quiet(host):
-            status, output = host.run_shell_command(StringCommand("\n".join(script)), print_output=False,
+            status, output = host.run_shell_command(StringCommand(script), print_output=False,
                                                     print_input=False, **privilege(host))
         if not status:
             return
@@ -142,7 +135,7 @@ class HostFacts:
             record.write_text("\n".join(output.output_lines) + "\n")
             record.with_suffix(".plan.json").write_text(json.dumps(
                 [[f"{c.__module__}:{c.__qualname__}", list(a or ()), k] for c, a, k, _ in planned]))
-        results = _split(output.output_lines)
+        results = split(output.output_lines, marker)
         replies = []  # (cls, args, kwargs, ok, stdout)
         for index, (cls, args, kwargs, _) in enumerate(alone):
             if index in results:
@@ -204,15 +197,28 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
-def _split(lines: list[str]) -> dict[int, tuple[bool, list]]:
-    """{job index: (exit status 0, stdout lines)} from the batch's framed output; trailing
+def frame(commands: list[str]) -> tuple[str, str]:
+    """(script, marker): one shell script that runs `commands` one after another, each in
+    its own subshell (a job's `exit` or `cd` stays there), its output framed by lines
+    carrying `marker` (derived from the script, so no output can contain it): no capture,
+    no temporary files, so the host spends its CPU on the facts' own commands. stderr is
+    not read (a fact that fails is asked live, where pyinfra reports it); stdin is empty."""
+    marker = hashlib.sha256("\0".join(commands).encode()).hexdigest()[:16]
+    script = "\n".join(f"echo '@@B {marker} {index}'; (eval {_quote(command)}) 2>/dev/null </dev/null; "
+                        f"printf '\\n@@S {marker} {index} %s\\n' $?" for index, command in enumerate(commands))
+    return script, marker
+
+
+def split(lines: list[str], marker: str) -> dict[int, tuple[bool, list]]:
+    """{job index: (exit status 0, stdout lines)} from the output of `frame`; trailing
     empty lines dropped, as a shell's `$(...)` drops trailing newlines."""
+    begin, end = f"@@B {marker} ", f"@@S {marker} "
     results, current, stdout = {}, None, []
     for line in lines:
-        if line.startswith("@@B "):
-            current, stdout = int(line[4:]), []
-        elif line.startswith("@@S ") and current is not None:
-            index, status = line[4:].split()
+        if line.startswith(begin):
+            current, stdout = int(line[len(begin):]), []
+        elif line.startswith(end) and current is not None:
+            index, status = line[len(end):].split()
             while stdout and not stdout[-1]:
                 stdout.pop()
             results[int(index)] = (status == "0", stdout)

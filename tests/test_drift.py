@@ -51,12 +51,21 @@ def test_a_no_op_is_one_command_per_host_and_takes_no_lock_unless_another_deploy
     assert results(noop.stdout)["Grand total"]["changed"] == 0
     counts = {host: int(n) for host, n in re.findall(r"remote commands: (\S+) (\d+)", noop.stdout)}
     assert counts == {h["address"]: 1 for h in fleet.hosts}, counts
+    # A dry run asks the same facts, so the no-op after it is still one command per host.
+    assert run_pyinfra("--dry").returncode == 0
+    after_dry = run_pyinfra("-y", env={"DJDEPLOY_COUNT_COMMANDS": "1"})
+    counts = {host: int(n) for host, n in re.findall(r"remote commands: (\S+) (\d+)", after_dry.stdout)}
+    assert counts == {h["address"]: 1 for h in fleet.hosts}, counts
     # Another deploy holds one host's lock: even a run that changes nothing waits for it.
     web = fleet.by_group("web")[0]
     lock = f"/srv/{PROJECT}/.deploy-lock"
     fleet.ssh(web, f"mkdir {lock} && echo other-run > {lock}/run && echo 'someone@elsewhere pid 1' > {lock}/owner "
                    f"&& echo 2026-01-01T00:00:00Z > {lock}/since")
     try:
+        dry = run_pyinfra("--dry", "--data", "lock_wait=1")  # says so, and waits for nothing
+        assert dry.returncode == 0, dry.stdout[-3000:]
+        assert f"[{web['address']}] deploy lock held by someone@elsewhere pid 1: a deploy waits up to 1 s" \
+            in dry.stdout, dry.stdout[-3000:]
         held = run_pyinfra("-y", "--data", "lock_wait=1")
         assert held.returncode == 1
         assert "deploy lock held by someone@elsewhere pid 1 since 2026-01-01T00:00:00Z" in held.stdout
