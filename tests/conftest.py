@@ -165,9 +165,10 @@ class LoadRun:
         return False
 
 
-def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None):
+def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None, data: dict | None = None):
     """pyinfra's plan of deploy.py for the @fake hosts of `inventory_file`, as the `pyinfra`
-    command makes it (cli: operations ordered by the deploy file's lines): (state,
+    command makes it (cli: operations ordered by the deploy file's lines; data: as
+    --data): (state,
     {host: [(operation, [commands])]}, [operation names in order])."""
     import pyinfra
     from pyinfra.api import Config, State
@@ -185,7 +186,7 @@ def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None):
         mp.setattr(pyinfra, "is_cli", cli)
         state = State()
         ctx_state.set(state)
-        inventory = make_inventory(inventory_file, cwd=str(ROOT))
+        inventory = make_inventory(inventory_file, override_data=data, cwd=str(ROOT))
         state.init(inventory, Config())
         connect_all(state)
         state.set_stage(StateStage.Prepare)

@@ -89,3 +89,31 @@ def test_operation_order_is_pyinfras_own(monkeypatch):
     # The last number is this test's wrapper (`both`), called from two lines; the rest must match.
     assert all(ours[:-1] == theirs[:-1] and len(ours) == len(theirs) for ours, theirs in seen), \
         [s for s in seen if s[0][:-1] != s[1][:-1]][:3]
+
+
+def test_global_arguments_are_pyinfras_own(monkeypatch):
+    """djdeploy.bookkeeping reads the global arguments (_sudo, _if, _parallel, ...) as
+    pyinfra does, checked on every operation of a plan of the deploy, with host data that
+    sets some of them."""
+    from pyinfra.api import arguments as pyinfra_arguments
+
+    from djdeploy import bookkeeping
+
+    seen = []
+
+    def both(state, host, kwargs):
+        theirs_kwargs = dict(kwargs)
+        theirs = pyinfra_arguments.pop_global_arguments(state, host, theirs_kwargs)
+        ours = bookkeeping.pop_global_arguments(state, host, kwargs)
+        # Copies: pyinfra later moves some of them (_parallel, _serial, _run_once) elsewhere.
+        seen.append(((dict(ours[0]), ours[1]), theirs, kwargs == theirs_kwargs))
+        return ours
+
+    monkeypatch.setattr(bookkeeping, "install", lambda: None)
+    monkeypatch.setattr(bookkeeping.OPERATION_MODULE, "pop_global_arguments", both)
+    plan_deploy("tests/fake_inventory.py", data={"_sudo_user": "root", "_timeout": 7})
+    assert len(seen) > 50
+    assert all(ours == theirs and same_rest for ours, theirs, same_rest in seen), \
+        [s for s in seen if s[0] != s[1] or not s[2]][:2]
+    assert all(ours[0]["_timeout"] == 7 and ours[0]["_sudo_user"] == "root" for ours, _, _ in seen)
+    assert any({"_if", "_parallel"} <= set(ours[1]) for ours, _, _ in seen)  # the switch passes its own
