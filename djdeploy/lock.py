@@ -169,6 +169,9 @@ def hold(host, root: str, path: str, wait: int) -> None:
     # Asked while planning, in a dry run too (free from the batch): a dry run says who
     # holds the lock, and both kinds of run ask the host the same facts.
     holder = host.get_fact(LockHolder, path=path)
-    if holder:
+    if holder and _left_by_killed_deploy(holder["owner"]):
+        print(f"    [{host.name}] deploy lock left by a killed deploy ({holder['owner']}): a deploy clears it",
+              file=sys.stderr)
+    elif holder:
         print(f"    [{host.name}] deploy lock held by {holder['owner'] or 'an unknown deploy'}: "
               f"a deploy waits up to {wait} s for it", file=sys.stderr)

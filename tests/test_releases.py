@@ -173,7 +173,8 @@ def test_a_killed_deploy_then_a_normal_one_converges(fleet, versions, version, m
         assert len(set(serving(fleet).values())) == 2, output[-2000:]
     result = run_pyinfra("-y", cwd=versions[version])
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "cleared a deploy lock left by a killed deploy" in result.stdout
+    assert re.search(r"\] deploy lock left by a killed deploy \(.+\): a deploy clears it", result.stdout)  # planning
+    assert "cleared a deploy lock left by a killed deploy" in result.stdout  # done when it starts
     assert len(set(serving(fleet).values())) == 1
     assert all(f"Django {version} behind" in page for page in answers(fleet).values())
     for url in urls(fleet, "web", "/healthz") + urls(fleet, "staging", "/healthz"):
@@ -198,6 +199,7 @@ def test_the_lock_keeps_a_second_deploy_out(fleet, versions):
     assert re.search(rf"deploy lock held by \S+ pid {first.pid} since \S+: wait for that deploy",
                      second.stdout), second.stdout[-2000:]
     assert "no host was changed" in second.stdout
+    assert re.search(rf"deploy lock held by \S+ pid {first.pid}: a deploy waits up to 1 s", second.stdout)
     assert all("Django v5 behind" in page for page in answers(fleet).values())
 
 
