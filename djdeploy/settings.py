@@ -7,7 +7,6 @@ data into an `AppSettings`, or stops the run with one line saying what is wrong.
 from __future__ import annotations
 
 import difflib
-import functools
 import os
 import re
 import sys
@@ -351,6 +350,7 @@ def check_templates(host, s: AppSettings, secrets) -> list[str]:
     """Render every template in templates/ for this host now, so a broken one stops the run
     before any host changed (pyinfra would render each only when its operation runs)."""
     import jinja2
+    from pyinfra.api.util import get_template
 
     from djdeploy.operations import render_env  # operations import pyinfra's API; settings stays light
 
@@ -359,22 +359,15 @@ def check_templates(host, s: AppSettings, secrets) -> list[str]:
         try:
             if path.name == "env.j2":
                 render_env(str(path), s, secrets)
-            else:
-                _template(path.read_text()).render(s=s, host=host)
+            else:  # compiled once per run, in pyinfra's cache, which files.template then uses
+                source = os.path.join(host.state.cwd, str(path)) if host.state.cwd else str(path)
+                get_template(source).render(s=s, host=host, state=host.state, inventory=host.state.inventory)
         except jinja2.TemplateSyntaxError as error:
             problems.append(f"{path} line {error.lineno}: {error.message}: fix the template")
         except (jinja2.UndefinedError, AttributeError, TypeError) as error:
             line = _template_line(error, path)
             problems.append(f"{path}{line}: {error} (for host {host.name}): fix the template")
     return problems
-
-
-@functools.lru_cache(maxsize=32)
-def _template(text: str):
-    """A template compiled once per run, rendered for every host."""
-    import jinja2
-
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(text)
 
 
 def _template_line(error, path) -> str:
