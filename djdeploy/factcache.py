@@ -101,7 +101,7 @@ class HostFacts:
 
     def prefetch(self, state, host) -> None:
         """Run every planned fact's command in one remote command; keep their values."""
-        planned, facts, grouped = [], {}, []
+        grouped, built, alone = [], [], []  # [(group, cls, args, kwargs)], [(key, fact)], [(index, command)]
         for path, args, kwargs in self.plan():
             module, _, name = path.partition(":")
             try:
@@ -109,22 +109,22 @@ class HostFacts:
             except (ImportError, AttributeError):
                 continue
             kwargs = dict(kwargs)
-            group = synth.kind(cls, args, kwargs)
             # Per-path facts (stat, sha1sum, systemctl) are answered by one command per kind
-            # (djdeploy.synth): their own commands are not needed.
-            built = _build(state, host, cls, args, kwargs, command=group is None)
-            if built is None:  # a fact that cannot be built here is simply asked live later
+            # (djdeploy.synth); every other fact runs its own command.
+            group = synth.kind(cls, args, kwargs)
+            made = _build(state, host, cls, args, kwargs, group)
+            if made is None:  # a fact that cannot be built here is simply asked live later
                 continue
-            facts[_key(cls, args, kwargs)] = built[0]
-            planned.append((cls, args, kwargs, built[1]))
+            fact, command = made
             grouped.append((group, cls, args, kwargs))
-        if not planned:
+            built.append((_key(cls, args, kwargs), fact))
+            if group is None:
+                alone.append((len(grouped) - 1, command))
+        if not grouped:
             return
-        jobs = [command for (group, *_), (_, _, _, command) in zip(grouped, planned) if group is None]
-        alone = [fact for (group, *_), fact in zip(grouped, planned) if group is None]
-        group_jobs = synth.commands([g for g in grouped if g[0]])
+        group_jobs = synth.commands(grouped)
         script, marker = frame([command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
-                        for command in [*jobs, *group_jobs.values()]])
+                                for _, command in alone] + list(group_jobs.values()))
         with quiet(host):
             status, output = host.run_shell_command(StringCommand(script), print_output=False,
                                                     print_input=False, **privilege(host))
@@ -134,23 +134,21 @@ class HostFacts:
             record = Path(os.environ["DJDEPLOY_RECORD_BATCH"])
             record.write_text("\n".join(output.output_lines) + "\n")
             record.with_suffix(".plan.json").write_text(json.dumps(
-                [[f"{c.__module__}:{c.__qualname__}", list(a or ()), k] for c, a, k, _ in planned]))
+                [[f"{c.__module__}:{c.__qualname__}", list(a or ()), k] for _, c, a, k in grouped]))
         results = split(output.output_lines, marker)
-        replies = []  # (cls, args, kwargs, ok, stdout)
-        for index, (cls, args, kwargs, _) in enumerate(alone):
-            if index in results:
-                replies.append((cls, args, kwargs, *results[index]))
-        for index, group in enumerate(group_jobs, start=len(jobs)):
-            found = synth.answers(group, results[index][1], grouped) if index in results else None
-            for fact_index, lines in (found or {}).items():
-                _, cls, args, kwargs = grouped[fact_index]
-                replies.append((cls, args, kwargs, True, lines))
-        for cls, args, kwargs, ok, stdout in replies:
-            if not ok or stdout == [MISSING_COMMAND]:  # left to pyinfra, asked live
+        answered = {}  # index in grouped -> the lines its own command would print
+        for job, (index, _) in enumerate(alone):
+            ok, stdout = results.get(job, (False, None))
+            if ok:  # a fact whose command failed is left to pyinfra, asked live
+                answered[index] = stdout
+        for job, group in enumerate(group_jobs, start=len(alone)):
+            answered.update((synth.answers(group, results[job][1], grouped) if job in results else None) or {})
+        for index, stdout in answered.items():
+            if stdout == [MISSING_COMMAND]:  # its tool is missing: asked live
                 continue
-            fact = facts[_key(cls, args, kwargs)]
+            key, fact = built[index]
             try:
-                self.values[_key(cls, args, kwargs)] = fact.process(stdout) if stdout else fact.default()
+                self.values[key] = fact.process(stdout) if stdout else fact.default()
             except Exception:
                 continue
 
@@ -168,19 +166,19 @@ def privilege(host) -> dict:
     return {k: v for k, v in arguments.items() if k in PRIVILEGE and v}
 
 
-def _build(state, host, cls, args, kwargs, command=True):
+def _build(state, host, cls, args, kwargs, group=None):
     """(fact, command) as pyinfra's get_fact builds them, without its per-call handling of
     global arguments (the batch runs with the run's privilege, once); None when the fact
     needs more than a plain command (global arguments, preconditions, another shell).
-    With command=False, (fact, None): the fact is answered by a grouped command."""
+    A fact a synth group answers gets no command of its own: (fact, None)."""
     if any(str(k).startswith("_") for k in kwargs):
         return None
     try:
         fact = cls()
         if fact.shell_executable or fact.check_preconditions(state, host):
             return None
-        if not command:
-            synth.prepare(fact, synth.kind(cls, args, kwargs), args, kwargs)
+        if group:
+            synth.prepare(fact, group, args, kwargs)
             return fact, None
         fact_kwargs = getcallargs(fact.command, *(args or ()), **kwargs) if (args or kwargs) else {}
         made = _make_command(fact.command, dict(fact_kwargs))

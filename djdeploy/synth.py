@@ -24,6 +24,7 @@ from djdeploy.facts import UnitStarted
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./@:+-]*$")
 SAFE_UNIT = re.compile(r"^[A-Za-z0-9:_.@-]+$")
 STAT_FACTS = (File, Directory, Link)
+SENTINELS = {"stat": "/", "sha1": "/dev/null"}  # always asked: proof that the tool answered
 SYSTEMD_FACTS = (SystemdStatus, SystemdEnabled)
 
 
@@ -78,7 +79,7 @@ def prepare(fact, group: str, args, kwargs) -> None:
 def commands(facts: list[tuple]) -> dict[str, str]:
     """One shell command per group for `facts` [(kind, cls, args, kwargs)]. Each includes
     a sentinel (/ for stat, /dev/null for sha1sum) that proves the tool answered."""
-    paths = {"stat": ["/"], "sha1": ["/dev/null"]}
+    paths = {group: [sentinel] for group, sentinel in SENTINELS.items()}
     units: list[str] = []
     for group, cls, args, kwargs in facts:
         if group in paths:
@@ -101,26 +102,21 @@ def commands(facts: list[tuple]) -> dict[str, str]:
 def answers(group: str, lines: list[str], facts: list[tuple]) -> dict[int, list[str]] | None:
     """{index of fact: the lines its own command would print}, from the group's output;
     None when the group's tool did not answer (the facts are then asked live)."""
-    if group == "stat":
-        by_path = {}
+    if group in SENTINELS:
+        by_path = {}  # path -> the line its own command prints
         for line in lines:
-            match = re.match(STAT_REGEX, line)
-            if match:
-                by_path[_unquote_stat_name(match.group(8).split(" -> ")[0])] = line
-        if "/" not in by_path:
+            if group == "stat":
+                match = re.match(STAT_REGEX, line)
+                if match:
+                    by_path[_unquote_stat_name(match.group(8).split(" -> ")[0])] = line
+            else:
+                digest, _, path = line.partition("  ")
+                if len(digest) == 40:
+                    by_path[path] = line
+        if SENTINELS[group] not in by_path:
             return None
         return {i: [by_path[_path(a, k)]] if _path(a, k) in by_path else []
-                for i, (g, c, a, k) in enumerate(facts) if g == "stat"}
-    if group == "sha1":
-        by_path = {}
-        for line in lines:
-            digest, _, path = line.partition("  ")
-            if len(digest) == 40:
-                by_path[path] = line
-        if "/dev/null" not in by_path:
-            return None
-        return {i: [by_path[_path(a, k)]] if _path(a, k) in by_path else []
-                for i, (g, c, a, k) in enumerate(facts) if g == "sha1"}
+                for i, (g, c, a, k) in enumerate(facts) if g == group}
     if group == "systemd":
         blocks, block = {}, {}
         for line in [*lines, ""]:
