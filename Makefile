@@ -5,7 +5,7 @@ HOSTS ?= 3
 SUITE ?= bookworm
 GROUPS ?=
 FLEET ?= demo
-APT_PACKAGES := debootstrap systemd-container zstd openssh-client iproute2 curl python3-venv postgresql-client
+APT_PACKAGES := debootstrap systemd-container zstd openssh-client iproute2 curl python3-venv postgresql-client apt-cacher-ng
 
 .PHONY: demo test bench deps fleet-up fleet-down deploy dry answers clean
 
@@ -25,11 +25,25 @@ bench: deps
 	.venv/bin/python bench/run.py
 
 ## apt packages for the local fleet, and the project's virtualenv in .venv.
+# Packages install with their daemons held back (a policy-rc.d exiting 101, made for the
+# install unless the machine has one): Debian's apt-cacher-ng would otherwise serve
+# 0.0.0.0:3142, now and (enabled) at every boot. The fleet runs its own, on its side only.
 deps: .venv/.installed
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-		echo "Installing $$missing"; apt-get update -qq && \
+		echo "Installing $$missing"; policy=; \
+		if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			policy=/usr/sbin/policy-rc.d; printf '#!/bin/sh\nexit 101\n' > $$policy; chmod 755 $$policy; \
+		fi; \
+		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		rc=$$?; [ -z "$$policy" ] || rm -f $$policy; [ $$rc -eq 0 ] || exit $$rc; \
+	fi; \
+	if [ -e /etc/init.d/apt-cacher-ng ]; then \
+		deb-systemd-helper disable apt-cacher-ng.service >/dev/null 2>&1 || true; \
+		update-rc.d apt-cacher-ng disable >/dev/null 2>&1 || true; \
+		[ ! -e /run/apt-cacher-ng/pid ] || start-stop-daemon --stop --quiet --retry 10 \
+			--pidfile /run/apt-cacher-ng/pid --exec /usr/sbin/apt-cacher-ng || true; \
 	fi
 
 .venv/.installed: pyproject.toml

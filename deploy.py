@@ -12,8 +12,7 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from djdeploy import build, factcache, lock, operations, postgresql, rollout
-from djdeploy.facts import HostPython
-from djdeploy.settings import app_settings, host_secrets, preflight
+from djdeploy.settings import app_settings, host_python, host_secrets, preflight
 
 factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)  # every host reachable and its data valid, or nothing changes anywhere
@@ -23,7 +22,11 @@ if s.database_server:
     # The db group: PostgreSQL, a role and a database per project, open to its web hosts only.
     postgresql.server(s)
 else:
-    release = build.release(s.app_path, s.requirements, *host.get_fact(HostPython))  # once per run
+    python, machine = host_python(host)
+    release = build.release(s.app_path, s.requirements, python, machine)  # once per run
+
+    # What a stock Debian server lacks: the venv module of its Python, curl for the health check.
+    operations.debian_packages(name="Debian packages", packages=[f"python{python}-venv", "curl"])
 
     # One deploy at a time per host: the lock is held while this run executes.
     lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
@@ -38,6 +41,7 @@ else:
     files.directory(name="Releases folder", path=s.releases_dir, user="root", group="root", mode="0755")
     files.directory(name="Shared folder", path=s.shared_dir, user="root", group=s.group, mode="0750")
     files.directory(name="Data folder", path=s.data_dir, user=s.user, group=s.group, mode="0750")
+    files.directory(name="Uploads folder", path=s.media_dir, user=s.user, group=s.group, mode="0750")
 
     # The virtualenv, filled offline from wheels built once on this controller; one per set
     # of requirements, so a code-only release reuses it.
@@ -55,6 +59,18 @@ else:
     run = files.template(
         name="run script", src="templates/run.j2", dest=f"{s.root}/run", user="root", group=s.group,
         mode="0750", s=s,
+    )
+    # The app's own settings with what production needs on top (ALLOWED_HOSTS, DEBUG off, the
+    # host's key, the database and uploads in shared/, ...), and the WSGI entry that adds
+    # the health endpoint: the app itself is not edited.
+    files.directory(name="Django folder", path=s.django_dir, user="root", group=s.group, mode="0750")
+    django_settings = files.template(
+        name="Django settings", src="templates/settings.py.j2", dest=s.settings_file, user="root",
+        group=s.group, mode="0640", s=s, py=repr,
+    )
+    wsgi = files.put(
+        name="WSGI entry", src="files/djdeploy_wsgi.py", dest=s.wsgi_file, user="root", group=s.group,
+        mode="0640",
     )
     gunicorn = files.put(
         name="gunicorn settings", src="files/gunicorn.conf.py", dest=s.gunicorn_config,
@@ -80,7 +96,7 @@ else:
     # stops the batches after it.
     operations.current_release(
         name="Switch to the release", s=s, release_id=release.id,
-        restart_if=rollout.changed(venv, env, key, run, gunicorn, unit, socket, listener),
+        restart_if=rollout.changed(venv, env, key, run, django_settings, wsgi, gunicorn, unit, socket, listener),
         _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
         _if=rollout.nothing_failed(host.state),
     )

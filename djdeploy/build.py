@@ -1,7 +1,13 @@
-"""What the controller builds once per run: the wheelhouse and the source archive.
+"""What the controller builds once per run: the dependency lock, the wheelhouses and the
+source archive.
 
-Both are cached by content under ~/.cache/djdeploy, so a run whose requirements and
-code did not change builds nothing, and a run over many hosts builds each once.
+The lock: the requirements file resolved once, every transitive package pinned with its
+sha256, cached by the requirements' content under the build cache and reused until they
+change, so a run that changed nothing never reaches the package index and every host of
+a run (whatever its Python) gets the same versions. Each host Python's wheelhouse is
+downloaded constrained to the lock and carries its own lock file, which the host installs
+exactly (`--require-hashes --no-deps`). Everything is cached by content under
+~/.cache/djdeploy (DJDEPLOY_BUILD_CACHE), so a run over many hosts builds each thing once.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import functools
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,26 +29,42 @@ CACHE = Path(os.environ.get("DJDEPLOY_BUILD_CACHE", Path.home() / ".cache" / "dj
 # Never shipped: caches, local databases, virtualenvs, secrets.
 EXCLUDED_NAMES = {"__pycache__", ".git", ".venv", "venv", "node_modules", ".env", ".pytest_cache"}
 EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".sqlite3", ".log")
+# pip's complaints when the index cannot be reached (it then reports "from versions: none").
+NETWORK_ERRORS = ("NewConnectionError", "Failed to establish a new connection", "Max retries exceeded",
+                  "Temporary failure in name resolution", "Name or service not known", "ConnectTimeoutError",
+                  "Network is unreachable", "ProxyError", "SSLError", "ReadTimeoutError")
 
 
 class BuildError(Exception):
-    """The controller could not build what the hosts need."""
+    """The controller could not build what the hosts need (its message is one line)."""
 
 
 # pyinfra prepares hosts concurrently (gevent patches threading): build one thing at a time.
-_lock = threading.Lock()
+# The lock is made by threading.Lock as it is when first needed after gevent patched it or
+# not (a lock made before pyinfra_cli's patch_all would block the only thread, not one
+# greenlet). Functions under `once` must not call one another (it is not reentrant).
+_locks = {}
+_caches = []
 
 
 def once(function):
     """Cache `function` per arguments, and never run it twice at once."""
     cached = functools.cache(function)
+    _caches.append(cached)
 
     @functools.wraps(function)
     def wrapper(*args):
-        with _lock:
+        lock = _locks.get(threading.Lock) or _locks.setdefault(threading.Lock, threading.Lock())
+        with lock:
             return cached(*args)
 
     return wrapper
+
+
+def forget():
+    """Forget what this process built (a new run then finds it in the build cache)."""
+    for cached in _caches:
+        cached.cache_clear()
 
 
 def sha256_file(path: Path) -> str:
@@ -98,41 +121,209 @@ def source_archive(app_path: Path) -> tuple[str, Path]:
     return digest, archive
 
 
-@once
-def wheelhouse(requirements: Path, python: str, machine: str) -> Path:
-    """A folder of wheels for `requirements` on CPython `python` (e.g. "3.11") on `machine`.
+# --- The lock ---------------------------------------------------------------------------
+#
+# A lock file is pip requirements text, one wheel a line, sorted by name:
+#     django==5.2.19 --hash=sha256:<64 hex>
+# The run's lock (CACHE/locks/<requirements sha256[:16]>.lock) is the wheelhouse lock of
+# the Python that resolved it; every wheelhouse has its own (requirements-<12 hex>.lock).
 
-    Built with `pip download --only-binary=:all:` for the hosts' interpreter, so hosts
-    install with `--no-index` and never reach PyPI.
-    """
-    content = requirements.read_bytes()
-    key = hashlib.sha256(content + f"|{python}|{machine}".encode()).hexdigest()[:16]
-    target = CACHE / "wheels" / key
-    if (target / ".complete").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+
+def canonical(name: str) -> str:
+    """A project name as PyPI compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins(lock_text: str) -> dict[str, str]:
+    """{canonical name: version} of a lock file's text."""
+    found = {}
+    for line in lock_text.splitlines():
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line)
+        if match:
+            found[canonical(match[1])] = match[2]
+    return found
+
+
+def lock_text(folder: Path) -> str:
+    """The lock of the wheels in `folder`: each `name==version --hash=sha256:...`."""
+    lines = {}
+    for wheel in folder.glob("*.whl"):
+        name, version = wheel.name.split("-")[:2]
+        lines[canonical(name)] = f"{canonical(name)}=={version} --hash=sha256:{sha256_file(wheel)}\n"
+    return "".join(lines[name] for name in sorted(lines))
+
+
+def lock_path(requirements: Path) -> Path:
+    """Where the run's lock of `requirements` is cached: keyed by their content."""
+    return CACHE / "locks" / f"{hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]}.lock"
+
+
+def wheel_lock(wheels: Path) -> Path:
+    """The lock file of wheelhouse `wheels`, the one its hosts install."""
+    return next(wheels.glob("requirements-*.lock"))
+
+
+def _platform_args(python: str, machine: str) -> list[str]:
     abi = "cp" + python.replace(".", "")
+    args = ["--only-binary=:all:", "--python-version", python, "--implementation", "cp",
+            "--abi", abi, "--abi", "abi3", "--abi", "none"]
     platforms = [f"manylinux_2_{minor}_{machine}" for minor in range(17, 40)]
     platforms += [f"manylinux2014_{machine}", f"linux_{machine}"]
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-               "--only-binary=:all:", "--python-version", python, "--implementation", "cp",
-               "--abi", abi, "--abi", "abi3", "--abi", "none", "-r", str(requirements), "-d", str(tmp)]
     for platform in platforms:
-        command += ["--platform", platform]
-    print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}",
-          file=sys.stderr, flush=True)
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise BuildError(f"could not download wheels for {requirements} (Python {python}, "
-                         f"{machine}): {last}")
-    shutil.copy(requirements, tmp / f"requirements-{hashlib.sha256(content).hexdigest()[:12]}.txt")
+        args += ["--platform", platform]
+    return args
+
+
+def _pip_download(args: list[str], python: str, machine: str, dest: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+               *_platform_args(python, machine), "-d", str(dest), *args]
+    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _unreachable(output: str) -> bool:
+    return any(marker in output for marker in NETWORK_ERRORS)
+
+
+def _why(output: str, requirements: Path, python: str, machine: str) -> str:
+    """pip's failure to download `requirements` for `python`, as one line naming the
+    requirement at fault and what to do."""
+    where = f"Python {python} ({machine})"
+    missing = re.search(r"satisfies the requirement (\S+)(?: \(from ((?:[^()]|\([^()]*\))*)\))? "
+                        r"\(from versions: ([^)]*)\)", output)
+    if missing:
+        spec, parent, versions = missing.groups()
+        required = f" (required by {parent.split('->')[0].strip()})" if parent and "-r " not in parent else ""
+        if _unreachable(output):
+            return (f"{spec}{required}: could not reach the package index to download it for {where}; "
+                    f"check the network (or pip's index settings) and run again")
+        if versions.strip() == "none":
+            return (f"{spec}{required}: no such package on the package index, or no wheel of it for {where}; "
+                    f"check its name in {requirements}")
+        offered = versions.split(", ")
+        shown = ", ".join(offered[-5:])
+        return (f"{spec}{required} has no wheel for {where} (versions with one: {'..., ' if len(offered) > 5 else ''}"
+                f"{shown}); pin a version that has one in {requirements}")
+    if _unreachable(output):
+        return f"could not reach the package index for {requirements} ({where}); check the network and run again"
+    causes = re.search(r"The conflict is caused by:\n((?:[ \t]+\S.*\n?)+)", output)
+    if causes:
+        lines = "; ".join(line.strip() for line in causes[1].splitlines())
+        return f"the requirements in {requirements} conflict for {where}: {lines}"
+    errors = [line[len("ERROR: "):].strip() for line in output.splitlines() if line.startswith("ERROR: ")]
+    last = errors[0] if errors else (output.strip().splitlines() or ["(no output)"])[-1]
+    return f"could not download the wheels of {requirements} for {where}: {last}"
+
+
+def _finish(tmp: Path, target: Path, text: str) -> Path:
+    """Write wheelhouse `tmp`'s lock file, then move it to `target` (unless already built)."""
+    (tmp / f"requirements-{hashlib.sha256(text.encode()).hexdigest()[:12]}.lock").write_text(text)
     (tmp / ".complete").write_text("")
+    if (target / ".complete").exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+        return target
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
+
+
+def _write(path: Path, text: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}-", delete=False) as tmp:
+        tmp.write(text)
+    os.rename(tmp.name, path)
+
+
+def _wheels_target(requirements: Path, lock: str, python: str, machine: str) -> Path:
+    key = hashlib.sha256(requirements.read_bytes() + f"\0{lock}\0{python}\0{machine}".encode())
+    return CACHE / "wheels" / key.hexdigest()[:16]
+
+
+def _resolve(requirements: Path, python: str, machine: str) -> Path:
+    """The run's lock of `requirements` (see `resolve`), not serialised."""
+    path = lock_path(requirements)
+    if path.exists():
+        return path
+    (CACHE / "wheels").mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".resolve-", dir=CACHE / "wheels"))
+    print(f"Resolving {requirements}: every package pinned, with its hash, until it changes",
+          file=sys.stderr, flush=True)
+    print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}",
+          file=sys.stderr, flush=True)
+    result = _pip_download(["-r", str(requirements)], python, machine, tmp)
+    if result.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BuildError(_why(result.stdout, requirements, python, machine))
+    text = lock_text(tmp)
+    # The resolving Python's download is its wheelhouse too.
+    _finish(tmp, _wheels_target(requirements, text, python, machine), text)
+    _write(path, text)
+    return path
+
+
+@once
+def resolve(requirements: Path, python: str, machine: str) -> Path:
+    """The run's lock of `requirements`: every package pinned, with its sha256.
+
+    Resolved once, for the first host's Python (`python`, `machine`), and cached by the
+    requirements' content: reused for every other Python and every later run until the
+    requirements file changes, so a run that changed nothing never reaches the index.
+    """
+    return _resolve(requirements, python, machine)
+
+
+def _missing_pin(output: str, locked: dict[str, str], python: str, machine: str) -> tuple[str, str] | None:
+    """The first pinned package named in pip's failure that has no wheel for `python`."""
+    named, errors = [], output[output.find("ERROR:"):] if "ERROR:" in output else output
+    for token in re.findall(r"[A-Za-z0-9][A-Za-z0-9._-]*", errors):
+        name = canonical(token)
+        if name in locked and name not in named:
+            named.append(name)
+    for name in named:
+        with tempfile.TemporaryDirectory(prefix=".check-", dir=CACHE / "wheels") as tmp:
+            if _pip_download(["--no-deps", f"{name}=={locked[name]}"], python, machine, Path(tmp)).returncode:
+                return name, locked[name]
+    return None
+
+
+@once
+def wheelhouse(requirements: Path, python: str, machine: str) -> Path:
+    """A folder of wheels for `requirements` on CPython `python` (e.g. "3.11") on `machine`,
+    pinned by the run's lock, with its own lock file (requirements-<12 hex>.lock).
+
+    Built with `pip download --only-binary=:all:` for the hosts' interpreter, constrained
+    to the run's lock (`-r requirements -c lock`: the same versions on every Python, with
+    environment markers still evaluated per Python), so hosts install with `--no-index`
+    and never reach PyPI.
+    """
+    base = _resolve(requirements, python, machine)
+    lock = base.read_text()
+    target = _wheels_target(requirements, lock, python, machine)
+    if (target / ".complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    locked = pins(lock)
+    constraints = tmp / ".constraints.txt"
+    constraints.write_text("".join(f"{name}=={version}\n" for name, version in locked.items()))
+    print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}, as locked",
+          file=sys.stderr, flush=True)
+    result = _pip_download(["-r", str(requirements), "-c", str(constraints)], python, machine, tmp)
+    constraints.unlink()
+    if result.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        missing = None if _unreachable(result.stdout) else _missing_pin(result.stdout, locked, python, machine)
+        if missing:
+            name, version = missing
+            raise BuildError(f"{name} {version} (locked from {requirements}) has no wheel for Python {python} "
+                             f"({machine}); pin a version of {name} (or of what requires it) that has one "
+                             f"for Python {python} in {requirements}")
+        raise BuildError(_why(result.stdout, requirements, python, machine))
+    text = lock_text(tmp)
+    for name, version in pins(text).items():
+        if locked.get(name, version) != version:  # pip kept to the constraints, or says why
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BuildError(f"{name}: pip chose {version} for Python {python}, not {locked[name]} as locked")
+    return _finish(tmp, target, text)
 
 
 class Release(tuple):
@@ -150,15 +341,18 @@ class Release(tuple):
 
 
 def release(app_path: Path, requirements: Path, python: str, machine: str) -> Release:
-    """The release of this code and these locked requirements, built once per run.
+    """The release of this code and its locked requirements, built once per run.
 
-    Its id is a hash of its content: the same code and requirements give the same id on
-    every run and every host. The virtualenv key depends on the requirements (and the
-    hosts' Python) only, so a code-only change reuses the virtualenv.
+    Its id is a hash of the code, the requirements and the run's lock (the versions it
+    pins): the same on every host of a run whatever its Python, and the same code and lock
+    give the same id on every run. The virtualenv key is a hash of this Python's lock file
+    (e.g. "1a2b3c4d5e6f-py311"), so a code-only change reuses the virtualenv.
     """
     digest, archive = source_archive(app_path)
+    lock = resolve(requirements, python, machine).read_text()
+    locked = "".join(f"{name}=={version}\n" for name, version in sorted(pins(lock).items()))
     requirements_hash = hashlib.sha256(requirements.read_bytes()).hexdigest()
-    release_id = hashlib.sha256(f"{digest}\n{requirements_hash}\n".encode()).hexdigest()[:12]
+    release_id = hashlib.sha256(f"{digest}\n{requirements_hash}\n{locked}".encode()).hexdigest()[:12]
     wheels = wheelhouse(requirements, python, machine)
-    venv = f"{requirements_hash[:12]}-py{python.replace('.', '')}"
+    venv = f"{hashlib.sha256(wheel_lock(wheels).read_bytes()).hexdigest()[:12]}-py{python.replace('.', '')}"
     return Release(release_id, archive, wheels, venv)

@@ -21,6 +21,27 @@ class HostPython(FactBase):
         return ".".join(parts[1].split(".")[:2]), parts[2]
 
 
+class MissingPackages(FactBase):
+    """Which of `packages` (Debian package names) are not installed, in the order given.
+    No answer at all counts as none installed (never as "nothing to do")."""
+
+    packages: list = []
+
+    def command(self, packages):
+        self.packages = list(packages)
+        names = " ".join(shlex.quote(p) for p in packages)
+        # One process: the names asked, then the state of those dpkg knows ("ii" installed).
+        return f"echo {names}; dpkg-query -W -f='${{db:Status-Abbrev}} ${{Package}}\\n' {names} 2>/dev/null; true"
+
+    def default(self):
+        return list(self.packages)
+
+    def process(self, output):
+        wanted = self.packages or (output[0].split() if output else [])
+        installed = {line.split()[-1] for line in output[1:] if line.startswith("ii ")}
+        return [name for name in wanted if name not in installed]
+
+
 class DirectoryFiles(FactBase):
     """Names of the files directly in a directory (empty when it does not exist)."""
 
@@ -85,11 +106,13 @@ class Deployment(FactBase):
             elif "=" in line and not (folder and line.startswith(".")):
                 key, value = line.split("=", 1)
                 values[key] = value
-            elif folder and line and not line.startswith("."):
-                listed[folder].append(line)
+            elif folder and line and not line.startswith(".") and not line.endswith(".tar"):
+                listed[folder].append(line)  # not an archive still being unpacked
         lock = None
         if "lock" in values:
-            run, owner, since = (values["lock"].split(" ", 2) + ["", "", ""])[:3]
+            # "<run> <owner, which has spaces> <since>"
+            run, _, rest = values["lock"].partition(" ")
+            owner, _, since = rest.rpartition(" ")
             lock = {"run": run, "owner": owner, "since": since}
         return {
             "current": links.get("current"),

@@ -5,10 +5,21 @@ Each host is a systemd-nspawn container booted from a shared, cached base image
 this machine by a veth pair with link-local addresses 169.254.I.1 (machine) and
 169.254.I.2 (host). Root only.
 
+A host is what a stock Debian 12/13 cloud server is (systemd, OpenSSH, python3, sudo,
+the stock apt sources; no apt lists, so `apt-get update` comes first): whatever the
+deploy needs it installs with apt. The hosts have no internet; they reach Debian's
+archive through one apt-cacher-ng that the fleet runs on this machine, bound only to
+169.254.254.1 (a link of its own, `djdapt0`), and named as their apt proxy. It is
+shared by every fleet on the machine: started by the first `up`, stopped by the `down`
+of the last fleet, which also restores fs.inotify.max_user_instances if `up` raised it
+(a host takes a few inotify instances of root's; 128 runs out at ~18 hosts).
+
 All state lives in one known place, STATE_DIR/<fleet>/state.json, so `down` from any
 checkout removes a fleet started from another, `up` refuses to start a second copy of
 a running fleet, and a stale fleet (its processes killed, its mounts, namespaces and
-cgroups left behind) is recognised and cleared.
+cgroups left behind) is recognised and cleared. The last `down` leaves nothing running
+and nothing in /etc; what stays is the cache in CACHE_DIR: base image tarballs and the
+proxy's downloaded packages (CACHE_DIR/apt), so later fleets start and install fast.
 
     python -m djdeploy.fleet up --name demo --hosts 3
     python -m djdeploy.fleet status --name demo
@@ -23,10 +34,12 @@ import fcntl
 import hashlib
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,12 +53,11 @@ CGROUP_ROOTS = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified")]
 CGROUP_PARENT = "djdeploy"
 
 SUITES = {"bookworm": "12", "trixie": "13"}
+# What a stock Debian cloud server has, and nothing only the deploy needs (it installs
+# that through the apt proxy, as on a real server).
 BASE_PACKAGES = [
-    "systemd", "systemd-sysv", "openssh-server", "python3", "python3-venv", "sudo",
-    "curl", "iproute2", "dbus", "ca-certificates",
-    # The `db` group's PostgreSQL: the hosts have no internet, so the deploy's package step
-    # finds it installed. Not started at boot: the deploy enables it on db hosts only.
-    "postgresql",
+    "systemd", "systemd-sysv", "openssh-server", "python3", "sudo", "dbus", "iproute2",
+    "ca-certificates",
 ]
 # Units that only add noise on a throwaway host.
 MASKED_UNITS = [
@@ -54,8 +66,25 @@ MASKED_UNITS = [
     "systemd-networkd-wait-online.service",
 ]
 # Bump when the image recipe below changes: it is part of the cache key.
-IMAGE_RECIPE_VERSION = "1"
-SKIPPED_INDEX = 169  # 169.254.169.254 is the usual cloud metadata address
+IMAGE_RECIPE_VERSION = "2"
+# Host address indices never used: 169.254.169.254 is the usual cloud metadata address,
+# 169.254.254.1 the apt proxy's.
+SKIPPED_INDICES = {169, 254}
+# The apt proxy (apt-cacher-ng) the hosts use: its address on a link of its own, its
+# config, pid and logs (removed by the last `down`), its package cache (kept).
+APT_PROXY_ADDRESS = "169.254.254.1"
+APT_PROXY_PORT = 3142
+APT_PROXY_LINK = "djdapt0"
+APT_PROXY_DIR = STATE_DIR / ".apt-proxy"
+APT_PROXY_CACHE = CACHE_DIR / "apt"
+APT_PROXY_USER = "apt-cacher-ng"  # Debian's package makes it; its own service runs as it
+# inotify: root's instances are capped machine-wide (fs.inotify.max_user_instances, 128
+# by default) and every host's systemd (and logind on trixie) holds some of root's.
+INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_SAVED = STATE_DIR / ".inotify-max-user-instances"  # the value before `up` raised it
+# Measured: an idle host holds 5 (bookworm) or 6 (trixie); 3 hosts peaked at 17 booting.
+INOTIFY_PER_HOST = 7
+INOTIFY_SPARE = 32  # for this machine's own processes and the deploy's
 SSH_OPTIONS = [
     "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=3",
@@ -131,9 +160,6 @@ def build_image(suite: str, tarball: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             link.unlink()
         link.symlink_to("/dev/null")
-    for unit in ("postgresql.service",):  # installed, enabled by the deploy where it runs
-        with contextlib.suppress(FileNotFoundError):
-            (work / "etc/systemd/system/multi-user.target.wants" / unit).unlink()
     wants = work / "etc/systemd/system/multi-user.target.wants/ssh.service"
     if not wants.is_symlink():  # absolute link: exists() would look outside the image
         wants.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +168,7 @@ def build_image(suite: str, tarball: Path) -> None:
         "# Throwaway test host: key-only logins.\n"
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n"
     )
+    write_stock_sources(work, suite)
     tmp = tarball.with_suffix(".tmp")
     with open(tmp, "wb") as out:
         tar = subprocess.Popen(["tar", "-C", str(work), "--numeric-owner", "-cf", "-", "."],
@@ -154,6 +181,24 @@ def build_image(suite: str, tarball: Path) -> None:
     tmp.rename(tarball)
     shutil.rmtree(work)
     log(f"base image {tarball.name} built in {time.monotonic() - started:.0f} s")
+
+
+def write_stock_sources(root: Path, suite: str) -> None:
+    """The apt sources a stock Debian 12/13 server has (deb822, as Debian's installer and
+    images write them): main from the suite, its updates and security. debootstrap
+    writes only `deb <its mirror> <suite> main` in sources.list."""
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    if not (root / keyring.lstrip("/")).exists():  # trixie's keyring may ship only .pgp
+        keyring = keyring.replace(".gpg", ".pgp")
+    with contextlib.suppress(FileNotFoundError):
+        (root / "etc/apt/sources.list").unlink()
+    (root / "etc/apt/sources.list.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/apt/sources.list.d/debian.sources").write_text(
+        f"Types: deb\nURIs: http://deb.debian.org/debian\nSuites: {suite} {suite}-updates\n"
+        f"Components: main\nSigned-By: {keyring}\n\n"
+        f"Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: {suite}-security\n"
+        f"Components: main\nSigned-By: {keyring}\n"
+    )
 
 
 def base_root(suite: str) -> Path:
@@ -217,7 +262,7 @@ def free_indices(count: int) -> list[int]:
     used = {h["index"] for state in all_states() for h in state["hosts"]}
     links = run("ip", "-o", "link", "show", check=False).stdout
     free = [i for i in range(1, 255)
-            if i != SKIPPED_INDEX and i not in used and f" djf{i}@" not in links]
+            if i not in SKIPPED_INDICES and i not in used and f" djf{i}@" not in links]
     if len(free) < count:
         raise FleetError(f"only {len(free)} free host addresses left: `make fleet-down` unused fleets")
     return free[:count]
@@ -316,6 +361,10 @@ def start_host(state: dict, host: dict, base: Path, public_key: str) -> None:
     (ssh_dir / "authorized_keys").write_text(public_key)
     os.chmod(ssh_dir / "authorized_keys", 0o600)
     add_sudo_user(root, SUDO_USER, public_key)
+    (root / "etc/apt/apt.conf.d/01djdeploy-proxy").write_text(
+        "// No internet here: Debian's archive through the fleet's apt proxy (djdeploy.fleet).\n"
+        f'Acquire::http::Proxy "http://{APT_PROXY_ADDRESS}:{APT_PROXY_PORT}";\n'
+    )
 
     netns, veth, index = host["netns"], host["veth"], host["index"]
     if not Path(f"/run/netns/{netns}").exists():
@@ -378,6 +427,160 @@ def wait_ready(state: dict, timeout: float) -> None:
             time.sleep(0.3)
 
 
+# --- shared by every fleet on the machine: the apt proxy, inotify headroom ---------
+
+APT_PROXY_CONF = """\
+# The fleet's apt proxy (djdeploy.fleet): the hosts reach Debian's archive through it.
+# Only on the fleet's side of this machine: 169.254.254.1 is on a link of its own.
+BindAddress: {address}
+Port: {port}
+CacheDir: {cache}
+LogDir: {dir}
+PidFile: {dir}/acng.pid
+SocketPath: {dir}/socket
+SupportDir: /usr/lib/apt-cacher-ng
+ForeGround: 1
+ExThreshold: 4
+"""
+
+
+def proxy_alive() -> bool:
+    try:
+        pid = int((APT_PROXY_DIR / "proxy.pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return b"apt-cacher-ng" in cmdline and str(APT_PROXY_DIR).encode() in cmdline
+
+
+def proxy_answers() -> bool:
+    with contextlib.suppress(OSError), \
+            socket.create_connection((APT_PROXY_ADDRESS, APT_PROXY_PORT), timeout=0.5):
+        return True
+    return False
+
+
+def ensure_proxy() -> None:
+    """The fleets' apt proxy, running: started if not (a stale one cleared first)."""
+    if proxy_alive():
+        return
+    stop_proxy()  # a stopped session kills the process but leaves its link and files
+    binary = shutil.which("apt-cacher-ng", path="/usr/sbin:/usr/bin")
+    try:
+        user = pwd.getpwnam(APT_PROXY_USER)
+    except KeyError:
+        user = None
+    if binary is None or user is None:
+        raise FleetError("apt-cacher-ng is not installed: run `make deps` (the hosts' apt proxy)")
+    # A bridge without ports, not a dummy link: the dummy module is absent on this machine
+    # kind. The hosts reach it through their route 169.254.0.0/16 via 169.254.I.1.
+    run("ip", "link", "add", APT_PROXY_LINK, "type", "bridge")
+    run("ip", "addr", "add", f"{APT_PROXY_ADDRESS}/32", "dev", APT_PROXY_LINK)
+    run("ip", "link", "set", APT_PROXY_LINK, "up")
+    APT_PROXY_DIR.mkdir(parents=True)
+    APT_PROXY_CACHE.mkdir(parents=True, exist_ok=True)
+    (APT_PROXY_DIR / "acng.conf").write_text(APT_PROXY_CONF.format(
+        address=APT_PROXY_ADDRESS, port=APT_PROXY_PORT, cache=APT_PROXY_CACHE, dir=APT_PROXY_DIR))
+    for path in (APT_PROXY_DIR, APT_PROXY_CACHE):
+        os.chown(path, user.pw_uid, user.pw_gid)
+    with open(APT_PROXY_DIR / "proxy.log", "ab") as out:
+        # As Debian's own service runs it: its own user, in the foreground.
+        proxy = subprocess.Popen(
+            ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
+             binary, "-c", str(APT_PROXY_DIR)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    (APT_PROXY_DIR / "proxy.pid").write_text(f"{proxy.pid}\n")
+    deadline = time.monotonic() + 10
+    while not proxy_answers():
+        if proxy.poll() is not None or time.monotonic() > deadline:
+            logs = [APT_PROXY_DIR / "proxy.log", APT_PROXY_DIR / "apt-cacher.err"]
+            text = " ".join(p.read_text(errors="replace") for p in logs if p.exists())
+            tail = " ".join(text.split())[-300:]  # one line
+            stop_proxy()
+            raise FleetError(f"the apt proxy (apt-cacher-ng) did not start on "
+                             f"{APT_PROXY_ADDRESS}:{APT_PROXY_PORT}: {tail or 'no output'}")
+        time.sleep(0.05)
+
+
+def stop_proxy() -> None:
+    """Stop the apt proxy and remove its link and files (not its package cache)."""
+    if proxy_alive():
+        pid = int((APT_PROXY_DIR / "proxy.pid").read_text())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while proxy_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if proxy_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    if run("ip", "link", "show", APT_PROXY_LINK, check=False).returncode == 0:
+        run("ip", "link", "del", APT_PROXY_LINK, check=False)
+    shutil.rmtree(APT_PROXY_DIR, ignore_errors=True)
+
+
+def root_inotify_instances() -> int:
+    """inotify instances held by root's processes (fds of uid-0 processes linking to
+    anon_inode:inotify). An instance shared by two processes counts twice: an overcount,
+    on the safe side."""
+    count = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if proc.stat().st_uid != 0:  # /proc/PID belongs to the process's effective uid
+                continue
+            fds = list((proc / "fd").iterdir())
+        except OSError:  # the process has gone
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                count += os.readlink(fd) == "anon_inode:inotify"
+    return count
+
+
+def inotify_limit_for(in_use: int, limit: int, hosts: int, per_host: int, spare: int) -> int | None:
+    """The fs.inotify.max_user_instances that booting `hosts` more hosts needs, when root
+    has `in_use` instances under `limit`; None when `limit` leaves room enough."""
+    needed = in_use + hosts * per_host + spare
+    return needed if needed > limit else None
+
+
+def ensure_inotify_headroom(hosts: int) -> None:
+    """Raise root's inotify instance limit if `hosts` more hosts would exhaust it (a host
+    that finds none left fails to boot with an unclear message). The original value is
+    kept in STATE_DIR and restored by the last fleet's `down`."""
+    limit = int(INOTIFY_LIMIT.read_text())
+    in_use = root_inotify_instances()
+    raised = inotify_limit_for(in_use, limit, hosts, INOTIFY_PER_HOST, INOTIFY_SPARE)
+    if raised is None:
+        return
+    if not INOTIFY_SAVED.exists():  # a second fleet raising it again keeps the first original
+        INOTIFY_SAVED.write_text(f"{limit}\n")
+    INOTIFY_LIMIT.write_text(f"{raised}\n")
+    log(f"raised fs.inotify.max_user_instances {limit} -> {raised} for the fleets' lifetime "
+        f"(root uses {in_use}, {hosts} host(s) need ~{INOTIFY_PER_HOST} each)")
+
+
+def restore_inotify() -> None:
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        original = int(INOTIFY_SAVED.read_text())
+        INOTIFY_LIMIT.write_text(f"{original}\n")
+    INOTIFY_SAVED.unlink(missing_ok=True)
+
+
+def release_shared() -> None:
+    """Once no fleet is left on the machine: what the fleets shared goes too."""
+    if all_states():
+        return
+    for croot in CGROUP_ROOTS:
+        remove_cgroup(croot / CGROUP_PARENT)
+    if os.path.ismount(NSPAWN_RUN):
+        run("umount", str(NSPAWN_RUN), check=False)
+    stop_proxy()
+    restore_inotify()
+
+
 # --- commands ---------------------------------------------------------------------
 
 
@@ -399,6 +602,7 @@ def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False,
             if any(supervisor_alive(h) for h in state["hosts"]):
                 if reuse:
                     log(f"fleet {name!r} is already running ({len(state['hosts'])} hosts): using it")
+                    ensure_proxy()  # its hosts' apt needs it, if something stopped it
                     return state
                 raise FleetError(f"fleet {name!r} is already running ({len(state['hosts'])} hosts): "
                                  f"use it, or `make fleet-down FLEET={name}` first")
@@ -429,9 +633,11 @@ def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False,
         if not os.path.ismount(NSPAWN_RUN):
             run("mount", "-t", "tmpfs", "tmpfs", str(NSPAWN_RUN))
         public_key = (fdir / "id_ed25519.pub").read_text()
-        for host in state["hosts"]:
-            start_host(state, host, bases[host["suite"]], public_key)
         try:
+            ensure_inotify_headroom(count)
+            ensure_proxy()
+            for host in state["hosts"]:
+                start_host(state, host, bases[host["suite"]], public_key)
             wait_ready(state, timeout)
         except FleetError:
             teardown(state)
@@ -486,11 +692,7 @@ def teardown(state: dict) -> None:
         for croot in CGROUP_ROOTS:
             remove_cgroup(croot / host["cgroup"])
     shutil.rmtree(fleet_dir(state["name"]), ignore_errors=True)
-    if not all_states():
-        for croot in CGROUP_ROOTS:
-            remove_cgroup(croot / CGROUP_PARENT)
-        if os.path.ismount(NSPAWN_RUN):
-            run("umount", str(NSPAWN_RUN), check=False)
+    release_shared()
 
 
 def down(names: list[str]) -> None:
@@ -503,6 +705,7 @@ def down(names: list[str]) -> None:
             started = time.monotonic()
             teardown(state)
             log(f"fleet {name!r} removed in {time.monotonic() - started:.1f} s")
+        release_shared()  # also what a crash left with no fleet to tear down
 
 
 def status(name: str) -> int:

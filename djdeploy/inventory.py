@@ -104,6 +104,23 @@ def from_fleet(name: str, groups: list[str]) -> dict[str, list] | None:
     return inventory
 
 
+VERBS = ("deploy.py", "rollback.py", "unlock.py")  # the deploy files that change hosts
+
+
+def check_invocation(project_dir: Path, argv: list, environ, interactive: bool) -> None:
+    """pyinfra started the way the deploy works, or one line saying how (not a traceback
+    later): from the project folder (templates/ and group_data/ are found from there), and
+    with -y when no terminal can answer pyinfra's "execute?" question."""
+    if Path.cwd().resolve() != project_dir.resolve() and "--chdir" not in argv:
+        raise InventoryError(f"run pyinfra from the project folder: cd {project_dir} (templates/, files/ and "
+                             f"group_data/ are read from there), then pyinfra inventory.py deploy.py")
+    verb = next((Path(a).name for a in argv[1:] if a.endswith(".py") and Path(a).name in VERBS), None)
+    answered = {"-y", "--yes", "--dry"} & set(argv) or environ.get("PYINFRA_YES")
+    if verb and not answered and not interactive:
+        raise InventoryError(f"no terminal to answer pyinfra's confirmation: pass -y (pyinfra -y inventory.py "
+                             f"{verb}), or --dry to see the changes only")
+
+
 def load(project_dir: Path) -> dict[str, list]:
     """Host lists per group for inventory.py; exits with one line when there are none."""
     bookkeeping.install()  # before deploy files import pyinfra's operations and facts
@@ -111,6 +128,7 @@ def load(project_dir: Path) -> dict[str, list]:
     servers = Path(os.environ.get("DJDEPLOY_SERVERS", project_dir / "servers.toml"))
     fleet = os.environ.get("DJDEPLOY_FLEET", "demo")
     try:
+        check_invocation(project_dir, sys.argv, os.environ, sys.stdin.isatty())
         if servers.exists():
             return from_servers_file(servers, groups)
         if "DJDEPLOY_SERVERS" in os.environ:

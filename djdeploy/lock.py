@@ -7,12 +7,14 @@ lock of every active host the run will change is taken (never during --dry, whic
 executes nothing; nor on a host the run leaves as it is, unless another deploy holds
 its lock: then the run waits for it as usual); a host whose
 lock another deploy holds fails before anything runs on it; after the last operation
-the locks are released, on failed hosts too. If any host's lock is held by another
+the locks are released, and a host's as soon as it fails. If any host's lock is held by another
 deploy, the locks taken are given back and the run stops before anything changed.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import getpass
 import os
 import shlex
@@ -149,9 +151,26 @@ class DeployLock(BaseStateCallback):
             self.release_all()
             fail([f"{h.name}: {message}; no host was changed" for h, message in failed.items()])
 
+    def release_at_exit(self):
+        """However else the run ends (an exception, Ctrl-C), the locks it holds go; only a
+        killed controller leaves one (which the next deploy from here clears)."""
+        with contextlib.suppress(Exception):
+            self.release_all()
+
     def release_all(self):
         gevent.joinall([gevent.spawn(_run, h, release_command(self.locks[h.name][1])) for h in self.held])
         self.held.clear()
+
+    def operation_host_error(self, state, host, op_hash, retry_count=0, max_retries=0):
+        """A host that fails an operation runs nothing more in this run: its lock goes now.
+        (When every host has failed, pyinfra stops with "No hosts remaining!" before the
+        last operation ends, so waiting for that would leave the locks behind.)"""
+        if state.get_op_meta(op_hash).global_arguments.get("_ignore_errors"):
+            return
+        held = next((h for h in self.held if h.name == host.name), None)
+        if held is not None:
+            self.held.discard(held)
+            _run(held, release_command(self.locks[held.name][1]))
 
     def operation_end(self, state, op_hash):
         if self.held and op_hash == state.get_op_order()[-1]:
@@ -165,6 +184,7 @@ def hold(host, root: str, path: str, wait: int) -> None:
     if handler is None:
         handler = DeployLock()
         state.add_callback_handler(handler)
+        atexit.register(handler.release_at_exit)
     handler.locks[host.name] = (root, path, wait)
     # Asked while planning, in a dry run too (free from the batch): a dry run says who
     # holds the lock, and both kinds of run ask the host the same facts.

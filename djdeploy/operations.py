@@ -20,7 +20,7 @@ from pyinfra.operations import files
 
 from djdeploy import envfile
 from djdeploy.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
-                            UnitStarted)
+                            MissingPackages, UnitStarted)
 from djdeploy.lock import CONTROLLER, q
 
 STAMP = ".djdeploy-requirements"
@@ -42,6 +42,30 @@ def tool_env(s) -> str:
 def deployment(s) -> dict:
     """The host's Deployment fact, asked the same way everywhere (one fact, one batch entry)."""
     return host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files)
+
+
+@operation()
+def debian_packages(packages: list):
+    """The Debian packages `packages` are installed, from the host's own apt sources.
+
+    + packages: package names
+
+    Asks dpkg only: when every package is there nothing runs (no `apt-get update` on a
+    no-op). Otherwise the package lists are updated once and the missing ones installed,
+    without recommends; a failure is one line naming the packages and apt's own error.
+    """
+    missing = host.get_fact(MissingPackages, packages=tuple(packages))
+    if not missing:
+        return
+    names = " ".join(q(p) for p in missing)
+    apt = "apt-get -q -y -o DPkg::Lock::Timeout=300"
+    yield StringCommand(
+        "export DEBIAN_FRONTEND=noninteractive; "
+        f"out=$({apt} update 2>&1) || {{ echo \"apt-get update failed on this host: $(printf '%s' \"$out\" "
+        "| grep -E '^(E|Err):' | tail -n 1): check its apt sources and proxy (/etc/apt)\" >&2; exit 1; }; "
+        f"out=$({apt} install --no-install-recommends {names} 2>&1) || {{ echo \"could not install {names}: "
+        "$(printf '%s' \"$out\" | grep -E '^E:' | tail -n 1)\" >&2; exit 1; }"
+    )
 
 
 @operation()
@@ -117,25 +141,27 @@ def wheelhouse(src: Path, dest: str):
 
 @operation()
 def virtualenv(path: str, wheels_dir: str, src: Path):
-    """A virtualenv at `path` holds the requirements of wheelhouse `src`, installed offline.
+    """A virtualenv at `path` holds exactly the locked requirements of wheelhouse `src`,
+    installed offline.
 
-    + path: remote virtualenv; its name is keyed by the requirements, so a venv in use
+    + path: remote virtualenv; its name is keyed by the wheelhouse's lock, so a venv in use
       is never rebuilt under a running app
     + wheels_dir: remote wheelhouse (see `wheelhouse`)
-    + src: the same wheelhouse on the controller
+    + src: the same wheelhouse on the controller, with its lock file (build.wheelhouse)
 
-    Installs with `--no-index` and records what it installed in a stamp: an unchanged
-    wheelhouse is a no-op, unlike `pip.packages(requirements=...)`. A half-built venv
-    (no stamp) is built again from scratch.
+    Installs the lock file with `--no-index --require-hashes --no-deps`: every package at
+    its locked version and hash, nothing else. Records what it installed in a stamp: an
+    unchanged wheelhouse is a no-op, unlike `pip.packages(requirements=...)`. A half-built
+    venv (no stamp) is built again from scratch.
     """
     names = sorted(p.name for p in Path(src).iterdir() if not p.name.startswith("."))
     stamp = hashlib.sha256("\n".join(names).encode()).hexdigest()
     if host.get_fact(FileText, path=f"{path}/{STAMP}") == stamp:
         return
-    requirements_file = next(n for n in names if n.startswith("requirements-"))
+    lock_file = next(n for n in names if n.startswith("requirements-") and n.endswith(".lock"))
     yield (f"rm -rf {q(path)} && python3 -m venv {q(path)} && {q(path)}/bin/pip install --quiet "
-           f"--disable-pip-version-check --no-index --find-links {q(wheels_dir)} "
-           f"-r {q(wheels_dir)}/{requirements_file} && echo {stamp} > {q(path)}/{STAMP}")
+           f"--disable-pip-version-check --no-index --find-links {q(wheels_dir)} --require-hashes --no-deps "
+           f"-r {q(wheels_dir)}/{lock_file} && echo {stamp} > {q(path)}/{STAMP}")
 
 
 @functools.lru_cache(maxsize=32)

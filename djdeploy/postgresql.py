@@ -22,9 +22,10 @@ from pathlib import Path
 
 from pyinfra import host, logger
 from pyinfra.api import FactBase, StringCommand, deploy, operation
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import systemd
 
 from djdeploy.facts import FileText
+from djdeploy.operations import debian_packages
 from djdeploy.settings import checked, database_password
 
 PSQL = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
@@ -203,7 +204,7 @@ def role_and_database(role: str, password: str):
 @deploy("PostgreSQL for the web hosts")
 def server(s):
     """Debian's PostgreSQL, listening for the web hosts; a role and database per project."""
-    apt.packages(name="PostgreSQL package", packages=["postgresql"])
+    debian_packages(name="PostgreSQL package", packages=["postgresql"])
     listening = listen(name="PostgreSQL listens for the web hosts", addresses=["localhost", s.db_address])
     projects = clients(host.state, host.name)
     allowed = [hba(name=f"pg_hba for {p['name']}", project=p["name"], database=p["name"], role=p["name"],

@@ -20,9 +20,10 @@ from djdeploy import schema
 DEFAULTS = {
     "project": "my_awesome_project",  # /srv/<project>, <project>.service
     "app_path": "app",  # the Django project to deploy (the folder holding manage.py)
-    "requirements": "app/requirements.txt",  # its locked requirements
-    "wsgi_module": "project.wsgi",  # what gunicorn serves
-    "settings_module": "project.settings",  # DJANGO_SETTINGS_MODULE
+    "requirements": None,  # its requirements file; default: requirements.txt beside manage.py
+    "wsgi_module": None,  # what gunicorn serves; default: the app's WSGI_APPLICATION
+    "settings_module": None,  # the app's own settings; default: what its manage.py names
+    "keep_app_settings": [],  # production settings the deploy does not override (see OVERRIDES)
     "app_env": {},  # extra variables for .env
     "app_user": None,  # required: the system user gunicorn runs as
     "app_group": None,  # defaults to app_user
@@ -34,7 +35,8 @@ DEFAULTS = {
     #                      "ambient": gunicorn binds it (AmbientCapabilities, the seed's unit)
     "keep_releases": 5,  # releases kept per host (never deleting current or previous)
     "batch": None,  # hosts switched at once: a count or "N%"; default 1 above 2 hosts, else all
-    "health_path": "/healthz",  # GET after each restart; 200 or the switch is reverted
+    "health_path": None,  # GET after each restart; 200 or the switch is reverted; default: the
+    #                       deploy's own endpoint (UP_PATH: the database, then GET / through the app)
     "health_host": None,  # Host header of that GET; defaults to the first allowed host
     "health_timeout": 5,  # seconds per attempt
     "health_retries": 15,  # attempts, a second apart
@@ -62,6 +64,12 @@ LISTEN_MODES = ("socket", "ambient")
 CHECK_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 BATCH = re.compile(r"^([1-9][0-9]*)(%?)$")
 SRV = "/srv"
+# What production needs, set by the deploy's settings module on top of the app's own
+# (templates/settings.py.j2); `keep_app_settings` leaves any of them as the app has it.
+OVERRIDES = ("ALLOWED_HOSTS", "DEBUG", "SECRET_KEY", "DATABASES", "STATIC_ROOT", "MEDIA_ROOT",
+             "CSRF_TRUSTED_ORIGINS", "LOGGING")
+UP_PATH = "/-/up"  # the deploy's health endpoint, answered before the app's URL routing (files/djdeploy_wsgi.py)
+SETTINGS_MODULE = "djdeploy_settings"  # DJANGO_SETTINGS_MODULE on the hosts: imports the app's, then OVERRIDES
 
 
 class DataError(Exception):
@@ -125,6 +133,12 @@ class AppSettings:
     db_name: str = ""
     db_host: str | None = None  # the database server's inventory name (postgresql)
     db_address: str | None = None  # where PostgreSQL listens and the web hosts reach it
+    keep_app_settings: tuple = ()  # OVERRIDES the deploy leaves as the app has them
+
+    @property
+    def overrides(self) -> tuple:
+        """The production settings the deploy sets on top of the app's (OVERRIDES, less those kept)."""
+        return tuple(name for name in OVERRIDES if name not in self.keep_app_settings)
 
     @property
     def root(self) -> str:
@@ -155,6 +169,31 @@ class AppSettings:
         return f"{self.shared_dir}/data"
 
     @property
+    def csrf_origins(self) -> list:
+        """The origins CSRF trusts: every allowed host (a leading dot: its subdomains), by
+        http on the app's port and by https."""
+        port = "" if self.port == 80 else f":{self.port}"
+        names = [("*" + h if h.startswith(".") else h) for h in self.allowed_hosts if h != "*"]
+        return [f"http://{h}{port}" for h in names] + [f"https://{h}" for h in names]
+
+    @property
+    def media_dir(self) -> str:
+        return f"{self.shared_dir}/media"
+
+    @property
+    def django_dir(self) -> str:
+        """The deploy's Python modules for the app: its settings and its WSGI entry."""
+        return f"{self.root}/django"
+
+    @property
+    def settings_file(self) -> str:
+        return f"{self.django_dir}/{SETTINGS_MODULE}.py"
+
+    @property
+    def wsgi_file(self) -> str:
+        return f"{self.django_dir}/djdeploy_wsgi.py"
+
+    @property
     def env_file(self) -> str:
         return f"{self.shared_dir}/.env"
 
@@ -178,7 +217,7 @@ class AppSettings:
     def config_files(self) -> tuple:
         """Every file the app reads when it starts: a change to one owes a restart."""
         return (self.env_file, self.secret_key_file, f"{self.root}/run", self.gunicorn_config,
-                self.unit_file, self.socket_file)
+                self.unit_file, self.socket_file, self.settings_file, self.wsgi_file)
 
     @property
     def unit(self) -> str:
@@ -201,7 +240,9 @@ class AppSettings:
         """Everything .env holds, in order."""
         env = {
             "VIRTUAL_ENV": f"{self.current}/venv",  # the run script pins the release it starts
-            "DJANGO_SETTINGS_MODULE": self.settings_module,
+            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,  # the app's own, then what production needs
+            "DJDEPLOY_APP_WSGI": self.wsgi_module,  # what the deploy's WSGI entry serves
+            "PYTHONPATH": self.django_dir,  # where those two modules are
             "DJANGO_SECRET_KEY_FILE": self.secret_key_file,
             "DJANGO_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
             "PORT": str(self.port),
@@ -361,7 +402,7 @@ def check_templates(host, s: AppSettings, secrets) -> list[str]:
                 render_env(str(path), s, secrets)
             else:  # compiled once per run, in pyinfra's cache, which files.template then uses
                 source = os.path.join(host.state.cwd, str(path)) if host.state.cwd else str(path)
-                get_template(source).render(s=s, host=host, state=host.state, inventory=host.state.inventory)
+                get_template(source).render(s=s, py=repr, host=host, state=host.state, inventory=host.state.inventory)
         except jinja2.TemplateSyntaxError as error:
             problems.append(f"{path} line {error.lineno}: {error.message}: fix the template")
         except (jinja2.UndefinedError, AttributeError, TypeError) as error:
@@ -388,6 +429,17 @@ def app_settings(host) -> AppSettings:
         return parse(host.name, host.data, host.groups)
     except DataError as error:
         fail(error.problems)
+
+
+def host_python(host) -> tuple:
+    """The host's python3 as (version, machine), or the run stops with one line."""
+    from djdeploy.facts import HostPython
+
+    found = host.get_fact(HostPython)
+    if found is None:
+        fail([f"host {host.name}: has no python3 (every Debian server image has it): "
+              "install it there (apt-get install python3), then deploy again; no host was changed"])
+    return found
 
 
 def host_secrets(host, s: AppSettings):
@@ -425,6 +477,8 @@ HINTS = {
     "wsgi_module": "a dotted module path, optionally :name (project.wsgi, shop.serve:app)",
     "settings_module": "a dotted module path (project.settings)",
     "release": "a release id: 12 hex digits, see status.py",
+    "requirements": "a path to a pip requirements file, e.g. requirements = \"app/requirements.txt\"",
+    "keep_app_settings": "a list of setting names from: " + ", ".join(OVERRIDES),
     "batch": "a count of hosts (2) or a share (\"25%\")",
     "srv": "an absolute folder under /srv (or set allow_outside_srv = True)",
     "database": 'use "sqlite" or "postgresql"',
@@ -438,9 +492,10 @@ DOTTED = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 DATA = {  # the schema of every key a host's data may set (meanings: DEFAULTS above)
     "project": schema.string(SAFE_PROJECT.pattern),
     "app_path": schema.string(),
-    "requirements": schema.string(),
-    "wsgi_module": schema.string(DOTTED[:-1] + r"(:[A-Za-z_][A-Za-z0-9_]*)?$"),
-    "settings_module": schema.string(DOTTED),
+    "requirements": schema.optional(schema.string()),
+    "wsgi_module": schema.optional(schema.string(DOTTED[:-1] + r"(:[A-Za-z_][A-Za-z0-9_]*)?$")),
+    "settings_module": schema.optional(schema.string(DOTTED)),
+    "keep_app_settings": schema.list_of(schema.one_of(*OVERRIDES)),
     "app_env": schema.dict_of(schema.number),
     "app_user": schema.string(),
     "app_group": schema.optional(schema.string()),
@@ -451,7 +506,7 @@ DATA = {  # the schema of every key a host's data may set (meanings: DEFAULTS ab
     "listen": schema.one_of(*LISTEN_MODES),
     "keep_releases": schema.integer(2, 100),
     "batch": schema.optional(schema.either(schema.integer(1), schema.string(BATCH.pattern))),
-    "health_path": schema.string(HEALTH_PATH.pattern),
+    "health_path": schema.optional(schema.string(HEALTH_PATH.pattern)),
     "health_host": schema.optional(schema.string()),
     "health_timeout": schema.integer(1, 300),
     "health_retries": schema.integer(1, 600),
@@ -533,12 +588,20 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
                             "e.g. web (letters, digits, _ and -, up to 31)")
     if "port" not in bad and not server and (d.port == 22 or d.port == everything.get("ssh_port")):
         problems.append(f"{where}: port = {d.port}: the host's SSH port: pick another (80, 8000, ...)")
+    found = {}
     if not (Path(d.app_path) / "manage.py").is_file():
         problems.append(f"{where}: app_path = {d.app_path!r}: holds no manage.py: point it at your Django "
                         "project (relative to the directory you run pyinfra from)")
-    if not Path(d.requirements).is_file():
-        problems.append(f"{where}: requirements file {d.requirements!r} does not exist: point it at the "
-                        "project's locked requirements")
+    elif not server:
+        found = discover(Path(d.app_path), d.settings_module)
+        for key in ("settings_module", "wsgi_module", "requirements"):
+            if getattr(d, key) is None and key not in bad and found.get(key) is None:
+                problems.append(f"{where}: {key} is not set and could not be found from {d.app_path}/manage.py: "
+                                f"set it in group_data ({HINTS[key]})")
+    requirements = d.requirements or found.get("requirements")
+    if requirements and not Path(requirements).is_file():
+        problems.append(f"{where}: requirements file {requirements!r} does not exist: point it at the "
+                        "project's requirements (relative to the directory you run pyinfra from)")
     srv = PurePosixPath(d.srv)
     if not srv.is_absolute() or ".." in srv.parts:
         problems.append(f"{where}: srv = {d.srv!r}: not an absolute path: {HINTS['srv']}")
@@ -557,18 +620,45 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         raise DataError(problems)
     allowed = d.allowed_hosts or [host_name, "localhost", "127.0.0.1"]
     return AppSettings(
-        project=d.project, app_path=Path(d.app_path), requirements=Path(d.requirements),
-        wsgi_module=d.wsgi_module, settings_module=d.settings_module, app_env=app_env,
+        project=d.project, app_path=Path(d.app_path), requirements=Path(requirements or "requirements.txt"),
+        wsgi_module=d.wsgi_module or found.get("wsgi_module") or "",
+        settings_module=d.settings_module or found.get("settings_module") or "", app_env=app_env,
         user=d.app_user, group=group, port=d.port, workers=d.workers, allowed_hosts=tuple(allowed),
         description=d.description or f"{d.project} (gunicorn)", listen=d.listen,
         keep_releases=d.keep_releases, batch=None if d.batch is None else str(d.batch),
-        health_path=d.health_path, health_host=d.health_host or allowed[0],
+        health_path=d.health_path or UP_PATH, health_host=d.health_host or allowed[0],
         health_timeout=d.health_timeout, health_retries=d.health_retries, check_level=d.check_level,
         lock_wait=d.lock_wait, release=d.release, required_secrets=tuple(d.required_secrets), srv=d.srv,
         database=d.database or "auto", database_server=server,
         db_name=d.db_name or re.sub(r"[^a-z0-9_]", "_", d.project.lower()).lstrip("0123456789") or "app",
         db_address=d.db_address or (host_name if server else None),
+        keep_app_settings=tuple(d.keep_app_settings),
     )
+
+
+SETTINGS_DEFAULT = re.compile(r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]""")
+WSGI_SETTING = re.compile(r"""^WSGI_APPLICATION\s*=\s*['"]([A-Za-z_][\w.]*)['"]""", re.M)
+
+
+def discover(app_path: Path, settings_module: str | None) -> dict:
+    """What a Django project's own files say: the settings module its manage.py sets, the
+    WSGI application its settings name (else <package>.wsgi), its requirements.txt."""
+    found = {}
+    match = SETTINGS_DEFAULT.search((app_path / "manage.py").read_text(errors="replace"))
+    settings_module = settings_module or (match.group(1) if match else None)
+    found["settings_module"] = settings_module
+    if settings_module:
+        base = app_path.joinpath(*settings_module.split("."))
+        source = next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+        wsgi = WSGI_SETTING.search(source.read_text(errors="replace")) if source else None
+        if wsgi and "." in wsgi.group(1):
+            module, _, name = wsgi.group(1).rpartition(".")
+            found["wsgi_module"] = module if name == "application" else f"{module}:{name}"
+        elif (app_path / settings_module.split(".")[0] / "wsgi.py").is_file():
+            found["wsgi_module"] = settings_module.split(".")[0] + ".wsgi"
+    if (app_path / "requirements.txt").is_file():
+        found["requirements"] = str(app_path / "requirements.txt")
+    return found
 
 
 def rollback_target(host, s: AppSettings) -> str:

@@ -20,28 +20,51 @@ as_app() {
         "$ROOT/shared/.env" "$dir/venv" "$@"
 }
 
-# check NAME COMMAND...: run it; on failure name the release and the check, show its last lines.
+# The lines of a failed check worth showing: Django's ERRORS (before its WARNINGS, which
+# would otherwise push them out of sight), else the last lines.
+shown() {
+    if grep -q '^ERRORS:' "$1"; then
+        sed -n '/^ERRORS:/,/^WARNINGS:/p' "$1" | grep -v '^WARNINGS:' | head -n 20
+    else
+        tail -n 5 "$1"
+    fi
+}
+
+# Where the app's default database is, for a check that could not open it.
+database_path() {
+    as_app "$1" python -c 'from django.conf import settings; print(settings.DATABASES["default"].get("NAME"))' \
+        2>/dev/null || echo "(unknown)"
+}
+
+# check NAME COMMAND...: run it; on failure name the release and the check, show what
+# matters of its output, and leave nothing of the release behind (neither folder nor archive).
 check() {
     local name=$1 out; shift
     out=$(mktemp)
     if ! "$@" > "$out" 2>&1; then
         echo "release: $ID failed $name:" >&2
-        tail -n 5 "$out" | sed 's/^/    /' >&2
+        shown "$out" | sed 's/^/    /' >&2
+        if grep -q 'unable to open database file' "$out"; then
+            echo "release: the database is $(database_path "${NEW:-$ROOT/current}"): the app user $APP_USER" \
+                 "cannot create or write it there; only $ROOT/shared/data is writable (keep DATABASES" \
+                 "out of keep_app_settings)" >&2
+        fi
         rm -f "$out"
         [ -z "${NEW:-}" ] || rm -rf "$NEW"
+        [ -z "${ARCHIVE:-}" ] || rm -f "$ARCHIVE"
         exit 1
     fi
     rm -f "$out"
 }
 
 prepare() {
-    ID=$1 archive=$2 venv=$3
+    ID=$1 ARCHIVE=$2 venv=$3
     local final="$ROOT/releases/$ID"
     NEW="$ROOT/releases/.new-$ID"
-    if [ -d "$final" ]; then rm -f "$archive"; return 0; fi
+    if [ -d "$final" ]; then rm -f "$ARCHIVE"; return 0; fi
     rm -rf "$NEW"
     install -d -m 0755 "$NEW"
-    tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$archive"
+    check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
     ln -s "../../venvs/$venv" "$NEW/venv"
     echo "$ID $(date +%s)" > "$NEW/.release"
     check "the WSGI import ($WSGI)" as_app "$NEW" python -c \
@@ -60,18 +83,33 @@ prepare() {
         chown -R root:root "$NEW/static"
     fi
     mv -T "$NEW" "$final"
-    rm -f "$archive"
+    rm -f "$ARCHIVE"
+}
+
+# The app's last error line in the journal since it was restarted (or its last line).
+last_error() {
+    local lines
+    lines=$(journalctl -u "$UNIT" --since "@$STARTED" -o cat --no-pager -q 2>/dev/null | grep -v '^$' || true)
+    { grep -E 'Error|Exception|error|Traceback|Invalid' <<< "$lines" || printf '%s\n' "$lines"; } | tail -n 1 | cut -c1-300
 }
 
 healthy() {
-    local i code
+    local i code body url="http://127.0.0.1:$PORT$HEALTH_PATH"
+    body=$(mktemp)
     for i in $(seq 1 "$HEALTH_RETRIES"); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' -m "$HEALTH_TIMEOUT" -H "Host: $HEALTH_HOST" \
-               "http://127.0.0.1:$PORT$HEALTH_PATH" || true)
-        [ "$code" = 200 ] && return 0
+        code=$(curl -s -o "$body" -w '%{http_code}' -m "$HEALTH_TIMEOUT" -H "Host: $HEALTH_HOST" "$url" || true)
+        [ "$code" = 200 ] && { rm -f "$body"; return 0; }
         sleep 1
     done
-    HEALTH="GET $HEALTH_PATH answered ${code:-nothing} (not 200) $HEALTH_RETRIES times"
+    local said error
+    said=$(head -c 300 "$body" | head -n 1 | tr -d '\r')
+    rm -f "$body"
+    [ "$code" != 000 ] || code=nothing
+    HEALTH="GET $HEALTH_PATH answered ${code:-nothing} (not 200) $HEALTH_RETRIES times ($url, Host: $HEALTH_HOST)"
+    # Our own endpoint's one-line reason; an app's page is not repeated here.
+    [ -n "$said" ] && [ "$HEALTH_PATH" = /-/up ] && HEALTH="$HEALTH: $said"
+    error=$(last_error)
+    [ -n "$error" ] && HEALTH="$HEALTH; the app's last error: $error"
     return 1
 }
 
@@ -90,7 +128,9 @@ restart() {
     # A deliberate restart: clear systemd's start rate limit (5 starts in 10 s), which is
     # there for crash loops, not for deploys and rollbacks in quick succession.
     systemctl reset-failed "$UNIT" 2>/dev/null || true
-    systemctl restart "$UNIT" 2>/dev/null || { HEALTH="systemctl restart $UNIT failed"; return 1; }
+    STARTED=$(date +%s)
+    systemctl restart "$UNIT" 2>/dev/null || {
+        HEALTH="systemctl restart $UNIT failed; its last error: $(last_error)"; return 1; }
 }
 
 switch() {

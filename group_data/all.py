@@ -2,7 +2,6 @@
 # The full list of keys, with their meaning, is djdeploy.settings.DEFAULTS.
 project = "my_awesome_project"
 app_path = "app"
-requirements = "app/requirements.txt"
-wsgi_module = "project.wsgi"
-settings_module = "project.settings"
+requirements = "app/requirements.txt"  # settings_module and wsgi_module: found from app/manage.py
+health_path = "/healthz"  # the app's own health check (it reads the database)
 workers = 2

@@ -98,12 +98,45 @@ def test_outside_srv_is_allowed_when_asked(monkeypatch):
     assert s.root == "/opt/apps/my_awesome_project"
 
 
-def test_every_default_is_documented_in_one_place():
-    assert set(DEFAULTS) >= {"project", "app_path", "requirements", "wsgi_module",
-                             "settings_module", "app_env", "app_user", "port"}
-    all_py = (ROOT / "group_data" / "all.py").read_text()
-    assert "djdeploy.settings.DEFAULTS" in all_py
-    assert os.path.exists(ROOT / DEFAULTS["requirements"])
+def test_the_project_is_found_from_its_manage_py(monkeypatch):
+    """No settings_module, wsgi_module or requirements in data: the app's own files say them."""
+    monkeypatch.chdir(ROOT)
+    s = parse("app1", {"app_user": "web", "port": 80, "app_path": "app"}, ["web"])
+    assert (s.settings_module, s.wsgi_module, s.requirements) == (
+        "project.settings", "project.wsgi", Path("app/requirements.txt"))
+
+
+def test_a_settings_package_and_a_named_wsgi_application_are_found(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "site" / "conf" / "settings").mkdir(parents=True)
+    (tmp_path / "site" / "manage.py").write_text(
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'conf.settings')\n")
+    (tmp_path / "site" / "conf" / "settings" / "__init__.py").write_text(
+        "WSGI_APPLICATION = 'conf.serve.app'\n")
+    (tmp_path / "site" / "requirements.txt").write_text("django\n")
+    s = parse("app1", {"app_user": "web", "port": 80, "app_path": "site"}, ["web"])
+    assert (s.settings_module, s.wsgi_module, s.requirements) == (
+        "conf.settings", "conf.serve:app", Path("site/requirements.txt"))
+
+
+def test_what_cannot_be_found_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "manage.py").write_text("print('no settings named here')\n")
+    with pytest.raises(DataError) as error:
+        parse("app1", {"app_user": "web", "port": 80, "app_path": "site"}, ["web"])
+    problems = error.value.problems
+    assert any("settings_module is not set and could not be found from site/manage.py" in p for p in problems)
+    assert any("requirements is not set" in p for p in problems)
+
+
+def test_overrides_can_be_kept_as_the_app_has_them(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    s = parse("app1", {"app_user": "web", "port": 80, "keep_app_settings": ["LOGGING", "DEBUG"]}, ["web"])
+    assert "LOGGING" not in s.overrides and "DEBUG" not in s.overrides and "ALLOWED_HOSTS" in s.overrides
+    with pytest.raises(DataError) as error:
+        parse("app1", {"app_user": "web", "port": 80, "keep_app_settings": ["DEBUGG"]}, ["web"])
+    assert "keep_app_settings.0 = 'DEBUGG'" in error.value.problems[0]
 
 
 def test_one_port_for_two_projects_on_one_machine_is_refused(monkeypatch):

@@ -1,14 +1,18 @@
-"""The local fleet tool: one fleet per name, stale fleets cleared, nothing left behind."""
+"""The local fleet tool: one fleet per name, stale fleets cleared, nothing left behind;
+stock Debian hosts that install packages through the fleets' own apt proxy."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conftest import ROOT, TEST_FLEET
 
 FLEET = [sys.executable, "-m", "djdeploy.fleet"]
+TOOL_FLEET = "fleettool"  # this file's own fleet, besides the shared test fleet
 
 
 def fleet_cmd(*args, cwd=ROOT):
@@ -33,6 +37,118 @@ def leftovers(name):
     if (STATE_DIR / name).exists():
         found.append("state")
     return found
+
+
+def proxy_pids():
+    """apt-cacher-ng processes started by the fleet tool (not Debian's own service)."""
+    from djdeploy.fleet import APT_PROXY_DIR
+
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"apt-cacher-ng" in cmdline and str(APT_PROXY_DIR).encode() in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def answers(address, port, family=socket.AF_INET):
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        return sock.connect_ex((address, port)) == 0
+
+
+def test_inotify_headroom_is_raised_only_when_the_hosts_would_run_out():
+    from djdeploy.fleet import inotify_limit_for
+
+    # 3 hosts on a quiet machine: 11 + 3 * 7 + 32 = 64 of 128, nothing to do.
+    assert inotify_limit_for(in_use=11, limit=128, hosts=3, per_host=7, spare=32) is None
+    # 18 hosts: 11 + 126 + 32 = 169, more than 128: raised to what they need.
+    assert inotify_limit_for(in_use=11, limit=128, hosts=18, per_host=7, spare=32) == 169
+    # Exactly at the limit is enough; one more is not.
+    assert inotify_limit_for(in_use=89, limit=128, hosts=1, per_host=7, spare=32) is None
+    assert inotify_limit_for(in_use=90, limit=128, hosts=1, per_host=7, spare=32) == 129
+    # A limit another fleet raised already counts as it is: raised again only if short.
+    assert inotify_limit_for(in_use=120, limit=169, hosts=1, per_host=7, spare=32) is None
+    assert inotify_limit_for(in_use=120, limit=169, hosts=5, per_host=7, spare=32) == 187
+
+
+def test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_leaves_nothing(
+        monkeypatch, capfd, tmp_path):
+    """Runs before the shared test fleet boots (when this file runs alone), so its `down`
+    is the last one and must take the proxy and the raised inotify limit with it."""
+    from djdeploy import fleet as fleet_tool
+    from djdeploy.fleet import (APT_PROXY_ADDRESS, APT_PROXY_DIR, APT_PROXY_LINK, APT_PROXY_PORT,
+                                INOTIFY_LIMIT, INOTIFY_SAVED, all_states, ssh)
+
+    original = int((INOTIFY_SAVED if INOTIFY_SAVED.exists() else INOTIFY_LIMIT).read_text())
+    limit_before = int(INOTIFY_LIMIT.read_text())
+    # Short headroom, so `up` has to raise the limit (raising is harmless, lowering is not).
+    monkeypatch.setattr(fleet_tool, "INOTIFY_SPARE", limit_before)
+    state = fleet_tool.up(TOOL_FLEET, 2, "bookworm,trixie", timeout=180)
+    try:
+        assert "raised fs.inotify.max_user_instances" in capfd.readouterr().err
+        assert int(INOTIFY_LIMIT.read_text()) > limit_before
+        assert int(INOTIFY_SAVED.read_text()) == original
+
+        # The proxy listens on its own address only: nothing on 3142 at any other address.
+        listening = subprocess.run(["ss", "-Hltn", "sport = :3142"], capture_output=True,
+                                   text=True, check=True).stdout.split()
+        assert f"{APT_PROXY_ADDRESS}:{APT_PROXY_PORT}" in listening
+        assert [word for word in listening if word.endswith(":3142")] == [f"{APT_PROXY_ADDRESS}:3142"]
+        addresses = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True,
+                                   check=True).stdout
+        others = [line.split()[3].split("/")[0] for line in addresses.splitlines()
+                  if line.split()[2] in ("inet", "inet6")]
+        others = [a for a in others if a != APT_PROXY_ADDRESS and not a.startswith("fe80:")]
+        assert "127.0.0.1" in others and len(others) > 2
+        for address in others:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            assert not answers(address, APT_PROXY_PORT, family), f"something answers on {address}:3142"
+
+        # A stock host: what the deploy needs is not there until apt installs it.
+        def install(host):
+            before = ssh(state, host, "dpkg -s curl python3-venv postgresql", timeout=30)
+            result = ssh(state, host, "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && "
+                                      "apt-get install -y -q curl && curl --version", timeout=300)
+            return before, result
+
+        with ThreadPoolExecutor(len(state["hosts"])) as pool:
+            outcomes = list(pool.map(install, state["hosts"]))
+        proxy_log = (APT_PROXY_DIR / "apt-cacher.log").read_text()
+        for host, (before, result) in zip(state["hosts"], outcomes):
+            assert before.returncode != 0 and "is not installed" in before.stderr, before.stderr
+            assert result.returncode == 0, f"{host['machine']}: {result.stdout[-1500:]}{result.stderr}"
+            # Through the proxy: its log names the host's address and the package it served.
+            assert any(host["address"] in line and "/curl_" in line for line in proxy_log.splitlines())
+        # The hosts themselves have no way to the archive.
+        direct = ssh(state, state["hosts"][0],
+                     "curl -sS -m 3 -o /dev/null --noproxy '*' http://deb.debian.org/debian/", timeout=30)
+        assert direct.returncode != 0
+
+        # A stopped session kills the proxy but leaves its link: `up` starts a new one.
+        (old_pid,) = proxy_pids()
+        os.kill(old_pid, signal.SIGKILL)
+        again = fleet_cmd("up", "--name", TOOL_FLEET, "--hosts", "2", "--reuse")
+        assert again.returncode == 0, again.stderr
+        assert proxy_pids() and proxy_pids() != [old_pid]
+        assert answers(APT_PROXY_ADDRESS, APT_PROXY_PORT)
+    finally:
+        down = fleet_cmd("down", "--name", TOOL_FLEET, cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert leftovers(TOOL_FLEET) == []
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    if not all_states():  # the last fleet on the machine: what they shared has gone
+        assert proxy_pids() == []
+        assert f" {APT_PROXY_LINK}:" not in links
+        assert not APT_PROXY_DIR.exists()
+        assert int(INOTIFY_LIMIT.read_text()) == original
+        assert not INOTIFY_SAVED.exists()
+    else:  # another fleet (the test fleet, a demo) still uses them
+        assert answers(APT_PROXY_ADDRESS, APT_PROXY_PORT)
+        assert int(INOTIFY_SAVED.read_text()) == original
 
 
 def test_starting_a_running_fleet_again_is_refused(fleet):

@@ -8,8 +8,9 @@ from conftest import plan_deploy
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = [
-    "App group", "App user", "Project folder", "Releases folder", "Shared folder", "Data folder",
-    "Wheelhouse", "Virtualenv", ".env", "Secret key", "run script", "gunicorn settings",
+    "Debian packages", "App group", "App user", "Project folder", "Releases folder", "Shared folder",
+    "Data folder", "Uploads folder", "Wheelhouse", "Virtualenv", ".env", "Secret key", "run script",
+    "Django folder", "Django settings", "WSGI entry", "gunicorn settings",
     "Release tool", "Release", "Migrations", "systemd unit", "systemd socket", "Reload systemd",
     "Listening socket", "Switch to the release",
     "Enable and start the app", "Old releases",
@@ -33,6 +34,13 @@ def test_operations_follow_the_recipe_in_order(plan):
     # Only socket-mode hosts (web) get a socket unit; staging keeps the seed's unit.
     assert dict(plan["@fake/web-1"])["systemd socket"]
     assert dict(plan["@fake/staging-1"])["systemd socket"] == []
+
+
+def test_a_stock_host_gets_the_venv_module_of_its_python(plan):
+    """The fake hosts answer Python 3.11 and no package installed: one apt step, lists first."""
+    (command,) = dict(plan["@fake/web-1"])["Debian packages"]
+    assert "apt-get -q -y -o DPkg::Lock::Timeout=300 update" in command
+    assert "install --no-install-recommends python3.11-venv curl" in command
 
 
 def test_each_group_gets_its_own_user(plan):

@@ -23,7 +23,7 @@ def render(name, s):
     # pyinfra renders templates with Jinja2 and StrictUndefined too.
     env = Environment(loader=FileSystemLoader(ROOT / "templates"), undefined=StrictUndefined,
                       keep_trailing_newline=True)
-    return env.get_template(name).render(s=s)
+    return env.get_template(name).render(s=s, py=repr)
 
 
 def lines(text):
@@ -43,7 +43,9 @@ def test_run_script_has_the_seeds_shape(settings):
     # Pinned to the release `current` points at when it starts.
     assert "release=$(readlink -f /srv/my_awesome_project/current)" in body
     assert 'cd "$release"' in body
-    assert body[-1].split()[-1] == "project.wsgi"
+    # The app's WSGI application through the deploy's entry (health endpoint, static files).
+    assert body[-1].split()[-1] == "djdeploy_wsgi"
+    assert settings.environment["DJDEPLOY_APP_WSGI"] == "project.wsgi"
     assert "--workers 2" in body[-1]
 
 
@@ -95,7 +97,8 @@ def test_env_file_holds_the_seeds_variables_extras_and_secrets_quoted(settings):
     text = render_env(str(ROOT / "templates" / "env.j2"), settings, Secrets(API_TOKEN='a"b$c`d\\e f'))
     pairs = dict(line.split("=", 1) for line in lines(text))
     assert pairs["VIRTUAL_ENV"] == '"/srv/my_awesome_project/current/venv"'
-    assert pairs["DJANGO_SETTINGS_MODULE"] == '"project.settings"'
+    assert pairs["DJANGO_SETTINGS_MODULE"] == '"djdeploy_settings"'  # the app's own, then production's
+    assert pairs["PYTHONPATH"] == '"/srv/my_awesome_project/django"'
     assert pairs["PORT"] == '"80"'
     assert pairs["DJANGO_ALLOWED_HOSTS"] == '"app1.example.com,localhost,127.0.0.1"'
     assert pairs["SENTRY_ENVIRONMENT"] == '"production"'
@@ -139,3 +142,74 @@ def test_the_hosts_env_digests_are_the_controllers(tmp_path):
     command = EnvFile().command(str(path), "salt:x")
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
     assert EnvFile().process(out.splitlines())["digest"] == file_digest(text, "salt:x")
+
+
+def load_settings(tmp_path, monkeypatch, s, app_settings):
+    """Render the deploy's settings module for `s`, beside a stand-in app's own settings
+    (`app_settings`, the text of shop/settings.py), and import it as Django would."""
+    import importlib
+    import sys
+
+    release = tmp_path / "releases" / "abc"
+    (release / "shop").mkdir(parents=True)
+    (release / "shop" / "__init__.py").write_text("")
+    (release / "shop" / "settings.py").write_text(app_settings)
+    key = tmp_path / "secret_key"
+    key.write_text("the-hosts-own-key\n")
+    s = dataclasses.replace(s, settings_module="shop.settings", srv=str(tmp_path / "srv"))
+    monkeypatch.setattr(type(s), "secret_key_file", property(lambda self: str(key)))
+    (tmp_path / "django").mkdir()
+    (tmp_path / "django" / "djdeploy_settings.py").write_text(render("settings.py.j2", s))
+    for name in ("SECRET_KEY", "DJANGO_SECRET_KEY", "DEBUG", "DJANGO_DEBUG", "DATABASE_URL"):
+        monkeypatch.setenv(name, "")  # restored (absent) after the test: the module sets them
+        monkeypatch.delenv(name)
+    monkeypatch.syspath_prepend(str(release))
+    monkeypatch.syspath_prepend(str(tmp_path / "django"))
+    for name in ("djdeploy_settings", "shop", "shop.settings"):
+        sys.modules.pop(name, None)
+    try:
+        return s, release, importlib.import_module("djdeploy_settings")
+    finally:
+        for name in ("djdeploy_settings", "shop", "shop.settings"):
+            sys.modules.pop(name, None)
+
+
+TUTORIAL = """
+import os
+from pathlib import Path
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-fallback")
+DEBUG = True
+ALLOWED_HOSTS = []
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
+STATIC_ROOT = BASE_DIR / "staticfiles"
+SEEN_URL = os.environ["DATABASE_URL"]
+"""
+
+
+def test_production_settings_go_on_top_of_the_apps_own(settings, tmp_path, monkeypatch):
+    s, release, module = load_settings(tmp_path, monkeypatch, settings, TUTORIAL)
+    assert module.ALLOWED_HOSTS == ["app1.example.com", "localhost", "127.0.0.1"]
+    assert module.DEBUG is False
+    assert module.SECRET_KEY == "the-hosts-own-key"  # not the app's fallback
+    assert module.DATABASES["default"]["NAME"] == f"{s.data_dir}/db.sqlite3"
+    assert module.SEEN_URL == f"sqlite:///{s.data_dir}/db.sqlite3"  # twelve-factor apps read it too
+    assert module.STATIC_ROOT == str(release.resolve() / "static")
+    assert module.MEDIA_ROOT == s.media_dir
+    assert "http://app1.example.com" in module.CSRF_TRUSTED_ORIGINS
+    assert module.LOGGING["handlers"]["journal"]["class"] == "logging.StreamHandler"
+
+
+def test_kept_settings_stay_as_the_app_has_them(settings, tmp_path, monkeypatch):
+    kept = dataclasses.replace(settings, keep_app_settings=("DEBUG", "STATIC_ROOT", "ALLOWED_HOSTS"))
+    _, release, module = load_settings(tmp_path, monkeypatch, kept, TUTORIAL)
+    assert module.DEBUG is True and module.ALLOWED_HOSTS == []
+    assert module.STATIC_ROOT == release / "staticfiles"
+    assert module.SECRET_KEY == "the-hosts-own-key"
+
+
+def test_hostile_allowed_hosts_stay_data(settings, tmp_path, monkeypatch):
+    """A value with quotes and a line break is a string in the module, not code."""
+    hostile = dataclasses.replace(settings, allowed_hosts=('x"]\nimport os; os.system("id")\n#', "ok"))
+    _, _, module = load_settings(tmp_path, monkeypatch, hostile, TUTORIAL)
+    assert module.ALLOWED_HOSTS == ['x"]\nimport os; os.system("id")\n#', "ok"]
