@@ -153,9 +153,15 @@ def lock_text(folder: Path) -> str:
     return "".join(lines[name] for name in sorted(lines))
 
 
+# What the deploy itself runs in every app's virtualenv, whether or not its requirements
+# name it (a tutorial's requirements.txt often has Django only): the app server.
+SERVER = ["gunicorn"]
+
+
 def lock_path(requirements: Path) -> Path:
     """Where the run's lock of `requirements` is cached: keyed by their content."""
-    return CACHE / "locks" / f"{hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]}.lock"
+    key = hashlib.sha256(requirements.read_bytes() + "\0".join(SERVER).encode())
+    return CACHE / "locks" / f"{key.hexdigest()[:16]}.lock"
 
 
 def wheel_lock(wheels: Path) -> Path:
@@ -249,7 +255,7 @@ def _resolve(requirements: Path, python: str, machine: str) -> Path:
           file=sys.stderr, flush=True)
     print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}",
           file=sys.stderr, flush=True)
-    result = _pip_download(["-r", str(requirements)], python, machine, tmp)
+    result = _pip_download(["-r", str(requirements), *SERVER], python, machine, tmp)
     if result.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise BuildError(_why(result.stdout, requirements, python, machine))
@@ -307,7 +313,7 @@ def wheelhouse(requirements: Path, python: str, machine: str) -> Path:
     constraints.write_text("".join(f"{name}=={version}\n" for name, version in locked.items()))
     print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}, as locked",
           file=sys.stderr, flush=True)
-    result = _pip_download(["-r", str(requirements), "-c", str(constraints)], python, machine, tmp)
+    result = _pip_download(["-r", str(requirements), *SERVER, "-c", str(constraints)], python, machine, tmp)
     constraints.unlink()
     if result.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)

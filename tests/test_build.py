@@ -20,6 +20,7 @@ SIX_1_16_SHA256 = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0
 def cache(tmp_path, monkeypatch):
     """A build cache of this test's own, and no builds remembered from other tests."""
     monkeypatch.setattr(build, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(build, "SERVER", [])  # the lock's own mechanics, on tiny packages
     build.forget()
     yield tmp_path / "cache"
     build.forget()
@@ -158,3 +159,13 @@ def test_unreachable_index_is_one_line_naming_the_requirement(tmp_path, monkeypa
         build.release(APP, reqs, "3.11", "x86_64")
     message = str(error.value)
     assert "\n" not in message and message.startswith("six:") and "network" in message, message
+
+
+def test_the_app_server_is_locked_even_when_the_requirements_omit_it(tmp_path, monkeypatch):
+    """A tutorial's requirements.txt names Django only: gunicorn is resolved and locked too."""
+    monkeypatch.setattr(build, "SERVER", ["gunicorn"])
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six\n")
+    wheels = build.wheelhouse(requirements, "3.11", "x86_64")
+    locked = build.pins(build.wheel_lock(wheels).read_text())
+    assert "gunicorn" in locked and "six" in locked
