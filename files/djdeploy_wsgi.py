@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 UP_PATH = "/-/up"
-LOOPBACK = ("127.0.0.1", "::1")
+LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")  # the last: a dual-stack socket
 
 _module, _, _name = os.environ["DJDEPLOY_APP_WSGI"].partition(":")
 app = getattr(importlib.import_module(_module), _name or "application")

@@ -86,11 +86,12 @@ prepare() {
     rm -f "$ARCHIVE"
 }
 
-# The app's last error line in the journal since it was restarted (or its last line).
+# The app's last error line in its journal since the restart, as "its last error: ...".
 last_error() {
-    local lines
-    lines=$(journalctl -u "$UNIT" --since "@$STARTED" -o cat --no-pager -q 2>/dev/null | grep -v '^$' || true)
-    { grep -E 'Error|Exception|error|Traceback|Invalid' <<< "$lines" || printf '%s\n' "$lines"; } | tail -n 1 | cut -c1-300
+    local line
+    line=$(journalctl -u "$UNIT" --since "@$STARTED" -o cat --no-pager -q 2>/dev/null \
+           | grep -E 'Error|Exception|error|Traceback|Invalid' | tail -n 1 | cut -c1-300 || true)
+    [ -z "$line" ] || echo "its last error: $line"
 }
 
 healthy() {
@@ -109,7 +110,7 @@ healthy() {
     # Our own endpoint's one-line reason; an app's page is not repeated here.
     [ -n "$said" ] && [ "$HEALTH_PATH" = /-/up ] && HEALTH="$HEALTH: $said"
     error=$(last_error)
-    [ -n "$error" ] && HEALTH="$HEALTH; the app's last error: $error"
+    [ -z "$error" ] || HEALTH="$HEALTH; $error"
     return 1
 }
 
@@ -130,7 +131,7 @@ restart() {
     systemctl reset-failed "$UNIT" 2>/dev/null || true
     STARTED=$(date +%s)
     systemctl restart "$UNIT" 2>/dev/null || {
-        HEALTH="systemctl restart $UNIT failed; its last error: $(last_error)"; return 1; }
+        HEALTH="systemctl restart $UNIT failed; $(last_error || true) (journalctl -u $UNIT)"; return 1; }
 }
 
 switch() {

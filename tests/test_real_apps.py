@@ -1,0 +1,188 @@
+"""Real Django projects that nobody here wrote, deployed unmodified, by data alone, to stock
+Debian 12 and 13 hosts (no python3-venv until the deploy installs it).
+
+Both come from PyPI at test time, the registry CI reaches, exactly as their authors ship them:
+- Django's own project template (`django-admin startproject`): the tutorial shape, with
+  DEBUG = True, its insecure key, ALLOWED_HOSTS = [], SQLite beside manage.py, no
+  STATIC_ROOT, and no gunicorn in its requirements;
+- Wagtail's project template (`wagtail start`, Wagtail 7.2): a settings package whose
+  manage.py names the dev settings, image uploads through Pillow, static and media folders
+  inside the project, and requirements without gunicorn.
+"""
+
+import http.cookiejar
+import re
+import shlex
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+import zipfile
+
+import pytest
+
+from conftest import ROOT, Fleet, http_get, results, run_pyinfra
+
+FLEET = "apps"
+WAGTAIL = "7.2.3"
+PYTHONS = {"bookworm": "3.11", "trixie": "3.13"}
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    """Two stock hosts: Debian 12 and Debian 13, both web."""
+    from djdeploy import fleet as fleet_tool
+
+    state = fleet_tool.up(FLEET, 2, "bookworm,trixie", timeout=180, groups="web,web")
+    try:
+        yield Fleet(state)
+    finally:
+        fleet_tool.down([FLEET])
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory):
+    """The two projects as their templates make them, and a requirements file for each."""
+    where = tmp_path_factory.mktemp("projects")
+    admin = [str(ROOT / ".venv" / "bin" / "django-admin")]
+    subprocess.run([*admin, "startproject", "mysite"], cwd=where, check=True)
+    (where / "mysite-requirements.txt").write_text("Django==5.2.19\n")
+    # `wagtail start` is Django's startproject with Wagtail's template (wagtail/bin/wagtail.py).
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", f"wagtail=={WAGTAIL}",
+                    "-d", str(where / "dl")], check=True)
+    with zipfile.ZipFile(next((where / "dl").glob("wagtail-*.whl"))) as wheel:
+        wheel.extractall(where / "dl", [n for n in wheel.namelist() if n.startswith("wagtail/project_template/")])
+    subprocess.run([*admin, "startproject", f"--template={where / 'dl/wagtail/project_template'}",
+                    "--ext=html,rst", "--name=Dockerfile", "news"], cwd=where, check=True)
+    # Its own requirements, and the fix for django-tasks 0.9 on Python 3.11 (django-tasks#223).
+    (where / "news-requirements.txt").write_text(f"-r {where / 'news' / 'requirements.txt'}\ndjango-tasks<0.9\n")
+    return where
+
+
+def data(project, port, projects, **more):
+    values = {"project": project, "app_user": project, "port": port, "app_path": str(projects / project),
+              "requirements": str(projects / f"{project}-requirements.txt"), "health_path": "null", **more}
+    return [arg for key, value in values.items() for arg in ("--data", f"{key}={value}")]
+
+
+def deploy(*args, verb="deploy.py"):
+    result = run_pyinfra("-y", *args, fleet=FLEET, deploy=verb)
+    assert result.returncode == 0, result.stdout[-4000:]
+    return result
+
+
+def manage(fleet, host, project, code):
+    """Python run by the project's manage.py shell on the host, as the app user, with its .env."""
+    command = (f"cd /srv/{project}/current && runuser -u {project} -- bash -c "
+               f"'set -a; . /srv/{project}/shared/.env; set +a; exec venv/bin/python manage.py shell -c \"$0\"' "
+               f"{shlex.quote(code)}")
+    return fleet.ssh(host, command).stdout.strip().splitlines()[-1]
+
+
+def not_debug_404(url):
+    status, body = http_get(url)
+    assert status == 404 and "URLconf" not in body and "DEBUG = True" not in body, (url, status, body[:300])
+
+
+def admin_login(base, user, password):
+    """Log in to Django's admin as a browser does (CSRF cookie and token): where it lands."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(f"{base}/admin/login/", timeout=10).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": user, "password": password,
+                                   "next": "/admin/"}).encode()
+    response = opener.open(urllib.request.Request(f"{base}/admin/login/?next=/admin/", data=form,
+                                                  headers={"Referer": f"{base}/admin/login/"}), timeout=10)
+    return urllib.parse.urlsplit(response.geturl()).path
+
+
+def venv_package(fleet, host):
+    package = f"python{PYTHONS[host['suite']]}-venv"
+    out = fleet.ssh(host, f"dpkg-query -W -f='${{Status}}' {package} 2>/dev/null; true").stdout
+    return package, out == "install ok installed"
+
+
+def test_djangos_own_project_template(fleet, projects):
+    """The tutorial shape: every production setting it lacks comes from the deploy."""
+    for host in fleet.hosts:  # stock: the venv module is not there
+        assert venv_package(fleet, host)[1] is False, venv_package(fleet, host)
+    args = data("mysite", 8001, projects)
+    first = deploy(*args)
+    assert "Resolving" in first.stdout  # its requirements name Django only: gunicorn is added
+    fallback = re.search(r"SECRET_KEY = '([^']+)'", (projects / "mysite/mysite/settings.py").read_text()).group(1)
+    for host in fleet.hosts:
+        assert venv_package(fleet, host)[1] is True, host["suite"]
+        base = f"http://{host['address']}:8001"
+        status, body = http_get(f"{base}/admin/login/")
+        assert status == 200 and "Django administration" in body
+        status, css = http_get(f"{base}/static/admin/css/base.css")
+        assert status == 200 and "body" in css  # collectstatic ran, and the files are served
+        not_debug_404(f"{base}/no-such-page/")
+        not_debug_404(f"{base}/")  # the template has no home page; DEBUG would show its rocket
+        assert manage(fleet, host, "mysite", "from django.conf import settings as s; "
+                      f"print(s.DEBUG, s.SECRET_KEY == {fallback!r}, len(s.SECRET_KEY))") == "False False 67"
+        manage(fleet, host, "mysite", "from django.contrib.auth.models import User; "
+               "User.objects.create_superuser('admin', 'a@example.com', 'correct-horse-battery')")
+        assert admin_login(base, "admin", "correct-horse-battery") == "/admin/"
+
+    assert results(deploy(*args).stdout)["Grand total"]["changed"] == 0  # a rerun changes nothing
+
+    # A new release (a requirement more), then back: the data is the same throughout.
+    (projects / "mysite-requirements.txt").write_text("Django==5.2.19\nsix==1.17.0\n")
+    deploy(*args)
+    for verb in ("deploy.py", "rollback.py"):
+        if verb == "rollback.py":
+            deploy(*args, verb=verb)
+        for host in fleet.hosts:
+            assert manage(fleet, host, "mysite", "from django.contrib.auth.models import User; "
+                          "print(User.objects.filter(username='admin').count())") == "1", verb
+            assert admin_login(f"http://{host['address']}:8001", "admin", "correct-horse-battery") == "/admin/"
+
+
+IMAGE = """
+import io
+from PIL import Image
+from django.core.files.images import ImageFile
+from wagtail.images import get_image_model
+data = io.BytesIO(); Image.new("RGB", (64, 48), (200, 30, 30)).save(data, format="PNG")
+image = get_image_model()(title="upload", file=ImageFile(data, name="upload.png")); image.save()
+print(image.file.url)
+"""
+
+
+def test_wagtails_project_template_with_uploads(fleet, projects):
+    """A settings package, Pillow, and uploads kept in shared/ across releases and a rollback."""
+    args = data("news", 8002, projects, settings_module="news.settings.production")
+    deploy(*args)
+    uploads = {}
+    for host in fleet.hosts:
+        base = f"http://{host['address']}:8002"
+        status, body = http_get(f"{base}/")
+        assert status == 200 and "Welcome to your new Wagtail site" in body
+        assert http_get(f"{base}/static/css/welcome_page.css")[0] == 200
+        status, body = http_get(f"{base}/admin/login/")
+        assert status == 200 and "csrfmiddlewaretoken" in body
+        not_debug_404(f"{base}/no-such-page/")
+        uploads[host["machine"]] = manage(fleet, host, "news", IMAGE)
+        assert uploads[host["machine"]].startswith("/media/original_images/upload")
+        stored = fleet.ssh(host, f"stat -c '%U %n' /srv/news/shared{uploads[host['machine']]}").stdout.split()
+        assert stored[0] == "news"  # in shared/, the app's, not in the release
+
+    def uploads_served():
+        for host in fleet.hosts:
+            request = urllib.request.urlopen(f"http://{host['address']}:8002{uploads[host['machine']]}", timeout=10)
+            assert request.status == 200 and request.headers["Content-Type"] == "image/png"
+            assert request.read().startswith(b"\x89PNG")
+
+    uploads_served()
+    assert results(deploy(*args).stdout)["Grand total"]["changed"] == 0
+    requirements = projects / "news-requirements.txt"
+    requirements.write_text(requirements.read_text() + "six==1.17.0\n")
+    deploy(*args)
+    uploads_served()
+    deploy(*args, verb="rollback.py")
+    uploads_served()
+    for host in fleet.hosts:
+        assert manage(fleet, host, "news", "from wagtail.images import get_image_model; "
+                      "print(get_image_model().objects.filter(title='upload').count())") == "1"
