@@ -23,7 +23,7 @@ if s.database_server:
     postgresql.server(s)
 else:
     python, machine = host_python(host)
-    release = build.release(s.app_path, s.requirements, python, machine)  # once per run
+    release = build.for_host(host, s, python, machine)  # built once per run: code, locked wheels
 
     # What a stock Debian server lacks: the venv module of its Python, curl for the health check.
     operations.debian_packages(name="Debian packages", packages=[f"python{python}-venv", "curl"])

@@ -362,3 +362,14 @@ def release(app_path: Path, requirements: Path, python: str, machine: str) -> Re
     wheels = wheelhouse(requirements, python, machine)
     venv = f"{hashlib.sha256(wheel_lock(wheels).read_bytes()).hexdigest()[:12]}-py{python.replace('.', '')}"
     return Release(release_id, archive, wheels, venv)
+
+
+def for_host(host, s, python: str, machine: str) -> Release:
+    """`release` for a host's settings and Python, or the run stops with one line (before
+    any host changed: hosts are planned before anything runs)."""
+    try:
+        return release(s.app_path, s.requirements, python, machine)
+    except BuildError as error:
+        from djdeploy.settings import fail
+
+        fail([f"host {host.name}: {error}; no host was changed"])

@@ -72,7 +72,8 @@ class FileText(FactBase):
 class Deployment(FactBase):
     """A project's release state on a host, in one command.
 
-    {"current": id or None, "previous": id or None, "releases": [ids], "venvs": [keys],
+    {"current": id or None, "previous": id or None, "venv": current's virtualenv key (the hash
+     of its locked dependencies) or None, "releases": [ids], "venvs": [keys],
      "lock": {"run", "owner", "since"} or None, "serving": "<release> <config hash>" the
      app was last started with, "serving_since": when the deploy last started it (Unix
      time), "config": "<config hash>" of the files on disk now}
@@ -87,7 +88,7 @@ class Deployment(FactBase):
         r, lock = shlex.quote(root), shlex.quote(lock_dir)
         files = " ".join(shlex.quote(f) for f in config_files)
         return (f"cd {r} 2>/dev/null || exit 0; "
-                f"stat -c 'stat=%n %Y %N' .serving current previous 2>/dev/null; "
+                f"stat -c 'stat=%n %Y %N' .serving current previous current/venv 2>/dev/null; "
                 f"echo serving=$(cat .serving 2>/dev/null); "
                 f"echo config=$(cat {files} 2>/dev/null | sha256sum); "
                 f"ls -1A releases venvs 2>/dev/null; "
@@ -117,6 +118,7 @@ class Deployment(FactBase):
         return {
             "current": links.get("current"),
             "previous": links.get("previous"),
+            "venv": links.get("current/venv"),  # the locked dependency set current runs in
             "releases": listed["releases"],
             "venvs": listed["venvs"],
             "lock": lock,

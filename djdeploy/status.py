@@ -31,6 +31,7 @@ def report(host, s) -> None:
         f"current={current}",
         f"since={went_live(revisions, state['current'])}",
         f"previous={state['previous'] or 'none'}",
+        f"deps={state['venv'] or 'none'}",
         f"unit={'active' if unit else 'inactive'}",
         f"health={health}",
         f"releases={','.join(state['releases']) or 'none'}",

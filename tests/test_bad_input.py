@@ -93,6 +93,25 @@ def test_no_servers_and_no_fleet_says_what_to_do(tmp_path):
     assert_one_clear_failure(result, "no servers to deploy to", "make fleet-up")
 
 
+def test_run_from_outside_the_project_folder_says_where(tmp_path):
+    import os
+    import subprocess
+
+    from conftest import PYINFRA
+
+    result = subprocess.run([PYINFRA, "-y", str(ROOT / "inventory.py"), str(ROOT / "deploy.py")], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, DJDEPLOY_FLEET="no-such-fleet"), timeout=120)
+    assert_one_clear_failure(result, "run pyinfra from the project folder", f"cd {ROOT}")
+
+
+def test_no_terminal_and_no_yes_says_pass_y():
+    """pyinfra would ask "execute?" and, with nothing to answer, end in a traceback."""
+    result = run_pyinfra(fleet="no-such-fleet")  # stdin is not a terminal
+    assert_one_clear_failure(result, "no terminal to answer pyinfra's confirmation", "pass -y")
+    assert "no terminal" not in run_pyinfra("--dry", fleet="no-such-fleet").stdout  # a dry run asks nothing
+
+
 def edit(project, name, old, new):
     path = project / name
     text = path.read_text()
@@ -183,6 +202,11 @@ CATALOGUE = {
             t, f, f'[web]\nhosts = ["{f.hosts[0]["address"]}"]\n', user="nosuchuser")}),
         # No host answers, so pyinfra stops before the deploy file runs, with its own line.
         ["Authentication error (username=nosuchuser", "No hosts remaining"], 0),
+    "a requirement that does not exist": (
+        edited("app/requirements.txt", "gunicorn", "djdeploy-no-such-package-4f1c\ngunicorn"),
+        ["djdeploy-no-such-package-4f1c: no such package on the package index", "no host was changed"], 1),
+    "a production setting misspelt in keep_app_settings": (
+        with_data('keep_app_settings=["DEBUGG"]'), ["keep_app_settings.0 = 'DEBUGG'"], 3),
     "unknown [ssh] setting": (
         lambda p, t, f: ([], {"DJDEPLOY_SERVERS": servers_file(
             t, f, f'[web]\nhosts = ["{f.hosts[0]["address"]}"]\n', ssh_extra="prot = 22\n")}),

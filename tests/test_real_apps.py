@@ -186,3 +186,29 @@ def test_wagtails_project_template_with_uploads(fleet, projects):
     for host in fleet.hosts:
         assert manage(fleet, host, "news", "from wagtail.images import get_image_model; "
                       "print(get_image_model().objects.filter(title='upload').count())") == "1"
+
+
+def test_a_release_that_fails_on_every_host_leaves_nothing_behind(fleet, projects):
+    """The app's own SQLite path (DATABASES kept as the template has it) is inside the
+    read-only release: its migrations fail on every host. The message names the database's
+    path; no lock, archive or half release stays; the release before serves on."""
+    args = data("mysite", 8001, projects)
+    serving = {h["machine"]: fleet.ssh(h, "readlink /srv/mysite/current").stdout.strip() for h in fleet.hosts}
+    (projects / "mysite-requirements.txt").write_text("Django==5.2.19\nsix==1.16.0\n")  # a new release
+    result = run_pyinfra("-y", *args, "--data", 'keep_app_settings=["DATABASES"]', fleet=FLEET)
+    assert result.returncode == 1
+    assert "No hosts remaining" in result.stdout  # pyinfra stopped before its last operation
+    for host in fleet.hosts:
+        prefix = f"[{host['address']}] release: "
+        assert f"{prefix}the database is /srv/mysite/releases/.new-" in result.stdout, result.stdout[-3000:]
+        assert "/db.sqlite3: the app user mysite cannot create or write it there" in result.stdout
+        listing = fleet.ssh(host, "ls -A /srv/mysite /srv/mysite/releases").stdout.split()
+        assert ".deploy-lock" not in listing
+        assert not [name for name in listing if name.endswith(".tar") or name.startswith(".new-")], listing
+        assert fleet.ssh(host, "readlink /srv/mysite/current").stdout.strip() == serving[host["machine"]]
+        assert http_get(f"http://{host['address']}:8001/admin/login/")[0] == 200
+    status = run_pyinfra("-y", *args, fleet=FLEET, deploy="status.py")
+    for line in [line for line in status.stdout.splitlines() if "current=" in line]:
+        assert "lock=free" in line and ".tar" not in line, line
+    again = deploy(*args)  # no "lock left by a killed deploy": there is none
+    assert "left by a killed deploy" not in again.stdout and "lock held by" not in again.stdout
