@@ -25,8 +25,9 @@ else:
     python, machine = host_python(host)
     release = build.for_host(host, s, python, machine)  # built once per run: code, locked wheels
 
-    # What a stock Debian server lacks: the venv module of its Python, curl for the health check.
-    operations.debian_packages(name="Debian packages", packages=[f"python{python}-venv", "curl"])
+    # What a stock Debian server lacks: the venv module of its Python, curl for the health
+    # check, and what the app says it needs (debian_packages).
+    operations.debian_packages(name="Debian packages", packages=[f"python{python}-venv", "curl", *s.debian_packages])
 
     # One deploy at a time per host: the lock is held while this run executes.
     lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)

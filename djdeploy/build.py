@@ -181,9 +181,46 @@ def _platform_args(python: str, machine: str) -> list[str]:
 
 
 def _pip_download(args: list[str], python: str, machine: str, dest: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-               *_platform_args(python, machine), "-d", str(dest), *args]
-    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """pip download of wheels only, for `python`; a package published as source only is
+    built into a wheel here first, when it is pure Python (it is then the same on every
+    Python and machine), and the download tried again."""
+    built = CACHE / "built"
+    built.mkdir(parents=True, exist_ok=True)
+    tried = set()
+    while True:
+        command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+                   *_platform_args(python, machine), "--find-links", str(built), "-d", str(dest), *args]
+        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if result.returncode == 0 or _unreachable(result.stdout):
+            return result
+        # What pip found no wheel of: named directly, or as what a candidate "depends on".
+        wanted = re.findall(r"No matching distribution found for (\S+)", result.stdout)
+        wanted += re.findall(r" depends on ([A-Za-z0-9][\w.\-]*(?:[<>=!~]=?[\w.*]+)?)\s*$", result.stdout, re.M)
+        wanted = [spec for spec in dict.fromkeys(wanted) if spec not in tried]
+        tried.update(wanted)
+        if not any([_pure_wheel(spec, built) for spec in wanted]):
+            return result
+
+
+def _pure_wheel(spec: str, built: Path) -> bool:
+    """Build `spec` from its source distribution into a wheel in `built`, if the wheel is
+    pure Python (py3-none-any); False if it has no source either, or is not pure."""
+    with tempfile.TemporaryDirectory(prefix=".source-", dir=built.parent) as tmp:
+        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+                                  "--quiet", "--no-deps", "--no-binary=:all:", "-d", tmp, spec],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        sources = [p for p in Path(tmp).iterdir() if p.is_file()]
+        if fetched.returncode or not sources:
+            return False
+        print(f"Building a wheel of {spec} from its source (no wheel published)", file=sys.stderr, flush=True)
+        made = subprocess.run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--quiet",
+                               "--no-deps", "--wheel-dir", f"{tmp}/wheel", str(sources[0])],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wheels = list(Path(tmp, "wheel").glob("*.whl"))
+        if made.returncode or len(wheels) != 1 or not wheels[0].name.endswith("-none-any.whl"):
+            return False  # not pure Python: it would need building for each host's Python
+        shutil.move(str(wheels[0]), built / wheels[0].name)
+        return True
 
 
 def _unreachable(output: str) -> bool:

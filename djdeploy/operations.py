@@ -35,6 +35,7 @@ def tool_env(s) -> str:
         "ORIGIN": f"{getpass.getuser()}@{CONTROLLER}",
         "CONFIG_FILES": " ".join(s.config_files),
         "DATABASE": s.database,  # postgresql: migrations run once, by `postgresql.migrations`
+        "RELEASE_COMMANDS": "\n".join(s.release_commands),  # each one shell-quoted (settings.parse)
     }
     return "env " + " ".join(f"{k}={q(v)}" for k, v in values.items())
 

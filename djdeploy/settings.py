@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 import sys
 import threading
 from dataclasses import dataclass, replace
@@ -24,6 +25,8 @@ DEFAULTS = {
     "wsgi_module": None,  # what gunicorn serves; default: the app's WSGI_APPLICATION
     "settings_module": None,  # the app's own settings; default: what its manage.py names
     "keep_app_settings": [],  # production settings the deploy does not override (see OVERRIDES)
+    "debian_packages": [],  # what the app needs from Debian beyond Python, e.g. ["gettext"]
+    "release_commands": [],  # manage.py commands run in each new release before it serves, e.g. "compress"
     "app_env": {},  # extra variables for .env
     "app_user": None,  # required: the system user gunicorn runs as
     "app_group": None,  # defaults to app_user
@@ -134,6 +137,8 @@ class AppSettings:
     db_host: str | None = None  # the database server's inventory name (postgresql)
     db_address: str | None = None  # where PostgreSQL listens and the web hosts reach it
     keep_app_settings: tuple = ()  # OVERRIDES the deploy leaves as the app has them
+    release_commands: tuple = ()  # manage.py commands, each shell-quoted words
+    debian_packages: tuple = ()  # the app's own needs from Debian
 
     @property
     def overrides(self) -> tuple:
@@ -478,6 +483,8 @@ HINTS = {
     "settings_module": "a dotted module path (project.settings)",
     "release": "a release id: 12 hex digits, see status.py",
     "requirements": "a path to a pip requirements file, e.g. requirements = \"app/requirements.txt\"",
+    "debian_packages": 'a list of Debian package names, e.g. ["gettext", "libmagic1"]',
+    "release_commands": 'a list of manage.py commands on one line each, e.g. ["compress --force"]',
     "keep_app_settings": "a list of setting names from: " + ", ".join(OVERRIDES),
     "batch": "a count of hosts (2) or a share (\"25%\")",
     "srv": "an absolute folder under /srv (or set allow_outside_srv = True)",
@@ -496,6 +503,8 @@ DATA = {  # the schema of every key a host's data may set (meanings: DEFAULTS ab
     "wsgi_module": schema.optional(schema.string(DOTTED[:-1] + r"(:[A-Za-z_][A-Za-z0-9_]*)?$")),
     "settings_module": schema.optional(schema.string(DOTTED)),
     "keep_app_settings": schema.list_of(schema.one_of(*OVERRIDES)),
+    "debian_packages": schema.list_of(schema.string(r"^[a-z0-9][a-z0-9+.-]{1,62}$")),
+    "release_commands": schema.list_of(schema.string(r"^[^\x00-\x1f\x7f]+$")),
     "app_env": schema.dict_of(schema.number),
     "app_user": schema.string(),
     "app_group": schema.optional(schema.string()),
@@ -616,6 +625,12 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
             app_env[key] = check_value(f"{where}: app_env", key, str(value))
         except DataError as error:
             problems += error.problems
+    release_commands = []
+    for command in d.release_commands if "release_commands" not in bad else ():
+        try:
+            release_commands.append(shlex.join(shlex.split(command)))
+        except ValueError as error:
+            problems.append(f"{where}: release_commands: {command!r}: {error}: quote it as a shell would")
     if problems:
         raise DataError(problems)
     allowed = d.allowed_hosts or [host_name, "localhost", "127.0.0.1"]
@@ -632,7 +647,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         database=d.database or "auto", database_server=server,
         db_name=d.db_name or re.sub(r"[^a-z0-9_]", "_", d.project.lower()).lstrip("0123456789") or "app",
         db_address=d.db_address or (host_name if server else None),
-        keep_app_settings=tuple(d.keep_app_settings),
+        keep_app_settings=tuple(d.keep_app_settings), release_commands=tuple(release_commands),
+        debian_packages=tuple(d.debian_packages),
     )
 
 
@@ -647,15 +663,17 @@ def discover(app_path: Path, settings_module: str | None) -> dict:
     match = SETTINGS_DEFAULT.search((app_path / "manage.py").read_text(errors="replace"))
     settings_module = settings_module or (match.group(1) if match else None)
     found["settings_module"] = settings_module
-    if settings_module:
-        base = app_path.joinpath(*settings_module.split("."))
+    for top in (app_path, app_path / "src") if settings_module else ():  # src/: a packaged project
+        base = top.joinpath(*settings_module.split("."))
         source = next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
         wsgi = WSGI_SETTING.search(source.read_text(errors="replace")) if source else None
         if wsgi and "." in wsgi.group(1):
             module, _, name = wsgi.group(1).rpartition(".")
             found["wsgi_module"] = module if name == "application" else f"{module}:{name}"
-        elif (app_path / settings_module.split(".")[0] / "wsgi.py").is_file():
+        elif (top / settings_module.split(".")[0] / "wsgi.py").is_file():
             found["wsgi_module"] = settings_module.split(".")[0] + ".wsgi"
+        if "wsgi_module" in found:
+            break
     if (app_path / "requirements.txt").is_file():
         found["requirements"] = str(app_path / "requirements.txt")
     return found

@@ -1,11 +1,13 @@
 #!/bin/bash
 # The host side of a release, one command per step, called by the deploy:
-#   release.sh prepare ID ARCHIVE VENV   unpack beside, check, migrate, collectstatic, then move in
+#   release.sh prepare ID ARCHIVE VENV   unpack beside, check, migrate, collectstatic, the app's
+#                                        release commands, then move in
 #   release.sh switch ID [rollback]      point `current` at ID, restart, health gate, revert on failure
 #   release.sh prune KEEP                keep KEEP releases (never `current` or `previous`)
 #   release.sh migrate ID LOCK           the shared database's migrations, under advisory lock LOCK
 # Settings come from the environment the deploy sets: ROOT UNIT APP_USER PORT WSGI
-# CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DATABASE.
+# CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DATABASE
+# RELEASE_COMMANDS.
 set -euo pipefail
 umask 022
 
@@ -16,18 +18,22 @@ log() { printf '%s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$ORIGIN" "
 as_app() {
     local dir=$1; shift
     runuser -u "$APP_USER" -- env -C "$dir" bash -c \
-        'set -a; . "$0"; set +a; export VIRTUAL_ENV="$1" PATH="$1/bin:$PATH"; shift; exec "$@"' \
-        "$ROOT/shared/.env" "$dir/venv" "$@"
+        'set -a; . "$0"; set +a; export VIRTUAL_ENV="$1/venv" PATH="$1/venv/bin:$PATH" DJDEPLOY_RELEASE="$1"
+         shift; exec "$@"' "$ROOT/shared/.env" "$dir" "$@"
 }
 
 # The lines of a failed check worth showing: Django's ERRORS (before its WARNINGS, which
-# would otherwise push them out of sight), else the last lines.
+# would otherwise push them out of sight), else its last exception line (which a command
+# may print before its other output) and the last lines.
 shown() {
     if grep -q '^ERRORS:' "$1"; then
         sed -n '/^ERRORS:/,/^WARNINGS:/p' "$1" | grep -v '^WARNINGS:' | head -n 20
-    else
-        tail -n 5 "$1"
+        return
     fi
+    local error
+    error=$(grep -E '^[A-Za-z_.]*(Error|Exception)\b' "$1" | tail -n 1 || true)
+    if [ -n "$error" ] && ! tail -n 5 "$1" | grep -qxF -- "$error"; then echo "$error"; fi
+    tail -n 5 "$1"
 }
 
 # Where the app's default database is, for a check that could not open it.
@@ -80,8 +86,19 @@ prepare() {
     if as_app "$NEW" python manage.py help collectstatic > /dev/null 2>&1; then
         install -d -o "$APP_USER" -m 0755 "$NEW/static"
         check "collectstatic" as_app "$NEW" python manage.py collectstatic --noinput
-        chown -R root:root "$NEW/static"
     fi
+    # The app's own release commands (data: release_commands), one per line, each as shell
+    # words the deploy quoted (never the user's raw text): e.g. compilemessages, compress.
+    # Build steps write into the code, so the new release is the app user's while they run
+    # (not yet serving), then root's and read-only again, as every release is.
+    local line
+    if [ -n "${RELEASE_COMMANDS:-}" ]; then chown -R "$APP_USER" "$NEW"; fi
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        eval "set -- $line"
+        check "manage.py $line" as_app "$NEW" python manage.py "$@"
+    done <<< "${RELEASE_COMMANDS:-}"
+    chown -R root:root "$NEW"
     mv -T "$NEW" "$final"
     rm -f "$ARCHIVE"
 }

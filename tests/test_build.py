@@ -169,3 +169,14 @@ def test_the_app_server_is_locked_even_when_the_requirements_omit_it(tmp_path, m
     wheels = build.wheelhouse(requirements, "3.11", "x86_64")
     locked = build.pins(build.wheel_lock(wheels).read_text())
     assert "gunicorn" in locked and "six" in locked
+
+
+def test_a_pure_python_package_published_as_source_only_is_built_here(tmp_path):
+    """http_ece 1.2.1 has no wheel on PyPI: it is built once into a py3-none-any wheel and
+    locked like any other, for every Python."""
+    reqs = requirements(tmp_path, "http_ece==1.2.1\n")
+    for python in ("3.11", "3.13"):
+        release = build.release(APP, reqs, python, "x86_64")
+        assert any(name.startswith("http_ece-1.2.1-") and name.endswith("-none-any.whl")
+                   for name in wheels_of(release.wheels)), wheels_of(release.wheels)
+        assert "http-ece==1.2.1 --hash=sha256:" in build.wheel_lock(release.wheels).read_text()

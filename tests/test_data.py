@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy.settings import DEFAULTS, DataError, parse
+from djdeploy.settings import DataError, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,3 +181,13 @@ def test_every_host_waits_for_the_checks_of_all_hosts(tmp_path):
     errors = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "web.toml: API_TOKEN holds a line break" in errors[0], result.stdout[-2000:]
     assert "Traceback" not in result.stdout and "exception occurred" not in result.stdout
+
+
+def test_release_commands_reach_the_host_as_quoted_words(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    s = parse("app1", {"app_user": "web", "port": 80,
+                       "release_commands": ["compress --force", "say 'two words' $(id) ;rm"]}, ["web"])
+    assert s.release_commands == ("compress --force", "say 'two words' '$(id)' ';rm'")
+    with pytest.raises(DataError) as error:
+        parse("app1", {"app_user": "web", "port": 80, "release_commands": ["say 'unclosed"]}, ["web"])
+    assert "release_commands: \"say 'unclosed\": No closing quotation" in error.value.problems[0]

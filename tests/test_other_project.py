@@ -35,11 +35,12 @@ def test_second_project_deploys_beside_the_first_by_data_alone(fleet, deployed):
     # The first project still serves, untouched, on the same host.
     assert http_get(f"http://{host['address']}:8080/healthz")[0] == 200
 
-    out = fleet.ssh(host, "systemctl is-active shop; ps -eo user:20,args | grep '[s]hop.serve:app'").stdout
+    out = fleet.ssh(host, "systemctl is-active shop; ps -eo user:20,args | grep '[/]srv/shop/.*djdeploy_wsgi'").stdout
     assert out.splitlines()[0] == "active"
     assert {line.split()[0] for line in out.splitlines()[1:]} == {"shop"}
     env = fleet.ssh(host, "cat /srv/shop/shared/.env").stdout
-    assert 'DJANGO_SETTINGS_MODULE="shop.conf.production"' in env
+    assert 'DJDEPLOY_APP_WSGI="shop.serve:app"' in env  # served through the deploy's entry
+    assert "from shop.conf.production import *" in fleet.ssh(host, "cat /srv/shop/django/djdeploy_settings.py").stdout
     assert 'SHOP_GREETING="hello-from-data"' in env
     # Neither app's user can read the other's .env (or even reach its folder).
     for user, other in (("staging", "/srv/shop/shared/.env"), ("shop", "/srv/my_awesome_project/shared/.env")):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 import subprocess
 import time
 import urllib.parse
@@ -315,11 +316,12 @@ def test_data_survives_a_redeploy_a_rollback_and_a_reboot_of_the_db_host(pg, dep
 
 
 def connects_from(pg, host: dict, password: str) -> subprocess.CompletedProcess:
-    """psql from a web host to the database as the project's role; the password goes over
-    stdin, not into any argv."""
+    """A connection from a web host to the database as the project's role, through the app's
+    own psycopg (a stock web host has no psql); the password goes over stdin, not into argv."""
     db = db_host(pg)
-    script = (f"read -r PGPASSWORD; export PGPASSWORD; psql -XAtq 'host={db['address']} dbname={PROJECT} "
-              f"user={PROJECT} connect_timeout=5' -c 'SELECT 1'")
+    code = ("import sys, psycopg; print(psycopg.connect(host=sys.argv[1], dbname=sys.argv[2], user=sys.argv[2], "
+            "password=sys.stdin.readline().strip(), connect_timeout=5).execute('SELECT 1').fetchone()[0])")
+    script = f"/srv/{PROJECT}/current/venv/bin/python -c {shlex.quote(code)} {db['address']} {PROJECT}"
     return subprocess.run(ssh_argv(pg, host, script), input=password + "\n", capture_output=True, text=True,
                           timeout=60)
 

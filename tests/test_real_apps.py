@@ -7,11 +7,16 @@ Both come from PyPI at test time, the registry CI reaches, exactly as their auth
   STATIC_ROOT, and no gunicorn in its requirements;
 - Wagtail's project template (`wagtail start`, Wagtail 7.2): a settings package whose
   manage.py names the dev settings, image uploads through Pillow, static and media folders
-  inside the project, and requirements without gunicorn.
+  inside the project, and requirements without gunicorn;
+- ephios (a self-hosted app, MIT, its source distribution): twelve-factor, every setting
+  from the environment (DATABASE_URL, SECRET_KEY, ...), a src/ layout, two dependencies
+  published as source only, and a build step (`manage.py build`) that needs gettext.
 """
 
 import http.cookiejar
+import json
 import re
+import tarfile
 import shlex
 import subprocess
 import sys
@@ -25,6 +30,7 @@ from conftest import ROOT, Fleet, http_get, results, run_pyinfra
 
 FLEET = "apps"
 WAGTAIL = "7.2.3"
+EPHIOS = "0.27.1"
 PYTHONS = {"bookworm": "3.11", "trixie": "3.13"}
 
 
@@ -56,6 +62,13 @@ def projects(tmp_path_factory):
                     "--ext=html,rst", "--name=Dockerfile", "news"], cwd=where, check=True)
     # Its own requirements, and the fix for django-tasks 0.9 on Python 3.11 (django-tasks#223).
     (where / "news-requirements.txt").write_text(f"-r {where / 'news' / 'requirements.txt'}\ndjango-tasks<0.9\n")
+    # ephios as its authors publish its source: the project folder is the unpacked sdist.
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary=:all:",
+                    f"ephios=={EPHIOS}", "-d", str(where / "dl")], check=True)
+    with tarfile.open(next((where / "dl").glob("ephios-*.tar.gz"))) as sdist:
+        sdist.extractall(where, filter="data")
+    (where / f"ephios-{EPHIOS}").rename(where / "ephios")
+    (where / "ephios-requirements.txt").write_text(f"ephios=={EPHIOS}\n")
     return where
 
 
@@ -212,3 +225,33 @@ def test_a_release_that_fails_on_every_host_leaves_nothing_behind(fleet, project
         assert "lock=free" in line and ".tar" not in line, line
     again = deploy(*args)  # no "lock left by a killed deploy": there is none
     assert "left by a killed deploy" not in again.stdout and "lock held by" not in again.stdout
+
+
+# What ephios reads from the environment, as its docs list it (DATABASE_URL and SECRET_KEY
+# come from the deploy's settings module; STATIC_ROOT stays ephios's own, in DATA_DIR,
+# because it compresses CSS on demand into it).
+EPHIOS_ENV = {"DEBUG": "False", "ALLOWED_HOSTS": "*", "SITE_URL": "http://localhost", "EMAIL_URL": "dummymail://",
+              "DEFAULT_FROM_EMAIL": "ephios@localhost", "SERVER_EMAIL": "ephios@localhost",
+              "ADMINS": "Admin <root@localhost>", "DATA_DIR": "/srv/ephios/shared/data",
+              "TRUST_X_FORWARDED_PROTO": "True"}
+
+
+def test_a_twelve_factor_app_reading_database_url(fleet, projects):
+    args = data("ephios", 8003, projects, release_commands='["build"]', debian_packages='["gettext"]',
+                keep_app_settings='["STATIC_ROOT", "DATABASES"]', app_env=json.dumps(EPHIOS_ENV))
+    first = deploy(*args)
+    assert "Building a wheel of django-jquery-js from its source" in first.stdout
+    for host in fleet.hosts:
+        base = f"http://{host['address']}:8003"
+        # It redirects plain HTTP to HTTPS; a TLS front would say the request came by HTTPS.
+        request = urllib.request.Request(f"{base}/accounts/login/", headers={"X-Forwarded-Proto": "https"})
+        page = urllib.request.urlopen(request, timeout=30).read().decode()
+        css = re.search(r'href="(/static/[^"]+\.css)"', page).group(1)
+        assert http_get(f"{base}{css}")[0] == 200
+        assert http_get(f"{base}/admin/login/")[0] == 200
+        # Its own settings read DATABASE_URL and SECRET_KEY: the deploy's, from the environment.
+        assert manage(fleet, host, "ephios", "from django.conf import settings as s; "
+                      "print(s.DATABASES['default']['NAME'], s.DEBUG, "
+                      "s.SECRET_KEY == open('/srv/ephios/shared/secret_key').read().strip())") == (
+            "/srv/ephios/shared/data/db.sqlite3 False True")
+    assert results(deploy(*args).stdout)["Grand total"]["changed"] == 0

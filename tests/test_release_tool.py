@@ -36,3 +36,9 @@ def test_check_deploy_errors_are_shown_before_its_warnings(tmp_path):
 def test_other_failures_show_their_last_lines(tmp_path):
     output = "".join(f"line {n}\n" for n in range(1, 20))
     assert shown(output, tmp_path).splitlines() == [f"line {n}" for n in range(15, 20)]
+
+
+def test_an_exception_printed_before_other_output_is_shown(tmp_path):
+    output = "CommandError: Can't find msgfmt.\nLoading\nkey exists\n\n431 static files copied\n"
+    lines = shown(output, tmp_path).splitlines()
+    assert lines[0] == "CommandError: Can't find msgfmt." and lines[-1] == "431 static files copied"

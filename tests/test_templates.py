@@ -164,6 +164,7 @@ def load_settings(tmp_path, monkeypatch, s, app_settings):
         monkeypatch.setenv(name, "")  # restored (absent) after the test: the module sets them
         monkeypatch.delenv(name)
     monkeypatch.syspath_prepend(str(release))
+    monkeypatch.setenv("DJDEPLOY_RELEASE", str(release))  # as ./run and release.sh set it
     monkeypatch.syspath_prepend(str(tmp_path / "django"))
     for name in ("djdeploy_settings", "shop", "shop.settings"):
         sys.modules.pop(name, None)
