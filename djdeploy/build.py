@@ -158,9 +158,23 @@ def lock_text(folder: Path) -> str:
 SERVER = ["gunicorn"]
 
 
+INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)", re.M)
+
+
+def requirements_text(requirements: Path, seen: frozenset = frozenset()) -> bytes:
+    """The requirements file's bytes and those of every file it includes (-r, -c), so a
+    change to any of them resolves again."""
+    text = requirements.read_bytes()
+    for name in INCLUDE.findall(text.decode(errors="replace")):
+        included = (requirements.parent / name).resolve()
+        if included.is_file() and included not in seen:
+            text += b"\0" + requirements_text(included, seen | {included})
+    return text
+
+
 def lock_path(requirements: Path) -> Path:
     """Where the run's lock of `requirements` is cached: keyed by their content."""
-    key = hashlib.sha256(requirements.read_bytes() + "\0".join(SERVER).encode())
+    key = hashlib.sha256(requirements_text(requirements) + "\0".join(SERVER).encode())
     return CACHE / "locks" / f"{key.hexdigest()[:16]}.lock"
 
 
@@ -198,18 +212,31 @@ def _pip_download(args: list[str], python: str, machine: str, dest: Path) -> sub
         wanted += re.findall(r" depends on ([A-Za-z0-9][\w.\-]*(?:[<>=!~]=?[\w.*]+)?)\s*$", result.stdout, re.M)
         wanted = [spec for spec in dict.fromkeys(wanted) if spec not in tried]
         tried.update(wanted)
-        if not any([_pure_wheel(spec, built) for spec in wanted]):
+        index = _index_options(args)
+        if not any([_pure_wheel(spec, built, index) for spec in wanted]):
             return result
 
 
-def _pure_wheel(spec: str, built: Path) -> bool:
+INDEX_OPTION = re.compile(r"^\s*(--index-url|-i|--extra-index-url|--find-links|-f|--trusted-host|--no-index)\b.*$", re.M)
+
+
+def _index_options(args: list[str]) -> str:
+    """The index options of the requirements file among pip's `args`, as requirements lines."""
+    files = [Path(args[i + 1]) for i, arg in enumerate(args[:-1]) if arg == "-r"]
+    return "".join(m[0] + "\n" for f in files if f.is_file() for m in INDEX_OPTION.finditer(f.read_text()))
+
+
+def _pure_wheel(spec: str, built: Path, index: str = "") -> bool:
     """Build `spec` from its source distribution into a wheel in `built`, if the wheel is
-    pure Python (py3-none-any); False if it has no source either, or is not pure."""
+    pure Python (py3-none-any); False if it has no source either, or is not pure. The
+    source comes from the index the requirements name (`index`: their index options)."""
     with tempfile.TemporaryDirectory(prefix=".source-", dir=built.parent) as tmp:
+        Path(tmp, "source.txt").write_text(index + spec + "\n")
         fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-                                  "--quiet", "--no-deps", "--no-binary=:all:", "-d", tmp, spec],
+                                  "--quiet", "--no-deps", "--no-binary=:all:", "-d", f"{tmp}/source",
+                                  "-r", f"{tmp}/source.txt"],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        sources = [p for p in Path(tmp).iterdir() if p.is_file()]
+        sources = [p for p in Path(tmp, "source").iterdir() if p.is_file()] if Path(tmp, "source").is_dir() else []
         if fetched.returncode or not sources:
             return False
         print(f"Building a wheel of {spec} from its source (no wheel published)", file=sys.stderr, flush=True)
@@ -277,7 +304,7 @@ def _write(path: Path, text: str):
 
 
 def _wheels_target(requirements: Path, lock: str, python: str, machine: str) -> Path:
-    key = hashlib.sha256(requirements.read_bytes() + f"\0{lock}\0{python}\0{machine}".encode())
+    key = hashlib.sha256(requirements_text(requirements) + f"\0{lock}\0{python}\0{machine}".encode())
     return CACHE / "wheels" / key.hexdigest()[:16]
 
 
@@ -394,7 +421,7 @@ def release(app_path: Path, requirements: Path, python: str, machine: str) -> Re
     digest, archive = source_archive(app_path)
     lock = resolve(requirements, python, machine).read_text()
     locked = "".join(f"{name}=={version}\n" for name, version in sorted(pins(lock).items()))
-    requirements_hash = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    requirements_hash = hashlib.sha256(requirements_text(requirements)).hexdigest()
     release_id = hashlib.sha256(f"{digest}\n{requirements_hash}\n{locked}".encode()).hexdigest()[:12]
     wheels = wheelhouse(requirements, python, machine)
     venv = f"{hashlib.sha256(wheel_lock(wheels).read_bytes()).hexdigest()[:12]}-py{python.replace('.', '')}"

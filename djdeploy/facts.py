@@ -38,7 +38,8 @@ class MissingPackages(FactBase):
 
     def process(self, output):
         wanted = self.packages or (output[0].split() if output else [])
-        installed = {line.split()[-1] for line in output[1:] if line.startswith("ii ")}
+        # The second letter is the package's state: "i" installed (held or not).
+        installed = {line.split()[-1] for line in output[1:] if len(line) > 1 and line[1] == "i"}
         return [name for name in wanted if name not in installed]
 
 

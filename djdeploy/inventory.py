@@ -111,11 +111,13 @@ def check_invocation(project_dir: Path, argv: list, environ, interactive: bool) 
     """pyinfra started the way the deploy works, or one line saying how (not a traceback
     later): from the project folder (templates/ and group_data/ are found from there), and
     with -y when no terminal can answer pyinfra's "execute?" question."""
-    if Path.cwd().resolve() != project_dir.resolve() and "--chdir" not in argv:
+    if Path.cwd().resolve() != project_dir.resolve():  # (pyinfra's --chdir changes it before this)
         raise InventoryError(f"run pyinfra from the project folder: cd {project_dir} (templates/, files/ and "
                              f"group_data/ are read from there), then pyinfra inventory.py deploy.py")
     verb = next((Path(a).name for a in argv[1:] if a.endswith(".py") and Path(a).name in VERBS), None)
-    answered = {"-y", "--yes", "--dry"} & set(argv) or environ.get("PYINFRA_YES")
+    flags = {a for a in argv[1:] if a.startswith("-")}
+    answered = ({"--yes", "--dry"} & flags or any(not a.startswith("--") and "y" in a[1:] for a in flags)
+                or environ.get("PYINFRA_YES", "").lower() in ("1", "true", "t", "yes", "y", "on"))
     if verb and not answered and not interactive:
         raise InventoryError(f"no terminal to answer pyinfra's confirmation: pass -y (pyinfra -y inventory.py "
                              f"{verb}), or --dry to see the changes only")

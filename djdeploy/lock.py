@@ -165,12 +165,14 @@ class DeployLock(BaseStateCallback):
         """A host that fails an operation runs nothing more in this run: its lock goes now.
         (When every host has failed, pyinfra stops with "No hosts remaining!" before the
         last operation ends, so waiting for that would leave the locks behind.)"""
-        if state.get_op_meta(op_hash).global_arguments.get("_ignore_errors"):
-            return
+        arguments = state.get_op_meta(op_hash).global_arguments
+        if arguments.get("_ignore_errors") or arguments.get("_continue_on_error"):
+            return  # the host goes on, holding its lock
         held = next((h for h in self.held if h.name == host.name), None)
         if held is not None:
             self.held.discard(held)
-            _run(held, release_command(self.locks[held.name][1]))
+            with contextlib.suppress(Exception):  # a host that dropped its connection keeps it
+                _run(held, release_command(self.locks[held.name][1]))
 
     def operation_end(self, state, op_hash):
         if self.held and op_hash == state.get_op_order()[-1]:

@@ -65,7 +65,8 @@ def debian_packages(packages: list):
         f"out=$({apt} update 2>&1) || {{ echo \"apt-get update failed on this host: $(printf '%s' \"$out\" "
         "| grep -E '^(E|Err):' | tail -n 1): check its apt sources and proxy (/etc/apt)\" >&2; exit 1; }; "
         f"out=$({apt} install --no-install-recommends {names} 2>&1) || {{ echo \"could not install {names}: "
-        "$(printf '%s' \"$out\" | grep -E '^E:' | tail -n 1)\" >&2; exit 1; }"
+        "$(printf '%s' \"$out\" | grep -E '^E:' | tail -n 1 | grep . || printf '%s' \"$out\" | tail -n 1): "
+        f"check the names (apt-cache policy {names}) and the host's apt sources\" >&2; exit 1; }}"
     )
 
 

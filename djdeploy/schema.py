@@ -36,7 +36,7 @@ def string(pattern: str | None = None) -> Check:
     def check(value, loc):
         if type(value) is not str:
             return _problem(loc, "string_type", "Input should be a valid string", value)
-        if matcher and not matcher.search(value):
+        if matcher and (not matcher.search(value) or value.endswith("\n")):  # "$" allows a final \n
             return _problem(loc, "string_pattern_mismatch", f"String should match pattern '{pattern}'", value)
         return []
     return check

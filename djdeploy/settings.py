@@ -25,6 +25,7 @@ DEFAULTS = {
     "wsgi_module": None,  # what gunicorn serves; default: the app's WSGI_APPLICATION
     "settings_module": None,  # the app's own settings; default: what its manage.py names
     "keep_app_settings": [],  # production settings the deploy does not override (see OVERRIDES)
+    "serve_files": True,  # the deploy's WSGI entry serves STATIC_URL and MEDIA_URL (False: the app or a front does)
     "debian_packages": [],  # what the app needs from Debian beyond Python, e.g. ["gettext"]
     "release_commands": [],  # manage.py commands run in each new release before it serves, e.g. "compress"
     "app_env": {},  # extra variables for .env
@@ -72,7 +73,10 @@ SRV = "/srv"
 OVERRIDES = ("ALLOWED_HOSTS", "DEBUG", "SECRET_KEY", "DATABASES", "STATIC_ROOT", "MEDIA_ROOT",
              "CSRF_TRUSTED_ORIGINS", "LOGGING")
 UP_PATH = "/-/up"  # the deploy's health endpoint, answered before the app's URL routing (files/djdeploy_wsgi.py)
-SETTINGS_MODULE = "djdeploy_settings"  # DJANGO_SETTINGS_MODULE on the hosts: imports the app's, then OVERRIDES
+SETTINGS_MODULE = "djdeploy_settings"
+# What .env holds for the deploy itself (AppSettings.environment): app_env may not replace them.
+DEPLOY_VARIABLES = ("VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE", "DJDEPLOY_APP_WSGI", "PYTHONPATH",
+                    "DJDEPLOY_SERVE_FILES", "DJANGO_SECRET_KEY_FILE", "PORT")  # DJANGO_SETTINGS_MODULE on the hosts: imports the app's, then OVERRIDES
 
 
 class DataError(Exception):
@@ -139,6 +143,7 @@ class AppSettings:
     keep_app_settings: tuple = ()  # OVERRIDES the deploy leaves as the app has them
     release_commands: tuple = ()  # manage.py commands, each shell-quoted words
     debian_packages: tuple = ()  # the app's own needs from Debian
+    serve_files: bool = True
 
     @property
     def overrides(self) -> tuple:
@@ -248,6 +253,7 @@ class AppSettings:
             "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,  # the app's own, then what production needs
             "DJDEPLOY_APP_WSGI": self.wsgi_module,  # what the deploy's WSGI entry serves
             "PYTHONPATH": self.django_dir,  # where those two modules are
+            "DJDEPLOY_SERVE_FILES": "1" if self.serve_files else "0",  # static files and uploads
             "DJANGO_SECRET_KEY_FILE": self.secret_key_file,
             "DJANGO_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
             "PORT": str(self.port),
@@ -503,6 +509,7 @@ DATA = {  # the schema of every key a host's data may set (meanings: DEFAULTS ab
     "wsgi_module": schema.optional(schema.string(DOTTED[:-1] + r"(:[A-Za-z_][A-Za-z0-9_]*)?$")),
     "settings_module": schema.optional(schema.string(DOTTED)),
     "keep_app_settings": schema.list_of(schema.one_of(*OVERRIDES)),
+    "serve_files": schema.boolean,
     "debian_packages": schema.list_of(schema.string(r"^[a-z0-9][a-z0-9+.-]{1,62}$")),
     "release_commands": schema.list_of(schema.string(r"^[^\x00-\x1f\x7f]+$")),
     "app_env": schema.dict_of(schema.number),
@@ -604,6 +611,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     elif not server:
         found = discover(Path(d.app_path), d.settings_module)
         for key in ("settings_module", "wsgi_module", "requirements"):
+            if key != "requirements" and found.get(key) and schema.validate({key: DATA[key]}, {key: found[key]}):
+                found[key] = None  # not a module name (a..b): as if not found
             if getattr(d, key) is None and key not in bad and found.get(key) is None:
                 problems.append(f"{where}: {key} is not set and could not be found from {d.app_path}/manage.py: "
                                 f"set it in group_data ({HINTS[key]})")
@@ -618,8 +627,12 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         problems.append(f"{where}: srv = {d.srv!r}: outside {SRV}: {HINTS['srv']}")
     app_env = {}
     for key, value in d.app_env.items():
-        if not ENV_KEY.match(key):
+        if not ENV_KEY.match(key) or key.endswith("\n"):
             problems.append(f"{where}: app_env key {key!r} is not a valid variable name: letters, digits, _")
+            continue
+        if key in DEPLOY_VARIABLES:
+            problems.append(f"{where}: app_env key {key!r} is a variable the deploy sets: remove it (see the "
+                            "README's production settings; keep_app_settings leaves one as the app has it)")
             continue
         try:
             app_env[key] = check_value(f"{where}: app_env", key, str(value))
@@ -648,7 +661,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         db_name=d.db_name or re.sub(r"[^a-z0-9_]", "_", d.project.lower()).lstrip("0123456789") or "app",
         db_address=d.db_address or (host_name if server else None),
         keep_app_settings=tuple(d.keep_app_settings), release_commands=tuple(release_commands),
-        debian_packages=tuple(d.debian_packages),
+        debian_packages=tuple(d.debian_packages), serve_files=d.serve_files,
     )
 
 

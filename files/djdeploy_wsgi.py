@@ -15,7 +15,6 @@ import mimetypes
 import os
 from email.utils import formatdate
 from pathlib import Path
-from urllib.parse import unquote
 
 UP_PATH = "/-/up"
 LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")  # the last: a dual-stack socket
@@ -30,7 +29,7 @@ def _folders():
 
     folders = []
     static_url, static_root = getattr(settings, "STATIC_URL", None) or "", getattr(settings, "STATIC_ROOT", None)
-    if static_root and static_url.startswith("/") and not any("whitenoise" in m for m in settings.MIDDLEWARE):
+    if static_root and static_url.startswith("/") and static_url.rstrip("/") and not any("whitenoise" in m for m in settings.MIDDLEWARE):
         folders.append((static_url.rstrip("/") + "/", Path(static_root), False))
     media_url, media_root = getattr(settings, "MEDIA_URL", None) or "", getattr(settings, "MEDIA_ROOT", None)
     if media_root and media_url.startswith("/") and media_url.rstrip("/"):
@@ -39,6 +38,7 @@ def _folders():
 
 
 FOLDERS = _folders()
+SERVE_FILES = os.environ.get("DJDEPLOY_SERVE_FILES", "1") == "1"  # data: serve_files
 
 
 def _file(environ, start_response):
@@ -49,7 +49,8 @@ def _file(environ, start_response):
     for prefix, folder, uploads in FOLDERS:
         if not path.startswith(prefix):
             continue
-        relative = unquote(path[len(prefix):])
+        # PATH_INFO is decoded already, as latin-1 (PEP 3333): the file name's own bytes.
+        relative = path[len(prefix):].encode("latin-1").decode("utf-8", "surrogateescape")
         if not relative or "\0" in relative or any(part in ("..", "") for part in relative.split("/")):
             return None
         try:
@@ -63,10 +64,11 @@ def _file(environ, start_response):
             return None
         kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         headers = [("Content-Type", kind), ("Content-Length", str(stat.st_size)),
-                   ("Last-Modified", formatdate(stat.st_mtime, usegmt=True)),
-                   ("Cache-Control", "public, max-age=3600"), ("X-Content-Type-Options", "nosniff")]
-        if uploads:  # a user's file never runs as a page of the site
-            headers.append(("Content-Security-Policy", "default-src 'none'; sandbox"))
+                   ("Last-Modified", formatdate(stat.st_mtime, usegmt=True)), ("X-Content-Type-Options", "nosniff")]
+        if uploads:  # a user's file: never run as a page of the site, never kept by a shared cache
+            headers += [("Content-Security-Policy", "default-src 'none'; sandbox"), ("Cache-Control", "private, no-cache")]
+        else:
+            headers.append(("Cache-Control", "public, max-age=3600"))
         start_response("200 OK", headers)
         if environ["REQUEST_METHOD"] == "HEAD":
             handle.close()
@@ -139,9 +141,11 @@ def _up(environ):
 
 
 def application(environ, start_response):
-    if environ.get("PATH_INFO") == UP_PATH and environ.get("REMOTE_ADDR") in LOOPBACK:
+    if (environ.get("PATH_INFO") == UP_PATH and environ.get("REMOTE_ADDR") in LOOPBACK
+            and not ({"HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED"} & environ.keys())):  # not via a local proxy
         status, body = _up(environ)
         start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
                                 ("Content-Length", str(len(body))), ("Cache-Control", "no-store")])
         return [body]
-    return _file(environ, start_response) or app(environ, start_response)
+    served = _file(environ, start_response) if SERVE_FILES else None
+    return served if served is not None else app(environ, start_response)

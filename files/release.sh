@@ -52,8 +52,8 @@ check() {
         shown "$out" | sed 's/^/    /' >&2
         if grep -q 'unable to open database file' "$out"; then
             echo "release: the database is $(database_path "${NEW:-$ROOT/current}"): the app user $APP_USER" \
-                 "cannot create or write it there; only $ROOT/shared/data is writable (keep DATABASES" \
-                 "out of keep_app_settings)" >&2
+                 "cannot create or write it there; only $ROOT/shared/data is writable (where the deploy's" \
+                 "DATABASES puts it, unless keep_app_settings keeps the app's own)" >&2
         fi
         rm -f "$out"
         [ -z "${NEW:-}" ] || rm -rf "$NEW"
@@ -61,6 +61,20 @@ check() {
         exit 1
     fi
     rm -f "$out"
+}
+
+# Fails, naming them, if folder $1 holds links that lead out of it (but its venv) or files
+# linked from elsewhere: a release must not give the app a way to write what it runs.
+confined() {
+    local found
+    found=$(find "$1" -mindepth 1 \( -type l ! -path "$1/venv" -print \) -o \( -type f -links +1 -print \) |
+        while IFS= read -r path; do
+            if [ -L "$path" ]; then
+                case $(readlink -f "$path") in "$1"/*) continue ;; esac
+            fi
+            echo "$path"
+        done | head -n 3)
+    [ -z "$found" ] || { echo "links out of the release, or files linked from elsewhere: $found"; return 1; }
 }
 
 prepare() {
@@ -72,7 +86,6 @@ prepare() {
     install -d -m 0755 "$NEW"
     check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
     ln -s "../../venvs/$venv" "$NEW/venv"
-    echo "$ID $(date +%s)" > "$NEW/.release"
     check "the WSGI import ($WSGI)" as_app "$NEW" python -c \
         'import importlib, sys; m, _, a = sys.argv[1].partition(":"); getattr(importlib.import_module(m), a or "application")' "$WSGI"
     check "manage.py check --deploy --fail-level $CHECK_LEVEL" \
@@ -93,12 +106,18 @@ prepare() {
     # (not yet serving), then root's and read-only again, as every release is.
     local line
     if [ -n "${RELEASE_COMMANDS:-}" ]; then chown -R "$APP_USER" "$NEW"; fi
-    while IFS= read -r line; do
+    while IFS= read -r line <&3; do
         [ -n "$line" ] || continue
         eval "set -- $line"
-        check "manage.py $line" as_app "$NEW" python manage.py "$@"
-    done <<< "${RELEASE_COMMANDS:-}"
+        check "manage.py $line" as_app "$NEW" python manage.py "$@" < /dev/null
+    done 3<<< "${RELEASE_COMMANDS:-}"
+    # Root's and read-only to the app again; what the app user wrote may not reach out of it.
     chown -R root:root "$NEW"
+    chmod -R go-w "$NEW"
+    rm -f "$NEW/venv"
+    ln -s "../../venvs/$venv" "$NEW/venv"
+    check "to keep within the release" confined "$NEW"
+    echo "$ID $(date +%s)" > "$NEW/.release"
     mv -T "$NEW" "$final"
     rm -f "$ARCHIVE"
 }
@@ -115,6 +134,7 @@ healthy() {
     local i code body url="http://127.0.0.1:$PORT$HEALTH_PATH"
     body=$(mktemp)
     for i in $(seq 1 "$HEALTH_RETRIES"); do
+        : > "$body"
         code=$(curl -s -o "$body" -w '%{http_code}' -m "$HEALTH_TIMEOUT" -H "Host: $HEALTH_HOST" "$url" || true)
         [ "$code" = 200 ] && { rm -f "$body"; return 0; }
         sleep 1
@@ -148,7 +168,7 @@ restart() {
     systemctl reset-failed "$UNIT" 2>/dev/null || true
     STARTED=$(date +%s)
     systemctl restart "$UNIT" 2>/dev/null || {
-        HEALTH="systemctl restart $UNIT failed; $(last_error || true) (journalctl -u $UNIT)"; return 1; }
+        HEALTH="systemctl restart $UNIT failed (journalctl -u $UNIT)$(last_error | sed 's/^/; /')"; return 1; }
 }
 
 switch() {
@@ -184,12 +204,20 @@ prune() {
     current=$(basename "$(readlink "$ROOT/current" 2>/dev/null || true)")
     previous=$(basename "$(readlink "$ROOT/previous" 2>/dev/null || true)")
     rm -rf "$ROOT"/releases/.new-* "$ROOT"/releases/*.tar
-    # Newest first, by the time each release was prepared.
-    for id in $(cat "$ROOT"/releases/*/.release 2>/dev/null | sort -k2,2nr | cut -d' ' -f1); do
+    # Newest first, by the time each release was prepared; release folders only (their names
+    # are ids), whatever a .release file holds.
+    local dir when
+    for id in $(for dir in "$ROOT"/releases/*/; do
+                    id=$(basename "$dir")
+                    [[ $id =~ ^[0-9a-f]{12}$ ]] || continue
+                    when=$(cut -d' ' -f2 "$dir.release" 2>/dev/null || true)
+                    [[ $when =~ ^[0-9]+$ ]] || when=0
+                    echo "$when $id"
+                done | sort -k1,1nr | cut -d' ' -f2); do
         if [ "$id" = "$current" ] || [ "$id" = "$previous" ] || [ "$kept" -lt "$keep" ]; then
             kept=$((kept + 1))
         else
-            rm -rf "${ROOT:?}/releases/$id"
+            rm -rf -- "${ROOT:?}/releases/${id:?}"
         fi
     done
     # Virtualenvs no kept release uses.

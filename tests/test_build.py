@@ -180,3 +180,11 @@ def test_a_pure_python_package_published_as_source_only_is_built_here(tmp_path):
         assert any(name.startswith("http_ece-1.2.1-") and name.endswith("-none-any.whl")
                    for name in wheels_of(release.wheels)), wheels_of(release.wheels)
         assert "http-ece==1.2.1 --hash=sha256:" in build.wheel_lock(release.wheels).read_text()
+
+
+def test_a_change_to_an_included_file_resolves_again(tmp_path):
+    (tmp_path / "base.txt").write_text("six==1.16.0\n")
+    reqs = requirements(tmp_path, "-r base.txt\n")
+    before = build.lock_path(reqs)
+    (tmp_path / "base.txt").write_text("six==1.17.0\n")
+    assert build.lock_path(reqs) != before

@@ -191,3 +191,20 @@ def test_release_commands_reach_the_host_as_quoted_words(monkeypatch):
     with pytest.raises(DataError) as error:
         parse("app1", {"app_user": "web", "port": 80, "release_commands": ["say 'unclosed"]}, ["web"])
     assert "release_commands: \"say 'unclosed\": No closing quotation" in error.value.problems[0]
+
+
+def test_values_ending_in_a_line_break_are_refused(monkeypatch):
+    """A pattern's "$" allows a final line break: it would end a line in a generated file."""
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(DataError) as error:
+        parse("app1", {"app_user": "web", "port": 80, "settings_module": "project.settings\n",
+                       "debian_packages": ["curl\n"]}, ["web"])
+    assert len(error.value.problems) == 2
+
+
+def test_app_env_cannot_replace_what_the_deploy_sets(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(DataError) as error:
+        parse("app1", {"app_user": "web", "port": 80, "app_env": {"DJANGO_SETTINGS_MODULE": "project.settings"}},
+              ["web"])
+    assert "app_env key 'DJANGO_SETTINGS_MODULE' is a variable the deploy sets" in error.value.problems[0]

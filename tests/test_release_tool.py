@@ -42,3 +42,44 @@ def test_an_exception_printed_before_other_output_is_shown(tmp_path):
     output = "CommandError: Can't find msgfmt.\nLoading\nkey exists\n\n431 static files copied\n"
     lines = shown(output, tmp_path).splitlines()
     assert lines[0] == "CommandError: Can't find msgfmt." and lines[-1] == "431 static files copied"
+
+
+def run_function(tmp_path, call, env=None):
+    import os
+
+    script = (ROOT / "files" / "release.sh").read_text().split("\ncommand=")[0]
+    return subprocess.run(["bash", "-c", script + "\n" + call], capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})))
+
+
+def test_a_release_may_not_link_out_of_itself(tmp_path):
+    release = tmp_path / "releases" / ".new-0123456789ab"
+    (release / "app").mkdir(parents=True)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "writable.py").write_text("")
+    (release / "venv").symlink_to("../../venvs/k-py311")  # the one link a release has
+    (release / "app" / "inside.py").write_text("")
+    (release / "app" / "alias.py").symlink_to("inside.py")
+    assert run_function(tmp_path, f"confined {release}").returncode == 0
+    (release / "app" / "views.py").symlink_to(tmp_path / "shared" / "writable.py")
+    out = run_function(tmp_path, f"confined {release}")
+    assert out.returncode == 1 and "app/views.py" in out.stdout
+    (release / "app" / "views.py").unlink()
+    (release / "app" / "db.sqlite3").hardlink_to(tmp_path / "shared" / "writable.py")
+    out = run_function(tmp_path, f"confined {release}")
+    assert out.returncode == 1 and "db.sqlite3" in out.stdout
+
+
+def test_prune_deletes_release_folders_only_whatever_a_release_file_says(tmp_path):
+    root = tmp_path / "srv"
+    (tmp_path / "precious").mkdir()
+    for number, release in enumerate(("aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc")):
+        (root / "releases" / release).mkdir(parents=True)
+        (root / "releases" / release / ".release").write_text(f"{release} {1000 + number}\n")
+    (root / "releases" / "aaaaaaaaaaaa" / ".release").write_text("../../precious 0\n")  # written by the app
+    (root / "venvs").mkdir()
+    (root / "current").symlink_to("releases/cccccccccccc")
+    out = run_function(tmp_path, "prune 1", {"ROOT": str(root)})
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "precious").is_dir()
+    assert sorted(p.name for p in (root / "releases").iterdir()) == ["cccccccccccc"]

@@ -144,7 +144,7 @@ def test_the_hosts_env_digests_are_the_controllers(tmp_path):
     assert EnvFile().process(out.splitlines())["digest"] == file_digest(text, "salt:x")
 
 
-def load_settings(tmp_path, monkeypatch, s, app_settings):
+def load_settings(tmp_path, monkeypatch, s, app_settings, environ=None):
     """Render the deploy's settings module for `s`, beside a stand-in app's own settings
     (`app_settings`, the text of shop/settings.py), and import it as Django would."""
     import importlib
@@ -163,6 +163,8 @@ def load_settings(tmp_path, monkeypatch, s, app_settings):
     for name in ("SECRET_KEY", "DJANGO_SECRET_KEY", "DEBUG", "DJANGO_DEBUG", "DATABASE_URL"):
         monkeypatch.setenv(name, "")  # restored (absent) after the test: the module sets them
         monkeypatch.delenv(name)
+    for name, value in (environ or {}).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.syspath_prepend(str(release))
     monkeypatch.setenv("DJDEPLOY_RELEASE", str(release))  # as ./run and release.sh set it
     monkeypatch.syspath_prepend(str(tmp_path / "django"))
@@ -214,3 +216,11 @@ def test_hostile_allowed_hosts_stay_data(settings, tmp_path, monkeypatch):
     hostile = dataclasses.replace(settings, allowed_hosts=('x"]\nimport os; os.system("id")\n#', "ok"))
     _, _, module = load_settings(tmp_path, monkeypatch, hostile, TUTORIAL)
     assert module.ALLOWED_HOSTS == ['x"]\nimport os; os.system("id")\n#', "ok"]
+
+
+def test_a_secret_key_given_as_a_secret_wins(settings, tmp_path, monkeypatch):
+    """DJANGO_SECRET_KEY from secrets/ (in .env): every host of a fleet signs with it."""
+    _, _, module = load_settings(tmp_path, monkeypatch, settings, TUTORIAL, {"DJANGO_SECRET_KEY": "from-secrets"})
+    assert module.SECRET_KEY == "from-secrets"
+    import os
+    assert "SECRET_KEY" not in os.environ  # what the module set for the app's import is gone

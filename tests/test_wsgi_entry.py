@@ -52,7 +52,7 @@ answers = []
 for path, host, remote in json.loads(sys.argv[3]):
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "x",
                "SERVER_PORT": "80", "HTTP_HOST": host, "REMOTE_ADDR": remote, "wsgi.url_scheme": "http",
-               "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr}
+               "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr, **json.loads(sys.argv[4])}
     seen = {}
     def start_response(status, headers, exc_info=None):
         seen.update(status=status, headers=dict(headers))
@@ -71,15 +71,18 @@ def site(tmp_path):
         (tmp_path / folder).mkdir()
     (tmp_path / "static" / "app.css").write_text("body{}")
     (tmp_path / "media" / "cat.png").write_bytes(b"\x89PNG fake")
+    (tmp_path / "media" / "café.txt").write_text("an upload with a non-ASCII name")
+    (tmp_path / "media" / "a%20b.txt").write_text("a name with a percent sign")
     (tmp_path / "secret.txt").write_text("not for the web")
     (tmp_path / "static" / "out").symlink_to(tmp_path / "secret.txt")
     return tmp_path
 
 
-def ask(site, requests, **env):
+def ask(site, requests, headers=None, **env):
     environ = {"DJDEPLOY_APP_WSGI": "shop.wsgi", "DB": str(site / "data" / "db.sqlite3"),
                "STATIC": str(site / "static"), "MEDIA": str(site / "media"), "PATH": "/usr/bin:/bin", **env}
-    result = subprocess.run([sys.executable, "-c", CALL, str(site), str(ROOT / "files"), json.dumps(requests)],
+    result = subprocess.run([sys.executable, "-c", CALL, str(site), str(ROOT / "files"), json.dumps(requests),
+                             json.dumps(headers or {})],
                             capture_output=True, text=True, env=environ, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.splitlines()[-1])
@@ -126,3 +129,22 @@ def test_static_files_and_uploads_are_served(site):
 def test_no_file_outside_the_folders_is_served(site, path):
     status, body, _ = ask(site, [[path, "good.example", "203.0.113.9"]])[0]
     assert status == "404" and "not for the web" not in body and "root:" not in body
+
+
+def test_names_are_read_as_the_server_decoded_them(site):
+    """gunicorn has already percent-decoded PATH_INFO (as latin-1 text, PEP 3333)."""
+    cafe, percent = ask(site, [["/media/café.txt".encode().decode("latin-1"), "good.example", "203.0.113.9"],
+                               ["/media/a%20b.txt", "good.example", "203.0.113.9"]])
+    assert cafe[:2] == ["200", "an upload with a non-ASCII name"]
+    assert percent[:2] == ["200", "a name with a percent sign"]
+
+
+def test_the_endpoint_refuses_requests_through_a_local_proxy(site):
+    """Behind a proxy on the same host every request comes from 127.0.0.1: not the health check."""
+    status, _, _ = ask(site, [["/-/up", "good.example", "127.0.0.1"]], headers={"HTTP_X_FORWARDED_FOR": "198.51.100.7"})[0]
+    assert status == "404"
+
+
+def test_serving_files_can_be_left_to_the_app(site):
+    status, _, _ = ask(site, [["/media/cat.png", "good.example", "203.0.113.9"]], DJDEPLOY_SERVE_FILES="0")[0]
+    assert status == "404"  # the app's URL routing answered
