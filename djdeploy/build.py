@@ -246,7 +246,11 @@ def _pure_wheel(spec: str, built: Path, index: str = "") -> bool:
         wheels = list(Path(tmp, "wheel").glob("*.whl"))
         if made.returncode or len(wheels) != 1 or not wheels[0].name.endswith("-none-any.whl"):
             return False  # not pure Python: it would need building for each host's Python
-        shutil.move(str(wheels[0]), built / wheels[0].name)
+        # Named by its content (a build tag): a build here is not byte for byte repeatable, and
+        # a host that has a wheel of that name keeps it (the wheelhouse compares names).
+        parts = wheels[0].name[:-len(".whl")].split("-")
+        tag = "0" + sha256_file(wheels[0])[:12]
+        shutil.move(str(wheels[0]), built / ("-".join([*parts[:2], tag, *parts[-3:]]) + ".whl"))
         return True
 
 
