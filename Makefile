@@ -15,7 +15,7 @@ demo: deps
 	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra -y inventory.py deploy.py
 	DJDEPLOY_FLEET=$(FLEET) $(PY) -m djdeploy.answers inventory.py /
 
-## All tests: fast ones, then the ones on a test fleet of their own.
+## All tests: real deploys to test fleets of their own, and fast ones (those planning in process last: tests/conftest.py).
 test: deps
 	.venv/bin/pytest -q tests
 
