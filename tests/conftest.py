@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -93,18 +94,25 @@ class Fleet:
                               f"{PROJECT}.service; }} | sha256sum").stdout
 
 
-@pytest.fixture(scope="session")
-def fleet():
-    """Three hosts (two web, one staging), booted once for every test that shares them."""
+@contextlib.contextmanager
+def own_fleet(name: str, count: int, suite: str, timeout: float = 180, groups: str | None = None):
+    """A fleet of its own for the block: booted, then removed however the block ends."""
     from djdeploy import fleet as fleet_tool
 
-    if os.geteuid() != 0 or shutil.which("systemd-nspawn") is None:
-        pytest.fail("the fleet tests need root and systemd-nspawn: run `make test` as root")
-    state = fleet_tool.up(TEST_FLEET, 3, "bookworm", timeout=180)
+    state = fleet_tool.up(name, count, suite, timeout=timeout, groups=groups)
     try:
         yield Fleet(state)
     finally:
-        fleet_tool.down([TEST_FLEET])
+        fleet_tool.down([name])
+
+
+@pytest.fixture(scope="session")
+def fleet():
+    """Three hosts (two web, one staging), booted once for every test that shares them."""
+    if os.geteuid() != 0 or shutil.which("systemd-nspawn") is None:
+        pytest.fail("the fleet tests need root and systemd-nspawn: run `make test` as root")
+    with own_fleet(TEST_FLEET, 3, "bookworm") as shared:
+        yield shared
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, Fleet, app_version, results, run_pyinfra, wait_http_200
+from conftest import PROJECT, app_version, own_fleet, results, run_pyinfra, wait_http_200
 
 FLEET = "pgtest"
 MIGRATION = '''from django.db import migrations, models
@@ -43,13 +43,8 @@ class Migration(migrations.Migration):
 
 @pytest.fixture(scope="module")
 def pg():
-    from djdeploy import fleet as fleet_tool
-
-    state = fleet_tool.up(FLEET, 4, "bookworm,bookworm,bookworm,trixie", timeout=240, groups="db,web,web,web")
-    try:
-        yield Fleet(state)
-    finally:
-        fleet_tool.down([FLEET])
+    with own_fleet(FLEET, 4, "bookworm,bookworm,bookworm,trixie", timeout=240, groups="db,web,web,web") as fleet:
+        yield fleet
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT, Fleet, http_get, results, run_pyinfra
+from conftest import ROOT, http_get, own_fleet, results, run_pyinfra
 
 FLEET = "apps"
 WAGTAIL = "7.2.3"
@@ -37,13 +37,8 @@ PYTHONS = {"bookworm": "3.11", "trixie": "3.13"}
 @pytest.fixture(scope="module")
 def fleet():
     """Two stock hosts: Debian 12 and Debian 13, both web."""
-    from djdeploy import fleet as fleet_tool
-
-    state = fleet_tool.up(FLEET, 2, "bookworm,trixie", timeout=180, groups="web,web")
-    try:
-        yield Fleet(state)
-    finally:
-        fleet_tool.down([FLEET])
+    with own_fleet(FLEET, 2, "bookworm,trixie", groups="web,web") as apps:
+        yield apps
 
 
 @pytest.fixture(scope="module")
