@@ -11,9 +11,9 @@ APT_PACKAGES := debootstrap systemd-container zstd openssh-client iproute2 curl 
 
 ## Set up everything, boot the local fleet, deploy, print each host's HTTP answer.
 demo: deps
-	$(PY) -m djdeploy.fleet up --name $(FLEET) --hosts $(HOSTS) --reuse
+	$(PY) -m fleet.hosts up --name $(FLEET) --hosts $(HOSTS) --reuse
 	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra -y inventory.py deploy.py
-	DJDEPLOY_FLEET=$(FLEET) $(PY) -m djdeploy.answers inventory.py /
+	DJDEPLOY_FLEET=$(FLEET) $(PY) -m fleet.answers inventory.py /
 
 ## All tests: real deploys to test fleets of their own, and fast ones (those planning in process last: tests/conftest.py).
 test: deps
@@ -52,11 +52,11 @@ deps: .venv/.installed
 	touch $@
 
 fleet-up: deps
-	$(PY) -m djdeploy.fleet up --name $(FLEET) --hosts $(HOSTS) --suite $(SUITE) $(if $(GROUPS),--groups $(GROUPS))
+	$(PY) -m fleet.hosts up --name $(FLEET) --hosts $(HOSTS) --suite $(SUITE) $(if $(GROUPS),--groups $(GROUPS))
 
 fleet-down:
-	@if [ -x $(PY) ]; then $(PY) -m djdeploy.fleet down --name $(FLEET); \
-	else python3 -m djdeploy.fleet down --name $(FLEET); fi
+	@if [ -x $(PY) ]; then $(PY) -m fleet.hosts down --name $(FLEET); \
+	else python3 -m fleet.hosts down --name $(FLEET); fi
 
 deploy: deps
 	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra -y inventory.py deploy.py
@@ -65,7 +65,7 @@ dry: deps
 	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra inventory.py deploy.py --dry --diff
 
 answers:
-	DJDEPLOY_FLEET=$(FLEET) $(PY) -m djdeploy.answers inventory.py /
+	DJDEPLOY_FLEET=$(FLEET) $(PY) -m fleet.answers inventory.py /
 
 clean: fleet-down
 	rm -rf .venv

@@ -430,26 +430,3 @@ def release(app_path: Path, requirements: Path, python: str, machine: str) -> Re
     wheels = wheelhouse(requirements, python, machine)
     venv = f"{hashlib.sha256(wheel_lock(wheels).read_bytes()).hexdigest()[:12]}-py{python.replace('.', '')}"
     return Release(release_id, archive, wheels, venv)
-
-
-def for_host(host, s, python: str, machine: str) -> Release:
-    """`release` for a host's settings and Python, or the run stops with one line (before
-    any host changed: hosts are planned before anything runs).
-
-    A new resolution is made for the oldest Python among the run's app hosts, whichever
-    host plans first: a package's newest version may need a newer Python than some hosts
-    have, and the lock must suit them all."""
-    try:
-        if not lock_path(s.requirements).exists():
-            from djdeploy.settings import checked, host_python
-
-            hosts = [h for h in host.state.inventory if h.name in checked(host.state) and h not in
-                     host.state.failed_hosts and not checked(host.state)[h.name][0].database_server]
-            oldest = min((host_python(h) for h in hosts), default=(python, machine),
-                         key=lambda found: tuple(int(part) for part in found[0].split(".")))
-            resolve(s.requirements, *oldest)
-        return release(s.app_path, s.requirements, python, machine)
-    except BuildError as error:
-        from djdeploy.settings import fail
-
-        fail([f"host {host.name}: {error}; no host was changed"])

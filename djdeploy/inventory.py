@@ -16,21 +16,22 @@ how to reach them over SSH:
     [staging]
     hosts = ["staging.example.com"]
 
-Without it, the local fleet named $DJDEPLOY_FLEET (default "demo") is the target.
+Without it, the local fleet named $DJDEPLOY_FLEET (default "demo") is the target: the
+fleet tool (fleet/hosts.py) writes a servers file of this format for each fleet it starts.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import tomllib
 from pathlib import Path
 
-from djdeploy import bookkeeping
-from djdeploy.fleet import STATE_DIR, supervisor_alive
+from djdeploy import errors
+from djdeploy.speed import bookkeeping
 
+FLEETS = Path(os.environ.get("DJDEPLOY_FLEET_DIR", "/var/lib/djdeploy/fleets"))  # the local fleets'
 SSH_KEYS = {
     "user": ("ssh_user", str),
     "key": ("ssh_key", str),
@@ -79,31 +80,6 @@ def from_servers_file(path: Path, groups: list[str]) -> dict[str, list]:
     return inventory
 
 
-def from_fleet(name: str, groups: list[str]) -> dict[str, list] | None:
-    state_file = STATE_DIR / name / "state.json"
-    if not state_file.exists():
-        return None
-    state = json.loads(state_file.read_text())
-    if not Path(state["key"]).is_file():
-        raise InventoryError(f"the local fleet's SSH key {state['key']} is gone: run "
-                             "`make fleet-down fleet-up` to start the fleet again")
-    if not any(supervisor_alive(h) for h in state["hosts"]):
-        raise InventoryError(f"the local fleet {name!r} is stopped (left by an ended session): "
-                             "run `make fleet-down fleet-up` to start it again")
-    inventory: dict[str, list] = {}
-    for h in state["hosts"]:
-        if h["group"] not in groups:
-            raise InventoryError(f"fleet {name!r}: host {h['machine']} is in unknown group {h['group']!r}")
-        data = {
-            "ssh_user": "root", "ssh_key": state["key"],
-            # Fleet hosts get new host keys at every boot: nothing to pin. Real servers
-            # keep pyinfra's default (accept-new).
-            "ssh_strict_host_key_checking": "off", "ssh_known_hosts_file": "/dev/null",
-        }
-        inventory.setdefault(h["group"], []).append((h["address"], data))
-    return inventory
-
-
 VERBS = ("deploy.py", "rollback.py", "unlock.py")  # the deploy files that change hosts
 
 
@@ -126,6 +102,7 @@ def check_invocation(project_dir: Path, argv: list, environ, interactive: bool) 
 def load(project_dir: Path) -> dict[str, list]:
     """Host lists per group for inventory.py; exits with one line when there are none."""
     bookkeeping.install()  # before deploy files import pyinfra's operations and facts
+    errors.install()  # a DeployError: its own lines, no traceback
     groups = known_groups(project_dir / "group_data")
     servers = Path(os.environ.get("DJDEPLOY_SERVERS", project_dir / "servers.toml"))
     fleet = os.environ.get("DJDEPLOY_FLEET", "demo")
@@ -135,12 +112,12 @@ def load(project_dir: Path) -> dict[str, list]:
             return from_servers_file(servers, groups)
         if "DJDEPLOY_SERVERS" in os.environ:
             raise InventoryError(f"DJDEPLOY_SERVERS={servers}: no such file")
-        found = from_fleet(fleet, groups)
-        if found is None:
+        fleet_servers = FLEETS / fleet / "servers.toml"
+        if not fleet_servers.exists():
             raise InventoryError(
                 f"no servers to deploy to: write {servers.name} (see README, 'Your own servers') "
                 f"or start the local fleet with `make fleet-up`")
-        return found
+        return from_servers_file(fleet_servers, groups)
     except InventoryError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None

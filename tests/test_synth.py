@@ -1,4 +1,4 @@
-"""djdeploy.synth: one stat, one sha1sum and one systemctl answer many facts, each with
+"""djdeploy.speed.synth: one stat, one sha1sum and one systemctl answer many facts, each with
 the lines its own command would print; a tool that did not answer drops its group."""
 
 import subprocess
@@ -6,8 +6,8 @@ import subprocess
 from pyinfra.facts.files import Directory, File, Link, Sha1File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
-from djdeploy import synth
-from djdeploy.facts import UnitStarted
+from djdeploy.speed import synth
+from djdeploy.ops.facts import UnitStarted
 
 
 def grouped(facts):

@@ -27,9 +27,9 @@ from pyinfra.api import StringCommand
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host, ctx_state
 
-from djdeploy.factcache import batched, privilege, quiet
-from djdeploy.facts import LockHolder
-from djdeploy.settings import fail
+from djdeploy.errors import fail
+from djdeploy.ops.facts import LockHolder
+from djdeploy.speed.factcache import batched, privilege, quiet
 
 CONTROLLER = socket.gethostname()
 RUN_ID = uuid.uuid4().hex[:16]  # this run, as written into the locks it takes

@@ -18,10 +18,10 @@ from pyinfra.facts.files import File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files
 
-from djdeploy import envfile
-from djdeploy.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
+from djdeploy.config import envfile
+from djdeploy.ops.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
                             MissingPackages, UnitStarted)
-from djdeploy.lock import CONTROLLER, q
+from djdeploy.run.lock import CONTROLLER, q
 
 STAMP = ".djdeploy-requirements"
 

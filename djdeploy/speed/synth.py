@@ -19,7 +19,7 @@ import shlex
 from pyinfra.facts.files import LINUX_STAT_COMMAND, STAT_REGEX, Directory, File, Link, Sha1File, _unquote_stat_name
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
-from djdeploy.facts import UnitStarted
+from djdeploy.ops.facts import UnitStarted
 
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./@:+-]*$")
 SAFE_UNIT = re.compile(r"^[A-Za-z0-9:_.@-]+$")

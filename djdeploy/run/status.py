@@ -6,8 +6,9 @@ import sys
 
 from pyinfra.facts.systemd import SystemdStatus
 
-from djdeploy.facts import FileText, HealthAnswer
-from djdeploy.operations import deployment
+from djdeploy.ops.facts import FileText, HealthAnswer
+from djdeploy.ops.operations import deployment
+from djdeploy.ops.postgresql import clients
 
 
 def went_live(revisions: str | None, release_id: str | None) -> str:
@@ -42,8 +43,6 @@ def report(host, s) -> None:
 
 def report_database(host) -> None:
     """One line for a database server: PostgreSQL's state and the projects it serves."""
-    from djdeploy.postgresql import clients  # imports pyinfra's operations; status stays light
-
     active = host.get_fact(SystemdStatus, services=["postgresql.service"]).get("postgresql.service")
     served = [f"{p['name']} ({len(p['hosts'])} web hosts)" for p in clients(host.state, host.name)]
     print(f"    {host.name}: database server postgresql={'active' if active else 'inactive'} "

@@ -4,7 +4,7 @@ pyinfra runs one remote command per fact, and a deploy like this one asks ~40 fa
 each host (pyinfra issue 17: fact count, not bandwidth, is what a no-op pays for). Here
 every fact a host was asked for in the previous run of the same deploy is gathered up
 front in a single command: each fact's own command, as pyinfra builds it, run in one
-batch (per-path facts grouped into one command per kind: djdeploy.synth), and its
+batch (per-path facts grouped into one command per kind: djdeploy.speed.synth), and its
 output handed to the fact's own parser. Operations then read those values, so nothing
 about what they decide changes.
 
@@ -36,7 +36,7 @@ from pyinfra.api.facts import _MISSING_COMMAND_MARKER as MISSING_COMMAND
 from pyinfra.api.facts import _make_command
 from pyinfra.context import ctx_host
 
-from djdeploy import bookkeeping, synth
+from djdeploy.speed import bookkeeping, synth
 from djdeploy.build import CACHE
 
 PLANS = CACHE / "facts"
@@ -110,7 +110,7 @@ class HostFacts:
                 continue
             kwargs = dict(kwargs)
             # Per-path facts (stat, sha1sum, systemctl) are answered by one command per kind
-            # (djdeploy.synth); every other fact runs its own command.
+            # (djdeploy.speed.synth); every other fact runs its own command.
             group = synth.kind(cls, args, kwargs)
             made = _build(state, host, cls, args, kwargs, group)
             if made is None:  # a fact that cannot be built here is simply asked live later

@@ -131,7 +131,7 @@ class Deployment(FactBase):
 
 class UnitStarted(FactBase):
     """When a systemd unit last became active, in Unix time; None if never. (The fact
-    batch answers it with the other systemctl facts, in one command: djdeploy.synth.)"""
+    batch answers it with the other systemctl facts, in one command: djdeploy.speed.synth.)"""
 
     def command(self, unit):
         return f"systemctl show -p ActiveEnterTimestamp --timestamp=unix {shlex.quote(unit)} 2>/dev/null || true"
