@@ -7,7 +7,7 @@ GROUPS ?=
 FLEET ?= demo
 APT_PACKAGES := debootstrap systemd-container zstd openssh-client iproute2 curl python3-venv postgresql-client apt-cacher-ng
 
-.PHONY: demo test bench deps fleet-up fleet-down deploy dry answers clean
+.PHONY: demo test test-fast bench deps lock fleet-up fleet-down deploy dry answers clean
 
 ## Set up everything, boot the local fleet, deploy, print each host's HTTP answer.
 demo: deps
@@ -19,9 +19,13 @@ demo: deps
 test: deps
 	.venv/bin/pytest -q tests
 
+## The fast layers only (pure functions, facts and operations, plans with @fake): no fleet, no root, about a minute.
+test-fast: .venv/.installed
+	.venv/bin/pytest -q -m "not fleet and not index" tests
+
 ## Deploy timings on fleets of 1, 4 and 8 hosts and 1,000 simulated ones (table, CSV, PNG).
 bench: deps
-	.venv/bin/pip install --quiet --disable-pip-version-check 'matplotlib>=3.8,<4'
+	.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt 'matplotlib>=3.8,<4'
 	.venv/bin/python bench/run.py
 
 ## apt packages for the local fleet, and the project's virtualenv in .venv.
@@ -46,10 +50,19 @@ deps: .venv/.installed
 			--pidfile /run/apt-cacher-ng/pid --exec /usr/sbin/apt-cacher-ng || true; \
 	fi
 
-.venv/.installed: pyproject.toml
+# The controller's dependencies and the test tools, at the versions constraints.txt locks.
+.venv/.installed: pyproject.toml constraints.txt
 	python3 -m venv .venv
-	.venv/bin/pip install --quiet --disable-pip-version-check -e .
+	.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
+
+## constraints.txt again, from a new virtualenv with the newest versions pyproject.toml allows.
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check '.[test]' 'matplotlib>=3.8,<4'
+	{ echo "# The controller's whole dependency set, as \`make deps\` installs it (\`make lock\` renews it)."; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^djdeploy'; } > constraints.txt
+	rm -rf .lock-venv
 
 fleet-up: deps
 	$(PY) -m fleet.hosts up --name $(FLEET) --hosts $(HOSTS) --suite $(SUITE) $(if $(GROUPS),--groups $(GROUPS))
