@@ -29,6 +29,7 @@ import tomllib
 from pathlib import Path
 
 from djdeploy import errors
+from djdeploy import speed
 from djdeploy.speed import bookkeeping
 
 FLEETS = Path(os.environ.get("DJDEPLOY_FLEET_DIR", "/var/lib/djdeploy/fleets"))  # the local fleets'
@@ -101,7 +102,8 @@ def check_invocation(project_dir: Path, argv: list, environ, interactive: bool) 
 
 def load(project_dir: Path) -> dict[str, list]:
     """Host lists per group for inventory.py; exits with one line when there are none."""
-    bookkeeping.install()  # before deploy files import pyinfra's operations and facts
+    if speed.ENABLED:
+        bookkeeping.install()  # before deploy files import pyinfra's operations and facts
     errors.install()  # a DeployError: its own lines, no traceback
     groups = known_groups(project_dir / "group_data")
     servers = Path(os.environ.get("DJDEPLOY_SERVERS", project_dir / "servers.toml"))

@@ -36,6 +36,7 @@ from pyinfra.api.facts import _MISSING_COMMAND_MARKER as MISSING_COMMAND
 from pyinfra.api.facts import _make_command
 from pyinfra.context import ctx_host
 
+from djdeploy import speed
 from djdeploy.speed import bookkeeping, synth
 from djdeploy.build import CACHE
 
@@ -84,7 +85,7 @@ class HostFacts:
     def __init__(self, host, deploy_file: str):
         self.values: dict[str, object] = {}
         self.valid = True
-        self.quiet = 0
+        self.not_changing = 0  # depth of not_a_change blocks open
         self.asked: dict[str, list] = {}  # key -> [class path, args, kwargs], in order
         self.plan_file = plan_file(host.name, deploy_file)
 
@@ -125,7 +126,7 @@ class HostFacts:
         group_jobs = synth.commands(grouped)
         script, marker = frame([command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
                                 for _, command in alone] + list(group_jobs.values()))
-        with quiet(host):
+        with not_a_change(host):
             status, output = host.run_shell_command(StringCommand(script), print_output=False,
                                                     print_input=False, **privilege(host))
         if not status:
@@ -236,7 +237,7 @@ def get_fact(state, host, cls, args=None, kwargs=None, **rest):
                                  dict(kwargs or {})])
     if entry.valid and key in entry.values:
         return _copied(entry.values[key])
-    with quiet(host):
+    with not_a_change(host):
         return _live_get_fact(state, host, cls, args=args, kwargs=kwargs, **rest)
 
 
@@ -251,29 +252,34 @@ def count(host) -> None:
     COUNTS[host.name] = COUNTS.get(host.name, 0) + 1
 
 
-class quiet:
-    """Commands run inside this block read or coordinate; they do not change the host."""
+class not_a_change:
+    """Commands run inside this block read or coordinate; they do not change the host, so the
+    host's batched facts stay valid."""
 
     def __init__(self, host):
         self.entry = _hosts.get(host.name)
 
     def __enter__(self):
         if self.entry:
-            self.entry.quiet += 1
+            self.entry.not_changing += 1
 
     def __exit__(self, *exc):
         if self.entry:
-            self.entry.quiet -= 1
+            self.entry.not_changing -= 1
 
 
 def _watch(host, entry: "HostFacts") -> None:
-    """Count every remote command; any that is not quiet ends the batch's validity."""
-    for name in ("run_shell_command", "put_file"):
-        method = getattr(host, name)
+    """Count every remote command; any outside a not_a_change block ends the batch's validity.
+    Every way pyinfra changes a host goes through one of these methods: a shell command,
+    an upload, an rsync."""
+    for name in ("run_shell_command", "put_file", "rsync"):
+        method = getattr(host, name, None)
+        if method is None:
+            continue
 
         def watched(*args, _method=method, **kwargs):
             count(host)
-            if not entry.quiet:
+            if not entry.not_changing:
                 entry.valid = False
             return _method(*args, **kwargs)
 
@@ -292,8 +298,11 @@ def _report() -> None:
 def install(host) -> None:
     """Serve this host's facts from one batched command (see the module's docstring).
 
-    DJDEPLOY_FACT_BATCH=off turns it off (pyinfra's one command per fact), to compare.
+    DJDEPLOY_FACT_BATCH=off turns it off (pyinfra's one command per fact), to compare;
+    DJDEPLOY_SPEED=off turns off every speed-up (plain pyinfra: see djdeploy.speed).
     """
+    if not speed.ENABLED:
+        return
     batching = os.environ.get("DJDEPLOY_FACT_BATCH") != "off"
     state = host.state
     real = ctx_host.get()  # deploy files see a proxy; facts need the Host itself
