@@ -7,7 +7,7 @@ import sys
 from pyinfra.facts.systemd import SystemdStatus
 
 from djdeploy.ops.facts import FileText, HealthAnswer
-from djdeploy.ops.operations import deployment
+from djdeploy.ops.operations import deployment, tool_env
 from djdeploy.ops.postgresql import clients
 
 
@@ -23,7 +23,7 @@ def went_live(revisions: str | None, release_id: str | None) -> str:
 def report(host, s) -> None:
     state = deployment(s)
     unit = host.get_fact(SystemdStatus, services=[s.unit]).get(s.unit)
-    health = host.get_fact(HealthAnswer, port=s.port, path=s.health_path, host_header=s.health_host)
+    health = host.get_fact(HealthAnswer, tool=s.release_tool, tool_env=tool_env(s))
     revisions = host.get_fact(FileText, path=f"{s.root}/revisions.log")
     current = state["current"] or "none"
     lock = state["lock"]
