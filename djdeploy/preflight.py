@@ -198,14 +198,14 @@ def rollback_target(host, s: AppSettings) -> str:
 
     Checked on every host before anything changes: a host without it stops the run.
     """
-    state = deployment(s)
-    target = s.release or state["previous"]
+    deployed = deployment(s)
+    target = s.release or deployed["previous"]
     if target is None:
         fail([f"host {host.name}: no previous release to roll back to (releases: "
-              f"{', '.join(state['releases']) or 'none'}): deploy first, or name one with --data release=<id>"])
-    if target not in state["releases"]:
+              f"{', '.join(deployed['releases']) or 'none'}): deploy first, or name one with --data release=<id>"])
+    if target not in deployed["releases"]:
         fail([f"host {host.name}: release {target} is not on this host (releases: "
-              f"{', '.join(state['releases']) or 'none'}): name one of them with --data release=<id>"])
+              f"{', '.join(deployed['releases']) or 'none'}): name one of them with --data release=<id>"])
     return target
 
 

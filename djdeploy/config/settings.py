@@ -223,40 +223,41 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     errors = schema.validate(DATA, {k: (stand_in[k] if k in bad else v) for k, v in values.items()})
     problems += [_problem(where, e) for e in errors]
     bad |= {str(e["loc"][0]) for e in errors}
-    d = SimpleNamespace(**{k: stand_in.get(k, DEFAULTS.get(k)) if k in bad else v
+    # Every key's value: given, else its default (a stand-in where the given one is wrong).
+    chosen = SimpleNamespace(**{k: stand_in.get(k, DEFAULTS.get(k)) if k in bad else v
                            for k, v in values.items() if k in DEFAULTS})
-    group = d.app_group or d.app_user
-    for key, name in (("app_user", d.app_user), ("app_group", d.app_group)):
+    group = chosen.app_group or chosen.app_user
+    for key, name in (("app_user", chosen.app_user), ("app_group", chosen.app_group)):
         if name is None or key in bad:
             continue
         if (not SAFE_NAME.match(name) or name == "root") and not server:
             problems.append(f"{where}: {key} = {name!r}: must be a lower-case system name, not root: "
                             "e.g. web (letters, digits, _ and -, up to 31)")
-    if "port" not in bad and not server and (d.port == 22 or d.port == everything.get("ssh_port")):
-        problems.append(f"{where}: port = {d.port}: the host's SSH port: pick another (80, 8000, ...)")
+    if "port" not in bad and not server and (chosen.port == 22 or chosen.port == everything.get("ssh_port")):
+        problems.append(f"{where}: port = {chosen.port}: the host's SSH port: pick another (80, 8000, ...)")
     found = {}
-    if not (Path(d.app_path) / "manage.py").is_file():
-        problems.append(f"{where}: app_path = {d.app_path!r}: holds no manage.py: point it at your Django "
+    if not (Path(chosen.app_path) / "manage.py").is_file():
+        problems.append(f"{where}: app_path = {chosen.app_path!r}: holds no manage.py: point it at your Django "
                         "project (relative to the directory you run pyinfra from)")
     elif not server:
-        found = discover(Path(d.app_path), d.settings_module)
+        found = discover(Path(chosen.app_path), chosen.settings_module)
         for key in ("settings_module", "wsgi_module", "requirements"):
             if key != "requirements" and found.get(key) and schema.validate({key: DATA[key]}, {key: found[key]}):
                 found[key] = None  # not a module name (a..b): as if not found
-            if getattr(d, key) is None and key not in bad and found.get(key) is None:
-                problems.append(f"{where}: {key} is not set and could not be found from {d.app_path}/manage.py: "
+            if getattr(chosen, key) is None and key not in bad and found.get(key) is None:
+                problems.append(f"{where}: {key} is not set and could not be found from {chosen.app_path}/manage.py: "
                                 f"set it in group_data ({HINTS[key]})")
-    requirements = d.requirements or found.get("requirements")
+    requirements = chosen.requirements or found.get("requirements")
     if requirements and not Path(requirements).is_file():
         problems.append(f"{where}: requirements file {requirements!r} does not exist: point it at the "
                         "project's requirements (relative to the directory you run pyinfra from)")
-    srv = PurePosixPath(d.srv)
+    srv = PurePosixPath(chosen.srv)
     if not srv.is_absolute() or ".." in srv.parts:
-        problems.append(f"{where}: srv = {d.srv!r}: not an absolute path: {HINTS['srv']}")
-    elif not d.allow_outside_srv and srv != PurePosixPath(SRV) and PurePosixPath(SRV) not in srv.parents:
-        problems.append(f"{where}: srv = {d.srv!r}: outside {SRV}: {HINTS['srv']}")
+        problems.append(f"{where}: srv = {chosen.srv!r}: not an absolute path: {HINTS['srv']}")
+    elif not chosen.allow_outside_srv and srv != PurePosixPath(SRV) and PurePosixPath(SRV) not in srv.parents:
+        problems.append(f"{where}: srv = {chosen.srv!r}: outside {SRV}: {HINTS['srv']}")
     app_env = {}
-    for key, value in d.app_env.items():
+    for key, value in chosen.app_env.items():
         if not ENV_KEY.match(key) or key.endswith("\n"):
             problems.append(f"{where}: app_env key {key!r} is not a valid variable name: letters, digits, _")
             continue
@@ -269,27 +270,27 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         except DataError as error:
             problems += error.problems
     release_commands = []
-    for command in d.release_commands if "release_commands" not in bad else ():
+    for command in chosen.release_commands if "release_commands" not in bad else ():
         try:
             release_commands.append(shlex.join(shlex.split(command)))
         except ValueError as error:
             problems.append(f"{where}: release_commands: {command!r}: {error}: quote it as a shell would")
     if problems:
         raise DataError(problems)
-    allowed = d.allowed_hosts or [host_name, "localhost", "127.0.0.1"]
+    allowed = chosen.allowed_hosts or [host_name, "localhost", "127.0.0.1"]
     return AppSettings(
-        project=d.project, app_path=Path(d.app_path), requirements=Path(requirements or "requirements.txt"),
-        wsgi_module=d.wsgi_module or found.get("wsgi_module") or "",
-        settings_module=d.settings_module or found.get("settings_module") or "", app_env=app_env,
-        user=d.app_user, group=group, port=d.port, workers=d.workers, allowed_hosts=tuple(allowed),
-        description=d.description or f"{d.project} (gunicorn)", listen=d.listen,
-        keep_releases=d.keep_releases, batch=None if d.batch is None else str(d.batch),
-        health_path=d.health_path or UP_PATH, health_host=d.health_host or allowed[0],
-        health_timeout=d.health_timeout, health_retries=d.health_retries, check_level=d.check_level,
-        lock_wait=d.lock_wait, release=d.release, required_secrets=tuple(d.required_secrets), srv=d.srv,
-        database=d.database or "auto", database_server=server,
-        db_name=d.db_name or re.sub(r"[^a-z0-9_]", "_", d.project.lower()).lstrip("0123456789") or "app",
-        db_address=d.db_address or (host_name if server else None),
-        keep_app_settings=tuple(d.keep_app_settings), release_commands=tuple(release_commands),
-        debian_packages=tuple(d.debian_packages), serve_files=d.serve_files,
+        project=chosen.project, app_path=Path(chosen.app_path), requirements=Path(requirements or "requirements.txt"),
+        wsgi_module=chosen.wsgi_module or found.get("wsgi_module") or "",
+        settings_module=chosen.settings_module or found.get("settings_module") or "", app_env=app_env,
+        user=chosen.app_user, group=group, port=chosen.port, workers=chosen.workers, allowed_hosts=tuple(allowed),
+        description=chosen.description or f"{chosen.project} (gunicorn)", listen=chosen.listen,
+        keep_releases=chosen.keep_releases, batch=None if chosen.batch is None else str(chosen.batch),
+        health_path=chosen.health_path or UP_PATH, health_host=chosen.health_host or allowed[0],
+        health_timeout=chosen.health_timeout, health_retries=chosen.health_retries, check_level=chosen.check_level,
+        lock_wait=chosen.lock_wait, release=chosen.release, required_secrets=tuple(chosen.required_secrets), srv=chosen.srv,
+        database=chosen.database or "auto", database_server=server,
+        db_name=chosen.db_name or re.sub(r"[^a-z0-9_]", "_", chosen.project.lower()).lstrip("0123456789") or "app",
+        db_address=chosen.db_address or (host_name if server else None),
+        keep_app_settings=tuple(chosen.keep_app_settings), release_commands=tuple(release_commands),
+        debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files,
     )

@@ -251,10 +251,10 @@ def release(s, release_id: str, archive: Path, venv: str):
     yield f"{tool_env(s)} {shell_quote(s.release_tool)} prepare {shell_quote(release_id)} {shell_quote(upload)} {shell_quote(venv)}"
 
 
-def restarted_by_hand(s, state: dict) -> bool:
+def restarted_by_hand(s, deployed: dict) -> bool:
     """The app was started after the deploy last started it (so it may run edited files)."""
     started = host.get_fact(UnitStarted, unit=s.unit)
-    return bool(started and state["serving_since"] and started > state["serving_since"])
+    return bool(started and deployed["serving_since"] and started > deployed["serving_since"])
 
 
 @operation()
@@ -273,12 +273,12 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False)
     early is done by the next one. A file repaired after hand edits owes a restart only
     if the app was restarted by hand since (it may run the edited file).
     """
-    state = deployment(s)
-    started_with = f"{release_id} {state['config']}"
+    deployed = deployment(s)
+    started_with = f"{release_id} {deployed['config']}"
     planning = not host.state.is_executing  # files not written yet: ask their operations
     files_changed = bool(restart_if and restart_if())
-    if (state["current"] != release_id or state["serving"] != started_with
-            or (files_changed and (planning or restarted_by_hand(s, state)))):
+    if (deployed["current"] != release_id or deployed["serving"] != started_with
+            or (files_changed and (planning or restarted_by_hand(s, deployed)))):
         mode = " rollback" if rollback else ""
         yield f"{tool_env(s)} {shell_quote(s.release_tool)} switch {shell_quote(release_id)}{mode}"
 
@@ -290,8 +290,8 @@ def releases_pruned(s, keep: int):
     + s: the host's AppSettings
     + keep: how many releases to keep
     """
-    state = deployment(s)
-    if len(state["releases"]) > keep:
+    deployed = deployment(s)
+    if len(deployed["releases"]) > keep:
         yield f"{tool_env(s)} {shell_quote(s.release_tool)} prune {int(keep)}"
 
 

@@ -143,7 +143,7 @@ class HostFacts:
             if ok:  # a fact whose command failed is left to pyinfra, asked live
                 answered[index] = stdout
         for job, group in enumerate(group_jobs, start=len(alone)):
-            answered.update((synth.answers(group, results[job][1], grouped) if job in results else None) or {})
+            answered.update((synth.outputs_per_fact(group, results[job][1], grouped) if job in results else None) or {})
         for index, stdout in answered.items():
             if stdout == [MISSING_COMMAND]:  # its tool is missing: asked live
                 continue

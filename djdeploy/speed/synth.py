@@ -99,7 +99,7 @@ def commands(facts: list[tuple]) -> dict[str, str]:
     return out
 
 
-def answers(group: str, lines: list[str], facts: list[tuple]) -> dict[int, list[str]] | None:
+def outputs_per_fact(group: str, lines: list[str], facts: list[tuple]) -> dict[int, list[str]] | None:
     """{index of fact: the lines its own command would print}, from the group's output;
     None when the group's tool did not answer (the facts are then asked live)."""
     if group in SENTINELS:
