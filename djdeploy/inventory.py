@@ -61,7 +61,7 @@ def from_servers_file(path: Path, groups: list[str]) -> dict[str, list]:
         if key not in SSH_KEYS:
             raise InventoryError(f"{path}: unknown [ssh] key {key!r}: use {', '.join(SSH_KEYS)}")
         name, kind = SSH_KEYS[key]
-        if not isinstance(value, kind):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):  # true is no port
             raise InventoryError(f"{path}: [ssh] {key} must be a {kind.__name__}")
         ssh_data[name] = os.path.expanduser(value) if key == "key" else value
     if "ssh_key" in ssh_data and not Path(ssh_data["ssh_key"]).is_file():
@@ -86,13 +86,19 @@ VERBS = ("deploy.py", "rollback.py", "unlock.py")  # the deploy files that chang
 
 def check_invocation(project_dir: Path, argv: list, environ, interactive: bool) -> None:
     """pyinfra started the way the deploy works, or one line saying how (not a traceback
-    later): from the project folder (templates/ and group_data/ are found from there), and
-    with -y when no terminal can answer pyinfra's "execute?" question."""
+    later): from the project folder (templates/ and group_data/ are found from there), in
+    pyinfra's default mode (not --serial or --no-wait), and with -y when no terminal can
+    answer pyinfra's "execute?" question."""
     if Path.cwd().resolve() != project_dir.resolve():  # (pyinfra's --chdir changes it before this)
         raise InventoryError(f"run pyinfra from the project folder: cd {project_dir} (templates/, files/ and "
                              f"group_data/ are read from there), then pyinfra inventory.py deploy.py")
     verb = next((Path(a).name for a in argv[1:] if a.endswith(".py") and Path(a).name in VERBS), None)
     flags = {a for a in argv[1:] if a.startswith("-")}
+    modes = sorted({"--serial", "--no-wait"} & flags)
+    if verb and modes:  # pyinfra then runs no operation_start/operation_end: no lock, no batches
+        raise InventoryError(f"{' and '.join(modes)}: not supported by {verb}, whose deploy lock and batched "
+                             "switch need pyinfra's default mode: run it without, and set `batch` in data "
+                             "to switch fewer hosts at once")
     answered = ({"--yes", "--dry"} & flags or any(not a.startswith("--") and "y" in a[1:] for a in flags)
                 or environ.get("PYINFRA_YES", "").lower() in ("1", "true", "t", "yes", "y", "on"))
     if verb and not answered and not interactive:

@@ -263,7 +263,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
             continue
         if key in DEPLOY_VARIABLES:
             problems.append(f"{where}: app_env key {key!r} is a variable the deploy sets: remove it (see the "
-                            "README's production settings; keep_app_settings leaves one as the app has it)")
+                            "docs/production-settings.md; keep_app_settings leaves one as the app has it)")
             continue
         try:
             app_env[key] = check_value(f"{where}: app_env", key, str(value))

@@ -156,7 +156,7 @@ class HostFacts:
 
 PRIVILEGE = ("_sudo", "_sudo_user", "_sudo_password", "_use_sudo_login", "_preserve_sudo_env",
              "_su_user", "_use_su_login", "_su_shell", "_preserve_su_env", "_su_password",
-             "_doas", "_doas_user")
+             "_doas", "_doas_user", "_dzdo", "_dzdo_user")
 
 
 def privilege(host) -> dict:
