@@ -7,21 +7,25 @@ GROUPS ?=
 FLEET ?= demo
 APT_PACKAGES := debootstrap systemd-container zstd openssh-client iproute2 curl python3-venv postgresql-client apt-cacher-ng
 
-.PHONY: demo test bench deps fleet-up fleet-down deploy dry answers clean
+.PHONY: demo test test-fast bench deps lock fleet-up fleet-down deploy dry answers clean
 
 ## Set up everything, boot the local fleet, deploy, print each host's HTTP answer.
 demo: deps
-	$(PY) -m djdeploy.fleet up --name $(FLEET) --hosts $(HOSTS) --reuse
+	$(PY) -m fleet.hosts up --name $(FLEET) --hosts $(HOSTS) --reuse
 	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra -y inventory.py deploy.py
-	DJDEPLOY_FLEET=$(FLEET) $(PY) -m djdeploy.answers inventory.py /
+	DJDEPLOY_FLEET=$(FLEET) $(PY) -m fleet.answers inventory.py /
 
 ## All tests: real deploys to test fleets of their own, and fast ones (those planning in process last: tests/conftest.py).
 test: deps
 	.venv/bin/pytest -q tests
 
+## The fast layers only (pure functions, facts and operations, plans with @fake): no fleet, no root, about a minute.
+test-fast: .venv/.installed
+	.venv/bin/pytest -q -m "not fleet and not index" tests
+
 ## Deploy timings on fleets of 1, 4 and 8 hosts and 1,000 simulated ones (table, CSV, PNG).
 bench: deps
-	.venv/bin/pip install --quiet --disable-pip-version-check 'matplotlib>=3.8,<4'
+	.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt 'matplotlib>=3.8,<4'
 	.venv/bin/python bench/run.py
 
 ## apt packages for the local fleet, and the project's virtualenv in .venv.
@@ -46,17 +50,26 @@ deps: .venv/.installed
 			--pidfile /run/apt-cacher-ng/pid --exec /usr/sbin/apt-cacher-ng || true; \
 	fi
 
-.venv/.installed: pyproject.toml
+# The controller's dependencies and the test tools, at the versions constraints.txt locks.
+.venv/.installed: pyproject.toml constraints.txt
 	python3 -m venv .venv
-	.venv/bin/pip install --quiet --disable-pip-version-check -e .
+	.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
 
+## constraints.txt again, from a new virtualenv with the newest versions pyproject.toml allows.
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check '.[test]' 'matplotlib>=3.8,<4'
+	{ echo "# The controller's whole dependency set, as \`make deps\` installs it (\`make lock\` renews it)."; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^djdeploy'; } > constraints.txt
+	rm -rf .lock-venv
+
 fleet-up: deps
-	$(PY) -m djdeploy.fleet up --name $(FLEET) --hosts $(HOSTS) --suite $(SUITE) $(if $(GROUPS),--groups $(GROUPS))
+	$(PY) -m fleet.hosts up --name $(FLEET) --hosts $(HOSTS) --suite $(SUITE) $(if $(GROUPS),--groups $(GROUPS))
 
 fleet-down:
-	@if [ -x $(PY) ]; then $(PY) -m djdeploy.fleet down --name $(FLEET); \
-	else python3 -m djdeploy.fleet down --name $(FLEET); fi
+	@if [ -x $(PY) ]; then $(PY) -m fleet.hosts down --name $(FLEET); \
+	else python3 -m fleet.hosts down --name $(FLEET); fi
 
 deploy: deps
 	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra -y inventory.py deploy.py
@@ -65,7 +78,7 @@ dry: deps
 	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra inventory.py deploy.py --dry --diff
 
 answers:
-	DJDEPLOY_FLEET=$(FLEET) $(PY) -m djdeploy.answers inventory.py /
+	DJDEPLOY_FLEET=$(FLEET) $(PY) -m fleet.answers inventory.py /
 
 clean: fleet-down
 	rm -rf .venv

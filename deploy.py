@@ -4,15 +4,17 @@ with Systemd", step by step, on every host of the inventory, as health-gated rel
     pyinfra inventory.py deploy.py              # deploy
     pyinfra inventory.py deploy.py --dry --diff # show what would change first
 
-A host of the db group runs PostgreSQL for the web hosts instead (djdeploy/postgresql.py).
+A host of the db group runs PostgreSQL for the web hosts instead (djdeploy/ops/postgresql.py).
 """
 
 from pyinfra import host
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from djdeploy import build, factcache, lock, operations, postgresql, rollout
-from djdeploy.settings import app_settings, host_python, host_secrets, preflight
+from djdeploy.ops import operations, postgresql
+from djdeploy.preflight import app_settings, build_release, host_python, host_secrets, preflight
+from djdeploy.run import lock, rollout
+from djdeploy.speed import factcache
 
 factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)  # every host reachable and its data valid, or nothing changes anywhere
@@ -23,7 +25,7 @@ if s.database_server:
     postgresql.server(s)
 else:
     python, machine = host_python(host)
-    release = build.for_host(host, s, python, machine)  # built once per run: code, locked wheels
+    release = build_release(host, s, python, machine)  # built once per run: code, locked wheels
 
     # What a stock Debian server lacks: the venv module of its Python, curl for the health
     # check, and what the app says it needs (debian_packages).

@@ -7,8 +7,10 @@ release=<id>), in batches, through the same health gate as a deploy.
 
 from pyinfra import host
 
-from djdeploy import factcache, lock, operations, rollout
-from djdeploy.settings import app_settings, preflight, rollback_target
+from djdeploy.ops import operations
+from djdeploy.preflight import app_settings, preflight, rollback_target
+from djdeploy.run import lock, rollout
+from djdeploy.speed import factcache
 
 factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)

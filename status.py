@@ -7,9 +7,9 @@ state and the databases it serves. Changes nothing.
 
 from pyinfra import host
 
-from djdeploy import factcache
-from djdeploy.status import report, report_database
-from djdeploy.settings import app_settings, preflight
+from djdeploy.preflight import app_settings, preflight
+from djdeploy.run.status import report, report_database
+from djdeploy.speed import factcache
 
 factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)

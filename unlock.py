@@ -7,8 +7,8 @@ next deploy by itself). Check first that no deploy is running.
 
 from pyinfra import host
 
-from djdeploy.operations import clear_lock
-from djdeploy.settings import app_settings, preflight
+from djdeploy.ops.operations import clear_lock
+from djdeploy.preflight import app_settings, preflight
 
 preflight(host.state)
 s = app_settings(host)

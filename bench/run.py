@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import app_version  # noqa: E402  (project copies with new code)
 
-from djdeploy import fleet as fleet_tool  # noqa: E402
-from djdeploy.factcache import plan_file  # noqa: E402
+from djdeploy.speed.factcache import plan_file  # noqa: E402
+from fleet import hosts as fleet_tool  # noqa: E402
 
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 FLEET = "bench"

@@ -1,0 +1,1 @@
+"""Deploy a Django project to a fleet of Linux servers under systemd, with pyinfra."""

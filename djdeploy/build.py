@@ -12,6 +12,7 @@ exactly (`--require-hashes --no-deps`). Everything is cached by content under
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -115,9 +116,7 @@ def source_archive(app_path: Path) -> tuple[str, Path]:
             info.uname = info.gname = "root"
             with open(path, "rb") as handle:
                 tar.addfile(info, handle)
-    with tempfile.NamedTemporaryFile(dir=archive.parent, delete=False) as tmp:
-        tmp.write(buffer.getvalue())
-    os.rename(tmp.name, archive)
+    _replace(archive, buffer.getvalue())
     return digest, archive
 
 
@@ -300,11 +299,22 @@ def _finish(tmp: Path, target: Path, text: str) -> Path:
     return target
 
 
+def _replace(path: Path, content: bytes) -> None:
+    """`path` holds `content`, whole or not at all: written beside it, then renamed over it;
+    the temporary file goes however the write ends."""
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}-", delete=False) as tmp:
+        try:
+            tmp.write(content)
+            tmp.close()
+            os.rename(tmp.name, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp.name)
+
+
 def _write(path: Path, text: str):
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}-", delete=False) as tmp:
-        tmp.write(text)
-    os.rename(tmp.name, path)
+    _replace(path, text.encode())
 
 
 def _wheels_target(requirements: Path, lock: str, python: str, machine: str) -> Path:
@@ -323,13 +333,15 @@ def _resolve(requirements: Path, python: str, machine: str) -> Path:
           file=sys.stderr, flush=True)
     print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}",
           file=sys.stderr, flush=True)
-    result = _pip_download(["-r", str(requirements), *SERVER], python, machine, tmp)
-    if result.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise BuildError(_why(result.stdout, requirements, python, machine))
-    text = lock_text(tmp)
-    # The resolving Python's download is its wheelhouse too.
-    _finish(tmp, _wheels_target(requirements, text, python, machine), text)
+    try:
+        result = _pip_download(["-r", str(requirements), *SERVER], python, machine, tmp)
+        if result.returncode != 0:
+            raise BuildError(_why(result.stdout, requirements, python, machine))
+        text = lock_text(tmp)
+        # The resolving Python's download is its wheelhouse too.
+        _finish(tmp, _wheels_target(requirements, text, python, machine), text)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # moved into place, or gone
     _write(path, text)
     return path
 
@@ -376,28 +388,29 @@ def wheelhouse(requirements: Path, python: str, machine: str) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    locked = pins(lock)
-    constraints = tmp / ".constraints.txt"
-    constraints.write_text("".join(f"{name}=={version}\n" for name, version in locked.items()))
-    print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}, as locked",
-          file=sys.stderr, flush=True)
-    result = _pip_download(["-r", str(requirements), *SERVER, "-c", str(constraints)], python, machine, tmp)
-    constraints.unlink()
-    if result.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        missing = None if _unreachable(result.stdout) else _missing_pin(result.stdout, locked, python, machine)
-        if missing:
-            name, version = missing
-            raise BuildError(f"{name} {version} (locked from {requirements}) has no wheel for Python {python} "
-                             f"({machine}); pin a version of {name} (or of what requires it) that has one "
-                             f"for Python {python} in {requirements}")
-        raise BuildError(_why(result.stdout, requirements, python, machine))
-    text = lock_text(tmp)
-    for name, version in pins(text).items():
-        if locked.get(name, version) != version:  # pip kept to the constraints, or says why
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise BuildError(f"{name}: pip chose {version} for Python {python}, not {locked[name]} as locked")
-    return _finish(tmp, target, text)
+    try:
+        locked = pins(lock)
+        constraints = tmp / ".constraints.txt"
+        constraints.write_text("".join(f"{name}=={version}\n" for name, version in locked.items()))
+        print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}, as locked",
+              file=sys.stderr, flush=True)
+        result = _pip_download(["-r", str(requirements), *SERVER, "-c", str(constraints)], python, machine, tmp)
+        constraints.unlink()
+        if result.returncode != 0:
+            missing = None if _unreachable(result.stdout) else _missing_pin(result.stdout, locked, python, machine)
+            if missing:
+                name, version = missing
+                raise BuildError(f"{name} {version} (locked from {requirements}) has no wheel for Python {python} "
+                                 f"({machine}); pin a version of {name} (or of what requires it) that has one "
+                                 f"for Python {python} in {requirements}")
+            raise BuildError(_why(result.stdout, requirements, python, machine))
+        text = lock_text(tmp)
+        for name, version in pins(text).items():
+            if locked.get(name, version) != version:  # pip kept to the constraints, or says why
+                raise BuildError(f"{name}: pip chose {version} for Python {python}, not {locked[name]} as locked")
+        return _finish(tmp, target, text)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # moved into place, or gone
 
 
 class Release(tuple):
@@ -430,26 +443,3 @@ def release(app_path: Path, requirements: Path, python: str, machine: str) -> Re
     wheels = wheelhouse(requirements, python, machine)
     venv = f"{hashlib.sha256(wheel_lock(wheels).read_bytes()).hexdigest()[:12]}-py{python.replace('.', '')}"
     return Release(release_id, archive, wheels, venv)
-
-
-def for_host(host, s, python: str, machine: str) -> Release:
-    """`release` for a host's settings and Python, or the run stops with one line (before
-    any host changed: hosts are planned before anything runs).
-
-    A new resolution is made for the oldest Python among the run's app hosts, whichever
-    host plans first: a package's newest version may need a newer Python than some hosts
-    have, and the lock must suit them all."""
-    try:
-        if not lock_path(s.requirements).exists():
-            from djdeploy.settings import checked, host_python
-
-            hosts = [h for h in host.state.inventory if h.name in checked(host.state) and h not in
-                     host.state.failed_hosts and not checked(host.state)[h.name][0].database_server]
-            oldest = min((host_python(h) for h in hosts), default=(python, machine),
-                         key=lambda found: tuple(int(part) for part in found[0].split(".")))
-            resolve(s.requirements, *oldest)
-        return release(s.app_path, s.requirements, python, machine)
-    except BuildError as error:
-        from djdeploy.settings import fail
-
-        fail([f"host {host.name}: {error}; no host was changed"])

@@ -16,21 +16,23 @@ how to reach them over SSH:
     [staging]
     hosts = ["staging.example.com"]
 
-Without it, the local fleet named $DJDEPLOY_FLEET (default "demo") is the target.
+Without it, the local fleet named $DJDEPLOY_FLEET (default "demo") is the target: the
+fleet tool (fleet/hosts.py) writes a servers file of this format for each fleet it starts.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import tomllib
 from pathlib import Path
 
-from djdeploy import bookkeeping
-from djdeploy.fleet import STATE_DIR, supervisor_alive
+from djdeploy import errors
+from djdeploy import speed
+from djdeploy.speed import bookkeeping
 
+FLEETS = Path(os.environ.get("DJDEPLOY_FLEET_DIR", "/var/lib/djdeploy/fleets"))  # the local fleets'
 SSH_KEYS = {
     "user": ("ssh_user", str),
     "key": ("ssh_key", str),
@@ -59,7 +61,7 @@ def from_servers_file(path: Path, groups: list[str]) -> dict[str, list]:
         if key not in SSH_KEYS:
             raise InventoryError(f"{path}: unknown [ssh] key {key!r}: use {', '.join(SSH_KEYS)}")
         name, kind = SSH_KEYS[key]
-        if not isinstance(value, kind):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):  # true is no port
             raise InventoryError(f"{path}: [ssh] {key} must be a {kind.__name__}")
         ssh_data[name] = os.path.expanduser(value) if key == "key" else value
     if "ssh_key" in ssh_data and not Path(ssh_data["ssh_key"]).is_file():
@@ -79,43 +81,24 @@ def from_servers_file(path: Path, groups: list[str]) -> dict[str, list]:
     return inventory
 
 
-def from_fleet(name: str, groups: list[str]) -> dict[str, list] | None:
-    state_file = STATE_DIR / name / "state.json"
-    if not state_file.exists():
-        return None
-    state = json.loads(state_file.read_text())
-    if not Path(state["key"]).is_file():
-        raise InventoryError(f"the local fleet's SSH key {state['key']} is gone: run "
-                             "`make fleet-down fleet-up` to start the fleet again")
-    if not any(supervisor_alive(h) for h in state["hosts"]):
-        raise InventoryError(f"the local fleet {name!r} is stopped (left by an ended session): "
-                             "run `make fleet-down fleet-up` to start it again")
-    inventory: dict[str, list] = {}
-    for h in state["hosts"]:
-        if h["group"] not in groups:
-            raise InventoryError(f"fleet {name!r}: host {h['machine']} is in unknown group {h['group']!r}")
-        data = {
-            "ssh_user": "root", "ssh_key": state["key"],
-            # Fleet hosts get new host keys at every boot: nothing to pin. Real servers
-            # keep pyinfra's default (accept-new).
-            "ssh_strict_host_key_checking": "off", "ssh_known_hosts_file": "/dev/null",
-        }
-        inventory.setdefault(h["group"], []).append((h["address"], data))
-    return inventory
-
-
 VERBS = ("deploy.py", "rollback.py", "unlock.py")  # the deploy files that change hosts
 
 
 def check_invocation(project_dir: Path, argv: list, environ, interactive: bool) -> None:
     """pyinfra started the way the deploy works, or one line saying how (not a traceback
-    later): from the project folder (templates/ and group_data/ are found from there), and
-    with -y when no terminal can answer pyinfra's "execute?" question."""
+    later): from the project folder (templates/ and group_data/ are found from there), in
+    pyinfra's default mode (not --serial or --no-wait), and with -y when no terminal can
+    answer pyinfra's "execute?" question."""
     if Path.cwd().resolve() != project_dir.resolve():  # (pyinfra's --chdir changes it before this)
         raise InventoryError(f"run pyinfra from the project folder: cd {project_dir} (templates/, files/ and "
                              f"group_data/ are read from there), then pyinfra inventory.py deploy.py")
     verb = next((Path(a).name for a in argv[1:] if a.endswith(".py") and Path(a).name in VERBS), None)
     flags = {a for a in argv[1:] if a.startswith("-")}
+    modes = sorted({"--serial", "--no-wait"} & flags)
+    if verb and modes:  # pyinfra then runs no operation_start/operation_end: no lock, no batches
+        raise InventoryError(f"{' and '.join(modes)}: not supported by {verb}, whose deploy lock and batched "
+                             "switch need pyinfra's default mode: run it without, and set `batch` in data "
+                             "to switch fewer hosts at once")
     answered = ({"--yes", "--dry"} & flags or any(not a.startswith("--") and "y" in a[1:] for a in flags)
                 or environ.get("PYINFRA_YES", "").lower() in ("1", "true", "t", "yes", "y", "on"))
     if verb and not answered and not interactive:
@@ -125,7 +108,9 @@ def check_invocation(project_dir: Path, argv: list, environ, interactive: bool) 
 
 def load(project_dir: Path) -> dict[str, list]:
     """Host lists per group for inventory.py; exits with one line when there are none."""
-    bookkeeping.install()  # before deploy files import pyinfra's operations and facts
+    if speed.ENABLED:
+        bookkeeping.install()  # before deploy files import pyinfra's operations and facts
+    errors.install()  # a DeployError: its own lines, no traceback
     groups = known_groups(project_dir / "group_data")
     servers = Path(os.environ.get("DJDEPLOY_SERVERS", project_dir / "servers.toml"))
     fleet = os.environ.get("DJDEPLOY_FLEET", "demo")
@@ -135,12 +120,12 @@ def load(project_dir: Path) -> dict[str, list]:
             return from_servers_file(servers, groups)
         if "DJDEPLOY_SERVERS" in os.environ:
             raise InventoryError(f"DJDEPLOY_SERVERS={servers}: no such file")
-        found = from_fleet(fleet, groups)
-        if found is None:
+        fleet_servers = FLEETS / fleet / "servers.toml"
+        if not fleet_servers.exists():
             raise InventoryError(
                 f"no servers to deploy to: write {servers.name} (see README, 'Your own servers') "
                 f"or start the local fleet with `make fleet-up`")
-        return found
+        return from_servers_file(fleet_servers, groups)
     except InventoryError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None

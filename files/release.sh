@@ -5,6 +5,7 @@
 #   release.sh switch ID [rollback]      point `current` at ID, restart, health gate, revert on failure
 #   release.sh prune KEEP                keep KEEP releases (never `current` or `previous`)
 #   release.sh migrate ID LOCK           the shared database's migrations, under advisory lock LOCK
+#   release.sh health                    one GET of the health check: its status code, or "none"
 # Settings come from the environment the deploy sets: ROOT UNIT APP_USER PORT WSGI
 # CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DATABASE
 # RELEASE_COMMANDS.
@@ -130,12 +131,19 @@ last_error() {
     [ -z "$line" ] || echo "its last error: $line"
 }
 
+# One GET of the health check (the deploy's gate, and status.py's health=): its status code,
+# 000 when nothing answered; the body goes to $1.
+probe() {
+    curl -s -o "${1:-/dev/null}" -w '%{http_code}' -m "$HEALTH_TIMEOUT" -H "Host: $HEALTH_HOST" \
+        "http://127.0.0.1:$PORT$HEALTH_PATH" || true
+}
+
 healthy() {
     local i code body url="http://127.0.0.1:$PORT$HEALTH_PATH"
     body=$(mktemp)
     for i in $(seq 1 "$HEALTH_RETRIES"); do
         : > "$body"
-        code=$(curl -s -o "$body" -w '%{http_code}' -m "$HEALTH_TIMEOUT" -H "Host: $HEALTH_HOST" "$url" || true)
+        code=$(probe "$body")
         [ "$code" = 200 ] && { rm -f "$body"; return 0; }
         sleep 1
     done
@@ -259,5 +267,6 @@ case "$command" in
     switch) switch "$@" ;;
     prune) prune "$@" ;;
     migrate) migrate "$@" ;;
+    health) code=$(probe); if [ -z "$code" ] || [ "$code" = 000 ]; then echo none; else echo "$code"; fi ;;
     *) fail "usage: release.sh prepare|switch|prune|migrate ..." ;;
 esac

@@ -1,5 +1,5 @@
 # Defaults for every host; each group file below overrides what differs.
-# The full list of keys, with their meaning, is djdeploy.settings.DEFAULTS.
+# The full list of keys, with their meaning, is docs/configuration.md.
 project = "my_awesome_project"
 app_path = "app"
 requirements = "app/requirements.txt"  # settings_module and wsgi_module: found from app/manage.py

@@ -1,3 +1,4 @@
-# Production web hosts: port 80, bound without root through AmbientCapabilities.
+# Production web hosts: port 80, held by systemd (listen = "socket", the default; "ambient" is the
+# seed's unit, where gunicorn binds it through AmbientCapabilities).
 app_user = "web"
 port = 80

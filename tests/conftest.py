@@ -78,7 +78,7 @@ class Fleet:
         return [h for h in self.hosts if h["group"] == group]
 
     def ssh(self, host: dict, command: str, check: bool = True, timeout: float = 60):
-        from djdeploy.fleet import ssh
+        from fleet.hosts import ssh
 
         result = ssh(self.state, host, command, timeout=timeout)
         if check and result.returncode != 0:
@@ -97,7 +97,7 @@ class Fleet:
 @contextlib.contextmanager
 def own_fleet(name: str, count: int, suite: str, timeout: float = 180, groups: str | None = None):
     """A fleet of its own for the block: booted, then removed however the block ends."""
-    from djdeploy import fleet as fleet_tool
+    from fleet import hosts as fleet_tool
 
     state = fleet_tool.up(name, count, suite, timeout=timeout, groups=groups)
     try:
@@ -151,10 +151,10 @@ def project_copy(tmp_path):
 
 
 class LoadRun:
-    """`python -m djdeploy.load` in its own process, for the length of a `with` block."""
+    """`python -m fleet.load` in its own process, for the length of a `with` block."""
 
     def __init__(self, urls, markers=()):
-        args = [sys.executable, "-m", "djdeploy.load", *urls, "--seconds", "300", "--concurrency", "4"]
+        args = [sys.executable, "-m", "fleet.load", *urls, "--seconds", "300", "--concurrency", "4"]
         for marker in markers:
             args += ["--marker", marker]
         self.args = args
@@ -221,5 +221,13 @@ def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None, 
 IN_PROCESS = {"test_controller_builds", "test_data", "test_database_plan", "test_plan", "test_synth"}
 
 
+FLEET_FIXTURES = {"fleet", "deployed", "pg"}  # a test that asks one of these runs on a fleet
+
+
 def pytest_collection_modifyitems(session, config, items):
+    """Marks each test of the fleet layer (`-m "not fleet"` leaves the fast layers), then
+    puts the tests that plan in process last."""
+    for item in items:
+        if FLEET_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.fleet)
     items.sort(key=lambda item: item.module.__name__ in IN_PROCESS)  # stable: file order otherwise

@@ -10,6 +10,8 @@ import pytest
 
 from djdeploy import build
 
+pytestmark = pytest.mark.index  # pip resolves and downloads from the package index
+
 APP = Path(__file__).resolve().parent / "otherapp"  # any code: these tests are about requirements
 # MarkupSafe 2.1.5 has CPython 3.11 wheels but none for 3.13 (3.0.0 was the first).
 CP311_ONLY = ("markupsafe", "2.1.5")

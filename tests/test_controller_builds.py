@@ -3,7 +3,11 @@
 import os
 import subprocess
 
+import pytest
+
 from conftest import PYINFRA, ROOT
+
+pytestmark = pytest.mark.index  # pip resolves and downloads from the package index
 
 
 def deploy_fake(tmp_path, hosts=8):

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy.settings import DataError, parse
+from djdeploy.config.settings import parse
+from djdeploy.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,23 +144,23 @@ def test_one_port_for_two_projects_on_one_machine_is_refused(monkeypatch):
     """Two inventory entries that reach the same machine (ssh_hostname), two projects, one port."""
     from types import SimpleNamespace
 
-    from djdeploy import settings
+    from djdeploy import preflight
+    from djdeploy.errors import DeployError
 
     monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(settings, "check_templates", lambda host, s, secrets: [])
-    monkeypatch.setattr(settings, "host_secrets", lambda host, s: {})
+    monkeypatch.setattr(preflight, "check_templates", lambda host, s, secrets: [])
+    monkeypatch.setattr(preflight, "host_secrets", lambda host, s: {})
     class Host(SimpleNamespace):
         __hash__ = object.__hash__
 
-    stopped = []
-    monkeypatch.setattr(settings, "fail", lambda lines: stopped.extend(lines))
     shop = Host(name="shop-on-app1", groups=["web"],
                            data={"app_user": "shop", "port": 8000, "project": "shop",
                                  "ssh_hostname": "app1.example.com"})
     blog = Host(name="app1.example.com", groups=["web"],
                            data={"app_user": "blog", "port": 8000, "project": "blog"})
-    settings.preflight(SimpleNamespace(inventory=[shop, blog], failed_hosts=set()))
-    assert stopped == ["host app1.example.com: port = 8000: shop already listens there on the same "
+    with pytest.raises(DeployError) as stopped:
+        preflight.preflight(SimpleNamespace(inventory=[shop, blog], failed_hosts=set()))
+    assert stopped.value.problems == ["host app1.example.com: port = 8000: shop already listens there on the same "
                        "machine (shop-on-app1): give one of them another port"]
 
 

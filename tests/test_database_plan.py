@@ -11,7 +11,7 @@ import pytest
 
 from conftest import plan_deploy
 
-from djdeploy.postgresql import hba_address, migration_names, scram_verifier, verifier_digest
+from djdeploy.ops.postgresql import hba_address, migration_names, scram_verifier, verifier_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")

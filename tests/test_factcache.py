@@ -1,9 +1,9 @@
-"""djdeploy.factcache: the facts' commands run in one script, and each job's answer read
+"""djdeploy.speed.factcache: the facts' commands run in one script, and each job's answer read
 back from it is what the command prints when run on its own."""
 
 import subprocess
 
-from djdeploy.factcache import frame, split
+from djdeploy.speed.factcache import frame, split
 
 JOBS = [
     "echo one; echo two",

@@ -1,6 +1,6 @@
 """Facts parsed from what a host answers (no host needed)."""
 
-from djdeploy.facts import Deployment, MissingPackages
+from djdeploy.ops.facts import Deployment, MissingPackages
 
 
 def test_the_lock_owner_is_read_whole():

@@ -9,9 +9,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, TEST_FLEET
 
-FLEET = [sys.executable, "-m", "djdeploy.fleet"]
+FLEET = [sys.executable, "-m", "fleet.hosts"]
 TOOL_FLEET = "fleettool"  # this file's own fleet, besides the shared test fleet
 
 
@@ -22,7 +24,7 @@ def fleet_cmd(*args, cwd=ROOT):
 
 def leftovers(name):
     """Whatever of fleet `name` still exists on this machine."""
-    from djdeploy.fleet import CGROUP_ROOTS, STATE_DIR
+    from fleet.hosts import CGROUP_ROOTS, STATE_DIR
 
     found = []
     mounts = Path("/proc/mounts").read_text()
@@ -41,7 +43,7 @@ def leftovers(name):
 
 def proxy_pids():
     """apt-cacher-ng processes started by the fleet tool (not Debian's own service)."""
-    from djdeploy.fleet import APT_PROXY_DIR
+    from fleet.hosts import APT_PROXY_DIR
 
     pids = []
     for proc in Path("/proc").glob("[0-9]*"):
@@ -61,7 +63,7 @@ def answers(address, port, family=socket.AF_INET):
 
 
 def test_inotify_headroom_is_raised_only_when_the_hosts_would_run_out():
-    from djdeploy.fleet import inotify_limit_for
+    from fleet.hosts import inotify_limit_for
 
     # 3 hosts on a quiet machine: 11 + 3 * 7 + 32 = 64 of 128, nothing to do.
     assert inotify_limit_for(in_use=11, limit=128, hosts=3, per_host=7, spare=32) is None
@@ -75,12 +77,13 @@ def test_inotify_headroom_is_raised_only_when_the_hosts_would_run_out():
     assert inotify_limit_for(in_use=120, limit=169, hosts=5, per_host=7, spare=32) == 187
 
 
+@pytest.mark.fleet
 def test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_leaves_nothing(
         monkeypatch, capfd, tmp_path):
     """Runs before the shared test fleet boots (when this file runs alone), so its `down`
     is the last one and must take the proxy and the raised inotify limit with it."""
-    from djdeploy import fleet as fleet_tool
-    from djdeploy.fleet import (APT_PROXY_ADDRESS, APT_PROXY_DIR, APT_PROXY_LINK, APT_PROXY_PORT,
+    from fleet import hosts as fleet_tool
+    from fleet.hosts import (APT_PROXY_ADDRESS, APT_PROXY_DIR, APT_PROXY_LINK, APT_PROXY_PORT,
                                 INOTIFY_LIMIT, INOTIFY_SAVED, all_states, ssh)
 
     original = int((INOTIFY_SAVED if INOTIFY_SAVED.exists() else INOTIFY_LIMIT).read_text())
@@ -133,7 +136,8 @@ def test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_leaves_no
         os.kill(old_pid, signal.SIGKILL)
         again = fleet_cmd("up", "--name", TOOL_FLEET, "--hosts", "2", "--reuse")
         assert again.returncode == 0, again.stderr
-        assert proxy_pids() and proxy_pids() != [old_pid]
+        new_pid = int((APT_PROXY_DIR / "proxy.pid").read_text())  # what the tool recorded
+        assert new_pid != old_pid and new_pid in proxy_pids()
         assert answers(APT_PROXY_ADDRESS, APT_PROXY_PORT)
     finally:
         down = fleet_cmd("down", "--name", TOOL_FLEET, cwd=tmp_path)
@@ -155,12 +159,11 @@ def test_starting_a_running_fleet_again_is_refused(fleet):
     result = fleet_cmd("up", "--name", TEST_FLEET, "--hosts", "1")
     assert result.returncode == 1
     assert f"fleet '{TEST_FLEET}' is already running (3 hosts)" in result.stderr
-    assert all(h["machine"] for h in fleet.hosts)  # and it still runs
-    assert fleet.ssh(fleet.hosts[0], "true").returncode == 0
+    assert all(fleet.ssh(h, "true").returncode == 0 for h in fleet.hosts)  # and every host still runs
 
 
 def test_a_stale_fleet_is_recognised_cleared_and_removed_from_anywhere(fleet, tmp_path):
-    from djdeploy.fleet import CGROUP_ROOTS, load_state
+    from fleet.hosts import CGROUP_ROOTS, load_state
 
     assert fleet_cmd("up", "--name", "stale", "--hosts", "1").returncode == 0
     host = load_state("stale")["hosts"][0]

@@ -76,11 +76,11 @@ def test_the_release_is_checked_before_it_can_serve(plan):
 
 
 def test_operation_order_is_pyinfras_own(monkeypatch):
-    """djdeploy.bookkeeping gives pyinfra's line numbers (so the same order and op hashes),
+    """djdeploy.speed.bookkeeping gives pyinfra's line numbers (so the same order and op hashes),
     checked on every operation of a CLI-mode plan of the deploy."""
     from pyinfra.api import util as pyinfra_util
 
-    from djdeploy import bookkeeping
+    from djdeploy.speed import bookkeeping
 
     seen = []
 
@@ -100,12 +100,12 @@ def test_operation_order_is_pyinfras_own(monkeypatch):
 
 
 def test_global_arguments_are_pyinfras_own(monkeypatch):
-    """djdeploy.bookkeeping reads the global arguments (_sudo, _if, _parallel, ...) as
+    """djdeploy.speed.bookkeeping reads the global arguments (_sudo, _if, _parallel, ...) as
     pyinfra does, checked on every operation of a plan of the deploy, with host data that
     sets some of them."""
     from pyinfra.api import arguments as pyinfra_arguments
 
-    from djdeploy import bookkeeping
+    from djdeploy.speed import bookkeeping
 
     seen = []
 

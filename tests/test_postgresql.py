@@ -95,7 +95,7 @@ def deployed(pg, runs, tmp_path_factory):
 
 def ssh_argv(pg, host: dict, command: str) -> list[str]:
     """ssh to a fleet host as the fleet tool does, for a command with its own stdin or life."""
-    from djdeploy.fleet import SSH_OPTIONS
+    from fleet.hosts import SSH_OPTIONS
 
     return ["ssh", "-i", pg.state["key"], *SSH_OPTIONS, f"root@{host['address']}", command]
 
@@ -206,7 +206,7 @@ def test_postgresql_listens_for_the_web_hosts_and_lets_in_nobody_else(pg, deploy
 
 
 def test_a_migration_runs_once_under_the_lock_and_the_dry_run_lists_it(pg, deployed, runs, tmp_path):
-    from djdeploy.postgresql import lock_key
+    from djdeploy.ops.postgresql import lock_key
 
     project = app_version(tmp_path / "v2", "v2")
     (project / "app/notes/migrations/0002_note_tag.py").write_text(MIGRATION)

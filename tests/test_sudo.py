@@ -6,7 +6,7 @@ import re
 from secrets import token_urlsafe
 
 from conftest import PROJECT, http_get, results, run_pyinfra, wait_http_200
-from djdeploy.fleet import SUDO_USER
+from fleet.hosts import SUDO_USER
 
 
 def test_deploy_with_sudo_keeps_secrets_out_of_tmp_and_is_idempotent(fleet, deployed, tmp_path):
@@ -22,13 +22,18 @@ def test_deploy_with_sudo_keeps_secrets_out_of_tmp_and_is_idempotent(fleet, depl
     (folder / "web.toml").chmod(0o600)
     env = {"DJDEPLOY_SERVERS": str(servers), "DJDEPLOY_SECRETS_DIR": str(folder)}
     probe = json.dumps({"APP_ENV_PROBE": "API_TOKEN"})
+    since = fleet.ssh(host, "date +%s").stdout.strip()  # the host's clock, for its journal
     try:
         first = run_pyinfra("-y", "--sudo", "-vv", "--data", f"app_env={probe}", env=env)
         assert first.returncode == 0, first.stdout[-3000:]
         assert secret not in first.stdout
         assert re.search(r"\.env: .*API_TOKEN: added", first.stdout), first.stdout[-3000:]
-        # The connection really was the unprivileged user's, raised by sudo.
-        assert f"username={SUDO_USER}" not in first.stdout  # (no authentication error)
+        # The connection really was the unprivileged user's, raised by sudo: the host's own
+        # journal has this run's SSH login as that user, and that user's sudo to root.
+        auth = fleet.ssh(host, f"journalctl --no-pager -o cat --since @{since} | "
+                               f"grep -E 'Accepted publickey for {SUDO_USER} |(^| ){SUDO_USER} : ' || true").stdout
+        assert re.search(rf"^Accepted publickey for {SUDO_USER} from ", auth, re.M), auth[-2000:]
+        assert re.search(rf"\b{SUDO_USER} : .*USER=root ; COMMAND=", auth), auth[-2000:]
         assert "sudo -H -n" in first.stdout
 
         status, body = wait_http_200(f"http://{host['address']}/env-digests", timeout=30)

@@ -1,4 +1,4 @@
-"""djdeploy.synth: one stat, one sha1sum and one systemctl answer many facts, each with
+"""djdeploy.speed.synth: one stat, one sha1sum and one systemctl answer many facts, each with
 the lines its own command would print; a tool that did not answer drops its group."""
 
 import subprocess
@@ -6,8 +6,8 @@ import subprocess
 from pyinfra.facts.files import Directory, File, Link, Sha1File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
-from djdeploy import synth
-from djdeploy.facts import UnitStarted
+from djdeploy.speed import synth
+from djdeploy.ops.facts import UnitStarted
 
 
 def grouped(facts):
@@ -26,7 +26,7 @@ def test_each_fact_gets_what_its_own_command_prints(tmp_path):
     answers = {}
     for group, command in commands.items():
         lines = subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout.splitlines()
-        answers.update(synth.answers(group, lines, facts))
+        answers.update(synth.outputs_per_fact(group, lines, facts))
     for index, (_, cls, args, kwargs) in enumerate(facts):
         own = cls().command(**kwargs)
         own = own.get_raw_value() if hasattr(own, "get_raw_value") else str(own)
@@ -48,9 +48,9 @@ def test_a_tool_that_does_not_answer_drops_its_group():
     facts = grouped([(File, (), {"path": "/etc/hostname"}), (Sha1File, (), {"path": "/etc/hostname"}),
                      (SystemdStatus, (), {"services": ["a.service"]})])
     # No line for the sentinels (/ for stat, /dev/null for sha1sum), no Id for the unit.
-    assert synth.answers("stat", [], facts) is None
-    assert synth.answers("sha1", ["not a digest"], facts) is None
-    assert synth.answers("systemd", [], facts) is None
+    assert synth.outputs_per_fact("stat", [], facts) is None
+    assert synth.outputs_per_fact("sha1", ["not a digest"], facts) is None
+    assert synth.outputs_per_fact("systemd", [], facts) is None
 
 
 def test_one_systemctl_answers_status_enabled_and_start_time():
@@ -60,7 +60,7 @@ def test_one_systemctl_answers_status_enabled_and_start_time():
     assert "systemctl show" in synth.commands(facts)["systemd"]
     lines = ["Id=app.service", "SubState=running", "UnitFileState=enabled", "ActiveEnterTimestamp=@1700000000", "",
              "Id=app.socket", "SubState=listening", "UnitFileState=enabled", "ActiveEnterTimestamp=@1690000000"]
-    found = synth.answers("systemd", lines, facts)
+    found = synth.outputs_per_fact("systemd", lines, facts)
     assert SystemdStatus().process(found[0]) == {"app.service": True}
     assert SystemdEnabled().process(found[1]) == {"app.socket": True}
     assert UnitStarted().process(found[2]) == 1700000000

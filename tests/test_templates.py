@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from djdeploy.settings import parse
+from djdeploy.config.settings import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,8 +91,8 @@ def test_socket_unit_holds_the_port(settings):
 
 
 def test_env_file_holds_the_seeds_variables_extras_and_secrets_quoted(settings):
-    from djdeploy.envfile import Secrets
-    from djdeploy.operations import render_env
+    from djdeploy.config.envfile import Secrets
+    from djdeploy.ops.operations import render_env
 
     text = render_env(str(ROOT / "templates" / "env.j2"), settings, Secrets(API_TOKEN='a"b$c`d\\e f'))
     pairs = dict(line.split("=", 1) for line in lines(text))
@@ -111,7 +111,7 @@ def test_env_file_holds_the_seeds_variables_extras_and_secrets_quoted(settings):
 
 
 def test_secrets_never_show_their_values_when_printed():
-    from djdeploy.envfile import Secrets
+    from djdeploy.config.envfile import Secrets
 
     secrets = Secrets(API_TOKEN="hunter2-value")
     assert "hunter2" not in repr(secrets) + str(secrets) + f"{secrets}" + str([secrets])
@@ -124,8 +124,8 @@ def test_the_hosts_env_digests_are_the_controllers(tmp_path):
     changed."""
     import subprocess
 
-    from djdeploy.envfile import line_digests
-    from djdeploy.facts import EnvFileLines
+    from djdeploy.config.envfile import line_digests
+    from djdeploy.ops.facts import EnvFileLines
 
     text = '# comment\nA="1"\nSECRET="ünï $x `y` \\\\ \\"q\\""\n\nB=plain=with=equals\n'
     path = tmp_path / ".env"
@@ -136,8 +136,8 @@ def test_the_hosts_env_digests_are_the_controllers(tmp_path):
     assert host_side == line_digests(text, "salt:x")
     assert [name for name, _ in host_side] == ["#", "A", "SECRET", "#", "B", "#"]
     # And the whole file's digest, as the EnvFile fact's shell computes it (with sh: dash).
-    from djdeploy.envfile import file_digest
-    from djdeploy.facts import EnvFile
+    from djdeploy.config.envfile import file_digest
+    from djdeploy.ops.facts import EnvFile
 
     command = EnvFile().command(str(path), "salt:x")
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout

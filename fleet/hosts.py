@@ -21,9 +21,9 @@ cgroups left behind) is recognised and cleared. The last `down` leaves nothing r
 and nothing in /etc; what stays is the cache in CACHE_DIR: base image tarballs and the
 proxy's downloaded packages (CACHE_DIR/apt), so later fleets start and install fast.
 
-    python -m djdeploy.fleet up --name demo --hosts 3
-    python -m djdeploy.fleet status --name demo
-    python -m djdeploy.fleet down --name demo      # or --all
+    python -m fleet.hosts up --name demo --hosts 3
+    python -m fleet.hosts status --name demo
+    python -m fleet.hosts down --name demo      # or --all
 """
 
 from __future__ import annotations
@@ -247,6 +247,26 @@ def save_state(state: dict) -> None:
     tmp.rename(path)
 
 
+def write_servers(state: dict) -> Path:
+    """The fleet as a servers file (djdeploy/inventory.py's format), which the project's
+    inventory reads for DJDEPLOY_FLEET=<name>: the deploy knows servers files only."""
+    lines = ["# Written by the fleet tool (fleet/hosts.py) for this fleet's hosts.", "[ssh]", 'user = "root"',
+             f"key = {json.dumps(state['key'])}",
+             "# Fleet hosts get new host keys at every boot: nothing to pin. Real servers keep",
+             "# pyinfra's default (accept-new).",
+             'strict_host_key_checking = "off"', 'known_hosts_file = "/dev/null"']
+    groups: dict[str, list] = {}
+    for host in state["hosts"]:
+        groups.setdefault(host["group"], []).append(host["address"])
+    for group, addresses in groups.items():
+        lines += ["", f"[{group}]", f"hosts = {json.dumps(addresses)}"]
+    path = fleet_dir(state["name"]) / "servers.toml"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.rename(path)
+    return path
+
+
 def all_states() -> list[dict]:
     if not STATE_DIR.exists():
         return []
@@ -362,7 +382,7 @@ def start_host(state: dict, host: dict, base: Path, public_key: str) -> None:
     os.chmod(ssh_dir / "authorized_keys", 0o600)
     add_sudo_user(root, SUDO_USER, public_key)
     (root / "etc/apt/apt.conf.d/01djdeploy-proxy").write_text(
-        "// No internet here: Debian's archive through the fleet's apt proxy (djdeploy.fleet).\n"
+        "// No internet here: Debian's archive through the fleet's apt proxy (fleet.hosts).\n"
         f'Acquire::http::Proxy "http://{APT_PROXY_ADDRESS}:{APT_PROXY_PORT}";\n'
     )
 
@@ -430,7 +450,7 @@ def wait_ready(state: dict, timeout: float) -> None:
 # --- shared by every fleet on the machine: the apt proxy, inotify headroom ---------
 
 APT_PROXY_CONF = """\
-# The fleet's apt proxy (djdeploy.fleet): the hosts reach Debian's archive through it.
+# The fleet's apt proxy (fleet.hosts): the hosts reach Debian's archive through it.
 # Only on the fleet's side of this machine: 169.254.254.1 is on a link of its own.
 BindAddress: {address}
 Port: {port}
@@ -603,6 +623,7 @@ def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False,
                 if reuse:
                     log(f"fleet {name!r} is already running ({len(state['hosts'])} hosts): using it")
                     ensure_proxy()  # its hosts' apt needs it, if something stopped it
+                    write_servers(state)
                     return state
                 raise FleetError(f"fleet {name!r} is already running ({len(state['hosts'])} hosts): "
                                  f"use it, or `make fleet-down FLEET={name}` first")
@@ -639,6 +660,7 @@ def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False,
             for host in state["hosts"]:
                 start_host(state, host, bases[host["suite"]], public_key)
             wait_ready(state, timeout)
+            write_servers(state)
         except FleetError:
             teardown(state)
             raise
@@ -720,7 +742,7 @@ def status(name: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m djdeploy.fleet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fleet.hosts", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="boot a fleet and wait until every host answers SSH")
     p_up.add_argument("--name", default="demo")

@@ -131,7 +131,7 @@ class Deployment(FactBase):
 
 class UnitStarted(FactBase):
     """When a systemd unit last became active, in Unix time; None if never. (The fact
-    batch answers it with the other systemctl facts, in one command: djdeploy.synth.)"""
+    batch answers it with the other systemctl facts, in one command: djdeploy.speed.synth.)"""
 
     def command(self, unit):
         return f"systemctl show -p ActiveEnterTimestamp --timestamp=unix {shlex.quote(unit)} 2>/dev/null || true"
@@ -142,11 +142,13 @@ class UnitStarted(FactBase):
 
 
 class HealthAnswer(FactBase):
-    """The HTTP status of GET path on the host's own port, or "none"."""
+    """The HTTP status of one GET of the health check, or "none": the host's release tool
+    makes it (`release.sh health`), with the settings of the deploy's own gate (path, Host
+    header, timeout), so status.py shows what the gate would see."""
 
-    def command(self, port, path, host_header):
-        return (f"curl -s -o /dev/null -w '%{{http_code}}' -m 5 -H {shlex.quote('Host: ' + host_header)} "
-                f"http://127.0.0.1:{int(port)}{shlex.quote(path)} || true")
+    def command(self, tool, tool_env):
+        quoted = shlex.quote(tool)
+        return f"if [ -x {quoted} ]; then {tool_env} {quoted} health 2>/dev/null || echo none; else echo none; fi"
 
     def process(self, output):
         return output[0].strip() if output and output[0].strip() not in ("", "000") else "none"

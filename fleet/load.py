@@ -1,7 +1,7 @@
 """A bounded HTTP load for zero-downtime checks: a new connection per request, every
 outcome counted, only against loopback or the local fleet's link-local addresses.
 
-    python -m djdeploy.load http://169.254.1.2/ http://169.254.2.2/ --seconds 60
+    python -m fleet.load http://169.254.1.2/ http://169.254.2.2/ --seconds 60
 
 Runs until SIGTERM/SIGINT, --seconds or --requests, then prints one JSON object:
 {"requests", "ok", "failed", "failures": {kind: n}, "max_gap_s", "answers": {marker: n}}.

@@ -23,7 +23,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from djdeploy.settings import ENV_KEY, DataError, check_value, named_groups
+from djdeploy.config.keys import ENV_KEY, check_value, named_groups
+from djdeploy.errors import DataError
 
 ENV_PREFIX = "DJDEPLOY_SECRET_"
 NEED_ESCAPE = re.compile(r'(["\\$`])')  # special inside double quotes, to bash and to systemd

@@ -27,16 +27,16 @@ from pyinfra.api import StringCommand
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host, ctx_state
 
-from djdeploy.factcache import batched, privilege, quiet
-from djdeploy.facts import LockHolder
-from djdeploy.settings import fail
+from djdeploy.errors import fail
+from djdeploy.ops.facts import LockHolder
+from djdeploy.speed.factcache import batched, not_a_change, privilege
 
 CONTROLLER = socket.gethostname()
 RUN_ID = uuid.uuid4().hex[:16]  # this run, as written into the locks it takes
 OWNER = f"{getpass.getuser()}@{CONTROLLER} pid {os.getpid()}"
 
 
-def q(value) -> str:
+def shell_quote(value) -> str:
     return shlex.quote(str(value))
 
 
@@ -48,22 +48,22 @@ def take_command(root: str, path: str, wait: int, stale_run: str | None = None) 
     """
     clear = ""
     if stale_run:
-        clear = (f"if [ \"$(cat {q(path)}/run 2>/dev/null)\" = {q(stale_run)} ]; then rm -rf {q(path)}; "
+        clear = (f"if [ \"$(cat {shell_quote(path)}/run 2>/dev/null)\" = {shell_quote(stale_run)} ]; then rm -rf {shell_quote(path)}; "
                  "echo cleared; fi; ")
     return (
-        f"mkdir -p {q(root)}; {clear}end=$(($(date +%s) + {int(wait)})); "
-        f"until mkdir {q(path)} 2>/dev/null; do "
-        f"if [ $(date +%s) -ge $end ]; then echo \"deploy lock held by $(cat {q(path)}/owner) since "
-        f"$(cat {q(path)}/since): wait for that deploy to end, or if it was killed: "
+        f"mkdir -p {shell_quote(root)}; {clear}end=$(($(date +%s) + {int(wait)})); "
+        f"until mkdir {shell_quote(path)} 2>/dev/null; do "
+        f"if [ $(date +%s) -ge $end ]; then echo \"deploy lock held by $(cat {shell_quote(path)}/owner) since "
+        f"$(cat {shell_quote(path)}/since): wait for that deploy to end, or if it was killed: "
         f"pyinfra inventory.py unlock.py\"; exit 1; fi; sleep 1; done; "
-        f"echo {q(RUN_ID)} > {q(path)}/run; echo {q(OWNER)} > {q(path)}/owner; "
-        f"date -u +%Y-%m-%dT%H:%M:%SZ > {q(path)}/since"
+        f"echo {shell_quote(RUN_ID)} > {shell_quote(path)}/run; echo {shell_quote(OWNER)} > {shell_quote(path)}/owner; "
+        f"date -u +%Y-%m-%dT%H:%M:%SZ > {shell_quote(path)}/since"
     )
 
 
 def release_command(path: str) -> str:
     """Shell that gives the lock back, if this run still holds it."""
-    return f"if [ \"$(cat {q(path)}/run 2>/dev/null)\" = {q(RUN_ID)} ]; then rm -rf {q(path)}; fi"
+    return f"if [ \"$(cat {shell_quote(path)}/run 2>/dev/null)\" = {shell_quote(RUN_ID)} ]; then rm -rf {shell_quote(path)}; fi"
 
 
 def _left_by_killed_deploy(owner: str) -> bool:
@@ -80,7 +80,7 @@ def _left_by_killed_deploy(owner: str) -> bool:
 
 
 def _run(host, command: str):
-    with quiet(host):  # coordination: the host's batched facts still hold
+    with not_a_change(host):  # coordination: the host's batched facts still hold
         status, output = host.run_shell_command(StringCommand(command), print_output=False,
                                                 print_input=False, **privilege(host))
     return status, [line.line for line in output]

@@ -1,6 +1,6 @@
 """Print each host's HTTP answer, asked from this controller: `make demo` ends with it.
 
-    python -m djdeploy.answers [inventory.py] [path]
+    python -m fleet.answers [inventory.py] [path]
 """
 
 from __future__ import annotations

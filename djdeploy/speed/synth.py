@@ -19,7 +19,7 @@ import shlex
 from pyinfra.facts.files import LINUX_STAT_COMMAND, STAT_REGEX, Directory, File, Link, Sha1File, _unquote_stat_name
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
-from djdeploy.facts import UnitStarted
+from djdeploy.ops.facts import UnitStarted
 
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./@:+-]*$")
 SAFE_UNIT = re.compile(r"^[A-Za-z0-9:_.@-]+$")
@@ -99,7 +99,7 @@ def commands(facts: list[tuple]) -> dict[str, str]:
     return out
 
 
-def answers(group: str, lines: list[str], facts: list[tuple]) -> dict[int, list[str]] | None:
+def outputs_per_fact(group: str, lines: list[str], facts: list[tuple]) -> dict[int, list[str]] | None:
     """{index of fact: the lines its own command would print}, from the group's output;
     None when the group's tool did not answer (the facts are then asked live)."""
     if group in SENTINELS:

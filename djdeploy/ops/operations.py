@@ -18,10 +18,10 @@ from pyinfra.facts.files import File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files
 
-from djdeploy import envfile
-from djdeploy.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
+from djdeploy.config import envfile
+from djdeploy.ops.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
                             MissingPackages, UnitStarted)
-from djdeploy.lock import CONTROLLER, q
+from djdeploy.run.lock import CONTROLLER, shell_quote
 
 STAMP = ".djdeploy-requirements"
 
@@ -37,7 +37,7 @@ def tool_env(s) -> str:
         "DATABASE": s.database,  # postgresql: migrations run once, by `postgresql.migrations`
         "RELEASE_COMMANDS": "\n".join(s.release_commands),  # each one shell-quoted (settings.parse)
     }
-    return "env " + " ".join(f"{k}={q(v)}" for k, v in values.items())
+    return "env " + " ".join(f"{k}={shell_quote(v)}" for k, v in values.items())
 
 
 def deployment(s) -> dict:
@@ -58,7 +58,7 @@ def debian_packages(packages: list):
     missing = host.get_fact(MissingPackages, packages=tuple(packages))
     if not missing:
         return
-    names = " ".join(q(p) for p in missing)
+    names = " ".join(shell_quote(p) for p in missing)
     apt = "apt-get -q -y -o DPkg::Lock::Timeout=300"
     yield StringCommand(
         "export DEBIAN_FRONTEND=noninteractive; "
@@ -78,7 +78,7 @@ def system_group(group: str, user: str):
     + user: the user that will be in it (read in the same lookup as `system_user`)
     """
     if host.get_fact(Account, user=user, group=group)["group"] is None:
-        yield f"groupadd --system {q(group)}"
+        yield f"groupadd --system {shell_quote(group)}"
 
 
 @operation()
@@ -92,18 +92,18 @@ def system_user(user: str, group: str, home: str, shell: str = "/usr/sbin/nologi
     """
     account = host.get_fact(Account, user=user, group=group)["user"]
     if account is None:
-        yield (f"useradd --system --no-create-home --home-dir {q(home)} --shell {q(shell)} "
-               f"--gid {q(group)} {q(user)}")
+        yield (f"useradd --system --no-create-home --home-dir {shell_quote(home)} --shell {shell_quote(shell)} "
+               f"--gid {shell_quote(group)} {shell_quote(user)}")
         return
     changes = []
     if account["home"] != home:
-        changes += ["--home", q(home)]
+        changes += ["--home", shell_quote(home)]
     if account["shell"] != shell:
-        changes += ["--shell", q(shell)]
+        changes += ["--shell", shell_quote(shell)]
     if account["group"] != group:
-        changes += ["--gid", q(group)]
+        changes += ["--gid", shell_quote(group)]
     if changes:
-        yield f"usermod {' '.join(changes)} {q(user)}"
+        yield f"usermod {' '.join(changes)} {shell_quote(user)}"
 
 
 @operation()
@@ -114,7 +114,7 @@ def clear_lock(root: str, path: str):
     + path: the lock directory
     """
     if host.get_fact(LockHolder, path=path):
-        yield f"rm -rf {q(path)}"
+        yield f"rm -rf {shell_quote(path)}"
 
 
 @operation()
@@ -130,15 +130,15 @@ def wheelhouse(src: Path, dest: str):
     wanted = sorted(p.name for p in Path(src).iterdir() if not p.name.startswith("."))
     present = host.get_fact(DirectoryFiles, path=dest)
     if not present:
-        yield f"install -d -m 0755 -o root -g root {q(dest)}"
+        yield f"install -d -m 0755 -o root -g root {shell_quote(dest)}"
     for name in wanted:
         if name not in present:
             final = f"{dest}/{name}"
             yield FileUploadCommand(str(Path(src) / name), f"{final}.part")
-            yield f"chmod 0644 {q(final)}.part && mv {q(final)}.part {q(final)}"
+            yield f"chmod 0644 {shell_quote(final)}.part && mv {shell_quote(final)}.part {shell_quote(final)}"
     extra = [name for name in present if name not in wanted]
     if extra:
-        yield f"cd {q(dest)} && rm -f -- " + " ".join(q(n) for n in extra)
+        yield f"cd {shell_quote(dest)} && rm -f -- " + " ".join(shell_quote(n) for n in extra)
 
 
 @operation()
@@ -161,9 +161,9 @@ def virtualenv(path: str, wheels_dir: str, src: Path):
     if host.get_fact(FileText, path=f"{path}/{STAMP}") == stamp:
         return
     lock_file = next(n for n in names if n.startswith("requirements-") and n.endswith(".lock"))
-    yield (f"rm -rf {q(path)} && python3 -m venv {q(path)} && {q(path)}/bin/pip install --quiet "
-           f"--disable-pip-version-check --no-index --find-links {q(wheels_dir)} --require-hashes --no-deps "
-           f"-r {q(wheels_dir)}/{lock_file} && echo {stamp} > {q(path)}/{STAMP}")
+    yield (f"rm -rf {shell_quote(path)} && python3 -m venv {shell_quote(path)} && {shell_quote(path)}/bin/pip install --quiet "
+           f"--disable-pip-version-check --no-index --find-links {shell_quote(wheels_dir)} --require-hashes --no-deps "
+           f"-r {shell_quote(wheels_dir)}/{lock_file} && echo {stamp} > {shell_quote(path)}/{STAMP}")
 
 
 @functools.lru_cache(maxsize=32)
@@ -204,7 +204,7 @@ def env_file(s, src: str, secrets: dict):
     what = envfile.changes(lines, wanted) if present else ["created"]
     what = what or [f"owner or mode ({' '.join(present['owner'])}) set to root {s.group} 640"]
     logger.info(f"{host.print_prefix}.env: {', '.join(what)} (restarts {s.unit})")
-    dest, group = q(s.env_file), q(s.group)
+    dest, group = shell_quote(s.env_file), shell_quote(s.group)
     yield StringCommand(
         f"umask 077 && t=$(mktemp {dest}.XXXXXX) && {{ cat > \"$t\" && sync \"$t\" && "
         f"chown root:{group} \"$t\" && chmod 0640 \"$t\" && mv -f \"$t\" {dest}; }} "
@@ -224,9 +224,9 @@ def secret_key(path: str, group: str):
     """
     if host.get_fact(File, path=path):
         return
-    quoted = q(path)
+    quoted = shell_quote(path)
     yield (f"umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(50))' > {quoted}.new"
-           f" && chown root:{q(group)} {quoted}.new && chmod 0640 {quoted}.new"
+           f" && chown root:{shell_quote(group)} {quoted}.new && chmod 0640 {quoted}.new"
            f" && mv {quoted}.new {quoted}")
 
 
@@ -248,13 +248,13 @@ def release(s, release_id: str, archive: Path, venv: str):
         return
     upload = f"{s.releases_dir}/{release_id}.tar"
     yield FileUploadCommand(str(archive), upload)
-    yield f"{tool_env(s)} {q(s.release_tool)} prepare {q(release_id)} {q(upload)} {q(venv)}"
+    yield f"{tool_env(s)} {shell_quote(s.release_tool)} prepare {shell_quote(release_id)} {shell_quote(upload)} {shell_quote(venv)}"
 
 
-def restarted_by_hand(s, state: dict) -> bool:
+def restarted_by_hand(s, deployed: dict) -> bool:
     """The app was started after the deploy last started it (so it may run edited files)."""
     started = host.get_fact(UnitStarted, unit=s.unit)
-    return bool(started and state["serving_since"] and started > state["serving_since"])
+    return bool(started and deployed["serving_since"] and started > deployed["serving_since"])
 
 
 @operation()
@@ -273,14 +273,14 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False)
     early is done by the next one. A file repaired after hand edits owes a restart only
     if the app was restarted by hand since (it may run the edited file).
     """
-    state = deployment(s)
-    started_with = f"{release_id} {state['config']}"
+    deployed = deployment(s)
+    started_with = f"{release_id} {deployed['config']}"
     planning = not host.state.is_executing  # files not written yet: ask their operations
     files_changed = bool(restart_if and restart_if())
-    if (state["current"] != release_id or state["serving"] != started_with
-            or (files_changed and (planning or restarted_by_hand(s, state)))):
+    if (deployed["current"] != release_id or deployed["serving"] != started_with
+            or (files_changed and (planning or restarted_by_hand(s, deployed)))):
         mode = " rollback" if rollback else ""
-        yield f"{tool_env(s)} {q(s.release_tool)} switch {q(release_id)}{mode}"
+        yield f"{tool_env(s)} {shell_quote(s.release_tool)} switch {shell_quote(release_id)}{mode}"
 
 
 @operation()
@@ -290,9 +290,9 @@ def releases_pruned(s, keep: int):
     + s: the host's AppSettings
     + keep: how many releases to keep
     """
-    state = deployment(s)
-    if len(state["releases"]) > keep:
-        yield f"{tool_env(s)} {q(s.release_tool)} prune {int(keep)}"
+    deployed = deployment(s)
+    if len(deployed["releases"]) > keep:
+        yield f"{tool_env(s)} {shell_quote(s.release_tool)} prune {int(keep)}"
 
 
 @operation()
@@ -321,9 +321,9 @@ def listener(s):
     enabled = host.get_fact(SystemdEnabled, services=[socket_unit]).get(socket_unit)
     if s.listen == "socket":
         if not active:
-            yield f"systemctl stop {q(s.unit)}; systemctl start {q(socket_unit)}"
+            yield f"systemctl stop {shell_quote(s.unit)}; systemctl start {shell_quote(socket_unit)}"
         if not enabled:
-            yield f"systemctl enable {q(socket_unit)}"
+            yield f"systemctl enable {shell_quote(socket_unit)}"
     elif active or enabled or host.get_fact(File, path=s.socket_file):
-        yield (f"systemctl disable --now {q(socket_unit)} 2>/dev/null; rm -f {q(s.socket_file)}; "
+        yield (f"systemctl disable --now {shell_quote(socket_unit)} 2>/dev/null; rm -f {shell_quote(s.socket_file)}; "
                "systemctl daemon-reload")

@@ -6,8 +6,9 @@ import sys
 
 from pyinfra.facts.systemd import SystemdStatus
 
-from djdeploy.facts import FileText, HealthAnswer
-from djdeploy.operations import deployment
+from djdeploy.ops.facts import FileText, HealthAnswer
+from djdeploy.ops.operations import deployment, tool_env
+from djdeploy.ops.postgresql import clients
 
 
 def went_live(revisions: str | None, release_id: str | None) -> str:
@@ -20,21 +21,21 @@ def went_live(revisions: str | None, release_id: str | None) -> str:
 
 
 def report(host, s) -> None:
-    state = deployment(s)
+    deployed = deployment(s)
     unit = host.get_fact(SystemdStatus, services=[s.unit]).get(s.unit)
-    health = host.get_fact(HealthAnswer, port=s.port, path=s.health_path, host_header=s.health_host)
+    health = host.get_fact(HealthAnswer, tool=s.release_tool, tool_env=tool_env(s))
     revisions = host.get_fact(FileText, path=f"{s.root}/revisions.log")
-    current = state["current"] or "none"
-    lock = state["lock"]
+    current = deployed["current"] or "none"
+    lock = deployed["lock"]
     fields = [
         f"{host.name}:",
         f"current={current}",
-        f"since={went_live(revisions, state['current'])}",
-        f"previous={state['previous'] or 'none'}",
-        f"deps={state['venv'] or 'none'}",
+        f"since={went_live(revisions, deployed['current'])}",
+        f"previous={deployed['previous'] or 'none'}",
+        f"deps={deployed['venv'] or 'none'}",
         f"unit={'active' if unit else 'inactive'}",
         f"health={health}",
-        f"releases={','.join(state['releases']) or 'none'}",
+        f"releases={','.join(deployed['releases']) or 'none'}",
         f"lock={lock['owner'] + ' since ' + lock['since'] if lock else 'free'}",
     ]
     print("    " + " ".join(fields), file=sys.stderr, flush=True)
@@ -42,8 +43,6 @@ def report(host, s) -> None:
 
 def report_database(host) -> None:
     """One line for a database server: PostgreSQL's state and the projects it serves."""
-    from djdeploy.postgresql import clients  # imports pyinfra's operations; status stays light
-
     active = host.get_fact(SystemdStatus, services=["postgresql.service"]).get("postgresql.service")
     served = [f"{p['name']} ({len(p['hosts'])} web hosts)" for p in clients(host.state, host.name)]
     print(f"    {host.name}: database server postgresql={'active' if active else 'inactive'} "

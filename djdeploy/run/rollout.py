@@ -20,7 +20,7 @@ def batch_size(total: int, batch: str | None) -> int:
     if batch is None:
         return 1 if total > 2 else max(total, 1)
     if batch.endswith("%"):
-        return max(1, math.ceil(total * int(batch[:-1]) / 100))
+        return max(1, min(math.ceil(total * int(batch[:-1]) / 100), total))  # 150%: every host
     return max(1, min(int(batch), total))
 
 

@@ -4,7 +4,7 @@ pyinfra runs one remote command per fact, and a deploy like this one asks ~40 fa
 each host (pyinfra issue 17: fact count, not bandwidth, is what a no-op pays for). Here
 every fact a host was asked for in the previous run of the same deploy is gathered up
 front in a single command: each fact's own command, as pyinfra builds it, run in one
-batch (per-path facts grouped into one command per kind: djdeploy.synth), and its
+batch (per-path facts grouped into one command per kind: djdeploy.speed.synth), and its
 output handed to the fact's own parser. Operations then read those values, so nothing
 about what they decide changes.
 
@@ -36,7 +36,8 @@ from pyinfra.api.facts import _MISSING_COMMAND_MARKER as MISSING_COMMAND
 from pyinfra.api.facts import _make_command
 from pyinfra.context import ctx_host
 
-from djdeploy import bookkeeping, synth
+from djdeploy import speed
+from djdeploy.speed import bookkeeping, synth
 from djdeploy.build import CACHE
 
 PLANS = CACHE / "facts"
@@ -84,7 +85,7 @@ class HostFacts:
     def __init__(self, host, deploy_file: str):
         self.values: dict[str, object] = {}
         self.valid = True
-        self.quiet = 0
+        self.not_changing = 0  # depth of not_a_change blocks open
         self.asked: dict[str, list] = {}  # key -> [class path, args, kwargs], in order
         self.plan_file = plan_file(host.name, deploy_file)
 
@@ -110,7 +111,7 @@ class HostFacts:
                 continue
             kwargs = dict(kwargs)
             # Per-path facts (stat, sha1sum, systemctl) are answered by one command per kind
-            # (djdeploy.synth); every other fact runs its own command.
+            # (djdeploy.speed.synth); every other fact runs its own command.
             group = synth.kind(cls, args, kwargs)
             made = _build(state, host, cls, args, kwargs, group)
             if made is None:  # a fact that cannot be built here is simply asked live later
@@ -125,7 +126,7 @@ class HostFacts:
         group_jobs = synth.commands(grouped)
         script, marker = frame([command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
                                 for _, command in alone] + list(group_jobs.values()))
-        with quiet(host):
+        with not_a_change(host):
             status, output = host.run_shell_command(StringCommand(script), print_output=False,
                                                     print_input=False, **privilege(host))
         if not status:
@@ -142,7 +143,7 @@ class HostFacts:
             if ok:  # a fact whose command failed is left to pyinfra, asked live
                 answered[index] = stdout
         for job, group in enumerate(group_jobs, start=len(alone)):
-            answered.update((synth.answers(group, results[job][1], grouped) if job in results else None) or {})
+            answered.update((synth.outputs_per_fact(group, results[job][1], grouped) if job in results else None) or {})
         for index, stdout in answered.items():
             if stdout == [MISSING_COMMAND]:  # its tool is missing: asked live
                 continue
@@ -155,7 +156,7 @@ class HostFacts:
 
 PRIVILEGE = ("_sudo", "_sudo_user", "_sudo_password", "_use_sudo_login", "_preserve_sudo_env",
              "_su_user", "_use_su_login", "_su_shell", "_preserve_su_env", "_su_password",
-             "_doas", "_doas_user")
+             "_doas", "_doas_user", "_dzdo", "_dzdo_user")
 
 
 def privilege(host) -> dict:
@@ -236,7 +237,7 @@ def get_fact(state, host, cls, args=None, kwargs=None, **rest):
                                  dict(kwargs or {})])
     if entry.valid and key in entry.values:
         return _copied(entry.values[key])
-    with quiet(host):
+    with not_a_change(host):
         return _live_get_fact(state, host, cls, args=args, kwargs=kwargs, **rest)
 
 
@@ -251,29 +252,34 @@ def count(host) -> None:
     COUNTS[host.name] = COUNTS.get(host.name, 0) + 1
 
 
-class quiet:
-    """Commands run inside this block read or coordinate; they do not change the host."""
+class not_a_change:
+    """Commands run inside this block read or coordinate; they do not change the host, so the
+    host's batched facts stay valid."""
 
     def __init__(self, host):
         self.entry = _hosts.get(host.name)
 
     def __enter__(self):
         if self.entry:
-            self.entry.quiet += 1
+            self.entry.not_changing += 1
 
     def __exit__(self, *exc):
         if self.entry:
-            self.entry.quiet -= 1
+            self.entry.not_changing -= 1
 
 
 def _watch(host, entry: "HostFacts") -> None:
-    """Count every remote command; any that is not quiet ends the batch's validity."""
-    for name in ("run_shell_command", "put_file"):
-        method = getattr(host, name)
+    """Count every remote command; any outside a not_a_change block ends the batch's validity.
+    Every way pyinfra changes a host goes through one of these methods: a shell command,
+    an upload, an rsync."""
+    for name in ("run_shell_command", "put_file", "rsync"):
+        method = getattr(host, name, None)
+        if method is None:
+            continue
 
         def watched(*args, _method=method, **kwargs):
             count(host)
-            if not entry.quiet:
+            if not entry.not_changing:
                 entry.valid = False
             return _method(*args, **kwargs)
 
@@ -292,8 +298,11 @@ def _report() -> None:
 def install(host) -> None:
     """Serve this host's facts from one batched command (see the module's docstring).
 
-    DJDEPLOY_FACT_BATCH=off turns it off (pyinfra's one command per fact), to compare.
+    DJDEPLOY_FACT_BATCH=off turns it off (pyinfra's one command per fact), to compare;
+    DJDEPLOY_SPEED=off turns off every speed-up (plain pyinfra: see djdeploy.speed).
     """
+    if not speed.ENABLED:
+        return
     batching = os.environ.get("DJDEPLOY_FACT_BATCH") != "off"
     state = host.state
     real = ctx_host.get()  # deploy files see a proxy; facts need the Host itself

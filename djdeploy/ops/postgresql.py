@@ -24,9 +24,10 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import systemd
 
-from djdeploy.facts import FileText
-from djdeploy.operations import debian_packages
-from djdeploy.settings import checked, database_password
+from djdeploy.config.secrets import database_password
+from djdeploy.ops.facts import FileText
+from djdeploy.ops.operations import debian_packages, tool_env
+from djdeploy.preflight import checked
 
 PSQL = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
 FIND_CLUSTER = "ls -1d /etc/postgresql/*/main 2>/dev/null | sort -V | tail -n 1"  # the newest version's
@@ -256,8 +257,6 @@ def migrations(s, release_id: str):
     + s: the host's AppSettings
     + release_id: the release, ready on this host (operations.release)
     """
-    from djdeploy.operations import tool_env  # operations builds on settings, as this module does
-
     if s.database != "postgresql" or migrator(host.state, s) != host.name:
         return
     server = host.state.inventory.get_host(s.db_host)

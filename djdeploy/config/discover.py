@@ -1,0 +1,33 @@
+"""What a Django project's own files say about it: its settings module, its WSGI
+application and its requirements file, so that data need not repeat them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+SETTINGS_DEFAULT = re.compile(r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]""")
+WSGI_SETTING = re.compile(r"""^WSGI_APPLICATION\s*=\s*['"]([A-Za-z_][\w.]*)['"]""", re.M)
+
+
+def discover(app_path: Path, settings_module: str | None) -> dict:
+    """What a Django project's own files say: the settings module its manage.py sets, the
+    WSGI application its settings name (else <package>.wsgi), its requirements.txt."""
+    found = {}
+    match = SETTINGS_DEFAULT.search((app_path / "manage.py").read_text(errors="replace"))
+    settings_module = settings_module or (match.group(1) if match else None)
+    found["settings_module"] = settings_module
+    for top in (app_path, app_path / "src") if settings_module else ():  # src/: a packaged project
+        base = top.joinpath(*settings_module.split("."))
+        source = next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+        wsgi = WSGI_SETTING.search(source.read_text(errors="replace")) if source else None
+        if wsgi and "." in wsgi.group(1):
+            module, _, name = wsgi.group(1).rpartition(".")
+            found["wsgi_module"] = module if name == "application" else f"{module}:{name}"
+        elif (top / settings_module.split(".")[0] / "wsgi.py").is_file():
+            found["wsgi_module"] = settings_module.split(".")[0] + ".wsgi"
+        if "wsgi_module" in found:
+            break
+    if (app_path / "requirements.txt").is_file():
+        found["requirements"] = str(app_path / "requirements.txt")
+    return found

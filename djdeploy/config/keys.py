@@ -1,0 +1,184 @@
+"""Every data key a host may have, in one table: its default, its check, a hint for a
+wrong value, and a line of documentation.
+
+group_data/*.py and `--data` set them; `djdeploy.config.settings.parse` checks a host's
+data against this table. docs/configuration.md is generated from it
+(`python -m djdeploy.config.keys > docs/configuration.md`; a test fails when it is stale).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from djdeploy.config import schema
+from djdeploy.errors import DataError
+
+REQUIRED = ("app_user", "port")  # of hosts that run the app
+DATABASES = ("sqlite", "postgresql")
+DB_PASSWORD = "DATABASE_PASSWORD"  # the secret the role's password comes from
+DB_PORT = 5432  # Debian's PostgreSQL, as installed
+SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
+SAFE_PROJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HEALTH_PATH = re.compile(r"^/[A-Za-z0-9_./:@%+,=-]*$")  # a plain URL path
+LISTEN_MODES = ("socket", "ambient")
+CHECK_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+BATCH = re.compile(r"^([1-9][0-9]*)(%?)$")
+DOTTED = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+SRV = "/srv"
+# What production needs, set by the deploy's settings module on top of the app's own
+# (templates/settings.py.j2); `keep_app_settings` leaves any of them as the app has it.
+OVERRIDES = ("ALLOWED_HOSTS", "DEBUG", "SECRET_KEY", "DATABASES", "STATIC_ROOT", "MEDIA_ROOT",
+             "CSRF_TRUSTED_ORIGINS", "LOGGING")
+UP_PATH = "/-/up"  # the deploy's health endpoint, answered before the app's URL routing (files/djdeploy_wsgi.py)
+SETTINGS_MODULE = "djdeploy_settings"
+# What .env holds for the deploy itself (AppSettings.environment): app_env may not replace them.
+DEPLOY_VARIABLES = ("VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE", "DJDEPLOY_APP_WSGI", "PYTHONPATH",
+                    "DJDEPLOY_SERVE_FILES", "DJANGO_SECRET_KEY_FILE", "PORT")  # DJANGO_SETTINGS_MODULE on the hosts: imports the app's, then OVERRIDES
+# Data keys that belong to pyinfra or its connectors, not to the deploy.
+FOREIGN = ("ssh_", "_", "fake_", "winrm_", "docker_", "podman_", "chroot_", "vagrant_", "terraform_", "local_")
+
+
+@dataclass(frozen=True)
+class Key:
+    default: object
+    check: schema.Check
+    doc: str
+    hint: str = ""  # what a right value looks like, for a wrong one's message
+
+
+KEYS: dict[str, Key] = {
+    # The app
+    "project": Key("my_awesome_project", schema.string(SAFE_PROJECT.pattern),
+                   "names /srv/<project> and <project>.service",
+                   "use letters, digits, '_', '.', '-' (it names /srv/<project> and <project>.service)"),
+    "app_path": Key("app", schema.string(), "the Django project to deploy (the folder holding manage.py)"),
+    "requirements": Key(None, schema.optional(schema.string()),
+                        "its requirements file; default: requirements.txt beside manage.py",
+                        "a path to a pip requirements file, e.g. requirements = \"app/requirements.txt\""),
+    "wsgi_module": Key(None, schema.optional(schema.string(DOTTED[:-1] + r"(:[A-Za-z_][A-Za-z0-9_]*)?$")),
+                       "what gunicorn serves; default: the app's WSGI_APPLICATION",
+                       "a dotted module path, optionally :name (project.wsgi, shop.serve:app)"),
+    "settings_module": Key(None, schema.optional(schema.string(DOTTED)),
+                           "the app's own settings; default: what its manage.py names",
+                           "a dotted module path (project.settings)"),
+    "keep_app_settings": Key([], schema.list_of(schema.one_of(*OVERRIDES)),
+                             "production settings the deploy does not override (see OVERRIDES)",
+                             "a list of setting names from: " + ", ".join(OVERRIDES)),
+    "serve_files": Key(True, schema.boolean,
+                       "the deploy's WSGI entry serves STATIC_URL and MEDIA_URL (False: the app or a front does)"),
+    "debian_packages": Key([], schema.list_of(schema.string(r"^[a-z0-9][a-z0-9+.-]{1,62}$")),
+                           "what the app needs from Debian beyond Python, e.g. [\"gettext\"]",
+                           'a list of Debian package names, e.g. ["gettext", "libmagic1"]'),
+    "release_commands": Key([], schema.list_of(schema.string(r"^[^\x00-\x1f\x7f]+$")),
+                            "manage.py commands run in each new release before it serves, e.g. \"compress\"",
+                            'a list of manage.py commands on one line each, e.g. ["compress --force"]'),
+    "app_env": Key({}, schema.dict_of(schema.number), "extra variables for .env"),
+    # The service
+    "app_user": Key(None, schema.string(), "required: the system user gunicorn runs as"),
+    "app_group": Key(None, schema.optional(schema.string()), "defaults to app_user"),
+    "port": Key(None, schema.integer(1, 65535), "required: where gunicorn listens, on all addresses",
+                "a whole number from 1 to 65535, e.g. port = 8000"),
+    "workers": Key(2, schema.integer(1, 64), "gunicorn worker processes", "a whole number from 1 to 64"),
+    "allowed_hosts": Key(None, schema.optional(schema.list_of(schema.string())),
+                         "defaults to the host's inventory name, localhost, 127.0.0.1"),
+    "description": Key(None, schema.optional(schema.string()),
+                       "the unit's Description=; defaults to \"<project> (gunicorn)\""),
+    "listen": Key("socket", schema.one_of(*LISTEN_MODES),
+                  "\"socket\": systemd holds the port (zero-downtime restarts); \"ambient\": gunicorn binds "
+                  "it (AmbientCapabilities, the seed's unit)",
+                  'use "socket" (zero-downtime) or "ambient" (the seed\'s AmbientCapabilities unit)'),
+    # Releases
+    "keep_releases": Key(5, schema.integer(2, 100), "releases kept per host (never deleting current or previous)",
+                         "a whole number from 2 to 100"),
+    "batch": Key(None, schema.optional(schema.either(schema.integer(1), schema.string(BATCH.pattern))),
+                 "hosts switched at once: a count or \"N%\"; default 1 above 2 hosts, else all",
+                 "a count of hosts (2) or a share (\"25%\")"),
+    "health_path": Key(None, schema.optional(schema.string(HEALTH_PATH.pattern)),
+                       "GET after each restart; 200 or the switch is reverted; default: the deploy's own "
+                       f"endpoint ({UP_PATH}: the database, then GET / through the app)",
+                       "a plain path such as /healthz"),
+    "health_host": Key(None, schema.optional(schema.string()),
+                       "Host header of that GET; defaults to the first allowed host"),
+    "health_timeout": Key(5, schema.integer(1, 300), "seconds per attempt", "seconds, a whole number from 1 to 300"),
+    "health_retries": Key(15, schema.integer(1, 600), "attempts, a second apart", "a whole number from 1 to 600"),
+    "check_level": Key("ERROR", schema.one_of(*CHECK_LEVELS),
+                       "manage.py check --deploy --fail-level before a release serves",
+                       "one of " + ", ".join(CHECK_LEVELS)),
+    "lock_wait": Key(30, schema.integer(0, 3600), "seconds a deploy waits for another one's lock on a host",
+                     "seconds, a whole number from 0 to 3600"),
+    # Secrets, places, rollback
+    "required_secrets": Key([], schema.list_of(schema.string(ENV_KEY.pattern)),
+                            "names the app needs from secrets/<group>.toml or DJDEPLOY_SECRET_<NAME>"),
+    "srv": Key(SRV, schema.string(), "where projects live: /srv/<project>",
+               "an absolute folder under /srv (or set allow_outside_srv = True)"),
+    "allow_outside_srv": Key(False, schema.boolean, "True to let srv be another absolute folder"),
+    "release": Key(None, schema.optional(schema.string(r"^[0-9a-f]{12}$")),
+                   "rollback.py: the release to go back to (default: the previous one)",
+                   "a release id: 12 hex digits, see status.py"),
+    # The database
+    "database": Key(None, schema.optional(schema.one_of(*DATABASES)),
+                    "\"sqlite\" (each host its own, in shared/data) or \"postgresql\" (on the database "
+                    "server); default: postgresql if the inventory has a server",
+                    'use "sqlite" or "postgresql"'),
+    "database_server": Key(False, schema.boolean,
+                           "True for the db group: runs PostgreSQL for the web hosts, not the app", "True or False"),
+    "db_address": Key(None, schema.optional(schema.string(r"^[A-Za-z0-9][A-Za-z0-9.:-]*$")),
+                      "database server: where web hosts reach it and it listens (default: its name)",
+                      "an IP address or host name"),
+    "db_name": Key(None, schema.optional(schema.string(r"^[a-z_][a-z0-9_]{0,62}$")),
+                   "the project's database and role; default: the project, as a SQL name",
+                   "lower-case letters, digits and _ (a SQL name)"),
+}
+DEFAULTS = {name: key.default for name, key in KEYS.items()}
+DATA = {name: key.check for name, key in KEYS.items()}  # the schema of a host's data
+HINTS = {name: key.hint for name, key in KEYS.items() if key.hint}
+
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is fine; a line break would end the line
+
+
+def check_value(where: str, key: str, value) -> str:
+    """`value` as .env can hold it, or a DataError that names the key (never the value)."""
+    if not isinstance(value, str):
+        raise DataError(f"{where}: {key} must be a string, not {type(value).__name__}: quote it")
+    odd = next((c for c in value if (ord(c) & 0xFFFE) == 0xFFFE or 0xFDD0 <= ord(c) <= 0xFDEF
+                or 0xD800 <= ord(c) <= 0xDFFF), None)
+    if odd:  # systemd refuses the whole file over one of these
+        raise DataError(f"{where}: {key} holds U+{ord(odd):04X}, not a character systemd accepts in "
+                        "an environment file: remove it, or base64-encode the value")
+    match = CONTROL.search(value)
+    if match:
+        what = {"\n": "a line break", "\r": "a carriage return"}.get(match.group(), "a control character")
+        raise DataError(f"{where}: {key} holds {what} (at character {match.start() + 1}), which .env "
+                        "cannot hold: keep the value on one line, or base64-encode it")
+    return value
+
+
+def named_groups(groups) -> list[str]:
+    """The groups a user named (group_data/<group>.py), once each, in order: pyinfra also
+    puts hosts in a group named after the inventory file, and in connector groups (@fake)."""
+    return [g for g in dict.fromkeys(groups) if not g.endswith("inventory") and not g.startswith("@")]
+
+
+def markdown() -> str:
+    """docs/configuration.md: every key, its default and its meaning."""
+    lines = ["# Configuration", "",
+             "Every data key a host may have. Set them in `group_data/<group>.py` (plain assignments,",
+             "`port = 80`), in `group_data/all.py` for every host, or for one run with",
+             "`pyinfra inventory.py deploy.py --data key=value`. Any other key is refused, with a",
+             "suggestion when it looks like a typo.", "",
+             "Generated from `djdeploy/config/keys.py` (`python -m djdeploy.config.keys > docs/configuration.md`);",
+             "`tests/test_docs.py` fails when this file is stale.", "",
+             "| key | default | meaning |", "|---|---|---|"]
+    for name, key in KEYS.items():
+        default = "required" if name in REQUIRED else f"`{key.default!r}`"
+        doc = key.doc.replace("|", r"\|")
+        lines.append(f"| `{name}` | {default} | {doc} |")
+    lines += ["", "Production settings the deploy sets on top of the app's own (`keep_app_settings`",
+              "leaves any of them as the app has it): " + ", ".join(f"`{o}`" for o in OVERRIDES) + ".", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

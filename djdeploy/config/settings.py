@@ -1,0 +1,296 @@
+"""A host's checked settings: `parse` turns its data into an `AppSettings`, every path
+derived, or a DataError listing each problem on one line. The keys, their defaults and
+checks are in djdeploy.config.keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
+
+from djdeploy.config import schema
+from djdeploy.config.discover import discover
+from djdeploy.config.keys import (DATA, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
+                                  REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, UP_PATH, check_value, named_groups)
+from djdeploy.errors import DataError
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """What one host gets, with every path derived from the data."""
+
+    project: str
+    app_path: Path
+    requirements: Path
+    wsgi_module: str
+    settings_module: str
+    app_env: dict
+    user: str
+    group: str
+    port: int
+    workers: int
+    allowed_hosts: tuple
+    description: str
+    listen: str
+    keep_releases: int
+    batch: str | None
+    health_path: str
+    health_host: str
+    health_timeout: int
+    health_retries: int
+    check_level: str
+    lock_wait: int
+    release: str | None
+    required_secrets: tuple = ()
+    srv: str = SRV
+    database: str = "sqlite"
+    database_server: bool = False  # this host runs PostgreSQL for the others, not the app
+    db_name: str = ""
+    db_host: str | None = None  # the database server's inventory name (postgresql)
+    db_address: str | None = None  # where PostgreSQL listens and the web hosts reach it
+    keep_app_settings: tuple = ()  # OVERRIDES the deploy leaves as the app has them
+    release_commands: tuple = ()  # manage.py commands, each shell-quoted words
+    debian_packages: tuple = ()  # the app's own needs from Debian
+    serve_files: bool = True
+
+    @property
+    def overrides(self) -> tuple:
+        """The production settings the deploy sets on top of the app's (OVERRIDES, less those kept)."""
+        return tuple(name for name in OVERRIDES if name not in self.keep_app_settings)
+
+    @property
+    def root(self) -> str:
+        return f"{self.srv.rstrip('/')}/{self.project}"
+
+    @property
+    def releases_dir(self) -> str:
+        return f"{self.root}/releases"
+
+    @property
+    def current(self) -> str:
+        return f"{self.root}/current"
+
+    @property
+    def venvs_dir(self) -> str:
+        return f"{self.root}/venvs"
+
+    @property
+    def wheels_dir(self) -> str:
+        return f"{self.root}/wheels"
+
+    @property
+    def shared_dir(self) -> str:
+        return f"{self.root}/shared"
+
+    @property
+    def data_dir(self) -> str:
+        return f"{self.shared_dir}/data"
+
+    @property
+    def csrf_origins(self) -> list:
+        """The origins CSRF trusts: every allowed host (a leading dot: its subdomains), by
+        http on the app's port and by https."""
+        port = "" if self.port == 80 else f":{self.port}"
+        names = [("*" + h if h.startswith(".") else h) for h in self.allowed_hosts if h != "*"]
+        return [f"http://{h}{port}" for h in names] + [f"https://{h}" for h in names]
+
+    @property
+    def media_dir(self) -> str:
+        return f"{self.shared_dir}/media"
+
+    @property
+    def django_dir(self) -> str:
+        """The deploy's Python modules for the app: its settings and its WSGI entry."""
+        return f"{self.root}/django"
+
+    @property
+    def settings_file(self) -> str:
+        return f"{self.django_dir}/{SETTINGS_MODULE}.py"
+
+    @property
+    def wsgi_file(self) -> str:
+        return f"{self.django_dir}/djdeploy_wsgi.py"
+
+    @property
+    def env_file(self) -> str:
+        return f"{self.shared_dir}/.env"
+
+    @property
+    def secret_key_file(self) -> str:
+        return f"{self.shared_dir}/secret_key"
+
+    @property
+    def release_tool(self) -> str:
+        return f"{self.root}/release.sh"
+
+    @property
+    def lock_dir(self) -> str:
+        return f"{self.root}/.deploy-lock"
+
+    @property
+    def gunicorn_config(self) -> str:
+        return f"{self.root}/gunicorn.conf.py"
+
+    @property
+    def config_files(self) -> tuple:
+        """Every file the app reads when it starts: a change to one owes a restart."""
+        return (self.env_file, self.secret_key_file, f"{self.root}/run", self.gunicorn_config,
+                self.unit_file, self.socket_file, self.settings_file, self.wsgi_file)
+
+    @property
+    def unit(self) -> str:
+        return f"{self.project}.service"
+
+    @property
+    def unit_file(self) -> str:
+        return f"/etc/systemd/system/{self.unit}"
+
+    @property
+    def unit_socket(self) -> str:
+        return f"{self.project}.socket"
+
+    @property
+    def socket_file(self) -> str:
+        return f"/etc/systemd/system/{self.unit_socket}"
+
+    @property
+    def environment(self) -> dict:
+        """Everything .env holds, in order."""
+        env = {
+            "VIRTUAL_ENV": f"{self.current}/venv",  # the run script pins the release it starts
+            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,  # the app's own, then what production needs
+            "DJDEPLOY_APP_WSGI": self.wsgi_module,  # what the deploy's WSGI entry serves
+            "PYTHONPATH": self.django_dir,  # where those two modules are
+            "DJDEPLOY_SERVE_FILES": "1" if self.serve_files else "0",  # static files and uploads
+            "DJANGO_SECRET_KEY_FILE": self.secret_key_file,
+            "DJANGO_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
+            "PORT": str(self.port),
+        }
+        if self.database != "postgresql":  # postgresql: DATABASE_URL, with the secrets
+            env["DJANGO_DB_PATH"] = f"{self.data_dir}/db.sqlite3"
+        env.update(self.app_env)
+        return env
+
+
+def _keys(data) -> dict:
+    """The data a host has, as a plain dict (pyinfra's HostData or a dict)."""
+    return dict(data.dict() if hasattr(data, "dict") else data)
+
+
+def _problem(where: str, error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    top = str(error["loc"][0])
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(top, DEFAULTS, n=1, cutoff=0.6)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        return (f"{where}: unknown data key {top!r}: {guess}fix or remove it "
+                "(the keys are listed in docs/configuration.md)")
+    value = error.get("input")
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    message = error["msg"][0].lower() + error["msg"][1:]
+    if error["type"] == "string_pattern_mismatch":
+        message = "not a valid value"
+    hint = HINTS.get(top, "see docs/configuration.md")
+    return f"{where}: {key} = {shown}: {message}: {hint}"
+
+
+def parse(host_name: str, data, groups=()) -> AppSettings:
+    """A host's data checked against `Data` and the rules a schema cannot say; every
+    problem found is listed (DataError.problems), each on one line."""
+    shown = named_groups(groups)
+    where = f"host {host_name}" + (f" (group {', '.join(shown)})" if shown else "")
+    everything = _keys(data)
+    given = {k: v for k, v in everything.items() if not k.startswith(FOREIGN)}
+    server = given.get("database_server") is True
+    required = () if server else REQUIRED
+    problems = [f"{where}: missing required data key {key!r}: set it in group_data/<group>.py "
+                f"for the host's group, or pass --data {key}=..." for key in required
+                if given.get(key) is None]
+    values = {key: given[key] if given.get(key) is not None else default for key, default in DEFAULTS.items()}
+    values.update({k: v for k, v in given.items() if k not in DEFAULTS})  # unknown keys: reported
+    if isinstance(values.get("check_level"), str):
+        values["check_level"] = values["check_level"].upper()
+    # Keys missing or wrong stand in with harmless values, so the checks below still run
+    # on the rest and every problem is listed in one go.
+    stand_in = {"app_user": "stand-in", "port": 65535}
+    if server:  # PostgreSQL's own user and port
+        values.update(app_user="postgres", port=DB_PORT, app_group=None)
+    bad = {key for key in required if given.get(key) is None}
+    errors = schema.validate(DATA, {k: (stand_in[k] if k in bad else v) for k, v in values.items()})
+    problems += [_problem(where, e) for e in errors]
+    bad |= {str(e["loc"][0]) for e in errors}
+    # Every key's value: given, else its default (a stand-in where the given one is wrong).
+    chosen = SimpleNamespace(**{k: stand_in.get(k, DEFAULTS.get(k)) if k in bad else v
+                           for k, v in values.items() if k in DEFAULTS})
+    group = chosen.app_group or chosen.app_user
+    for key, name in (("app_user", chosen.app_user), ("app_group", chosen.app_group)):
+        if name is None or key in bad:
+            continue
+        if (not SAFE_NAME.match(name) or name == "root") and not server:
+            problems.append(f"{where}: {key} = {name!r}: must be a lower-case system name, not root: "
+                            "e.g. web (letters, digits, _ and -, up to 31)")
+    if "port" not in bad and not server and (chosen.port == 22 or chosen.port == everything.get("ssh_port")):
+        problems.append(f"{where}: port = {chosen.port}: the host's SSH port: pick another (80, 8000, ...)")
+    found = {}
+    if not (Path(chosen.app_path) / "manage.py").is_file():
+        problems.append(f"{where}: app_path = {chosen.app_path!r}: holds no manage.py: point it at your Django "
+                        "project (relative to the directory you run pyinfra from)")
+    elif not server:
+        found = discover(Path(chosen.app_path), chosen.settings_module)
+        for key in ("settings_module", "wsgi_module", "requirements"):
+            if key != "requirements" and found.get(key) and schema.validate({key: DATA[key]}, {key: found[key]}):
+                found[key] = None  # not a module name (a..b): as if not found
+            if getattr(chosen, key) is None and key not in bad and found.get(key) is None:
+                problems.append(f"{where}: {key} is not set and could not be found from {chosen.app_path}/manage.py: "
+                                f"set it in group_data ({HINTS[key]})")
+    requirements = chosen.requirements or found.get("requirements")
+    if requirements and not Path(requirements).is_file():
+        problems.append(f"{where}: requirements file {requirements!r} does not exist: point it at the "
+                        "project's requirements (relative to the directory you run pyinfra from)")
+    srv = PurePosixPath(chosen.srv)
+    if not srv.is_absolute() or ".." in srv.parts:
+        problems.append(f"{where}: srv = {chosen.srv!r}: not an absolute path: {HINTS['srv']}")
+    elif not chosen.allow_outside_srv and srv != PurePosixPath(SRV) and PurePosixPath(SRV) not in srv.parents:
+        problems.append(f"{where}: srv = {chosen.srv!r}: outside {SRV}: {HINTS['srv']}")
+    app_env = {}
+    for key, value in chosen.app_env.items():
+        if not ENV_KEY.match(key) or key.endswith("\n"):
+            problems.append(f"{where}: app_env key {key!r} is not a valid variable name: letters, digits, _")
+            continue
+        if key in DEPLOY_VARIABLES:
+            problems.append(f"{where}: app_env key {key!r} is a variable the deploy sets: remove it (see the "
+                            "docs/production-settings.md; keep_app_settings leaves one as the app has it)")
+            continue
+        try:
+            app_env[key] = check_value(f"{where}: app_env", key, str(value))
+        except DataError as error:
+            problems += error.problems
+    release_commands = []
+    for command in chosen.release_commands if "release_commands" not in bad else ():
+        try:
+            release_commands.append(shlex.join(shlex.split(command)))
+        except ValueError as error:
+            problems.append(f"{where}: release_commands: {command!r}: {error}: quote it as a shell would")
+    if problems:
+        raise DataError(problems)
+    allowed = chosen.allowed_hosts or [host_name, "localhost", "127.0.0.1"]
+    return AppSettings(
+        project=chosen.project, app_path=Path(chosen.app_path), requirements=Path(requirements or "requirements.txt"),
+        wsgi_module=chosen.wsgi_module or found.get("wsgi_module") or "",
+        settings_module=chosen.settings_module or found.get("settings_module") or "", app_env=app_env,
+        user=chosen.app_user, group=group, port=chosen.port, workers=chosen.workers, allowed_hosts=tuple(allowed),
+        description=chosen.description or f"{chosen.project} (gunicorn)", listen=chosen.listen,
+        keep_releases=chosen.keep_releases, batch=None if chosen.batch is None else str(chosen.batch),
+        health_path=chosen.health_path or UP_PATH, health_host=chosen.health_host or allowed[0],
+        health_timeout=chosen.health_timeout, health_retries=chosen.health_retries, check_level=chosen.check_level,
+        lock_wait=chosen.lock_wait, release=chosen.release, required_secrets=tuple(chosen.required_secrets), srv=chosen.srv,
+        database=chosen.database or "auto", database_server=server,
+        db_name=chosen.db_name or re.sub(r"[^a-z0-9_]", "_", chosen.project.lower()).lstrip("0123456789") or "app",
+        db_address=chosen.db_address or (host_name if server else None),
+        keep_app_settings=tuple(chosen.keep_app_settings), release_commands=tuple(release_commands),
+        debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files,
+    )

@@ -1,0 +1,1 @@
+"""What the deploy does on a host: its operations and the facts they read."""

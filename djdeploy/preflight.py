@@ -1,0 +1,228 @@
+"""Before any host changes: every host reachable, every host's data, secrets and
+templates valid, or the run stops with one line per problem (djdeploy.errors).
+
+The verbs call `preflight(host.state)` first; `app_settings(host)` and
+`host_secrets(host, s)` then give what it checked.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import jinja2
+from pyinfra.api.util import get_template
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import quote
+
+from djdeploy import build, errors
+from djdeploy.config import envfile
+from djdeploy.config.keys import DB_PASSWORD, DB_PORT
+from djdeploy.config.secrets import _passwords, check_database_passwords
+from djdeploy.config.settings import AppSettings, parse
+from djdeploy.errors import DataError, DeployError, fail
+from djdeploy.ops.facts import HostPython
+from djdeploy.ops.operations import deployment, render_env
+
+# id(state) -> {host name: (AppSettings, secrets)}: what preflight checked, for the run
+_prepared: dict[int, dict[str, tuple] | DeployError] = {}
+_locks: dict = {}  # threading.Lock -> the preflight lock (see `_lock`)
+
+
+def _lock():
+    """The preflight lock, made by threading.Lock as it is when first needed: gevent's once
+    pyinfra_cli has patched it (hosts prepare in greenlets). A lock made at import, before
+    the patch, would block the only thread instead of one greenlet."""
+    return _locks.get(threading.Lock) or _locks.setdefault(threading.Lock, threading.Lock())
+
+
+def preflight(state) -> None:
+    """Once per run: every host answered SSH and every host's data is valid.
+
+    pyinfra would go on with the hosts it reached; a fleet half on the new version is
+    worse than a deploy that waits until every host answers. All problems are listed.
+    Every host's deploy file calls it, each in its own greenlet: the first does the
+    checks, the others wait for it (reading a secrets file asks git, which yields), so
+    no host goes on with data not yet checked.
+    """
+    errors.install()  # a DeployError shows as its lines, however the inventory was made
+    with _lock():
+        if id(state) not in _prepared:
+            try:
+                _prepared[id(state)] = _checked(state)
+            except DeployError as error:
+                _prepared[id(state)] = error
+        if isinstance(_prepared[id(state)], DeployError):
+            raise _prepared[id(state)]
+
+
+def checked(state) -> dict:
+    """{host name: (settings, secrets)} of every host, as this run's preflight checked them."""
+    prepared = _prepared.get(id(state), {})
+    return {} if isinstance(prepared, DeployError) else prepared
+
+
+def _checked(state) -> dict:
+    """preflight's checks: {host name: (settings, secrets)}, or the run stops."""
+    prepared = {}
+    problems = [f"cannot reach {h.name} over SSH (reason above): check its address, port, user "
+                "and key, or remove it from the inventory; no host was changed"
+                for h in sorted(state.failed_hosts, key=lambda h: h.name)]
+    batches, ports, parsed = {}, {}, {}
+    for other in state.inventory:
+        if other not in state.failed_hosts:
+            try:
+                parsed[other.name] = (other, parse(other.name, other.data, other.groups))
+            except DataError as error:
+                problems += error.problems
+    problems += link_databases(parsed)
+    for other, settings in parsed.values():
+        if settings.database_server:
+            prepared[other.name] = (settings, None)
+            continue
+        try:
+            batches.setdefault(settings.batch, other.name)
+            machine = other.data.get("ssh_hostname") or other.name
+            taken = ports.setdefault((machine, settings.port), (settings.project, other.name))
+            if taken[0] != settings.project:
+                problems.append(f"host {other.name}: port = {settings.port}: {taken[0]} already listens "
+                                f"there on the same machine ({taken[1]}): give one of them another port")
+            secrets = host_secrets(other, settings)
+            problems += check_templates(other, settings, secrets)
+            prepared[other.name] = (settings, secrets)
+        except DataError as error:
+            problems += error.problems
+    problems += check_database_passwords(prepared)
+    if len(batches) > 1:  # one switch operation, one batch size (pyinfra's _parallel)
+        problems.append(f"batch differs between hosts ({', '.join(f'{b} for {h}' for b, h in batches.items())}): "
+                        "set it once, in group_data/all.py or with --data batch=...")
+    if problems:
+        fail(problems)
+    return prepared
+
+
+def link_databases(parsed: dict) -> list[str]:
+    """Point each app host at its database, in place: `database` unset means PostgreSQL
+    when the inventory has a database server (database_server = True), else SQLite."""
+    servers = [name for name, (_, s) in parsed.items() if s.database_server]
+    problems = []
+    if len(servers) > 1:
+        problems.append(f"{len(servers)} database servers ({', '.join(servers)}): one host may set "
+                        "database_server = True (the db group); the others use it")
+    for name, (host, s) in list(parsed.items()):
+        if s.database_server:
+            continue
+        wanted = s.database if s.database != "auto" else ("postgresql" if servers else "sqlite")
+        if wanted == "postgresql" and not servers:
+            problems.append(f"host {name}: database = \"postgresql\" but no host is a database server: "
+                            "add one to the db group (database_server = True), or use \"sqlite\"")
+            parsed[name] = (host, replace(s, database="sqlite"))  # so its other checks still run
+            continue
+        if wanted == "postgresql":
+            server = parsed[servers[0]][1]
+            s = replace(s, database=wanted, db_host=servers[0], db_address=server.db_address,
+                        required_secrets=tuple(dict.fromkeys((*s.required_secrets, DB_PASSWORD))))
+        else:
+            s = replace(s, database=wanted)
+        parsed[name] = (host, s)
+    return problems
+
+
+TEMPLATES = Path("templates")
+
+
+def check_templates(host, s: AppSettings, secrets) -> list[str]:
+    """Render every template in templates/ for this host now, so a broken one stops the run
+    before any host changed (pyinfra would render each only when its operation runs)."""
+    problems = []
+    for path in sorted(TEMPLATES.glob("*.j2")):
+        try:
+            if path.name == "env.j2":
+                render_env(str(path), s, secrets)
+            else:  # compiled once per run, in pyinfra's cache, which files.template then uses
+                source = os.path.join(host.state.cwd, str(path)) if host.state.cwd else str(path)
+                get_template(source).render(s=s, py=repr, host=host, state=host.state, inventory=host.state.inventory)
+        except jinja2.TemplateSyntaxError as error:
+            problems.append(f"{path} line {error.lineno}: {error.message}: fix the template")
+        except (jinja2.UndefinedError, AttributeError, TypeError) as error:
+            line = _template_line(error, path)
+            problems.append(f"{path}{line}: {error} (for host {host.name}): fix the template")
+    return problems
+
+
+def _template_line(error, path) -> str:
+    tb = error.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename in ("<template>", str(path)):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" line {line}" if line else ""
+
+
+def app_settings(host) -> AppSettings:
+    """This host's settings, as `preflight` checked them (parsed here if it did not run)."""
+    if host.name in checked(host.state):
+        return checked(host.state)[host.name][0]
+    return parse(host.name, host.data, host.groups)
+
+
+def host_python(host) -> tuple:
+    """The host's python3 as (version, machine), or the run stops with one line."""
+    found = host.get_fact(HostPython)
+    if found is None:
+        fail([f"host {host.name}: has no python3 (every Debian server image has it): "
+              "install it there (apt-get install python3), then deploy again; no host was changed"])
+    return found
+
+
+def host_secrets(host, s: AppSettings):
+    """This host's secrets (see djdeploy.config.envfile), checked against its settings."""
+    prepared = checked(host.state).get(host.name)
+    if prepared and prepared[0] is s:
+        return prepared[1]
+
+    taken = {**s.environment, "DATABASE_URL": ""} if s.database == "postgresql" else s.environment
+    secrets = envfile.load(host.name, host.groups, s.required_secrets, taken=taken)
+    if s.database == "postgresql":  # the app gets the URL; the password alone stays out of .env
+        password = _passwords[host.name] = secrets.pop(DB_PASSWORD)
+        address = f"[{s.db_address}]" if ":" in s.db_address else s.db_address
+        secrets["DATABASE_URL"] = (f"postgres://{s.db_name}:{quote(password, safe='')}@{address}:"
+                                   f"{DB_PORT}/{s.db_name}")
+    return secrets
+
+
+def rollback_target(host, s: AppSettings) -> str:
+    """The release rollback.py goes to on this host: --data release, else `previous`.
+
+    Checked on every host before anything changes: a host without it stops the run.
+    """
+    deployed = deployment(s)
+    target = s.release or deployed["previous"]
+    if target is None:
+        fail([f"host {host.name}: no previous release to roll back to (releases: "
+              f"{', '.join(deployed['releases']) or 'none'}): deploy first, or name one with --data release=<id>"])
+    if target not in deployed["releases"]:
+        fail([f"host {host.name}: release {target} is not on this host (releases: "
+              f"{', '.join(deployed['releases']) or 'none'}): name one of them with --data release=<id>"])
+    return target
+
+
+def build_release(host, s: AppSettings, python: str, machine: str) -> build.Release:
+    """`build.release` for a host's settings and Python, or the run stops with one line (before
+    any host changed: hosts are planned before anything runs).
+
+    A new resolution is made for the oldest Python among the run's app hosts, whichever
+    host plans first: a package's newest version may need a newer Python than some hosts
+    have, and the lock must suit them all."""
+    try:
+        if not build.lock_path(s.requirements).exists():
+            hosts = [h for h in host.state.inventory if h.name in checked(host.state) and h not in
+                     host.state.failed_hosts and not checked(host.state)[h.name][0].database_server]
+            oldest = min((host_python(h) for h in hosts), default=(python, machine),
+                         key=lambda found: tuple(int(part) for part in found[0].split(".")))
+            build.resolve(s.requirements, *oldest)
+        return build.release(s.app_path, s.requirements, python, machine)
+    except build.BuildError as error:
+        fail([f"host {host.name}: {error}; no host was changed"])
