@@ -26,6 +26,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from djdeploy.config.envfile import folder as secrets_folder
+
 CACHE = Path(os.environ.get("DJDEPLOY_BUILD_CACHE", Path.home() / ".cache" / "djdeploy"))
 # Never shipped: caches, local databases, virtualenvs, secrets.
 EXCLUDED_NAMES = {"__pycache__", ".git", ".venv", "venv", "node_modules", ".env", ".pytest_cache"}
@@ -76,17 +78,42 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _git_listed(app_path: Path) -> set[str] | None:
+    """The files git would keep under app_path (tracked, or untracked and not ignored), as
+    POSIX paths relative to it; None outside a git work tree."""
+    try:
+        result = subprocess.run(["git", "-C", str(app_path), "ls-files", "-z", "--cached", "--others",
+                                 "--exclude-standard", "--", "."],
+                                capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return {name for name in result.stdout.decode(errors="surrogateescape").split("\0") if name}
+
+
 def source_files(app_path: Path) -> list[str]:
-    """The project's files to ship, as sorted POSIX paths relative to app_path."""
+    """The project's files to ship, as sorted POSIX paths relative to app_path: never what
+    git ignores (when the app is in a git work tree), never the secrets folder, never a
+    symlink that leads out of the app (BuildError)."""
+    root = app_path.resolve()
+    secrets = secrets_folder().resolve()
+    listed = _git_listed(app_path)
     found = []
     for dirpath, dirnames, filenames in os.walk(app_path):
-        dirnames[:] = [d for d in dirnames if d not in EXCLUDED_NAMES]
+        dirnames[:] = [d for d in dirnames if d not in EXCLUDED_NAMES and Path(dirpath, d).resolve() != secrets]
         for name in filenames:
             if name in EXCLUDED_NAMES or name.endswith(EXCLUDED_SUFFIXES):
                 continue
             path = Path(dirpath, name)
+            rel = path.relative_to(app_path).as_posix()
+            if listed is not None and rel not in listed:
+                continue
+            if path.is_symlink() and root not in path.resolve().parents:
+                raise BuildError(f"{app_path}/{rel} is a symlink to {os.readlink(path)}, outside the app: "
+                                 "copy what it points to into the app, or remove it")
             if path.is_file():
-                found.append(path.relative_to(app_path).as_posix())
+                found.append(rel)
     return sorted(found, key=lambda p: ("./" + p).encode())
 
 

@@ -106,6 +106,17 @@ def check_invocation(project_dir: Path, argv: list, environ, interactive: bool) 
                              f"{verb}), or --dry to see the changes only")
 
 
+def check_group_data(group_data: Path) -> None:
+    """Each group_data file is Python that compiles (pyinfra would call a mistake there an
+    internal error, with a traceback)."""
+    for path in sorted(group_data.glob("*.py")):
+        try:
+            compile(path.read_bytes(), str(path), "exec")
+        except SyntaxError as error:
+            raise InventoryError(f"{path.relative_to(group_data.parent)} line {error.lineno}: {error.msg}: "
+                                 "fix it (plain assignments, e.g. port = 80)") from None
+
+
 def load(project_dir: Path) -> dict[str, list]:
     """Host lists per group for inventory.py; exits with one line when there are none."""
     if speed.ENABLED:
@@ -116,6 +127,7 @@ def load(project_dir: Path) -> dict[str, list]:
     fleet = os.environ.get("DJDEPLOY_FLEET", "demo")
     try:
         check_invocation(project_dir, sys.argv, os.environ, sys.stdin.isatty())
+        check_group_data(project_dir / "group_data")
         if servers.exists():
             return from_servers_file(servers, groups)
         if "DJDEPLOY_SERVERS" in os.environ:

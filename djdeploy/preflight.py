@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from djdeploy import build, errors
 from djdeploy.config import envfile
-from djdeploy.config.keys import DB_PASSWORD, DB_PORT
+from djdeploy.config.keys import DB_PASSWORD, DB_PORT, ENV_FILE_MAX
 from djdeploy.config.secrets import _passwords, check_database_passwords
 from djdeploy.config.settings import AppSettings, parse
 from djdeploy.errors import DataError, DeployError, fail
@@ -139,7 +139,10 @@ def check_templates(host, s: AppSettings, secrets) -> list[str]:
     for path in sorted(TEMPLATES.glob("*.j2")):
         try:
             if path.name == "env.j2":
-                render_env(str(path), s, secrets)
+                size = len(render_env(str(path), s, secrets).encode())
+                if size > ENV_FILE_MAX:
+                    problems.append(f"host {host.name}: .env would be {size:,} bytes, more than {ENV_FILE_MAX:,} "
+                                    "(Linux passes it to the app with its arguments): keep large data in files")
             else:  # compiled once per run, in pyinfra's cache, which files.template then uses
                 source = os.path.join(host.state.cwd, str(path)) if host.state.cwd else str(path)
                 get_template(source).render(s=s, py=repr, host=host, state=host.state, inventory=host.state.inventory)

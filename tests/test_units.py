@@ -472,7 +472,8 @@ def test_env_file_reports_names_and_sends_values_only_on_stdin(settings, monkeyp
     (command,) = run(old_text)
     assert logged == [f"[stand-in] .env: API_TOKEN: changed (restarts {settings.unit})"]
     assert SECRET_NEW not in str(command) and SECRET_OLD not in str(command)
-    assert "".join(command.connector_arguments["_stdin"]) == new_text  # the file, whole, on stdin
+    # Its digest, then the file, whole, on stdin.
+    assert "".join(command.connector_arguments["_stdin"]) == file_digest(new_text, salt) + "\n" + new_text
 
     (command,) = run(None)
     assert logged == [f"[stand-in] .env: created (restarts {settings.unit})"]

@@ -88,6 +88,9 @@ def load(host_name: str, groups, required=(), taken=()) -> Secrets:
     origin: dict[str, str] = {}
     for name in ["all", *[g for g in named_groups(groups) if g != "all"]]:
         path = folder() / f"{name}.toml"
+        if path.is_symlink():  # git's and the mode's checks would see its target, or nothing
+            raise DataError(f"{path}: a symlink (to {os.readlink(path)}): secrets files must be regular files: "
+                            f"put the file itself in {folder()} (chmod 600, untracked)")
         if path.is_file():
             for key, value in _read_file(path).items():
                 values[key], origin[key] = value, str(path)

@@ -25,6 +25,7 @@ HEALTH_PATH = re.compile(r"^/[A-Za-z0-9_./:@%+,=-]*$")  # a plain URL path
 LISTEN_MODES = ("socket", "ambient")
 CHECK_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 BATCH = re.compile(r"^([1-9][0-9]*)(%?)$")
+SAFE_PATH = re.compile(r"^[A-Za-z0-9_.+@/-]+$")  # srv: no space, quote or shell character
 DOTTED = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 SRV = "/srv"
 # What production needs, set by the deploy's settings module on top of the app's own
@@ -111,8 +112,8 @@ KEYS: dict[str, Key] = {
     # Secrets, places, rollback
     "required_secrets": Key([], schema.list_of(schema.string(ENV_KEY.pattern)),
                             "names the app needs from secrets/<group>.toml or DJDEPLOY_SECRET_<NAME>"),
-    "srv": Key(SRV, schema.string(), "where projects live: /srv/<project>",
-               "an absolute folder under /srv (or set allow_outside_srv = True)"),
+    "srv": Key(SRV, schema.string(SAFE_PATH.pattern), "where projects live: /srv/<project>",
+               "an absolute folder under /srv, of letters, digits and _ . + @ - (or set allow_outside_srv = True)"),
     "allow_outside_srv": Key(False, schema.boolean, "True to let srv be another absolute folder"),
     "release": Key(None, schema.optional(schema.string(r"^[0-9a-f]{12}$")),
                    "rollback.py: the release to go back to (default: the previous one)",
@@ -136,6 +137,12 @@ DATA = {name: key.check for name, key in KEYS.items()}  # the schema of a host's
 HINTS = {name: key.hint for name, key in KEYS.items() if key.hint}
 
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is fine; a line break would end the line
+# Linux passes the environment to gunicorn through execve: one variable ("NAME=value") may
+# hold at most MAX_ARG_STRLEN (32 pages) bytes with its end byte, or the start fails with
+# "Argument list too long"; systemd also refuses long EnvironmentFile= lines.
+ENV_VARIABLE_MAX = 131071
+ENV_FILE_MAX = 1 << 20  # the whole .env: well inside execve's total for arguments and environment
+DATA_STRING_MAX = 4096  # any other string in data (it reaches a unit, a script or a settings file)
 
 
 def check_value(where: str, key: str, value) -> str:
@@ -152,6 +159,10 @@ def check_value(where: str, key: str, value) -> str:
         what = {"\n": "a line break", "\r": "a carriage return"}.get(match.group(), "a control character")
         raise DataError(f"{where}: {key} holds {what} (at character {match.start() + 1}), which .env "
                         "cannot hold: keep the value on one line, or base64-encode it")
+    size = len(f"{key}={value}".encode())
+    if size > ENV_VARIABLE_MAX:
+        raise DataError(f"{where}: {key} is {size:,} bytes with its name, more than the {ENV_VARIABLE_MAX:,} one "
+                        "environment variable can hold on Linux: keep large data in a file, and put its path here")
     return value
 
 

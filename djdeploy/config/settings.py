@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 from djdeploy.config import schema
 from djdeploy.config.discover import discover
-from djdeploy.config.keys import (DATA, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
+from djdeploy.config.keys import (CONTROL, DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
                                   REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, UP_PATH, check_value, named_groups)
 from djdeploy.errors import DataError
 
@@ -198,6 +198,31 @@ def _problem(where: str, error: dict) -> str:
     return f"{where}: {key} = {shown}: {message}: {hint}"
 
 
+def _hostile_strings(where: str, given: dict) -> dict[str, list[str]]:
+    """Every string in data (in lists too) is one line of printable text, of a sane size: a
+    line break in a value would add lines to the unit, the run script or .env it reaches.
+    (app_env's values are checked as .env values, by check_value.) {key: its problems}."""
+    problems: dict[str, list[str]] = {}
+
+    def walk(top: str, key: str, value) -> None:
+        if isinstance(value, str):
+            match = CONTROL.search(value)
+            if match:
+                what = {"\n": "a line break", "\r": "a carriage return"}.get(match.group(), "a control character")
+                problems.setdefault(top, []).append(f"{where}: {key} holds {what} (at character {match.start() + 1}): "
+                                                    "data values are one line of text: remove it")
+            elif len(value) > DATA_STRING_MAX:
+                problems.setdefault(top, []).append(f"{where}: {key} is {len(value):,} characters, more than "
+                                                    f"{DATA_STRING_MAX:,}: shorten it")
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                walk(top, f"{key}.{index}", item)
+
+    for key, value in given.items():
+        walk(key, key, value)
+    return problems
+
+
 def parse(host_name: str, data, groups=()) -> AppSettings:
     """A host's data checked against `Data` and the rules a schema cannot say; every
     problem found is listed (DataError.problems), each on one line."""
@@ -210,6 +235,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     problems = [f"{where}: missing required data key {key!r}: set it in group_data/<group>.py "
                 f"for the host's group, or pass --data {key}=..." for key in required
                 if given.get(key) is None]
+    hostile = _hostile_strings(where, {k: v for k, v in given.items() if k in DEFAULTS and k != "app_env"})
+    problems += [problem for found in hostile.values() for problem in found]
     values = {key: given[key] if given.get(key) is not None else default for key, default in DEFAULTS.items()}
     values.update({k: v for k, v in given.items() if k not in DEFAULTS})  # unknown keys: reported
     if isinstance(values.get("check_level"), str):
@@ -219,8 +246,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     stand_in = {"app_user": "stand-in", "port": 65535}
     if server:  # PostgreSQL's own user and port
         values.update(app_user="postgres", port=DB_PORT, app_group=None)
-    bad = {key for key in required if given.get(key) is None}
-    errors = schema.validate(DATA, {k: (stand_in[k] if k in bad else v) for k, v in values.items()})
+    bad = {key for key in required if given.get(key) is None} | set(hostile)
+    errors = schema.validate(DATA, {k: (stand_in.get(k, DEFAULTS.get(k)) if k in bad else v) for k, v in values.items()})
     problems += [_problem(where, e) for e in errors]
     bad |= {str(e["loc"][0]) for e in errors}
     # Every key's value: given, else its default (a stand-in where the given one is wrong).

@@ -177,7 +177,8 @@ def env_template(text: str) -> jinja2.Template:
 
 def render_env(src: str, s, secrets: dict) -> str:
     """The .env text from template `src`: the settings' variables, then the secrets, quoted."""
-    return env_template(Path(src).read_text()).render(s=s, environment=s.environment, secrets=secrets)
+    text = env_template(Path(src).read_text()).render(s=s, environment=s.environment, secrets=secrets)
+    return text if text.endswith("\n") else text + "\n"  # as it arrives: pyinfra ends stdin with one
 
 
 @operation()
@@ -205,11 +206,16 @@ def env_file(s, src: str, secrets: dict):
     what = what or [f"owner or mode ({' '.join(present['owner'])}) set to root {s.group} 640"]
     logger.info(f"{host.print_prefix}.env: {', '.join(what)} (restarts {s.unit})")
     dest, group = shell_quote(s.env_file), shell_quote(s.group)
+    # stdin: the salted digest of the file, then the file. Only a file that arrived whole
+    # (a killed controller sends part of it) replaces .env.
     yield StringCommand(
-        f"umask 077 && t=$(mktemp {dest}.XXXXXX) && {{ cat > \"$t\" && sync \"$t\" && "
-        f"chown root:{group} \"$t\" && chmod 0640 \"$t\" && mv -f \"$t\" {dest}; }} "
-        f"|| {{ rm -f \"$t\"; exit 1; }}",
-        _stdin=text.splitlines(keepends=True),
+        f"umask 077 && t=$(mktemp {dest}.XXXXXX) && {{ read -r want && cat > \"$t\" && "
+        f"[ \"$({{ printf '%s\\0' {shell_quote(salt)}; cat \"$t\"; }} | sha256sum | cut -d' ' -f1)\" = \"$want\" ] && "
+        f"sync \"$t\" && chown root:{group} \"$t\" && chmod 0640 \"$t\" && mv -f \"$t\" {dest}; }} "
+        f"|| {{ rm -f \"$t\"; echo '.env did not arrive whole: left as it was' >&2; exit 1; }}",
+        # One piece, not split into lines: str.splitlines would also split at U+2028,
+        # U+0085, ... inside a value, and pyinfra ends each piece with a line break.
+        _stdin=[envfile.file_digest(text, salt) + "\n" + text],
     )
 
 
