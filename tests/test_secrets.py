@@ -23,7 +23,8 @@ VALUE_CHARS = st.characters(blacklist_categories=("Cs", "Cc"), whitelist_charact
     lambda c: (ord(c) & 0xFFFE) != 0xFFFE and not 0xFDD0 <= ord(c) <= 0xFDEF)
 VALUES = st.lists(st.text(VALUE_CHARS, max_size=40), min_size=1, max_size=6)
 NASTY = ["it's \"quoted\"", "$HOME ${PATH} $(id) `id`", "# not a comment", "back\\slash\\\\ \\n \\\"",
-         "  spaces  around  ", "a=b=c", "ünïcødé ✓ 日本", "", "\t tab", "'", '"', "\\", "$", "`"]
+         "  spaces  around  ", "a=b=c", "ünïcødé ✓ 日本", "", "\t tab", "'", '"', "\\", "$", "`",
+         "line\u2028separator\u2029paragraph\u0085next line"]  # Unicode's line breaks: one line to .env
 
 
 def secrets_dir(tmp_path: Path, group_values: dict[str, dict[str, str]]) -> Path:
@@ -172,7 +173,8 @@ def test_no_secret_in_any_output_file_or_argv_and_the_dry_run_names_the_keys(fle
 
 
 def test_a_second_run_with_the_same_secrets_changes_nothing(fleet, host, tmp_path):
-    folder = secrets_dir(tmp_path, {"web": {"API_TOKEN": SECRET_A}})
+    # U+2028 and U+0085 too: split into lines on the way, they made every run rewrite .env.
+    folder = secrets_dir(tmp_path, {"web": {"API_TOKEN": SECRET_A, "SEPARATED": "a\u2028b\u0085c"}})
     env = {"DJDEPLOY_SECRETS_DIR": str(folder)}
     assert run_pyinfra("-y", "--limit", host["address"], env=env).returncode == 0
     again = run_pyinfra("-y", "--limit", host["address"], env=env)
