@@ -4,6 +4,7 @@ asserts the exact outcome. (The fleet cases, which need real hosts, are marked `
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -315,3 +316,37 @@ def test_a_syntax_error_in_group_data_is_one_line(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+# --- Two deploys at once (on the shared test fleet) --------------------------------------------
+
+@pytest.mark.fleet
+def test_two_deploys_started_together_one_proceeds_the_other_stops_with_one_line(fleet, deployed):
+    """Started 0.3 s apart, each with a change for every host: before, each could take some
+    hosts' locks and both waited in vain. Locks are taken in one order now: exactly one
+    deploy proceeds; the other stops at the first host, within its lock_wait, with one line."""
+    import time
+
+    from conftest import TEST_FLEET, run_pyinfra
+
+    env = dict(os.environ, DJDEPLOY_FLEET=TEST_FLEET)
+    env.pop("DJDEPLOY_SERVERS", None)
+
+    def start(tag: str) -> subprocess.Popen:
+        return subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py", "--data", "lock_wait=3",
+                                 "--data", f'app_env={{"CONCURRENT": "{tag}"}}'], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+
+    runs = [start("a")]
+    time.sleep(0.3)
+    runs.append(start("b"))
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    try:
+        assert sorted(run.returncode for run in runs) == [0, 1], "\n\n".join(o[-3000:] for o in outputs)
+        stopped = outputs[[run.returncode for run in runs].index(1)]
+        errors = [line for line in stopped.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, stopped[-3000:]
+        assert re.search(r"^error: 169\.254\.\d+\.2: deploy lock held by \S+ pid \d+ since \S+: wait for that "
+                         r"deploy.*; no host was changed$", errors[0]), errors
+    finally:
+        assert run_pyinfra("-y").returncode == 0  # the fleet as the other tests expect it

@@ -141,11 +141,18 @@ class DeployLock(BaseStateCallback):
         self.started = True
         hosts = [h for h in state.inventory.get_active_hosts()
                  if h.name in self.locks and self.needs_lock(state, h)]
-        jobs = {h: gevent.spawn(self.take, h) for h in hosts}
-        gevent.joinall(list(jobs.values()))
-        # A job that raised (a lost connection) failed too: its value is None then.
-        failed = {h: job.value or f"could not take the deploy lock: {job.exception}"
-                  for h, job in jobs.items() if job.value or not job.successful()}
+        # One host after another, in one order for every deploy (by name), each waiting up
+        # to lock_wait: two deploys started together meet at the same first host, where one
+        # waits for the other, instead of each taking some hosts and both waiting in vain.
+        failed = {}
+        for h in sorted(hosts, key=lambda h: h.name):
+            try:
+                message = self.take(h)
+            except Exception as error:  # a lost connection
+                message = f"could not take the deploy lock: {error}"
+            if message:
+                failed[h] = message
+                break
         if failed:
             # As with an unreachable host: all hosts or none, so nothing changes anywhere.
             self.release_all()
