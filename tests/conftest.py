@@ -228,6 +228,7 @@ def pytest_collection_modifyitems(session, config, items):
     """Marks each test of the fleet layer (`-m "not fleet"` leaves the fast layers), then
     puts the tests that plan in process last."""
     for item in items:
-        if FLEET_FIXTURES & set(item.fixturenames):
+        callspec = getattr(item, "callspec", None)  # a parametrized argument is no fixture
+        if FLEET_FIXTURES & (set(item.fixturenames) - set(callspec.params if callspec else ())):
             item.add_marker(pytest.mark.fleet)
     items.sort(key=lambda item: item.module.__name__ in IN_PROCESS)  # stable: file order otherwise
