@@ -176,7 +176,21 @@ restart() {
     systemctl reset-failed "$UNIT" 2>/dev/null || true
     STARTED=$(date +%s)
     systemctl restart "$UNIT" 2>/dev/null || {
-        HEALTH="systemctl restart $UNIT failed (journalctl -u $UNIT)$(last_error | sed 's/^/; /')"; return 1; }
+        HEALTH="systemctl restart $UNIT failed (journalctl -u $UNIT)$(last_error | sed 's/^/; /')$(port_holder)"
+        return 1; }
+}
+
+# "; port N is held by NAME (pid P), ..." when another program listens on the app's port
+# (a failed start in ambient mode, where gunicorn binds it); nothing otherwise.
+port_holder() {
+    command -v ss >/dev/null || return 0
+    local holder
+    holder=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -n 1 \
+             | sed 's/users:(("\([^"]*\)",pid=\([0-9]*\)/\1 (pid \2)/' || true)
+    case "$holder" in
+        ""|"systemd (pid 1)") ;;
+        *) echo "; port $PORT is held by $holder: stop it, or give the app another port (port in data)" ;;
+    esac
 }
 
 switch() {
@@ -189,6 +203,7 @@ switch() {
         serving "$ID"
         if [ -n "$old" ] && [ "$old" != "$ID" ]; then point previous "$old"; fi
         if [ "$mode" = rollback ]; then log "$ID" "rolled back (from ${old:-none})"
+        elif [ "$old" = "$ID" ]; then log "$ID" "restarted (the files it reads at start changed)"
         else log "$ID" "switched (from ${old:-none})"; fi
         return 0
     fi

@@ -318,6 +318,27 @@ if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
 
 
+def test_a_failed_start_names_the_program_that_holds_the_port():
+    """release.sh's message when the app cannot start: the port's holder, by name and pid."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    function = re.search(r"^port_holder\(\) \{.*?^\}", (ROOT / "files" / "release.sh").read_text(), re.S | re.M)
+    try:
+        said = subprocess.run(["bash", "-c", function.group(0) + "\nport_holder"], env=dict(os.environ, PORT=str(port)),
+                              capture_output=True, text=True, timeout=30).stdout
+    finally:
+        holder.close()
+    assert said == (f"; port {port} is held by {Path("/proc/self/comm").read_text().strip()} (pid {os.getpid()}): stop it, "
+                    "or give the app another port (port in data)\n")
+    said = subprocess.run(["bash", "-c", function.group(0) + "\nport_holder"], env=dict(os.environ, PORT=str(port)),
+                          capture_output=True, text=True, timeout=30).stdout
+    assert said == ""  # nobody holds it: nothing to add
+
+
 # --- Two deploys at once (on the shared test fleet) --------------------------------------------
 
 @pytest.mark.fleet

@@ -177,6 +177,9 @@ def test_a_second_run_with_the_same_secrets_changes_nothing(fleet, host, tmp_pat
     folder = secrets_dir(tmp_path, {"web": {"API_TOKEN": SECRET_A, "SEPARATED": "a\u2028b\u0085c"}})
     env = {"DJDEPLOY_SECRETS_DIR": str(folder)}
     assert run_pyinfra("-y", "--limit", host["address"], env=env).returncode == 0
+    # The same release with new secrets: a restart, not a "switch" from a release to itself.
+    logged = fleet.ssh(host, f"tail -n 1 /srv/{PROJECT}/revisions.log").stdout
+    assert logged.rstrip().endswith("restarted (the files it reads at start changed)"), logged
     again = run_pyinfra("-y", "--limit", host["address"], env=env)
     assert results(again.stdout)["Grand total"]["changed"] == 0, again.stdout[-2000:]
     assert ".env:" not in again.stdout
