@@ -332,7 +332,8 @@ def test_a_failed_start_names_the_program_that_holds_the_port():
                               capture_output=True, text=True, timeout=30).stdout
     finally:
         holder.close()
-    assert said == (f"; port {port} is held by {Path("/proc/self/comm").read_text().strip()} (pid {os.getpid()}): stop it, "
+    name = Path("/proc/self/comm").read_text().strip()  # what ss shows: this process
+    assert said == (f"; port {port} is held by {name} (pid {os.getpid()}): stop it, "
                     "or give the app another port (port in data)\n")
     said = subprocess.run(["bash", "-c", function.group(0) + "\nport_holder"], env=dict(os.environ, PORT=str(port)),
                           capture_output=True, text=True, timeout=30).stdout
