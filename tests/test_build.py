@@ -30,12 +30,13 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def pip_runs(monkeypatch):
-    """The subprocesses the build runs (each one a pip)."""
+    """The pip commands the build runs (not its `git ls-files`, which lists the app's files)."""
     runs = []
     real = subprocess.run
 
     def counting(command, *args, **kwargs):
-        runs.append(command)
+        if command[:1] != ["git"]:
+            runs.append(command)
         return real(command, *args, **kwargs)
 
     monkeypatch.setattr(build.subprocess, "run", counting)
