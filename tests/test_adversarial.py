@@ -340,6 +340,38 @@ def test_a_failed_start_names_the_program_that_holds_the_port():
     assert said == ""  # nobody holds it: nothing to add
 
 
+@pytest.mark.parametrize("stalls, outcome", [(1, 0), (3, 1)])
+def test_a_stalled_apt_update_is_cut_and_tried_again(stalls, outcome, tmp_path, monkeypatch):
+    """Seen on the fleet: a caching proxy asked by 8 hosts at once left two hosts' `apt-get
+    update` waiting for ever (the deploy hung). Each try is cut after APT_UPDATE_TIMEOUT; a
+    later one goes through; three stalls end in one line."""
+    from djdeploy.ops import operations
+    from djdeploy.ops.facts import MissingPackages
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    calls = tmp_path / "calls"
+    (fake / "apt-get").write_text(f"""#!/bin/bash
+echo "$*" >> {calls}
+if [[ " $* " == *" update "* ]] && [ "$(grep -c update {calls})" -le {stalls} ]; then sleep 30; fi
+exit 0
+""")
+    (fake / "apt-get").chmod(0o755)
+    monkeypatch.setattr(operations, "APT_UPDATE_TIMEOUT", 1)
+    with on(StandInHost({MissingPackages: ["curl"]})):
+        (command,) = list(operations.debian_packages._inner(["curl"]))
+    result = subprocess.run(["bash", "-c", command.get_raw_value()], env=dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}"),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == outcome, result.stderr
+    updates = [line for line in calls.read_text().splitlines() if line.endswith(" update")]
+    if outcome == 0:
+        assert len(updates) == stalls + 1 and calls.read_text().splitlines()[-1].endswith("install --no-install-recommends curl")
+    else:
+        assert len(updates) == 3 and "install" not in calls.read_text()
+        assert result.stderr.strip() == ("apt-get update failed on this host (3 tries; the last: E: no answer within 1 s): "
+                                         "check its apt sources and proxy (/etc/apt)")
+
+
 # --- Two deploys at once (on the shared test fleet) --------------------------------------------
 
 @pytest.mark.fleet

@@ -39,7 +39,7 @@ def test_operations_follow_the_recipe_in_order(plan):
 def test_a_stock_host_gets_the_venv_module_of_its_python(plan):
     """The fake hosts answer Python 3.11 and no package installed: one apt step, lists first."""
     (command,) = dict(plan["@fake/web-1"])["Debian packages"]
-    assert "apt-get -q -y -o DPkg::Lock::Timeout=300 update" in command
+    assert "apt-get -q -y -o DPkg::Lock::Timeout=300 -o Acquire::Retries=2 update" in command
     assert "install --no-install-recommends python3.11-venv curl" in command
 
 

@@ -24,6 +24,7 @@ from djdeploy.ops.facts import (Account, Deployment, DirectoryFiles, EnvFile, En
 from djdeploy.run.lock import CONTROLLER, shell_quote
 
 STAMP = ".djdeploy-requirements"
+APT_UPDATE_TIMEOUT = 180  # seconds per try of `apt-get update`
 
 
 def tool_env(s) -> str:
@@ -59,11 +60,18 @@ def debian_packages(packages: list):
     if not missing:
         return
     names = " ".join(shell_quote(p) for p in missing)
-    apt = "apt-get -q -y -o DPkg::Lock::Timeout=300"
+    apt = "apt-get -q -y -o DPkg::Lock::Timeout=300 -o Acquire::Retries=2"
+    wait = int(APT_UPDATE_TIMEOUT)
+    # The lists, in up to 3 tries of at most APT_UPDATE_TIMEOUT each: a fetch that stalls
+    # (seen through a caching proxy that several hosts asked at the same moment) is cut
+    # and tried again, instead of holding the deploy for ever.
     yield StringCommand(
         "export DEBIAN_FRONTEND=noninteractive; "
-        f"out=$({apt} update 2>&1) || {{ echo \"apt-get update failed on this host: $(printf '%s' \"$out\" "
-        "| grep -E '^(E|Err):' | tail -n 1): check its apt sources and proxy (/etc/apt)\" >&2; exit 1; }; "
+        f"for try in 1 2 3; do rc=0; out=$(timeout -k 10 {wait} {apt} update 2>&1) || rc=$?; [ $rc = 0 ] && break; "
+        f"[ $rc = 124 ] && out=\"E: no answer within {wait} s\"; "
+        "[ $try = 3 ] && { echo \"apt-get update failed on this host (3 tries; the last: "
+        "$(printf '%s' \"$out\" | grep -E '^(E|Err):' | tail -n 1)): check its apt sources and proxy (/etc/apt)\" >&2; "
+        "exit 1; }; sleep 2; done; "
         f"out=$({apt} install --no-install-recommends {names} 2>&1) || {{ echo \"could not install {names}: "
         "$(printf '%s' \"$out\" | grep -E '^E:' | tail -n 1 | grep . || printf '%s' \"$out\" | tail -n 1): "
         f"check the names (apt-cache policy {names}) and the host's apt sources\" >&2; exit 1; }}"
