@@ -117,16 +117,18 @@ def source_files(app_path: Path) -> list[str]:
     return sorted(found, key=lambda p: ("./" + p).encode())
 
 
-def tree_hash(app_path: Path) -> str:
-    """sha256 of the project's files, their paths and contents: same files, same hash."""
-    listing = "".join(f"{sha256_file(app_path / rel)}  ./{rel}\n" for rel in source_files(app_path))
+def tree_hash(app_path: Path, files: list[str] | None = None) -> str:
+    """sha256 of the project's files (`source_files`, unless given), their paths and
+    contents: same files, same hash."""
+    listing = "".join(f"{sha256_file(app_path / rel)}  ./{rel}\n" for rel in (source_files(app_path) if files is None else files))
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
 @once
 def source_archive(app_path: Path) -> tuple[str, Path]:
     """(tree hash, tar archive) of the project; owners root, stable modes and times."""
-    digest = tree_hash(app_path)
+    files = source_files(app_path)  # walked (and asked of git) once, for the hash and the archive
+    digest = tree_hash(app_path, files)
     archive = CACHE / "source" / f"{digest}.tar"
     if archive.exists():
         return digest, archive
@@ -134,7 +136,7 @@ def source_archive(app_path: Path) -> tuple[str, Path]:
     print(f"Packing the release code from {app_path}", file=sys.stderr, flush=True)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for rel in source_files(app_path):
+        for rel in files:
             path = app_path / rel
             info = tarfile.TarInfo("./" + rel)
             info.size = path.stat().st_size

@@ -145,6 +145,16 @@ ENV_FILE_MAX = 1 << 20  # the whole .env: well inside execve's total for argumen
 DATA_STRING_MAX = 4096  # any other string in data (it reaches a unit, a script or a settings file)
 
 
+def control_character(value: str) -> str | None:
+    """The first character that would break a line of a generated file, said for a message
+    ("a line break (at character 5)"); None when there is none."""
+    match = CONTROL.search(value)
+    if not match:
+        return None
+    what = {"\n": "a line break", "\r": "a carriage return"}.get(match.group(), "a control character")
+    return f"{what} (at character {match.start() + 1})"
+
+
 def check_value(where: str, key: str, value) -> str:
     """`value` as .env can hold it, or a DataError that names the key (never the value)."""
     if not isinstance(value, str):
@@ -154,10 +164,9 @@ def check_value(where: str, key: str, value) -> str:
     if odd:  # systemd refuses the whole file over one of these
         raise DataError(f"{where}: {key} holds U+{ord(odd):04X}, not a character systemd accepts in "
                         "an environment file: remove it, or base64-encode the value")
-    match = CONTROL.search(value)
-    if match:
-        what = {"\n": "a line break", "\r": "a carriage return"}.get(match.group(), "a control character")
-        raise DataError(f"{where}: {key} holds {what} (at character {match.start() + 1}), which .env "
+    control = control_character(value)
+    if control:
+        raise DataError(f"{where}: {key} holds {control}, which .env "
                         "cannot hold: keep the value on one line, or base64-encode it")
     size = len(f"{key}={value}".encode())
     if size > ENV_VARIABLE_MAX:

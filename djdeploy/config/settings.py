@@ -14,8 +14,9 @@ from types import SimpleNamespace
 
 from djdeploy.config import schema
 from djdeploy.config.discover import discover
-from djdeploy.config.keys import (CONTROL, DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
-                                  REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, UP_PATH, check_value, named_groups)
+from djdeploy.config.keys import (DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
+                                  REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, UP_PATH, check_value, control_character,
+                                  named_groups)
 from djdeploy.errors import DataError
 
 
@@ -206,10 +207,9 @@ def _hostile_strings(where: str, given: dict) -> dict[str, list[str]]:
 
     def walk(top: str, key: str, value) -> None:
         if isinstance(value, str):
-            match = CONTROL.search(value)
-            if match:
-                what = {"\n": "a line break", "\r": "a carriage return"}.get(match.group(), "a control character")
-                problems.setdefault(top, []).append(f"{where}: {key} holds {what} (at character {match.start() + 1}): "
+            control = control_character(value)
+            if control:
+                problems.setdefault(top, []).append(f"{where}: {key} holds {control}: "
                                                     "data values are one line of text: remove it")
             elif len(value) > DATA_STRING_MAX:
                 problems.setdefault(top, []).append(f"{where}: {key} is {len(value):,} characters, more than "
