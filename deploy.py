@@ -53,50 +53,56 @@ else:
         name="Virtualenv", path=f"{s.venvs_dir}/{release.venv}", wheels_dir=s.wheels_dir, src=release.wheels,
     )
 
+    # The files the app reads at start: a new content waits beside the old one (<name>.next)
+    # until the switch moves it in with its release, so a run that stops early, or a host
+    # that never switches, keeps files and release that belong together.
+    operations.leftovers_cleared(name="Files a stopped run left", s=s)
+
     # .env: VIRTUAL_ENV, DJANGO_SETTINGS_MODULE, the app's settings and its secrets. Sent over
     # SSH's stdin, never shown: a dry run names the keys that change, not their values.
     env = operations.env_file(name=".env", s=s, src="templates/env.j2", secrets=host_secrets(host, s))
     key = operations.secret_key(name="Secret key", path=s.secret_key_file, group=s.group)
 
     # The run script: load .env, exec gunicorn from the virtualenv (of the current release).
-    run = files.template(
-        name="run script", src="templates/run.j2", dest=f"{s.root}/run", user="root", group=s.group,
-        mode="0750", s=s,
+    run = operations.upload(
+        name="run script", src="templates/run.j2", dest=f"{s.root}/run", group=s.group, mode="0750",
+        staged=True, s=s,
     )
     # The app's own settings with what production needs on top (ALLOWED_HOSTS, DEBUG off, the
     # host's key, the database and uploads in shared/, ...), and the WSGI entry that adds
     # the health endpoint: the app itself is not edited.
     files.directory(name="Django folder", path=s.django_dir, user="root", group=s.group, mode="0750")
-    django_settings = files.template(
-        name="Django settings", src="templates/settings.py.j2", dest=s.settings_file, user="root",
-        group=s.group, mode="0640", s=s, py=repr,
+    django_settings = operations.upload(
+        name="Django settings", src="templates/settings.py.j2", dest=s.settings_file, group=s.group,
+        mode="0640", staged=True, s=s, py=repr,
     )
-    wsgi = files.put(
-        name="WSGI entry", src="files/djdeploy_wsgi.py", dest=s.wsgi_file, user="root", group=s.group,
-        mode="0640",
+    wsgi = operations.upload(
+        name="WSGI entry", src="files/djdeploy_wsgi.py", dest=s.wsgi_file, group=s.group, mode="0640",
+        staged=True,
     )
-    gunicorn = files.put(
-        name="gunicorn settings", src="files/gunicorn.conf.py", dest=s.gunicorn_config,
-        user="root", group=s.group, mode="0640",
+    gunicorn = operations.upload(
+        name="gunicorn settings", src="files/gunicorn.conf.py", dest=s.gunicorn_config, group=s.group,
+        mode="0640", staged=True,
     )
 
     # The release: unpacked, checked, migrated and collected before it can serve.
-    files.put(name="Release tool", src="files/release.sh", dest=s.release_tool, mode="0750")
+    operations.upload(name="Release tool", src="files/release.sh", dest=s.release_tool, mode="0750")
     operations.release(name="Release", s=s, release_id=release.id, archive=release.archive, venv=release.venv)
     # PostgreSQL: migrated once, by one host, when every host has the release and before any switches.
     postgresql.migrations(name="Migrations", s=s, release_id=release.id)
 
-    # The systemd unit, and in socket mode the socket that holds the port across restarts.
-    unit = files.template(
-        name="systemd unit", src="templates/app.service.j2", dest=s.unit_file, mode="0644", s=s,
+    # The systemd unit (it waits for the switch too), and in socket mode the socket that
+    # holds the port across restarts.
+    unit = operations.upload(
+        name="systemd unit", src="templates/app.service.j2", dest=s.unit_file, mode="0644", staged=True, s=s,
     )
     socket = operations.socket_unit(name="systemd socket", s=s, src="templates/app.socket.j2")
-    systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket))
+    systemd.daemon_reload(name="Reload systemd", _if=any_changed(socket))
     listener = operations.listener(name="Listening socket", s=s)
 
-    # Switch to the release, a batch of hosts at a time; restart when something the service
-    # runs changed. Each switch is health-gated and reverted on failure; a failed batch
-    # stops the batches after it.
+    # Switch to the release, a batch of hosts at a time, with the files that wait for it;
+    # restart when something the service runs changed. Each switch is health-gated and
+    # reverted on failure (release and files); a failed batch stops the batches after it.
     operations.current_release(
         name="Switch to the release", s=s, release_id=release.id,
         restart_if=rollout.changed(venv, env, key, run, django_settings, wsgi, gunicorn, unit, socket, listener),
@@ -104,5 +110,6 @@ else:
         _if=rollout.nothing_failed(host.state),
     )
 
-    systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True)
+    systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True,
+                    _if=rollout.nothing_failed(host.state))
     operations.releases_pruned(name="Old releases", s=s, keep=s.keep_releases)

@@ -6,21 +6,44 @@
 #   release.sh prune KEEP                keep KEEP releases (never `current` or `previous`)
 #   release.sh migrate ID LOCK           the shared database's migrations, under advisory lock LOCK
 #   release.sh health                    one GET of the health check: its status code, or "none"
+#   release.sh listen                    socket mode: the socket unit holds the port (the app stopped first)
 # Settings come from the environment the deploy sets: ROOT UNIT APP_USER PORT WSGI
-# CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DATABASE
-# RELEASE_COMMANDS.
+# CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DJANGO_DIR
+# DATABASE RELEASE_COMMANDS.
+# The files the app reads at start (CONFIG_FILES) that this run changed wait beside the old
+# ones as <name>.next: a release is checked with them, and the switch moves them in.
 set -euo pipefail
 umask 022
 
 fail() { echo "release: $*" >&2; exit 1; }
 log() { printf '%s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$ORIGIN" "$2" >> "$ROOT/revisions.log"; }
 
-# Run "$@" as the app user, in directory $1, with the app's .env and that release's venv.
+# Run "$@" as the app user, in directory $1, with the app's .env and that release's venv
+# (with_waiting_files: the .env and Django modules this run wrote).
 as_app() {
     local dir=$1; shift
     runuser -u "$APP_USER" -- env -C "$dir" bash -c \
-        'set -a; . "$0"; set +a; export VIRTUAL_ENV="$1/venv" PATH="$1/venv/bin:$PATH" DJDEPLOY_RELEASE="$1"
-         shift; exec "$@"' "$ROOT/shared/.env" "$dir" "$@"
+        'set -a; . "$0"; set +a; [ -z "$2" ] || PYTHONPATH=$2
+         export VIRTUAL_ENV="$1/venv" PATH="$1/venv/bin:$PATH" DJDEPLOY_RELEASE="$1"
+         shift 2; exec "$@"' "${ENV_FILE:-$ROOT/shared/.env}" "$dir" "${VIEW:-}" "$@"
+}
+
+# A release is checked and migrated with the files it will start with: the .env and the
+# deploy's Django modules this run wrote, which wait for the switch (a copy of the
+# Django folder with them in, removed on exit).
+with_waiting_files() {
+    ENV_FILE=$ROOT/shared/.env
+    [ ! -e "$ENV_FILE.next" ] || ENV_FILE=$ENV_FILE.next
+    VIEW=
+    compgen -G "$DJANGO_DIR/*.next" > /dev/null || return 0
+    VIEW=$(mktemp -d "$ROOT/.view.XXXXXX")
+    trap 'rm -rf "$VIEW"' EXIT
+    local f
+    for f in "$DJANGO_DIR"/*.py; do [ ! -e "$f" ] || cp "$f" "$VIEW/"; done
+    for f in "$DJANGO_DIR"/*.next; do cp "$f" "$VIEW/$(basename "$f" .next)"; done
+    chmod 0640 "$VIEW"/*
+    chgrp -R "$(id -gn "$APP_USER")" "$VIEW"
+    chmod 0750 "$VIEW"
 }
 
 # The lines of a failed check worth showing: Django's ERRORS (before its WARNINGS, which
@@ -83,6 +106,7 @@ prepare() {
     local final="$ROOT/releases/$ID"
     NEW="$ROOT/releases/.new-$ID"
     if [ -d "$final" ]; then rm -f "$ARCHIVE"; return 0; fi
+    with_waiting_files
     rm -rf "$NEW"
     install -d -m 0755 "$NEW"
     check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
@@ -161,8 +185,56 @@ healthy() {
 
 # What the app was started with: release and a hash of every file it reads at start
 # (the deploy's Deployment fact computes the same), so a restart owed is never forgotten.
+config_hash() {
+    cat $CONFIG_FILES 2>/dev/null | sha256sum | cut -c1-16
+}
+
 serving() {
-    echo "$1 $(cat $CONFIG_FILES 2>/dev/null | sha256sum | cut -c1-16)" > "$ROOT/.serving"
+    echo "$1 $(config_hash)" > "$ROOT/.serving"
+}
+
+# The files waiting for this switch (<name>.next) move in; the ones they replace stay as
+# <name>.prev until the release serves, for move_back.
+STAGED=()
+move_in() {
+    local f
+    for f in $CONFIG_FILES; do
+        [ -e "$f.next" ] || continue
+        if [ -e "$f" ]; then ln -f "$f" "$f.prev"; else rm -f "$f.prev"; fi
+        mv -f "$f.next" "$f"
+        STAGED+=("$f")
+    done
+    units_read
+}
+
+move_back() {
+    local f
+    for f in "${STAGED[@]}"; do
+        if [ -e "$f.prev" ]; then mv -f "$f.prev" "$f"; else rm -f "$f"; fi
+    done
+    units_read
+}
+
+units_read() {  # systemd reads a unit file that moved
+    local f
+    for f in "${STAGED[@]}"; do
+        case $f in /etc/systemd/*) systemctl daemon-reload; return ;; esac
+    done
+}
+
+kept() { local f; for f in "${STAGED[@]}"; do rm -f "$f.prev"; done; }
+
+# A restart is owed unless the app already serves release $ID with exactly these files
+# (a file repaired after a hand edit the app never ran), and was not restarted by hand
+# since the deploy started it (then it may run the edit).
+restart_owed() {
+    [ "$1" = "$ID" ] || return 0
+    [ "$(cat "$ROOT/.serving" 2>/dev/null)" = "$ID $(config_hash)" ] || return 0
+    systemctl is-active -q "$UNIT" || return 0
+    local started
+    started=$(systemctl show -P ActiveEnterTimestamp --timestamp=unix "$UNIT" 2>/dev/null | tr -d @)
+    [[ $started =~ ^[0-9]+$ ]] || return 0
+    [ "$started" -gt "$(stat -c %Y "$ROOT/.serving")" ]
 }
 
 point() {  # point link $1 at releases/$2, atomically (new link, then rename over the old one)
@@ -181,7 +253,8 @@ restart() {
 }
 
 # "; port N is held by NAME (pid P), ..." when another program listens on the app's port
-# (a failed start in ambient mode, where gunicorn binds it); nothing otherwise.
+# (a failed start in ambient mode, where gunicorn binds it, or of the socket unit in
+# socket mode); nothing otherwise.
 port_holder() {
     command -v ss >/dev/null || return 0
     local holder
@@ -196,11 +269,21 @@ port_holder() {
 switch() {
     ID=$1 mode=${2:-deploy}
     [ -d "$ROOT/releases/$ID" ] || fail "release $ID is not on this host: deploy it first"
-    local old
+    local old f
     old=$(basename "$(readlink "$ROOT/current" 2>/dev/null || true)")
+    if [ "$mode" = rollback ]; then  # the release goes back with the files in place
+        for f in $CONFIG_FILES; do rm -f "$f.next"; done
+    fi
+    move_in
+    if ! restart_owed "$old"; then
+        kept
+        [ ${#STAGED[@]} = 0 ] || log "$ID" "files repaired (${STAGED[*]}): the app already runs them, not restarted"
+        return 0
+    fi
     point current "$ID"
     if restart && healthy; then
         serving "$ID"
+        kept
         if [ -n "$old" ] && [ "$old" != "$ID" ]; then point previous "$old"; fi
         if [ "$mode" = rollback ]; then log "$ID" "rolled back (from ${old:-none})"
         elif [ "$old" = "$ID" ]; then log "$ID" "restarted (the files it reads at start changed)"
@@ -208,25 +291,42 @@ switch() {
         return 0
     fi
     local why=$HEALTH
-    if [ -z "$old" ] || [ "$old" = "$ID" ]; then
+    if [ -z "$old" ]; then  # a first release: its files stay with it
         log "$ID" "failed ($why)"
         fail "release $ID failed its health check: $why; no earlier release to go back to"
     fi
+    if [ "$old" = "$ID" ] && [ ${#STAGED[@]} = 0 ]; then
+        log "$ID" "failed after a restart ($why)"
+        fail "release $ID failed its health check after a restart: $why; its release and files are the ones it ran before"
+    fi
     point current "$old"
+    move_back
+    local back="$old"
+    [ "$old" != "$ID" ] || back="its previous files"
     if restart && healthy; then
         serving "$old"
-        log "$ID" "reverted to $old ($why)"
-        fail "release $ID failed its health check: $why; reverted to $old, which serves again"
+        log "$ID" "reverted to $back ($why)"
+        fail "release $ID failed its health check: $why; reverted to $back, which serves again"
     fi
-    log "$ID" "reverted to $old, which is unhealthy too ($HEALTH)"
-    fail "release $ID failed its health check: $why; reverted to $old, which does not answer either: $HEALTH"
+    log "$ID" "reverted to $back, which is unhealthy too ($HEALTH)"
+    fail "release $ID failed its health check: $why; reverted to $back, which does not answer either: $HEALTH"
+}
+
+listen() {
+    local socket="${UNIT%.service}.socket"
+    # A first deploy: the app's unit waits for the switch, whose restart starts the socket
+    # (the unit requires it); systemd refuses a socket whose service is not loaded.
+    [ "$(systemctl show -P LoadState "$UNIT" 2>/dev/null)" = loaded ] || return 0
+    systemctl stop "$UNIT" 2>/dev/null || true
+    systemctl start "$socket" 2>/dev/null ||
+        fail "$socket could not listen on port $PORT (journalctl -u $socket)$(port_holder)"
 }
 
 prune() {
     local keep=$1 current previous kept=0 id
     current=$(basename "$(readlink "$ROOT/current" 2>/dev/null || true)")
     previous=$(basename "$(readlink "$ROOT/previous" 2>/dev/null || true)")
-    rm -rf "$ROOT"/releases/.new-* "$ROOT"/releases/*.tar
+    rm -rf "$ROOT"/releases/.new-* "$ROOT"/releases/*.tar "$ROOT"/.view.*
     # Newest first, by the time each release was prepared; release folders only (their names
     # are ids), whatever a .release file holds.
     local dir when
@@ -270,6 +370,7 @@ migrate() {
     local dir="$ROOT/releases/$ID"
     [ -d "$dir" ] || fail "release $ID is not on this host: deploy it first"
     NEW=
+    with_waiting_files
     check "its migrations" as_app "$dir" python -c "$MIGRATE_PY" "$key"
     echo "$ID" > "$ROOT/.migrated"
     log "$ID" "migrated the shared database"
@@ -282,6 +383,7 @@ case "$command" in
     switch) switch "$@" ;;
     prune) prune "$@" ;;
     migrate) migrate "$@" ;;
+    listen) listen ;;
     health) code=$(probe); if [ -z "$code" ] || [ "$code" = 000 ]; then echo none; else echo "$code"; fi ;;
-    *) fail "usage: release.sh prepare|switch|prune|migrate ..." ;;
+    *) fail "usage: release.sh prepare|switch|prune|migrate|health|listen ..." ;;
 esac

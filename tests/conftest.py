@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -143,6 +144,54 @@ def app_version(target: Path, marker: str) -> Path:
     views = target / "app" / "project" / "views.py"
     views.write_text(views.read_text().replace("Django behind gunicorn", f"Django {marker} behind gunicorn"))
     return target
+
+
+def broken_release(target, how):
+    """A copy of the project, with new code broken in one way: "import", "health" or "migration"."""
+    project = app_version(target, "broken")
+    app = project / "app"
+    if how == "import":
+        wsgi = app / "project" / "wsgi.py"
+        wsgi.write_text(wsgi.read_text() + "\nraise ImportError('this release is broken on purpose')\n")
+    elif how == "health":
+        views = app / "project" / "views.py"
+        views.write_text(views.read_text().replace(
+            '    """200 when the app can reach its database, 503 when it cannot."""\n',
+            '    """Broken on purpose."""\n    return JsonResponse({"status": "broken"}, status=500)\n'))
+    elif how == "migration":
+        broken = app / "broken"
+        (broken / "migrations").mkdir(parents=True)
+        (broken / "__init__.py").write_text("")
+        (broken / "migrations" / "__init__.py").write_text("")
+        (broken / "migrations" / "0001_initial.py").write_text(
+            "from django.db import migrations\n\n\n"
+            "def fail(apps, schema_editor):\n    raise RuntimeError('this migration fails on purpose')\n\n\n"
+            "class Migration(migrations.Migration):\n    operations = [migrations.RunPython(fail)]\n")
+        settings = app / "project" / "settings.py"
+        settings.write_text(settings.read_text().replace(
+            '    "notes",\n]', '    "notes",\n    "broken",\n]'))
+        assert '"broken"' in settings.read_text()
+    return project
+
+
+def deploy_killed_at(project, markers, *args):
+    """Start a deploy (with pyinfra arguments `args`) and SIGKILL it when its output has
+    reached each of `markers` in turn (a marker ending in a line break ends a line); its output."""
+    process = subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py", *args], cwd=project,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, DJDEPLOY_FLEET=TEST_FLEET), stdin=subprocess.DEVNULL)
+    seen, waiting = [], list(markers)
+    deadline = time.monotonic() + 300
+    for line in process.stdout:
+        seen.append(line)
+        if waiting and waiting[0] in line.rstrip() + "\n":
+            waiting.pop(0)
+        if not waiting or time.monotonic() > deadline:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "".join(seen[-30:])
+    return "".join(seen)
 
 
 @pytest.fixture

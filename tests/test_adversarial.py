@@ -3,16 +3,18 @@ asserts the exact outcome. (The fleet cases, which need real hosts, are marked `
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import PYINFRA, ROOT
+from conftest import PROJECT, PYINFRA, ROOT, results
 from djdeploy.config.keys import ENV_VARIABLE_MAX
 from djdeploy.config.settings import parse
 from djdeploy.errors import DataError
@@ -161,14 +163,14 @@ def test_a_unicode_line_break_in_a_secret_arrives_byte_for_byte(breaker, tmp_pat
 
     monkeypatch.chdir(ROOT)
     s = parse("web1", {"app_user": "web", "port": 8000}, ["web"])
-    dest = tmp_path / ".env"
+    dest = tmp_path / ".env.next"  # waits there for the switch (release.sh move_in)
     s = type(s)(**{**s.__dict__, "srv": str(tmp_path), "project": "p"})
     secrets = Secrets(TOKEN=f"a{breaker}b")
     monkeypatch.setattr(operations, "logger", type("L", (), {"info": staticmethod(lambda *a: None)}))
     with on(StandInHost({EnvFile: None})):
         (command,) = list(operations.env_file._inner(s, "templates/env.j2", secrets))
     script = command.get_raw_value().replace(f"chown root:{s.group}", f"chown {os.getuid()}:{os.getgid()}")
-    script = script.replace(s.env_file, str(dest))
+    script = script.replace(s.env_file, str(tmp_path / ".env"))
     process = subprocess.Popen(["bash", "-c", script], stdin=subprocess.PIPE)
 
     class Buffer:
@@ -195,7 +197,8 @@ def hashlib_digest(path: Path, salt: str) -> str:
 # --- A .env that did not arrive whole --------------------------------------------------------
 
 def test_a_cut_off_env_never_replaces_the_good_one(tmp_path, monkeypatch):
-    """The controller is killed while .env is sent: the host keeps the .env it had."""
+    """The controller is killed while .env is sent: the host keeps the .env it had, and no
+    new one waits for the switch."""
     from djdeploy.config.envfile import Secrets
     from djdeploy.ops import operations
     from djdeploy.ops.facts import EnvFile
@@ -218,7 +221,8 @@ def test_a_cut_off_env_never_replaces_the_good_one(tmp_path, monkeypatch):
         assert result.stderr.strip().endswith(".env did not arrive whole: left as it was")
         assert not list(tmp_path.glob(".env.*"))  # no half file left beside it
     result = subprocess.run(["bash", "-c", script], input=sent, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0 and dest.read_text() == sent.split("\n", 1)[1]
+    assert result.returncode == 0 and dest.read_text() == "GOOD=1\n"
+    assert (tmp_path / ".env.next").read_text() == sent.split("\n", 1)[1]  # waits for the switch
 
 
 # --- Secrets files that are symlinks ------------------------------------------------------------
@@ -404,3 +408,153 @@ def test_two_deploys_started_together_one_proceeds_the_other_stops_with_one_line
                          r"deploy.*; no host was changed$", errors[0]), errors
     finally:
         assert run_pyinfra("-y").returncode == 0  # the fleet as the other tests expect it
+
+
+# --- Half-applied state on failure (on the shared test fleet) ----------------------------------
+
+def served_state(fleet, host: dict, marker: str = "HALF_APPLIED") -> dict:
+    """What a host runs: `current`, the digest of the .env in place, what the app was started
+    with (.serving, against the files in place now), the release its process runs and whether
+    its environment holds `marker` (names only: no value is read back)."""
+    root = f"/srv/{PROJECT}"
+    out = fleet.ssh(host, (
+        "while pgrep -f '[r]elease.sh switch' >/dev/null; do sleep 0.2; done; "  # a switch still running
+        f"cd {root}; "
+        f"pid=$(systemctl show -P MainPID {PROJECT}); echo current=$(basename $(readlink current)); "
+        f"echo env=$(sha256sum < shared/.env | cut -c1-16); echo serving=$(cat .serving); "
+        f"echo runs=$(basename $(readlink /proc/$pid/cwd)); "
+        f"echo marker=$(tr '\\0' '\\n' < /proc/$pid/environ | grep -c '^{marker}=' || true)"), timeout=120).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def files_belong_to_the_release(fleet, host: dict) -> bool:
+    """The app runs `current` with exactly the files in place (release.sh's config hash)."""
+    state = served_state(fleet, host)
+    hashed = fleet.ssh(host, f"cd /srv/{PROJECT} && {tool_env_of(fleet, host)} bash -c "
+                             "\"$(sed -n '/^config_hash() {/,/^}/p' release.sh); config_hash\"").stdout.strip()
+    return state["runs"] == state["current"] and state["serving"] == f"{state['current']} {hashed}"
+
+
+def tool_env_of(fleet, host: dict) -> str:
+    """CONFIG_FILES as the deploy gives it to release.sh (every host of the fleet has the same paths)."""
+    return "CONFIG_FILES='" + " ".join(parse("web1", {"app_user": "web", "port": 80}, ["web"]).config_files) + "'"
+
+
+def secrets_folder(where: Path, values: dict) -> Path:
+    folder = where / "secrets"
+    folder.mkdir(parents=True)
+    (folder / "all.toml").write_text("".join(f'{name} = "{value}"\n' for name, value in values.items()))
+    (folder / "all.toml").chmod(0o600)
+    return folder
+
+
+def app_url(host: dict, path: str = "/healthz") -> str:
+    return f"http://{host['address']}:{80 if host['group'] == 'web' else 8080}{path}"
+
+
+@pytest.mark.fleet
+def test_a_failed_run_leaves_every_host_with_the_files_of_the_release_it_serves(fleet, deployed, tmp_path):
+    """A run with a new secret whose release fails its health check on the first host. Before,
+    every host got the new .env before any switch: the hosts that never switched (and the one
+    that reverted) ran the old release with the new secrets at their next restart. Now new
+    files wait beside the old ones (<name>.next) until a switch moves them in, and a revert
+    moves them back: after a restart, each host runs the release and files it ran before."""
+    from secrets import token_urlsafe
+
+    from conftest import broken_release, run_pyinfra, wait_http_200
+
+    value = "half-applied-" + token_urlsafe(24)
+    folder = secrets_folder(tmp_path, {"HALF_APPLIED": value})
+    before = {h["machine"]: served_state(fleet, h) for h in fleet.hosts}
+    assert all(state["marker"] == "0" for state in before.values()), before
+
+    failed = run_pyinfra("-y", cwd=broken_release(tmp_path / "p", "health"), env={"DJDEPLOY_SECRETS_DIR": str(folder)})
+    assert failed.returncode == 1, failed.stdout[-3000:]
+    assert "failed its health check" in failed.stdout and "reverted to" in failed.stdout, failed.stdout[-3000:]
+    assert value not in failed.stdout
+    for h in fleet.hosts:
+        fleet.ssh(h, f"systemctl restart {PROJECT}")  # the next restart: a reboot, a crash, an admin
+        assert wait_http_200(app_url(h), timeout=30)[0] == 200, h["machine"]
+        assert served_state(fleet, h) == before[h["machine"]], h["machine"]
+        assert files_belong_to_the_release(fleet, h), h["machine"]
+        journal = fleet.ssh(h, f"journalctl -u {PROJECT} --no-pager -q -o cat --since -10min").stdout
+        assert value not in journal
+
+    # The next deploy clears what the failed run left waiting, and converges.
+    fixed = run_pyinfra("-y")
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert results(fixed.stdout)["Files a stopped run left"]["changed"] == len(fleet.hosts) - 1  # not the reverted one
+    for h in fleet.hosts:
+        assert fleet.ssh(h, f"ls -a /srv/{PROJECT}/shared /srv/{PROJECT} /srv/{PROJECT}/django /etc/systemd/system"
+                            " | grep -E '[.](next|prev|part)$' || true").stdout == ""
+        assert served_state(fleet, h) == before[h["machine"]]
+    assert results(run_pyinfra("-y").stdout)["Grand total"]["changed"] == 0
+
+
+@pytest.mark.fleet
+def test_kill_9_at_every_operation_boundary_then_the_next_deploy_converges(fleet, deployed, tmp_path):
+    """The controller is killed as each operation of the recipe starts, in turn, deploy after
+    deploy (two versions, and .env data, alternating: every run has work at every step). After
+    each kill the host serves, unchanged or wholly on the new release with its files, and the
+    next deploy goes on from there; every row written through the app in between is kept."""
+    from conftest import app_version, deploy_killed_at, run_pyinfra, wait_http_200
+    from test_plan import RECIPE
+
+    web = fleet.by_group("web")[0]
+    versions = [app_version(tmp_path / name, name) for name in ("killed-a", "killed-b")]
+    written = []
+
+    def write_row(text: str) -> None:
+        import urllib.parse
+        import urllib.request
+
+        for _ in range(20):
+            try:
+                request = urllib.request.Request(app_url(web, "/notes"), data=urllib.parse.urlencode(
+                    {"text": text}).encode())
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    written.append((json.load(response)["id"], text))
+                    return
+            except OSError:
+                time.sleep(0.5)
+        pytest.fail(f"no row could be written through the app ({text})")
+
+    boundaries = [op for op in RECIPE if op not in ("Migrations",)]  # SQLite hosts: no such step
+    for number, op in enumerate(boundaries):
+        version = versions[number % 2]
+        deploy_killed_at(version, [f"Starting operation: {op}\n"], "--limit", web["address"],
+                         "--data", f'app_env={{"KILLED_AT": "{number}"}}')
+        assert wait_http_200(app_url(web), timeout=30)[0] == 200, op
+        assert files_belong_to_the_release(fleet, web), op  # unchanged, or wholly switched
+        write_row(f"after a kill at {op}")
+    converged = run_pyinfra("-y", "--limit", web["address"], cwd=versions[0])
+    assert converged.returncode == 0, converged.stdout[-3000:]
+    assert "Django killed-a behind" in wait_http_200(app_url(web, "/"))[1]
+    again = run_pyinfra("-y", "--limit", web["address"], cwd=versions[0])
+    assert results(again.stdout)["Grand total"]["changed"] == 0, again.stdout[-3000:]
+    listed = json.loads(wait_http_200(app_url(web, "/notes"))[1])["notes"]
+    assert set(written) <= {(n["id"], n["text"]) for n in listed}, (written, listed)
+    assert run_pyinfra("-y").returncode == 0  # the fleet as the other tests expect it
+
+
+@pytest.mark.fleet
+def test_a_port_held_by_another_program_is_named_in_socket_mode(fleet, deployed):
+    """Socket mode: systemd's socket unit binds the port. Another program on it made the
+    socket unit fail with systemd's own words only; now the run names the port and the
+    program that holds it, as in ambient mode."""
+    from conftest import run_pyinfra
+
+    web = fleet.by_group("web")[0]
+    fleet.ssh(web, f"systemctl stop {PROJECT}.socket {PROJECT}.service; "
+                   "setsid python3 -m http.server 80 >/dev/null 2>&1 < /dev/null & sleep 1")
+    try:
+        held = run_pyinfra("-y", "--limit", web["address"])
+        assert held.returncode == 1, held.stdout[-3000:]
+        pid = fleet.ssh(web, "pgrep -f '[h]ttp.server 80'").stdout.split()[0]
+        assert re.search(rf"{PROJECT}\.socket could not listen on port 80 \(journalctl -u {PROJECT}\.socket\); "
+                         rf"port 80 is held by python3 \(pid {pid}\): stop it, or give the app another port "
+                         r"\(port in data\)", held.stdout), held.stdout[-3000:]
+    finally:
+        fleet.ssh(web, "pkill -f '[h]ttp.server 80' || true")
+    assert run_pyinfra("-y", "--limit", web["address"]).returncode == 0
+    assert fleet.ssh(web, f"systemctl is-active {PROJECT}.socket {PROJECT}.service").stdout.split() == ["active"] * 2

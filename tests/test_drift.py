@@ -1,5 +1,5 @@
 """A drifted host is still seen with the batched facts: the dry run reports it and the
-next deploy repairs it (and restarts the app when a file it reads changed)."""
+next deploy repairs it (and restarts the app only when it may run the edit)."""
 
 import re
 
@@ -8,39 +8,48 @@ import pytest
 from conftest import PROJECT, http_get, results, run_pyinfra
 
 DRIFTS = {
-    # kind: (command on the host, operation that must repair it, restart expected).
-    # A repaired file owes no restart when the app never ran the edit; it does when the
-    # app was restarted by hand after the edit.
+    # kind: (command on the host, operation that must repair it, whether the switch moves
+    # a repaired file in, restart expected). A repaired file waits for the switch like any
+    # file the app reads at start; it owes no restart when the app never ran the edit, and
+    # one when the app was restarted by hand after the edit.
     "unit edited": (f"sed -i 's/^Restart=on-failure/Restart=always/' /etc/systemd/system/{PROJECT}.service",
-                    "systemd unit", False),
-    "run script edited": (f"echo '# edited by hand' >> /srv/{PROJECT}/run", "run script", False),
-    ".env edited": (f"echo 'DJANGO_DEBUG=true' >> /srv/{PROJECT}/shared/.env", ".env", False),
+                    "systemd unit", True, False),
+    "run script edited": (f"echo '# edited by hand' >> /srv/{PROJECT}/run", "run script", True, False),
+    ".env edited": (f"echo 'DJANGO_DEBUG=true' >> /srv/{PROJECT}/shared/.env", ".env", True, False),
     ".env edited, app restarted by hand": (
         f"sleep 1; echo 'DJANGO_DEBUG=true' >> /srv/{PROJECT}/shared/.env; systemctl restart {PROJECT}",
-        ".env", True),
-    "service stopped": (f"systemctl stop {PROJECT}.service", "Enable and start the app", False),
+        ".env", True, True),
+    "service stopped": (f"systemctl stop {PROJECT}.service", "Enable and start the app", False, False),
     "release deleted": (f"rm -rf /srv/{PROJECT}/releases/$(basename $(readlink /srv/{PROJECT}/current))",
-                        "Release", False),
+                        "Release", False, False),
 }
 
 
 @pytest.mark.parametrize("kind", list(DRIFTS))
 def test_drift_is_reported_by_the_dry_run_and_repaired(fleet, deployed, kind):
-    command, operation, restart = DRIFTS[kind]
+    command, operation, moved_in, restart = DRIFTS[kind]
     web = fleet.by_group("web")[0]
     assert results(run_pyinfra("-y").stdout)["Grand total"]["changed"] == 0  # clean start
     fleet.ssh(web, command)
 
     dry = run_pyinfra("--dry", "--limit", web["address"])
     assert dry.returncode == 0, dry.stdout[-3000:]
-    assert re.search(rf"^\s*{re.escape(operation)}\s+1 \({re.escape(web['address'])}\)", dry.stdout, re.M), \
+    # An operation with `_if` counts in the "may change" column ("-" in the first).
+    assert re.search(rf"^\s*{re.escape(operation)}\s+(-\s+)?1 \({re.escape(web['address'])}\)", dry.stdout, re.M), \
         dry.stdout[-3000:]
 
+    pid = fleet.ssh(web, f"systemctl show -P MainPID {PROJECT}").stdout.strip()
     repair = run_pyinfra("-y", "--limit", web["address"])
     assert repair.returncode == 0, repair.stdout[-3000:]
     rows = results(repair.stdout)
     assert rows[operation]["changed"] == 1
-    assert rows["Switch to the release"]["changed"] == (1 if restart else 0)
+    assert rows["Switch to the release"]["changed"] == (1 if moved_in else 0)
+    if moved_in:
+        restarted = fleet.ssh(web, f"systemctl show -P MainPID {PROJECT}").stdout.strip() != pid
+        assert restarted is restart, (pid, restart)
+        said = fleet.ssh(web, f"tail -n 1 /srv/{PROJECT}/revisions.log").stdout
+        assert ("restarted (the files it reads at start changed)" in said) is restart, said
+        assert ("the app already runs them, not restarted" in said) is not restart, said
     assert http_get(f"http://{web['address']}/healthz")[0] == 200
     assert results(run_pyinfra("-y").stdout)["Grand total"]["changed"] == 0  # repaired for good
 

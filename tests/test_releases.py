@@ -6,14 +6,12 @@ staging host runs the seed's AmbientCapabilities unit, whose restart gap is meas
 """
 
 import re
-import signal
 import subprocess
-import time
 
 import pytest
 
-from conftest import (PROJECT, PYINFRA, LoadRun, TEST_FLEET, app_version, http_get, results,
-                      run_pyinfra, wait_http_200)
+from conftest import (PROJECT, PYINFRA, LoadRun, TEST_FLEET, app_version, broken_release, deploy_killed_at,
+                      http_get, results, run_pyinfra, wait_http_200)
 
 MIN_REQUESTS = 100  # a load that made fewer requests proves nothing
 
@@ -92,34 +90,6 @@ def test_rollbacks_in_quick_succession_all_succeed(fleet, versions):
         assert all(expected in page for page in answers(fleet).values()), number
 
 
-def broken_release(target, how):
-    """A copy of the v2 project broken in one way."""
-    project = app_version(target, "broken")
-    app = project / "app"
-    if how == "import":
-        wsgi = app / "project" / "wsgi.py"
-        wsgi.write_text(wsgi.read_text() + "\nraise ImportError('this release is broken on purpose')\n")
-    elif how == "health":
-        views = app / "project" / "views.py"
-        views.write_text(views.read_text().replace(
-            '    """200 when the app can reach its database, 503 when it cannot."""\n',
-            '    """Broken on purpose."""\n    return JsonResponse({"status": "broken"}, status=500)\n'))
-    elif how == "migration":
-        broken = app / "broken"
-        (broken / "migrations").mkdir(parents=True)
-        (broken / "__init__.py").write_text("")
-        (broken / "migrations" / "__init__.py").write_text("")
-        (broken / "migrations" / "0001_initial.py").write_text(
-            "from django.db import migrations\n\n\n"
-            "def fail(apps, schema_editor):\n    raise RuntimeError('this migration fails on purpose')\n\n\n"
-            "class Migration(migrations.Migration):\n    operations = [migrations.RunPython(fail)]\n")
-        settings = app / "project" / "settings.py"
-        settings.write_text(settings.read_text().replace(
-            '    "notes",\n]', '    "notes",\n    "broken",\n]'))
-        assert '"broken"' in settings.read_text()
-    return project
-
-
 @pytest.mark.parametrize("how, cause", [
     ("import", "failed the WSGI import"),
     ("health", "failed its health check: GET /healthz answered 500"),
@@ -145,25 +115,6 @@ def test_a_broken_release_leaves_the_previous_one_serving(fleet, versions, tmp_p
     assert_no_request_failed(web)
     assert serving(fleet) == before
     assert all("Django behind" in page for page in answers(fleet).values())
-
-
-def deploy_killed_at(project, markers):
-    """Start a deploy and SIGKILL it when its output has reached each of `markers` in turn."""
-    process = subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=project,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**__import__("os").environ, "DJDEPLOY_FLEET": TEST_FLEET})
-    seen, waiting = [], list(markers)
-    deadline = time.monotonic() + 300
-    for line in process.stdout:
-        seen.append(line)
-        if waiting and waiting[0] in line:
-            waiting.pop(0)
-        if not waiting or time.monotonic() > deadline:
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL, "".join(seen[-30:])
-    return "".join(seen)
 
 
 @pytest.mark.parametrize("version, markers", [

@@ -31,9 +31,11 @@ def bash(script: str, **kwargs) -> list[str]:
 
 def release_tool_hash(config_files: list[str]) -> str:
     """The hash release.sh writes into .serving, by release.sh's own expression."""
-    serving = re.search(r'serving\(\) \{\n\s*echo "\$1 (\$\(cat \$CONFIG_FILES[^\n]*\))"', RELEASE_TOOL.read_text())
-    assert serving, "release.sh's serving() no longer has the shape this test reads"
-    return bash(f'CONFIG_FILES="{" ".join(config_files)}"; echo "{serving.group(1)}"')[0]
+    text = RELEASE_TOOL.read_text()
+    serving = re.search(r'serving\(\) \{\n\s*echo "\$1 \$\(config_hash\)"', text)
+    config_hash = re.search(r'config_hash\(\) \{\n\s*(cat \$CONFIG_FILES[^\n]*)\n\}', text)
+    assert serving and config_hash, "release.sh's serving() and config_hash() no longer have the shape this test reads"
+    return bash(f'CONFIG_FILES="{" ".join(config_files)}"; {config_hash.group(1)}')[0]
 
 
 def fact_hash(root: Path, config_files: list[str]) -> str:

@@ -7,7 +7,6 @@ from pyinfra.facts.files import Directory, File, Link, Sha1File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from djdeploy.speed import synth
-from djdeploy.ops.facts import UnitStarted
 
 
 def grouped(facts):
@@ -53,17 +52,15 @@ def test_a_tool_that_does_not_answer_drops_its_group():
     assert synth.outputs_per_fact("systemd", [], facts) is None
 
 
-def test_one_systemctl_answers_status_enabled_and_start_time():
+def test_one_systemctl_answers_status_and_enabled():
     facts = grouped([(SystemdStatus, (), {"services": ["app.service"]}),
-                     (SystemdEnabled, (), {"services": ["app.socket"]}),
-                     (UnitStarted, (), {"unit": "app.service"})])
+                     (SystemdEnabled, (), {"services": ["app.socket"]})])
     assert "systemctl show" in synth.commands(facts)["systemd"]
-    lines = ["Id=app.service", "SubState=running", "UnitFileState=enabled", "ActiveEnterTimestamp=@1700000000", "",
-             "Id=app.socket", "SubState=listening", "UnitFileState=enabled", "ActiveEnterTimestamp=@1690000000"]
+    lines = ["Id=app.service", "SubState=running", "UnitFileState=enabled", "",
+             "Id=app.socket", "SubState=listening", "UnitFileState=enabled"]
     found = synth.outputs_per_fact("systemd", lines, facts)
     assert SystemdStatus().process(found[0]) == {"app.service": True}
     assert SystemdEnabled().process(found[1]) == {"app.socket": True}
-    assert UnitStarted().process(found[2]) == 1700000000
 
 
 def test_paths_and_units_it_cannot_quote_safely_keep_their_own_command():

@@ -62,13 +62,14 @@ DEPLOYMENT_FIXTURES = {
     "nothing deployed (no project folder: the command prints nothing)": {
         "output": None,  # pyinfra returns default() for no output
         "fact": {"current": None, "previous": None, "venv": None, "releases": [], "venvs": [],
-                 "lock": None, "serving": None, "config": None, "serving_since": None},
+                 "lock": None, "serving": None, "config": None, "serving_since": None, "leftovers": []},
     },
     "folder made, nothing released yet": {
         "output": ["serving=",
                    "config=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 -"],
         "fact": {"current": None, "previous": None, "venv": None, "releases": [], "venvs": [],
-                 "lock": None, "serving": None, "config": "e3b0c44298fc1c14", "serving_since": None},
+                 "lock": None, "serving": None, "config": "e3b0c44298fc1c14", "serving_since": None,
+                 "leftovers": []},
     },
     "two releases, serving the current one, a deploy holding the lock": {
         "output": [
@@ -78,6 +79,7 @@ DEPLOYMENT_FIXTURES = {
             "stat=current/venv 1700000200 'current/venv' -> '../../venvs/k2-py311'",
             f"serving=bbb222 {SERVING_HASH}",
             f"config={SERVING_HASH}9d2b77e1aa11c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ff -",
+            "leftovers=/srv/shop/shared/.env.next /srv/shop/run.prev",
             "releases:", "aaa111", "bbb222", "ccc333.tar", ".new-ccc333", "",
             "venvs:", "k1-py311", "k2-py311",
             "lock=5f2c9a1e0b7d4c3a ci@build-7 pid 4242 2026-11-28T03:00:00Z",
@@ -86,14 +88,15 @@ DEPLOYMENT_FIXTURES = {
                  "releases": ["aaa111", "bbb222"], "venvs": ["k1-py311", "k2-py311"],
                  "lock": {"run": "5f2c9a1e0b7d4c3a", "owner": "ci@build-7 pid 4242",
                           "since": "2026-11-28T03:00:00Z"},
-                 "serving": f"bbb222 {SERVING_HASH}", "config": SERVING_HASH, "serving_since": 1700000300},
+                 "serving": f"bbb222 {SERVING_HASH}", "config": SERVING_HASH, "serving_since": 1700000300,
+                 "leftovers": ["/srv/shop/shared/.env.next", "/srv/shop/run.prev"]},
     },
     "a lock folder a killed deploy left empty still counts as held": {
         "output": ["serving=", "config=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 -",
                    "lock="],
         "fact": {"current": None, "previous": None, "venv": None, "releases": [], "venvs": [],
                  "lock": {"run": "", "owner": "", "since": ""}, "serving": None,
-                 "config": "e3b0c44298fc1c14", "serving_since": None},
+                 "config": "e3b0c44298fc1c14", "serving_since": None, "leftovers": []},
     },
 }
 
@@ -149,12 +152,14 @@ def test_deployment_fact_reads_what_its_command_prints_here(tmp_path):
     serving.write_text(f"bbb222 {SERVING_HASH}\n")
     os.utime(serving, (1700000300, 1700000300))
     config = hashlib.sha256(b'PORT="80"\nworkers = 2\n').hexdigest()[:16]  # missing files add nothing
+    (root / "gunicorn.conf.py.next").write_text("workers = 3\n")  # left by a run that stopped
 
     assert deployment_here(root, configs) == {
         "current": "bbb222", "previous": "aaa111", "venv": "k2-py311",
         "releases": ["aaa111", "bbb222"], "venvs": ["k1-py311", "k2-py311"],
         "lock": {"run": "5f2c9a1e0b7d4c3a", "owner": "ci@build-7 pid 4242", "since": "2026-11-28T03:00:00Z"},
         "serving": f"bbb222 {SERVING_HASH}", "config": config, "serving_since": 1700000300,
+        "leftovers": [str(root / "gunicorn.conf.py.next")],
     }
     # No project folder: nothing printed, pyinfra's default.
     assert deployment_here(tmp_path / "nowhere", configs)["releases"] == []
@@ -177,7 +182,7 @@ def test_what_the_app_was_started_with_matches_the_fact_until_a_config_file_chan
     root = tmp_path / "shop"
     configs = make_project(root)
     files = " ".join(str(c) for c in configs)
-    started = sh(f"{shell_function('serving')}\nROOT={root} CONFIG_FILES='{files}'; serving bbb222")
+    started = sh(f"{shell_function('config_hash')}\n{shell_function('serving')}\nROOT={root} CONFIG_FILES='{files}'; serving bbb222")
     assert started.returncode == 0, started.stderr
 
     state = deployment_here(root, configs)
@@ -229,15 +234,6 @@ def test_account_fact_when_neither_exists_and_as_its_command_prints_here():
     assert Account().process(out) == {"group": "0", "user": {
         "uid": "0", "gid": "0", "home": "/root", "shell": out[1].split(":")[6], "group": "root"}}
     assert out[1].startswith("root:") and out[1].count(":") == 6
-
-
-def test_unit_started_fact():
-    """When the app last became active (systemctl show --timestamp=unix), for the restart decision."""
-    from djdeploy.ops.facts import UnitStarted
-
-    assert UnitStarted().process(["ActiveEnterTimestamp=@1700000250"]) == 1700000250
-    assert UnitStarted().process(["ActiveEnterTimestamp="]) is None  # never started
-    assert UnitStarted().process(["ActiveEnterTimestamp=n/a"]) is None
 
 
 # ----------------------------------------------------------------------------------------
@@ -299,7 +295,7 @@ def test_system_group_and_user_from_the_account_fact():
 
 
 # ----------------------------------------------------------------------------------------
-# The restart decision: rollout.changed, operations.restarted_by_hand, current_release
+# The restart decision: rollout.changed, current_release
 
 def operation_meta(will_change: bool, ran: list | None = None, success: bool = True):
     """pyinfra's own OperationMeta: planned (will_change), or executed (`ran` commands)."""
@@ -328,27 +324,11 @@ def test_changed_asks_the_plan_before_and_the_outcome_after_execution():
     assert check() is False
 
 
-@pytest.mark.parametrize("started, serving_since, owed", [
-    (1700000500, 1700000300, True),  # started again after the deploy started it: by hand
-    (1700000300, 1700000300, False),  # the deploy's own start
-    (1700000100, 1700000300, False),
-    (None, 1700000300, False),  # never started
-    (1700000500, None, False),  # the deploy never started it (no .serving)
-])
-def test_restarted_by_hand(settings, started, serving_since, owed):
+def switch_commands(settings, deployed, release="bbb222", executing=False, restart_if=None, rollback=False):
     from djdeploy.ops import operations
-    from djdeploy.ops.facts import UnitStarted
+    from djdeploy.ops.facts import Deployment
 
-    with on(StandInHost({UnitStarted: started})):
-        assert operations.restarted_by_hand(settings, {"serving_since": serving_since}) is owed
-
-
-def switch_commands(settings, deployed, release="bbb222", executing=False, restart_if=None,
-                    started=None, rollback=False):
-    from djdeploy.ops import operations
-    from djdeploy.ops.facts import Deployment, UnitStarted
-
-    stand_in = StandInHost({Deployment: deployed, UnitStarted: started}, executing=executing)
+    stand_in = StandInHost({Deployment: deployed}, executing=executing)
     return commands(operations.current_release, stand_in, settings, release, restart_if=restart_if,
                     rollback=rollback)
 
@@ -365,12 +345,10 @@ RESTART_CASES = [
     ("a run stopped before it restarted (no .serving)", {"serving": None}, {}, True),
     # A dry run: the files are not written yet, so their operations say whether they will be.
     ("planning, a file the app reads will change", {}, {"restart_if": lambda: True}, True),
-    # Executing: the files were just written back to what the app started with (the
-    # config hash still matches): a restart only if someone restarted it on edited files.
-    ("executing, a file was repaired, no hand restart",
-     {}, {"executing": True, "restart_if": lambda: True, "started": 1700000300}, False),
-    ("executing, a file was repaired after a hand restart",
-     {}, {"executing": True, "restart_if": lambda: True, "started": 1700000900}, True),
+    # Executing: a file waits for the switch (<name>.next); the host moves it in and decides
+    # whether the app already runs it (release.sh restart_owed, proven in test_drift).
+    ("executing, a file waits for the switch", {}, {"executing": True, "restart_if": lambda: True}, True),
+    ("executing, no file changed", {}, {"executing": True, "restart_if": lambda: False}, False),
 ]
 
 

@@ -77,7 +77,8 @@ class Deployment(FactBase):
      of its locked dependencies) or None, "releases": [ids], "venvs": [keys],
      "lock": {"run", "owner", "since"} or None, "serving": "<release> <config hash>" the
      app was last started with, "serving_since": when the deploy last started it (Unix
-     time), "config": "<config hash>" of the files on disk now}
+     time), "config": "<config hash>" of the files on disk now, "leftovers": [paths] of files
+     a stopped run left waiting for a switch (.next, .prev, .next.part)}
     """
 
     def default(self):
@@ -88,10 +89,12 @@ class Deployment(FactBase):
         # .serving's time, one ls for both folders, one cat for the lock; parsed here.
         r, lock = shlex.quote(root), shlex.quote(lock_dir)
         files = " ".join(shlex.quote(f) for f in config_files)
+        waiting = " ".join(shlex.quote(f + end) for f in config_files for end in (".next", ".prev", ".next.part"))
         return (f"cd {r} 2>/dev/null || exit 0; "
                 f"stat -c 'stat=%n %Y %N' .serving current previous current/venv 2>/dev/null; "
                 f"echo serving=$(cat .serving 2>/dev/null); "
                 f"echo config=$(cat {files} 2>/dev/null | sha256sum); "
+                f"echo leftovers=$(ls -d {waiting} 2>/dev/null); "
                 f"ls -1A releases venvs 2>/dev/null; "
                 f"if [ -d {lock} ]; then echo lock=$(cat {lock}/run {lock}/owner {lock}/since 2>/dev/null); fi")
 
@@ -126,19 +129,8 @@ class Deployment(FactBase):
             "serving": values.get("serving") or None,
             "config": values.get("config", "")[:16] or None,
             "serving_since": times.get(".serving"),
+            "leftovers": values.get("leftovers", "").split(),
         }
-
-
-class UnitStarted(FactBase):
-    """When a systemd unit last became active, in Unix time; None if never. (The fact
-    batch answers it with the other systemctl facts, in one command: djdeploy.speed.synth.)"""
-
-    def command(self, unit):
-        return f"systemctl show -p ActiveEnterTimestamp --timestamp=unix {shlex.quote(unit)} 2>/dev/null || true"
-
-    def process(self, output):
-        value = "".join(output).strip().partition("=")[2].lstrip("@")
-        return int(value) if value.isdigit() else None
 
 
 class HealthAnswer(FactBase):

@@ -20,10 +20,11 @@ from pyinfra.operations import files
 
 from djdeploy.config import envfile
 from djdeploy.ops.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
-                            MissingPackages, UnitStarted)
+                            MissingPackages)
 from djdeploy.run.lock import CONTROLLER, shell_quote
 
 STAMP = ".djdeploy-requirements"
+NEXT = ".next"  # a file the app reads at start, waiting beside it for the switch (release.sh)
 APT_UPDATE_TIMEOUT = 180  # seconds per try of `apt-get update`
 
 
@@ -35,6 +36,7 @@ def tool_env(s) -> str:
         "HEALTH_TIMEOUT": s.health_timeout, "HEALTH_RETRIES": s.health_retries,
         "ORIGIN": f"{getpass.getuser()}@{CONTROLLER}",
         "CONFIG_FILES": " ".join(s.config_files),
+        "DJANGO_DIR": s.django_dir,
         "DATABASE": s.database,  # postgresql: migrations run once, by `postgresql.migrations`
         "RELEASE_COMMANDS": "\n".join(s.release_commands),  # each one shell-quoted (settings.parse)
     }
@@ -213,7 +215,7 @@ def env_file(s, src: str, secrets: dict):
     what = envfile.changes(lines, wanted) if present else ["created"]
     what = what or [f"owner or mode ({' '.join(present['owner'])}) set to root {s.group} 640"]
     logger.info(f"{host.print_prefix}.env: {', '.join(what)} (restarts {s.unit})")
-    dest, group = shell_quote(s.env_file), shell_quote(s.group)
+    dest, group = shell_quote(s.env_file + NEXT), shell_quote(s.group)
     # stdin: the salted digest of the file, then the file. Only a file that arrived whole
     # (a killed controller sends part of it) replaces .env.
     yield StringCommand(
@@ -265,36 +267,80 @@ def release(s, release_id: str, archive: Path, venv: str):
     yield f"{tool_env(s)} {shell_quote(s.release_tool)} prepare {shell_quote(release_id)} {shell_quote(upload)} {shell_quote(venv)}"
 
 
-def restarted_by_hand(s, deployed: dict) -> bool:
-    """The app was started after the deploy last started it (so it may run edited files)."""
-    started = host.get_fact(UnitStarted, unit=s.unit)
-    return bool(started and deployed["serving_since"] and started > deployed["serving_since"])
-
-
 @operation()
 def current_release(s, release_id: str, restart_if=None, rollback: bool = False):
-    """`current` points at `release_id`, and the app serves it and passes its health check.
+    """`current` points at `release_id`, the files the app reads at start are the ones this
+    run wrote, and the app serves them and passes its health check.
 
     + s: the host's AppSettings
     + release_id: the release that should serve
-    + restart_if: callable, used by a dry run: true when a file the app reads will change
-    + rollback: write "rolled back" in the revisions log
+    + restart_if: callable: true when a file the app reads at start changed (or will, in a
+      dry run); such a file waits as `<name>.next` (see `upload`)
+    + rollback: write "rolled back" in the revisions log; files waiting are dropped
 
-    The switch: new `current` link renamed over the old one, restart, GET the health
-    path; on failure `current` goes back, the app restarts on the old release, and the
-    host fails with a message naming the release and the failed check. The host records
-    what the app was started with (.serving), so a restart owed by a run that stopped
-    early is done by the next one. A file repaired after hand edits owes a restart only
-    if the app was restarted by hand since (it may run the edited file).
+    The switch (release.sh switch): the waiting files move in, the new `current` link is
+    renamed over the old one, restart, GET the health path; on failure `current` and the
+    files go back, the app restarts on them, and the host fails with a message naming the
+    release and the failed check. The host records what the app was started with
+    (.serving), so a restart owed by a run that stopped early is done by the next one. A
+    file repaired after hand edits owes a restart only if the app was restarted by hand
+    since (it may run the edited file): the host decides, as it knows both.
     """
     deployed = deployment(s)
     started_with = f"{release_id} {deployed['config']}"
-    planning = not host.state.is_executing  # files not written yet: ask their operations
-    files_changed = bool(restart_if and restart_if())
     if (deployed["current"] != release_id or deployed["serving"] != started_with
-            or (files_changed and (planning or restarted_by_hand(s, deployed)))):
+            or (restart_if and restart_if())):
         mode = " rollback" if rollback else ""
         yield f"{tool_env(s)} {shell_quote(s.release_tool)} switch {shell_quote(release_id)}{mode}"
+
+
+@operation()
+def leftovers_cleared(s):
+    """No file waits for a switch from a run that stopped before it (`upload`'s `.next`,
+    the switch's `.prev`), so a switch moves in only what this run wrote.
+
+    + s: the host's AppSettings
+    """
+    left = deployment(s)["leftovers"]
+    if left:
+        yield "rm -f -- " + " ".join(shell_quote(path) for path in left)
+
+
+@operation()
+def upload(src: str, dest: str, mode: str, user: str = "root", group: str = "root", staged: bool = False,
+           **data):
+    """The file `dest` has the content of local `src` (a template when it ends in .j2,
+    rendered with `data`), owned by `user`:`group` with `mode`.
+
+    + src, dest, mode, user, group: as files.put and files.template
+    + staged: a file the app reads at start: a new content waits beside it as
+      `dest.next`, and the switch moves it in with the release it belongs to (and back
+      if that release fails its health check). A run that stops before the switch leaves
+      what the app reads as it was.
+
+    Compared with the file in place as files.put compares it (a dry run with --diff shows
+    the lines). A new content is uploaded to `<name>.part`, checked against its sha1 and
+    only then renamed: a controller killed during an upload (SFTP writes in place) never
+    leaves a cut file under a name anything reads.
+    """
+    if src.endswith(".j2"):
+        commands = list(files.template._inner(src=src, dest=dest, user=user, group=group, mode=mode, **data))
+    else:
+        commands = list(files.put._inner(src=src, dest=dest, user=user, group=group, mode=mode))
+    sent = next((c for c in commands if isinstance(c, FileUploadCommand)), None)
+    if sent is None:
+        yield from commands  # owner or mode only: set on the file in place
+        return
+    content = sent.src.getvalue().encode() if hasattr(sent.src, "getvalue") else Path(sent.src).read_bytes()
+    final = dest + NEXT if staged else dest
+    part = shell_quote(final + ".part")
+    yield FileUploadCommand(sent.src, final + ".part", remote_temp_filename=sent.remote_temp_filename)
+    yield StringCommand(
+        f"[ \"$(sha1sum < {part} | cut -c1-40)\" = {hashlib.sha1(content).hexdigest()} ] "
+        f"&& chown {shell_quote(user)}:{shell_quote(group)} {part} && chmod {shell_quote(mode)} {part} "
+        f"&& mv -f {part} {shell_quote(final)} "
+        f"|| {{ rm -f {part}; echo {shell_quote(dest + ' did not arrive whole: left as it was')} >&2; exit 1; }}"
+    )
 
 
 @operation()
@@ -318,7 +364,7 @@ def socket_unit(s, src: str):
     + src: the socket unit's template
     """
     if s.listen == "socket":
-        yield from files.template._inner(src=src, dest=s.socket_file, mode="0644", s=s)
+        yield from upload._inner(src=src, dest=s.socket_file, mode="0644", s=s)
 
 
 @operation()
@@ -334,8 +380,8 @@ def listener(s):
     active = host.get_fact(SystemdStatus, services=[socket_unit]).get(socket_unit)
     enabled = host.get_fact(SystemdEnabled, services=[socket_unit]).get(socket_unit)
     if s.listen == "socket":
-        if not active:
-            yield f"systemctl stop {shell_quote(s.unit)}; systemctl start {shell_quote(socket_unit)}"
+        if not active:  # a port another program holds is named (release.sh listen)
+            yield f"{tool_env(s)} {shell_quote(s.release_tool)} listen"
         if not enabled:
             yield f"systemctl enable {shell_quote(socket_unit)}"
     elif active or enabled or host.get_fact(File, path=s.socket_file):

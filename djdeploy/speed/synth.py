@@ -1,8 +1,7 @@
 """Many of pyinfra's per-path facts answered by one command each kind.
 
 pyinfra asks File, Directory and Link facts with one `stat` per path, Sha1File with one
-`sha1sum` per file, SystemdStatus and SystemdEnabled (and this project's UnitStarted)
-with one `systemctl show` per unit. A deploy asks ~20 of them per host; in the fact
+`sha1sum` per file, SystemdStatus and SystemdEnabled with one `systemctl show` per unit. A deploy asks ~20 of them per host; in the fact
 batch (factcache) each costs a shell, a fork and an exec on the host, which is what a
 no-op on a busy fleet pays for.
 Here they are grouped: one `stat` for every path, one `sha1sum` for every file, one
@@ -18,8 +17,6 @@ import shlex
 
 from pyinfra.facts.files import LINUX_STAT_COMMAND, STAT_REGEX, Directory, File, Link, Sha1File, _unquote_stat_name
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
-
-from djdeploy.ops.facts import UnitStarted
 
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./@:+-]*$")
 SAFE_UNIT = re.compile(r"^[A-Za-z0-9:_.@-]+$")
@@ -46,25 +43,13 @@ def _units(args, kwargs) -> list[str] | None:
     return list(services)
 
 
-def _unit(args, kwargs) -> str | None:
-    unit = kwargs.get("unit") if not args and set(kwargs) == {"unit"} else None
-    return unit if isinstance(unit, str) and SAFE_UNIT.match(unit) else None
-
-
-def _asked_units(cls, args, kwargs) -> list[str] | None:
-    if cls is UnitStarted:
-        unit = _unit(args, kwargs)
-        return [unit] if unit else None
-    return _units(args, kwargs)
-
-
 def kind(cls, args, kwargs) -> str | None:
     """Which group answers this fact: "stat", "sha1", "systemd", or None (its own command)."""
     if cls in STAT_FACTS and _path(args, kwargs):
         return "stat"
     if cls is Sha1File and _path(args, kwargs):
         return "sha1"
-    if cls in (*SYSTEMD_FACTS, UnitStarted) and _asked_units(cls, args, kwargs):
+    if cls in SYSTEMD_FACTS and _units(args, kwargs):
         return "systemd"
     return None
 
@@ -85,7 +70,7 @@ def commands(facts: list[tuple]) -> dict[str, str]:
         if group in paths:
             paths[group].append(_path(args, kwargs))
         elif group == "systemd":
-            units += _asked_units(cls, args, kwargs)
+            units += _units(args, kwargs)
     out = {}
     quoted = {g: " ".join(shlex.quote(p) for p in dict.fromkeys(ps)) for g, ps in paths.items()}
     if len(paths["stat"]) > 1:
@@ -94,8 +79,8 @@ def commands(facts: list[tuple]) -> dict[str, str]:
         out["sha1"] = f"sha1sum -- {quoted['sha1']} 2>/dev/null; true"
     if units:
         names = " ".join(shlex.quote(u) for u in dict.fromkeys(units))
-        out["systemd"] = ("systemctl show --all --timestamp=unix --property Id --property SubState "
-                          f"--property UnitFileState --property ActiveEnterTimestamp {names}")
+        out["systemd"] = ("systemctl show --all --property Id --property SubState "
+                          f"--property UnitFileState {names}")
     return out
 
 
@@ -131,13 +116,10 @@ def outputs_per_fact(group: str, lines: list[str], facts: list[tuple]) -> dict[i
         for i, (g, cls, args, kwargs) in enumerate(facts):
             if g != "systemd":
                 continue
-            wanted = _asked_units(cls, args, kwargs)
-            key = "ActiveEnterTimestamp" if cls is UnitStarted else cls.state_key
+            wanted = _units(args, kwargs)
+            key = cls.state_key
             if not all(u in blocks and key in blocks[u] for u in wanted):
                 return None
-            if cls is UnitStarted:
-                found[i] = [f"{key}={blocks[wanted[0]][key]}"]
-            else:
-                found[i] = [line for u in wanted for line in (f"Id={u}", f"{key}={blocks[u][key]}")]
+            found[i] = [line for u in wanted for line in (f"Id={u}", f"{key}={blocks[u][key]}")]
         return found
     return None
