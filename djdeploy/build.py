@@ -43,11 +43,17 @@ class BuildError(Exception):
 
 
 # pyinfra prepares hosts concurrently (gevent patches threading): build one thing at a time.
-# The lock is made by threading.Lock as it is when first needed after gevent patched it or
-# not (a lock made before pyinfra_cli's patch_all would block the only thread, not one
-# greenlet). Functions under `once` must not call one another (it is not reentrant).
+# Functions under `once` must not call one another (its lock is not reentrant).
 _locks = {}
 _caches = []
+
+
+def lock(name: str):
+    """The lock called `name`, made by threading.Lock as it is when first asked: gevent's
+    once pyinfra_cli has patched it (hosts prepare in greenlets). A lock made at import,
+    before the patch, would block the only thread instead of one greenlet."""
+    key = (name, threading.Lock)
+    return _locks.get(key) or _locks.setdefault(key, threading.Lock())
 
 
 def once(function):
@@ -57,8 +63,7 @@ def once(function):
 
     @functools.wraps(function)
     def wrapper(*args):
-        lock = _locks.get(threading.Lock) or _locks.setdefault(threading.Lock, threading.Lock())
-        with lock:
+        with lock("build"):
             return cached(*args)
 
     return wrapper

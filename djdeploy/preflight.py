@@ -8,7 +8,6 @@ The verbs call `preflight(host.state)` first; `app_settings(host)` and
 from __future__ import annotations
 
 import os
-import threading
 
 import jinja2
 from pyinfra.api.util import get_template
@@ -27,16 +26,6 @@ from djdeploy.ops.operations import deployment, render_env
 
 # id(state) -> {host name: (AppSettings, secrets)}: what preflight checked, for the run
 _prepared: dict[int, dict[str, tuple] | DeployError] = {}
-_locks: dict = {}  # threading.Lock -> the preflight lock (see `_lock`)
-
-
-def _lock():
-    """The preflight lock, made by threading.Lock as it is when first needed: gevent's once
-    pyinfra_cli has patched it (hosts prepare in greenlets). A lock made at import, before
-    the patch, would block the only thread instead of one greenlet."""
-    return _locks.get(threading.Lock) or _locks.setdefault(threading.Lock, threading.Lock())
-
-
 def preflight(state) -> None:
     """Once per run: every host answered SSH and every host's data is valid.
 
@@ -47,7 +36,7 @@ def preflight(state) -> None:
     no host goes on with data not yet checked.
     """
     errors.install()  # a DeployError shows as its lines, however the inventory was made
-    with _lock():
+    with build.lock("preflight"):  # one host checks every host; the others wait for it
         if id(state) not in _prepared:
             try:
                 _prepared[id(state)] = _checked(state)

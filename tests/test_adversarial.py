@@ -225,6 +225,30 @@ def test_a_cut_off_env_never_replaces_the_good_one(tmp_path, monkeypatch):
     assert (tmp_path / ".env.next").read_text() == sent.split("\n", 1)[1]  # waits for the switch
 
 
+@pytest.mark.parametrize("cut", [0, 1, 100, -1])
+def test_a_cut_upload_never_replaces_the_file_in_place(cut, tmp_path):
+    """SFTP writes in place: a controller killed during an upload left a cut run script,
+    unit or settings file under its real name. Each upload now lands as <name>.part and is
+    renamed only if its SHA-1 is the one the controller computed."""
+    import hashlib
+
+    from djdeploy.ops.operations import arrived_whole
+
+    content = (ROOT / "files" / "release.sh").read_bytes()
+    final = tmp_path / "run.next"
+    final.write_text("the run script in place\n")
+    (tmp_path / "run.next.part").write_bytes(content[:cut])
+    user, group = str(os.getuid()), str(os.getgid())
+    command = arrived_whole(str(final), hashlib.sha1(content).hexdigest(), user, group, "0750", shown="/srv/p/run")
+    result = subprocess.run(["bash", "-c", command.get_raw_value()], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == "/srv/p/run did not arrive whole: left as it was\n"
+    assert final.read_text() == "the run script in place\n" and not (tmp_path / "run.next.part").exists()
+    (tmp_path / "run.next.part").write_bytes(content)  # whole: renamed, with its mode
+    result = subprocess.run(["bash", "-c", command.get_raw_value()], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and final.read_bytes() == content and oct(final.stat().st_mode & 0o777) == "0o750"
+
+
 # --- Secrets files that are symlinks ------------------------------------------------------------
 
 @pytest.mark.parametrize("target", ["tracked", "dangling"])
@@ -408,6 +432,80 @@ def test_two_deploys_started_together_one_proceeds_the_other_stops_with_one_line
                          r"deploy.*; no host was changed$", errors[0]), errors
     finally:
         assert run_pyinfra("-y").returncode == 0  # the fleet as the other tests expect it
+
+
+# --- Hostile values in every data key ----------------------------------------------------------
+
+HOSTILE = [
+    "a\nExecStartPre=+/bin/sh -c id",  # a new unit directive, a new shell line
+    "x' ; touch /tmp/pwned; '", 'x"; import os; os.system("id"); "', "$(id)", "`id`",  # quotes, commands
+    "{{ 7 * 7 }}", "{% raw %}", "\\", "%(x)s", "a b", "*", "--help", "../../etc/passwd",  # templates, globs, options
+    "caf\u00e9\u2028x", "x\x00y", "x" * 5000,  # a Unicode line break, a NUL, a huge value
+]
+
+
+def rendered(s) -> dict:
+    """Every file the deploy writes from data, as the deploy renders it."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    from djdeploy.ops.operations import render_env, tool_env
+
+    env = Environment(loader=FileSystemLoader(ROOT / "templates"), undefined=StrictUndefined, keep_trailing_newline=True)
+    files = {name: env.get_template(name).render(s=s, py=repr)
+             for name in ("run.j2", "app.service.j2", "app.socket.j2", "settings.py.j2")}
+    files[".env"] = render_env("templates/env.j2", s, {})
+    files["release.sh's environment"] = tool_env(s)
+    return files
+
+
+def shape(files: dict) -> dict:
+    """What a hostile value must not change: the directives of the units, the lines of the run
+    script (and that bash parses it), the statements of settings.py, the variables .env and
+    release.sh's environment set (read back by bash)."""
+    import ast
+
+    def bash_names(script: str) -> list:
+        out = subprocess.run(["bash", "-c", script + "\nenv -0"], capture_output=True, timeout=30, env={})
+        assert out.returncode == 0, out.stderr
+        return sorted(v.split(b"=", 1)[0] for v in out.stdout.split(b"\0") if v)
+
+    assert subprocess.run(["bash", "-n"], input=files["run.j2"], text=True, timeout=30).returncode == 0
+    return {
+        "units": [re.findall(r"^([A-Za-z]+)=", files[n], re.M) for n in ("app.service.j2", "app.socket.j2")],
+        "run": len(files["run.j2"].splitlines()),
+        "settings": [type(node).__name__ for node in ast.parse(files["settings.py.j2"]).body],
+        ".env": bash_names("set -a; . /dev/stdin <<'DJDEPLOY_END'\n" + files[".env"] + "DJDEPLOY_END\n"),
+        "tool": bash_names(files["release.sh's environment"].replace("env ", "export ", 1)),
+    }
+
+
+def test_no_hostile_value_in_any_data_key_changes_the_shape_of_a_file(monkeypatch):
+    """For every key of the table, every hostile value (as a string, in a list and in a
+    dict): refused with lines that name the key, or written so that no file gains a
+    directive, a line, a statement or a variable (checked against the files of the
+    defaults). Counts what was refused and what was written, so the test cannot pass empty."""
+    from djdeploy.config.keys import KEYS
+
+    monkeypatch.chdir(ROOT)
+    base = {"app_user": "web", "port": 8000}
+    expected = shape(rendered(parse("web1", base, ["web"])))
+    refused = written = 0
+    for key in KEYS:
+        for value in HOSTILE:
+            for form in (value, [value], {"HOSTILE": value}):
+                try:
+                    s = parse("web1", {**base, key: form}, ["web"])
+                except DataError as error:
+                    assert error.problems and all(key in p and "\n" not in p for p in error.problems), (key, error.problems)
+                    refused += 1
+                    continue
+                written += 1
+                got = shape(rendered(s))
+                if key == "app_env":  # its variable is meant to be there: one more, HOSTILE
+                    got[".env"].remove(b"HOSTILE")
+                assert got == expected, (key, form)
+    print(f"\n{len(KEYS)} keys x {len(HOSTILE)} hostile values x 3 forms: {refused} refused, {written} written safely")
+    assert refused > 0 and written > 0
 
 
 # --- Half-applied state on failure (on the shared test fleet) ----------------------------------

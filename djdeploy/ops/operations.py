@@ -333,13 +333,19 @@ def upload(src: str, dest: str, mode: str, user: str = "root", group: str = "roo
         return
     content = sent.src.getvalue().encode() if hasattr(sent.src, "getvalue") else Path(sent.src).read_bytes()
     final = dest + NEXT if staged else dest
-    part = shell_quote(final + ".part")
     yield FileUploadCommand(sent.src, final + ".part", remote_temp_filename=sent.remote_temp_filename)
-    yield StringCommand(
-        f"[ \"$(sha1sum < {part} | cut -c1-40)\" = {hashlib.sha1(content).hexdigest()} ] "
+    yield arrived_whole(final, hashlib.sha1(content).hexdigest(), user, group, mode, shown=dest)
+
+
+def arrived_whole(final: str, sha1: str, user: str, group: str, mode: str, shown: str) -> StringCommand:
+    """`final`.part becomes `final` (with owner and mode) only if its SHA-1 is `sha1`;
+    otherwise it goes, and the host fails with one line naming `shown`."""
+    part = shell_quote(final + ".part")
+    return StringCommand(
+        f"[ \"$(sha1sum < {part} | cut -c1-40)\" = {sha1} ] "
         f"&& chown {shell_quote(user)}:{shell_quote(group)} {part} && chmod {shell_quote(mode)} {part} "
         f"&& mv -f {part} {shell_quote(final)} "
-        f"|| {{ rm -f {part}; echo {shell_quote(dest + ' did not arrive whole: left as it was')} >&2; exit 1; }}"
+        f"|| {{ rm -f {part}; echo {shell_quote(shown + ' did not arrive whole: left as it was')} >&2; exit 1; }}"
     )
 
 
