@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
-TEST_FLEET = "test"  # distinct from the demo fleet's name, so its addresses differ too
+TEST_FLEET = os.environ.get("DJDEPLOY_TEST_FLEET", "test")  # not the demo fleet: other addresses
 PROJECT = "my_awesome_project"
 PROJECT_FILES = ["deploy.py", "rollback.py", "status.py", "unlock.py", "inventory.py", "group_data",
                  "templates", "files", "app"]
@@ -174,12 +174,12 @@ def broken_release(target, how):
     return project
 
 
-def deploy_killed_at(project, markers, *args):
-    """Start a deploy (with pyinfra arguments `args`) and SIGKILL it when its output has
-    reached each of `markers` in turn (a marker ending in a line break ends a line); its output."""
+def deploy_killed_at(project, markers, *args, env=None):
+    """Start a deploy (with pyinfra arguments `args`, and `env`) and SIGKILL it when its output
+    has reached each of `markers` in turn (a marker ending in a line break ends a line); its output."""
     process = subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py", *args], cwd=project,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=dict(os.environ, DJDEPLOY_FLEET=TEST_FLEET), stdin=subprocess.DEVNULL)
+                               env=dict(os.environ, DJDEPLOY_FLEET=TEST_FLEET, **(env or {})), stdin=subprocess.DEVNULL)
     seen, waiting = [], list(markers)
     deadline = time.monotonic() + 300
     for line in process.stdout:

@@ -595,6 +595,8 @@ def test_kill_9_at_every_operation_boundary_then_the_next_deploy_converges(fleet
     deploy (two versions, and .env data, alternating: every run has work at every step). After
     each kill the host serves, unchanged or wholly on the new release with its files, and the
     next deploy goes on from there; every row written through the app in between is kept."""
+    from secrets import token_urlsafe
+
     from conftest import app_version, deploy_killed_at, run_pyinfra, wait_http_200
     from test_plan import RECIPE
 
@@ -617,18 +619,22 @@ def test_kill_9_at_every_operation_boundary_then_the_next_deploy_converges(fleet
                 time.sleep(0.5)
         pytest.fail(f"no row could be written through the app ({text})")
 
-    boundaries = [op for op in RECIPE if op not in ("Migrations",)]  # SQLite hosts: no such step
-    for number, op in enumerate(boundaries):
+    secret = "killed-" + token_urlsafe(24)
+    for number, op in enumerate(RECIPE):
         version = versions[number % 2]
-        deploy_killed_at(version, [f"Starting operation: {op}\n"], "--limit", web["address"],
-                         "--data", f'app_env={{"KILLED_AT": "{number}"}}')
+        output = deploy_killed_at(version, [f"Starting operation: {op}\n"], "--limit", web["address"],
+                                  "--data", f'app_env={{"KILLED_AT": "{number}"}}', env={"DJDEPLOY_SECRET_KILL": secret})
+        assert secret not in output
         assert wait_http_200(app_url(web), timeout=30)[0] == 200, op
         assert files_belong_to_the_release(fleet, web), op  # unchanged, or wholly switched
         write_row(f"after a kill at {op}")
-    converged = run_pyinfra("-y", "--limit", web["address"], cwd=versions[0])
+    converged = run_pyinfra("-y", "--limit", web["address"], cwd=versions[0], env={"DJDEPLOY_SECRET_KILL": secret})
     assert converged.returncode == 0, converged.stdout[-3000:]
+    assert secret not in converged.stdout
+    assert served_state(fleet, web, marker="KILL")["marker"] == "1"  # the secret reached the app
+    assert secret not in fleet.ssh(web, f"journalctl --no-pager -q -o cat --since -30min; cat /srv/{PROJECT}/revisions.log").stdout
     assert "Django killed-a behind" in wait_http_200(app_url(web, "/"))[1]
-    again = run_pyinfra("-y", "--limit", web["address"], cwd=versions[0])
+    again = run_pyinfra("-y", "--limit", web["address"], cwd=versions[0], env={"DJDEPLOY_SECRET_KILL": secret})
     assert results(again.stdout)["Grand total"]["changed"] == 0, again.stdout[-3000:]
     listed = json.loads(wait_http_200(app_url(web, "/notes"))[1])["notes"]
     assert set(written) <= {(n["id"], n["text"]) for n in listed}, (written, listed)
