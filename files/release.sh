@@ -7,6 +7,7 @@
 #   release.sh migrate ID LOCK           the shared database's migrations, under advisory lock LOCK
 #   release.sh health                    one GET of the health check: its status code, or "none"
 #   release.sh listen                    socket mode: the socket unit holds the port (the app stopped first)
+#   release.sh manage ARGS...            manage.py ARGS in the current release, as the app user (exec.py)
 # Settings come from the environment the deploy sets: ROOT UNIT APP_USER PORT WSGI
 # CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DJANGO_DIR
 # DATABASE RELEASE_COMMANDS.
@@ -312,6 +313,13 @@ switch() {
     fail "release $ID failed its health check: $why; reverted to $back, which does not answer either: $HEALTH"
 }
 
+manage() {
+    local dir
+    dir=$(readlink -f "$ROOT/current" 2>/dev/null || true)
+    [ -n "$dir" ] && [ -d "$dir" ] || fail "no release serves on this host yet: deploy first"
+    as_app "$dir" python manage.py "$@"
+}
+
 listen() {
     local socket="${UNIT%.service}.socket"
     # A first deploy: the app's unit waits for the switch, whose restart starts the socket
@@ -384,6 +392,7 @@ case "$command" in
     prune) prune "$@" ;;
     migrate) migrate "$@" ;;
     listen) listen ;;
+    manage) manage "$@" ;;
     health) code=$(probe); if [ -z "$code" ] || [ "$code" = 000 ]; then echo none; else echo "$code"; fi ;;
-    *) fail "usage: release.sh prepare|switch|prune|migrate|health|listen ..." ;;
+    *) fail "usage: release.sh prepare|switch|prune|migrate|health|listen|manage ..." ;;
 esac
