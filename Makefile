@@ -17,7 +17,7 @@ demo: deps
 
 ## All tests: real deploys to test fleets of their own, and fast ones (those planning in process last: tests/conftest.py).
 test: deps
-	.venv/bin/pytest -q tests
+	.venv/bin/pytest -q --durations=20 tests
 
 ## The fast layers only (pure functions, facts and operations, plans with @fake): no fleet, no root, about a minute.
 test-fast: .venv/.installed

@@ -68,6 +68,9 @@ else:
         name="run script", src="templates/run.j2", dest=f"{s.root}/run", group=s.group, mode="0750",
         staged=True, s=s,
     )
+    # The manage script: the same, for manage.py (what scheduled jobs run).
+    operations.upload(name="manage script", src="templates/manage.j2", dest=f"{s.root}/manage", group=s.group,
+                      mode="0750", s=s)
     # The app's own settings with what production needs on top (ALLOWED_HOSTS, DEBUG off, the
     # host's key, the database and uploads in shared/, ...), and the WSGI entry that adds
     # the health endpoint: the app itself is not edited.
@@ -112,4 +115,8 @@ else:
 
     systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True,
                     _if=rollout.nothing_failed(host.state))
+    # Scheduled jobs (timers in data): systemd timers that run manage.py in the current
+    # release, each on one host of the fleet.
+    operations.scheduled_jobs(name="Scheduled jobs", s=s, timers=operations.timers_here(host, s),
+                              _if=rollout.nothing_failed(host.state))
     operations.releases_pruned(name="Old releases", s=s, keep=s.keep_releases)

@@ -19,7 +19,7 @@ from djdeploy import build, errors
 from djdeploy.config import envfile
 from djdeploy.config.keys import DB_PASSWORD, DB_PORT, ENV_FILE_MAX
 from djdeploy.config.secrets import _passwords, check_database_passwords
-from djdeploy.config.settings import AppSettings, parse
+from djdeploy.config.settings import AppSettings, Timer, parse
 from djdeploy.errors import DataError, DeployError, fail
 from djdeploy.ops.facts import HostPython
 from djdeploy.ops.operations import deployment, render_env
@@ -134,7 +134,11 @@ def check_templates(host, s: AppSettings, secrets) -> list[str]:
                                     "(Linux passes it to the app with its arguments): keep large data in files")
             else:  # compiled once per run, in pyinfra's cache, which files.template then uses
                 source = os.path.join(host.state.cwd, str(path)) if host.state.cwd else str(path)
-                get_template(source).render(s=s, py=repr, host=host, state=host.state, inventory=host.state.inventory)
+                # A scheduled job's units: once per timer (or a stand-in, to find what breaks the template).
+                timers = (s.timers or (Timer("check", "check", "daily"),)) if path.name.startswith("job.") else (None,)
+                for timer in timers:
+                    get_template(source).render(s=s, py=repr, host=host, state=host.state,
+                                                inventory=host.state.inventory, timer=timer)
         except jinja2.TemplateSyntaxError as error:
             problems.append(f"{path} line {error.lineno}: {error.message}: fix the template")
         except (jinja2.UndefinedError, AttributeError, TypeError) as error:

@@ -450,8 +450,8 @@ def rendered(s) -> dict:
 
     from djdeploy.ops.operations import render_env, tool_env
 
-    env = Environment(loader=FileSystemLoader(ROOT / "templates"), undefined=StrictUndefined, keep_trailing_newline=True)
-    files = {name: env.get_template(name).render(s=s, py=repr)
+    env = Environment(loader=FileSystemLoader(ROOT), undefined=StrictUndefined, keep_trailing_newline=True)
+    files = {name: env.get_template(f"templates/{name}").render(s=s, py=repr)
              for name in ("run.j2", "app.service.j2", "app.socket.j2", "settings.py.j2")}
     files[".env"] = render_env("templates/env.j2", s, {})
     files["release.sh's environment"] = tool_env(s)
@@ -506,6 +506,42 @@ def test_no_hostile_value_in_any_data_key_changes_the_shape_of_a_file(monkeypatc
                 assert got == expected, (key, form)
     print(f"\n{len(KEYS)} keys x {len(HOSTILE)} hostile values x 3 forms: {refused} refused, {written} written safely")
     assert refused > 0 and written > 0
+
+
+def test_no_hostile_value_in_a_timer_changes_its_units(monkeypatch):
+    """Each field of a scheduled job (and its name) with every hostile value: refused, naming
+    the field, or written so that its service and timer gain no directive and its command
+    line no word."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    from djdeploy.config.keys import TIMER_FIELDS
+
+    monkeypatch.chdir(ROOT)
+    env = Environment(loader=FileSystemLoader(ROOT), undefined=StrictUndefined, keep_trailing_newline=True)
+
+    def units(timers: dict) -> list:
+        s = parse("web1", {"app_user": "web", "port": 8000, "timers": timers}, ["web"])
+        texts = [env.get_template(f"templates/job.{kind}.j2").render(s=s, timer=s.timers[0]) for kind in ("service", "timer")]
+        command = re.search(r"^ExecStart=(.*)$", texts[0], re.M).group(1)
+        return [re.findall(r"^([A-Za-z]+)=", text, re.M) for text in texts] + [command.split()[1:]]
+
+    good = {"command": "clearsessions", "on_calendar": "daily", "persistent": True, "randomized_delay": "0",
+            "timeout": "1h", "host": "web1"}
+    expected = units({"job": good})
+    refused = written = 0
+    for field in [*TIMER_FIELDS, "name"]:
+        for value in HOSTILE:
+            timers = {value: good} if field == "name" else {"job": {**good, field: value}}
+            try:
+                got = units(timers)
+            except DataError as error:
+                assert all("timers" in p and "\n" not in p for p in error.problems), error.problems
+                refused += 1
+                continue
+            written += 1
+            words = value.split() if field == "command" else expected[2]  # a command's words are its own
+            assert got == [*expected[:2], words], (field, value)
+    assert refused + written == (len(TIMER_FIELDS) + 1) * len(HOSTILE) and refused > written > 0
 
 
 # --- Half-applied state on failure (on the shared test fleet) ----------------------------------

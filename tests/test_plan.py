@@ -9,11 +9,12 @@ from conftest import plan_deploy
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = [
     "Debian packages", "App group", "App user", "Project folder", "Releases folder", "Shared folder",
-    "Data folder", "Uploads folder", "Wheelhouse", "Virtualenv", "Files a stopped run left", ".env", "Secret key", "run script",
+    "Data folder", "Uploads folder", "Wheelhouse", "Virtualenv", "Files a stopped run left", ".env", "Secret key",
+    "run script", "manage script",
     "Django folder", "Django settings", "WSGI entry", "gunicorn settings",
     "Release tool", "Release", "Migrations", "systemd unit", "systemd socket", "Reload systemd",
     "Listening socket", "Switch to the release",
-    "Enable and start the app", "Old releases",
+    "Enable and start the app", "Scheduled jobs", "Old releases",
 ]
 
 

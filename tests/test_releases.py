@@ -181,5 +181,6 @@ def test_status_shows_what_the_tests_did(fleet, versions):
         log = fleet.ssh(host, f"cat /srv/{PROJECT}/revisions.log").stdout
         assert "switched" in log and "rolled back" in log
     # The release that failed its health check: only the first batch (one host) tried it.
-    reverted = [h for h in fleet.hosts if "reverted to" in fleet.ssh(h, f"cat /srv/{PROJECT}/revisions.log").stdout]
+    reverted = [h for h in fleet.hosts if re.search(r"reverted to [0-9a-f]{12} ", fleet.ssh(
+        h, f"cat /srv/{PROJECT}/revisions.log").stdout)]
     assert len(reverted) == 1

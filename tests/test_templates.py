@@ -21,9 +21,9 @@ def settings(monkeypatch):
 
 def render(name, s):
     # pyinfra renders templates with Jinja2 and StrictUndefined too.
-    env = Environment(loader=FileSystemLoader(ROOT / "templates"), undefined=StrictUndefined,
+    env = Environment(loader=FileSystemLoader(ROOT), undefined=StrictUndefined,
                       keep_trailing_newline=True)
-    return env.get_template(name).render(s=s, py=repr)
+    return env.get_template(f"templates/{name}").render(s=s, py=repr)
 
 
 def lines(text):

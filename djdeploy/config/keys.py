@@ -28,6 +28,17 @@ BATCH = re.compile(r"^([1-9][0-9]*)(%?)$")
 SAFE_PATH = re.compile(r"^[A-Za-z0-9_.+@/-]+$")  # srv: no space, quote or shell character
 DOTTED = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 SRV = "/srv"
+TIMER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+TIMER_COMMAND = r"^[A-Za-z0-9_][A-Za-z0-9_ .=:,/@+-]*$"  # words systemd's ExecStart= and a shell read alike
+TIMESPAN = r"^[0-9]+ ?(us|ms|s|sec|m|min|h|hr|d|w)?$"
+TIMER_FIELDS = {
+    "command": schema.string(TIMER_COMMAND),
+    "on_calendar": schema.string(r"^[A-Za-z0-9 :*,./~+-]+$"),
+    "persistent": schema.boolean,
+    "randomized_delay": schema.string(TIMESPAN),
+    "timeout": schema.string(TIMESPAN),
+    "host": schema.string(),
+}
 # What production needs, set by the deploy's settings module on top of the app's own
 # (templates/settings.py.j2); `keep_app_settings` leaves any of them as the app has it.
 OVERRIDES = ("ALLOWED_HOSTS", "DEBUG", "SECRET_KEY", "DATABASES", "STATIC_ROOT", "MEDIA_ROOT",
@@ -76,6 +87,14 @@ KEYS: dict[str, Key] = {
                             "manage.py commands run in each new release before it serves, e.g. \"compress\"",
                             'a list of manage.py commands on one line each, e.g. ["compress --force"]'),
     "app_env": Key({}, schema.dict_of(schema.number), "extra variables for .env"),
+    "timers": Key({}, schema.dict_of(schema.record(TIMER_FIELDS, required=("command", "on_calendar"))),
+                  "scheduled manage.py commands, as systemd timers, each on one host: {name: {command, "
+                  "on_calendar, persistent (True), randomized_delay (\"0\"), timeout (\"1h\"), host (default: the "
+                  "first host in the inventory that has the timer)}}",
+                  'e.g. timers = {"clearsessions": {"command": "clearsessions", "on_calendar": "daily"}}: a name of '
+                  "lower-case letters, digits and -; command: a manage.py command and plain words (letters, "
+                  "digits, _ . = : , / @ + -); on_calendar: systemd's OnCalendar= (daily, *-*-* 03:00); "
+                  "timeout and randomized_delay: a time span (30s, 10min, 1h)"),
     # The service
     "app_user": Key(None, schema.string(), "required: the system user gunicorn runs as"),
     "app_group": Key(None, schema.optional(schema.string()), "defaults to app_user"),

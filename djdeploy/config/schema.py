@@ -92,6 +92,23 @@ def dict_of(inner: Check) -> Check:
     return check
 
 
+def record(fields: dict[str, Check], required: tuple = ()) -> Check:
+    """A dictionary of known fields (`required` ones present), each with its own check."""
+    def check(value, loc):
+        if type(value) is not dict:
+            return _problem(loc, "dict_type", "Input should be a valid dictionary", value)
+        problems = [p for name in required if name not in value
+                    for p in _problem((*loc, name), "missing", "Field required", None)]
+        for name, item in value.items():
+            if name not in fields:
+                problems += _problem((*loc, name), "extra_forbidden", "Unknown field: the fields are "
+                                     + ", ".join(fields), item)
+            else:
+                problems += fields[name](item, (*loc, name))
+        return problems
+    return check
+
+
 def validate(schema: dict[str, Check], values: dict) -> list[dict]:
     """Every problem of `values` against `schema`, unknown keys included, in key order."""
     problems = []

@@ -15,9 +15,22 @@ from types import SimpleNamespace
 from djdeploy.config import schema
 from djdeploy.config.discover import discover
 from djdeploy.config.keys import (DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
-                                  REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, UP_PATH, check_value, control_character,
+                                  REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, TIMER_NAME, UP_PATH, check_value, control_character,
                                   named_groups)
 from djdeploy.errors import DataError
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A scheduled manage.py command (data: timers): a systemd timer and its service."""
+
+    name: str
+    command: str
+    on_calendar: str
+    persistent: bool = True
+    randomized_delay: str = "0"
+    timeout: str = "1h"
+    host: str | None = None  # None: the first host of the inventory that has it
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,7 @@ class AppSettings:
     release_commands: tuple = ()  # manage.py commands, each shell-quoted words
     debian_packages: tuple = ()  # the app's own needs from Debian
     serve_files: bool = True
+    timers: tuple = ()  # Timer, by name
 
     @property
     def overrides(self) -> tuple:
@@ -185,6 +199,8 @@ def _keys(data) -> dict:
 def _problem(where: str, error: dict) -> str:
     key = ".".join(str(part) for part in error["loc"])
     top = str(error["loc"][0])
+    if error["type"] in ("extra_forbidden", "missing") and len(error["loc"]) > 1:  # a field of a record
+        return f"{where}: {key}: {error['msg'].lower()}: {HINTS.get(top, 'see docs/configuration.md')}"
     if error["type"] == "extra_forbidden":
         close = difflib.get_close_matches(top, DEFAULTS, n=1, cutoff=0.6)
         guess = f"did you mean {close[0]!r}? " if close else ""
@@ -302,6 +318,12 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
             release_commands.append(shlex.join(shlex.split(command)))
         except ValueError as error:
             problems.append(f"{where}: release_commands: {command!r}: {error}: quote it as a shell would")
+    timers = []
+    for name, fields in sorted(chosen.timers.items()) if "timers" not in bad else ():
+        if not TIMER_NAME.match(name):
+            problems.append(f"{where}: timers: {name!r}: not a timer name: {HINTS['timers']}")
+            continue
+        timers.append(Timer(name=name, **fields))
     if problems:
         raise DataError(problems)
     allowed = chosen.allowed_hosts or [host_name, "localhost", "127.0.0.1"]
@@ -319,5 +341,5 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         db_name=chosen.db_name or re.sub(r"[^a-z0-9_]", "_", chosen.project.lower()).lstrip("0123456789") or "app",
         db_address=chosen.db_address or (host_name if server else None),
         keep_app_settings=tuple(chosen.keep_app_settings), release_commands=tuple(release_commands),
-        debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files,
+        debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, timers=tuple(timers),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 
 from pyinfra.api import FactBase
@@ -131,6 +132,36 @@ class Deployment(FactBase):
             "serving_since": times.get(".serving"),
             "leftovers": values.get("leftovers", "").split(),
         }
+
+
+class JobTimers(FactBase):
+    """The project's scheduled jobs on a host: {name: {"last": Unix time or None, "next":
+    Unix time or None, "result": the last run's result ("success", "exit-code", ...)}}."""
+
+    def command(self, project):
+        pattern = shlex.quote(f"{project}-job-*")
+        prefix = shlex.quote(f"{project}-job-")  # each service by name: a glob finds only loaded units
+        return (f"systemctl list-timers --all --no-pager -o json {pattern}.timer 2>/dev/null || echo '[]'; "
+                f"units=$(ls -1 /etc/systemd/system | grep -F -- {prefix} | grep '[.]service$'); "
+                "[ -z \"$units\" ] || systemctl show -p Id -p Result $units 2>/dev/null || true")
+
+    def process(self, output):
+        listed, results, unit = [], {}, None
+        for line in output:
+            if line.startswith("["):
+                listed = json.loads(line)
+            elif line.startswith("Result="):
+                result = line[7:]
+            elif line.startswith("Id="):
+                unit = line[3:]
+                results[unit] = result
+        jobs = {}
+        for entry in listed:
+            name = entry["unit"].rsplit("-job-", 1)[-1].removesuffix(".timer")
+            jobs[name] = {"last": entry["last"] and entry["last"] // 1_000_000,
+                          "next": entry["next"] and entry["next"] // 1_000_000,
+                          "result": results.get(entry["activates"], "?")}
+        return jobs
 
 
 class HealthAnswer(FactBase):

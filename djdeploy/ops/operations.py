@@ -21,6 +21,7 @@ from pyinfra.operations import files
 from djdeploy.config import envfile
 from djdeploy.ops.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
                             MissingPackages)
+from djdeploy.errors import fail
 from djdeploy.run.lock import CONTROLLER, shell_quote
 
 STAMP = ".djdeploy-requirements"
@@ -393,3 +394,63 @@ def listener(s):
     elif active or enabled or host.get_fact(File, path=s.socket_file):
         yield (f"systemctl disable --now {shell_quote(socket_unit)} 2>/dev/null; rm -f {shell_quote(s.socket_file)}; "
                "systemctl daemon-reload")
+
+
+UNITS = "/etc/systemd/system"
+
+
+def timers_here(host, s) -> list:
+    """The timers of `s` this host runs. Each runs on one host of the fleet: the one its
+    data names (host = "..."), or else the first host of the inventory that has it."""
+    names = [h.name for h in host.state.inventory]
+    here = []
+    for timer in s.timers:
+        if timer.host is not None and timer.host not in names:
+            fail(f"host {host.name}: timers.{timer.name}.host = {timer.host!r}: no such host in the inventory: "
+                 f"use one of {', '.join(names)}, or leave it out (the first host that has the timer runs it)")
+        chosen = timer.host or next(h.name for h in host.state.inventory if timer.name in (h.data.get("timers") or {}))
+        if chosen == host.name:
+            here.append(timer)
+    return here
+
+
+@operation()
+def scheduled_jobs(s, timers: list):
+    """Each of `timers` is a systemd timer on this host, enabled and waiting, with the service
+    it starts (<project>-job-<name>.timer and .service); the project's other job units are gone.
+
+    + s: the host's AppSettings
+    + timers: the Timers this host runs (`timers_here`)
+
+    The service runs `manage.py <command>` through the manage script, in the release
+    `current` points at when it starts, as the app user, with the app's .env and sandbox.
+    """
+    prefix = f"{s.project}-job-"
+    wanted = {f"{prefix}{t.name}.{kind}" for t in timers for kind in ("service", "timer")}
+    stale = [n for n in host.get_fact(DirectoryFiles, path=UNITS)
+             if n.startswith(prefix) and n.endswith((".service", ".timer")) and n not in wanted]
+    changed = False
+    if stale:
+        gone = [n for n in stale if n.endswith(".timer")]
+        if gone:
+            yield f"systemctl disable --now {' '.join(shell_quote(n) for n in gone)}"
+        yield "rm -f -- " + " ".join(shell_quote(f"{UNITS}/{n}") for n in stale)
+        changed = True
+    for timer in timers:
+        for kind in ("service", "timer"):
+            commands = list(upload._inner(src=f"templates/job.{kind}.j2", dest=f"{UNITS}/{prefix}{timer.name}.{kind}",
+                                          mode="0644", s=s, timer=timer))
+            changed = changed or bool(commands)
+            yield from commands
+    if changed:
+        yield "systemctl daemon-reload"
+    if not timers:
+        return
+    units = [f"{prefix}{t.name}.timer" for t in timers]
+    active = host.get_fact(SystemdStatus, services=units)
+    enabled = host.get_fact(SystemdEnabled, services=units)
+    for unit in units:
+        if changed and active.get(unit):
+            yield f"systemctl restart {shell_quote(unit)}"  # its new schedule
+        if not active.get(unit) or not enabled.get(unit):
+            yield f"systemctl enable --now {shell_quote(unit)}"

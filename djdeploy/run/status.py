@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from pyinfra.facts.systemd import SystemdStatus
 
-from djdeploy.ops.facts import FileText, HealthAnswer
+from djdeploy.ops.facts import FileText, HealthAnswer, JobTimers
 from djdeploy.ops.operations import deployment, tool_env
 from djdeploy.ops.postgresql import clients
 
@@ -18,6 +19,10 @@ def went_live(revisions: str | None, release_id: str | None) -> str:
         if len(parts) == 4 and parts[1] == release_id and parts[3].startswith(("switched", "rolled back")):
             return parts[0]
     return "?"
+
+
+def _when(seconds) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds)) if seconds else "never"
 
 
 def report(host, s) -> None:
@@ -38,6 +43,10 @@ def report(host, s) -> None:
         f"releases={','.join(deployed['releases']) or 'none'}",
         f"lock={lock['owner'] + ' since ' + lock['since'] if lock else 'free'}",
     ]
+    jobs = host.get_fact(JobTimers, project=s.project)
+    if jobs:  # name:result of the last run (last run, next run)
+        fields.append("jobs=" + ",".join(f"{name}:{job['result']}({_when(job['last'])},next {_when(job['next'])})"
+                                         for name, job in sorted(jobs.items())))
     print("    " + " ".join(fields), file=sys.stderr, flush=True)
 
 
