@@ -94,13 +94,14 @@ else:
     # PostgreSQL: migrated once, by one host, when every host has the release and before any switches.
     postgresql.migrations(name="Migrations", s=s, release_id=release.id)
 
-    # The systemd unit (it waits for the switch too), and in socket mode the socket that
-    # holds the port across restarts.
+    # The systemd unit (it waits for the switch too, unless the port changes hands: socket
+    # <-> ambient), and in socket mode the socket that holds the port across restarts.
     unit = operations.upload(
-        name="systemd unit", src="templates/app.service.j2", dest=s.unit_file, mode="0644", staged=True, s=s,
+        name="systemd unit", src="templates/app.service.j2", dest=s.unit_file, mode="0644",
+        staged=not operations.listen_changes(s), s=s,
     )
     socket = operations.socket_unit(name="systemd socket", s=s, src="templates/app.socket.j2")
-    systemd.daemon_reload(name="Reload systemd", _if=any_changed(socket))
+    systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket))
     listener = operations.listener(name="Listening socket", s=s)
 
     # Switch to the release, a batch of hosts at a time, with the files that wait for it;

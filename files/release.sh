@@ -24,7 +24,7 @@ log() { printf '%s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$ORIGIN" "
 as_app() {
     local dir=$1; shift
     runuser -u "$APP_USER" -- env -C "$dir" bash -c \
-        'set -a; . "$0"; set +a; [ -z "$2" ] || PYTHONPATH=$2
+        'set -a; . "$0"; set +a; [ -z "$2" ] || PYTHONPATH=$2${PYTHONPATH:+:$PYTHONPATH}
          export VIRTUAL_ENV="$1/venv" PATH="$1/venv/bin:$PATH" DJDEPLOY_RELEASE="$1"
          shift 2; exec "$@"' "${ENV_FILE:-$ROOT/shared/.env}" "$dir" "${VIEW:-}" "$@"
 }

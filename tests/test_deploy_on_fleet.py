@@ -136,3 +136,24 @@ def test_a_host_rebooted_from_inside_serves_again(fleet, deployed):
     # A real reboot: systemd started again and brought the enabled unit up by itself.
     assert fleet.ssh(staging, "cat /proc/sys/kernel/random/boot_id").stdout != boot_id
     assert fleet.ssh(staging, f"systemctl is-active {PROJECT}").stdout.strip() == "active"
+
+
+def test_the_listen_mode_changes_both_ways_and_the_app_serves(fleet, deployed):
+    """ambient -> socket -> ambient on the staging host: the unit that says who holds the
+    port goes in place with the listener (not with the switch), so the app serves after each
+    run, with the capability and the socket unit its mode needs; a third run changes nothing."""
+    staging = fleet.by_group("staging")[0]
+    url = f"http://{staging['address']}:8080/healthz"
+    try:
+        for mode, socket_state in (("socket", "active"), ("ambient", "inactive")):
+            result = run_pyinfra("-y", "--limit", staging["address"], "--data", f"listen={mode}")
+            assert result.returncode == 0, result.stdout[-3000:]
+            assert wait_http_200(url, timeout=30)[0] == 200, mode
+            states = fleet.ssh(staging, f"systemctl is-active {PROJECT}.service {PROJECT}.socket || true").stdout.split()
+            assert states == ["active", socket_state], (mode, states)
+            unit = fleet.ssh(staging, f"cat /etc/systemd/system/{PROJECT}.service").stdout
+            assert ("AmbientCapabilities=CAP_NET_BIND_SERVICE" in unit) is (mode == "ambient"), mode
+            again = run_pyinfra("-y", "--limit", staging["address"], "--data", f"listen={mode}")
+            assert results(again.stdout)["Grand total"]["changed"] == 0, (mode, again.stdout[-3000:])
+    finally:
+        assert run_pyinfra("-y", "--limit", staging["address"]).returncode == 0  # ambient, as group_data says

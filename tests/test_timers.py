@@ -21,11 +21,14 @@ def test_the_job_timers_fact_reads_systemctl():
 
     listed = json.dumps([{"next": 1796175055000000, "left": 1, "last": 1796175050000000, "passed": 1,
                           "unit": "shop-job-tick.timer", "activates": "shop-job-tick.service"},
+                         {"next": None, "left": None, "last": None, "passed": None,  # a name with -job- in it
+                          "unit": "shop-job-old-job-x.timer", "activates": "shop-job-old-job-x.service"},
                          {"next": None, "left": None, "last": None, "passed": None,
                           "unit": "shop-job-new.timer", "activates": "shop-job-new.service"}])
-    output = [listed, "Result=exit-code", "Id=shop-job-tick.service", "", "Result=success", "Id=shop-job-new.service"]
+    output = ["prefix=shop-job-", listed, "Result=exit-code", "Id=shop-job-tick.service", "", "Result=success", "Id=shop-job-new.service"]
     assert JobTimers().process(output) == {
         "tick": {"last": 1796175050, "next": 1796175055, "result": "exit-code"},
+        "old-job-x": {"last": None, "next": None, "result": "?"},
         "new": {"last": None, "next": None, "result": "success"}}
 
 

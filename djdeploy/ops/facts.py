@@ -91,6 +91,7 @@ class Deployment(FactBase):
         r, lock = shlex.quote(root), shlex.quote(lock_dir)
         files = " ".join(shlex.quote(f) for f in config_files)
         waiting = " ".join(shlex.quote(f + end) for f in config_files for end in (".next", ".prev", ".next.part"))
+        waiting += "".join(f" {shlex.quote(f)}.next.??????" for f in config_files)  # a cut .env upload (its mktemp)
         return (f"cd {r} 2>/dev/null || exit 0; "
                 f"stat -c 'stat=%n %Y %N' .serving current previous current/venv 2>/dev/null; "
                 f"echo serving=$(cat .serving 2>/dev/null); "
@@ -141,14 +142,17 @@ class JobTimers(FactBase):
     def command(self, project):
         pattern = shlex.quote(f"{project}-job-*")
         prefix = shlex.quote(f"{project}-job-")  # each service by name: a glob finds only loaded units
-        return (f"systemctl list-timers --all --no-pager -o json {pattern}.timer 2>/dev/null || echo '[]'; "
+        return (f"echo prefix={prefix}; "
+                f"systemctl list-timers --all --no-pager -o json {pattern}.timer 2>/dev/null || echo '[]'; "
                 f"units=$(ls -1 /etc/systemd/system | grep -F -- {prefix} | grep '[.]service$'); "
                 "[ -z \"$units\" ] || systemctl show -p Id -p Result $units 2>/dev/null || true")
 
     def process(self, output):
-        listed, results, unit = [], {}, None
+        listed, results, unit, prefix = [], {}, None, ""
         for line in output:
-            if line.startswith("["):
+            if line.startswith("prefix="):
+                prefix = line[7:]
+            elif line.startswith("["):
                 listed = json.loads(line)
             elif line.startswith("Result="):
                 result = line[7:]
@@ -157,7 +161,7 @@ class JobTimers(FactBase):
                 results[unit] = result
         jobs = {}
         for entry in listed:
-            name = entry["unit"].rsplit("-job-", 1)[-1].removesuffix(".timer")
+            name = entry["unit"].removeprefix(prefix).removesuffix(".timer")
             jobs[name] = {"last": entry["last"] and entry["last"] // 1_000_000,
                           "next": entry["next"] and entry["next"] // 1_000_000,
                           "result": results.get(entry["activates"], "?")}

@@ -374,6 +374,13 @@ def socket_unit(s, src: str):
         yield from upload._inner(src=src, dest=s.socket_file, mode="0644", s=s)
 
 
+def listen_changes(s) -> bool:
+    """The port changes hands in this run: socket mode to ambient mode or back (or a first
+    deploy). The listener then changes before any switch, so the unit that says how the
+    app gets its port goes in place with it, not with the switch."""
+    return (s.listen == "socket") != bool(host.get_fact(File, path=s.socket_file))
+
+
 @operation()
 def listener(s):
     """The port is held the way `s.listen` says: by the socket unit, or by gunicorn itself.
@@ -402,13 +409,15 @@ UNITS = "/etc/systemd/system"
 def timers_here(host, s) -> list:
     """The timers of `s` this host runs. Each runs on one host of the fleet: the one its
     data names (host = "..."), or else the first host of the inventory that has it."""
-    names = [h.name for h in host.state.inventory]
     here = []
     for timer in s.timers:
-        if timer.host is not None and timer.host not in names:
-            fail(f"host {host.name}: timers.{timer.name}.host = {timer.host!r}: no such host in the inventory: "
-                 f"use one of {', '.join(names)}, or leave it out (the first host that has the timer runs it)")
-        chosen = timer.host or next(h.name for h in host.state.inventory if timer.name in (h.data.get("timers") or {}))
+        # The app hosts that have it (a database server runs no app, so no job either).
+        having = [h.name for h in host.state.inventory
+                  if timer.name in (h.data.get("timers") or {}) and h.data.get("database_server") is not True]
+        if timer.host is not None and timer.host not in having:
+            fail(f"host {host.name}: timers.{timer.name}.host = {timer.host!r}: not an app host that has this "
+                 f"timer: use one of {', '.join(having)}, or leave it out (the first of them runs it)")
+        chosen = timer.host or having[0]
         if chosen == host.name:
             here.append(timer)
     return here
