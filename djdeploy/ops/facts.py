@@ -137,7 +137,8 @@ class Deployment(FactBase):
 
 class JobTimers(FactBase):
     """The project's scheduled jobs on a host: {name: {"last": Unix time or None, "next":
-    Unix time or None, "result": the last run's result ("success", "exit-code", ...)}}."""
+    Unix time or None, "result": the last run's result ("success", "exit-code", ...), or
+    "running"}}."""
 
     def command(self, project):
         pattern = shlex.quote(f"{project}-job-*")
@@ -145,20 +146,28 @@ class JobTimers(FactBase):
         return (f"echo prefix={prefix}; "
                 f"systemctl list-timers --all --no-pager -o json {pattern}.timer 2>/dev/null || echo '[]'; "
                 f"units=$(ls -1 /etc/systemd/system | grep -F -- {prefix} | grep '[.]service$'); "
-                "[ -z \"$units\" ] || systemctl show -p Id -p Result $units 2>/dev/null || true")
+                "[ -z \"$units\" ] || systemctl show -p Id -p Result -p ActiveState $units 2>/dev/null || true")
 
     def process(self, output):
-        listed, results, unit, prefix = [], {}, None, ""
+        listed, results, prefix, block = [], {}, "", {}
+
+        def ended(block):
+            running = block.get("ActiveState") in ("activating", "active", "deactivating")
+            results[block.get("Id")] = "running" if running else block.get("Result", "?")
+
         for line in output:
-            if line.startswith("prefix="):
-                prefix = line[7:]
+            key, _, value = line.partition("=")
+            if key == "prefix":
+                prefix = value
             elif line.startswith("["):
                 listed = json.loads(line)
-            elif line.startswith("Result="):
-                result = line[7:]
-            elif line.startswith("Id="):
-                unit = line[3:]
-                results[unit] = result
+            elif value or line.endswith("="):  # systemctl show: a block per unit, its properties in its order
+                if key in block:  # the next unit's (blank lines between blocks may be dropped)
+                    ended(block)
+                    block = {}
+                block[key] = value
+        if block:
+            ended(block)
         jobs = {}
         for entry in listed:
             name = entry["unit"].removeprefix(prefix).removesuffix(".timer")
