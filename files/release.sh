@@ -270,6 +270,10 @@ port_holder() {
 switch() {
     ID=$1 mode=${2:-deploy}
     [ -d "$ROOT/releases/$ID" ] || fail "release $ID is not on this host: deploy it first"
+    # One switch at a time: a deploy killed on the controller leaves its switch running
+    # here, and the next deploy's must not restart, move files or revert beside it.
+    exec 9>> "$ROOT/.switch-lock"
+    flock -w 300 9 || fail "another switch has run on this host for 5 minutes (a killed deploy's?): wait, then deploy again"
     local old f
     old=$(basename "$(readlink "$ROOT/current" 2>/dev/null || true)")
     if [ "$mode" = rollback ]; then  # the release goes back with the files in place

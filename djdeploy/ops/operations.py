@@ -303,8 +303,8 @@ def leftovers_cleared(s):
     + s: the host's AppSettings
     """
     left = deployment(s)["leftovers"]
-    if left:
-        yield "rm -f -- " + " ".join(shell_quote(path) for path in left)
+    if left:  # not under a switch a killed deploy left running (release.sh takes the same lock)
+        yield f"flock -w 300 {shell_quote(s.root + '/.switch-lock')} rm -f -- " + " ".join(shell_quote(p) for p in left)
 
 
 @operation()
