@@ -11,7 +11,7 @@ from pyinfra import host
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from djdeploy.ops import operations, postgresql
+from djdeploy.ops import front, operations, postgresql
 from djdeploy.preflight import app_settings, build_release, host_python, host_secrets, preflight
 from djdeploy.run import lock, rollout
 from djdeploy.speed import factcache
@@ -28,8 +28,9 @@ else:
     release = build_release(host, s, python, machine)  # built once per run: code, locked wheels
 
     # What a stock Debian server lacks: the venv module of its Python, curl for the health
-    # check, and what the app says it needs (debian_packages).
-    operations.debian_packages(name="Debian packages", packages=[f"python{python}-venv", "curl", *s.debian_packages])
+    # check, Caddy for the front door, and what the app says it needs (debian_packages).
+    operations.debian_packages(name="Debian packages",
+                               packages=[f"python{python}-venv", "curl", front.PACKAGE, *s.debian_packages])
 
     # One deploy at a time per host: the lock is held while this run executes.
     lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
@@ -38,13 +39,14 @@ else:
     operations.system_group(name="App group", group=s.group, user=s.user)
     operations.system_user(name="App user", user=s.user, group=s.group, home=s.root)
 
-    # /srv/<project>: root's, readable by the app. shared/ outlives releases; shared/data is
-    # the only place the app writes (SQLite).
-    files.directory(name="Project folder", path=s.root, user="root", group=s.group, mode="0750")
+    # /srv/<project>: root's, readable by the app. shared/ outlives releases; shared/data and
+    # shared/media are the only places the app writes. Others (the front) may pass through
+    # to the files it serves (static files, uploads), never list or read the rest.
+    files.directory(name="Project folder", path=s.root, user="root", group=s.group, mode="0751")
     files.directory(name="Releases folder", path=s.releases_dir, user="root", group="root", mode="0755")
-    files.directory(name="Shared folder", path=s.shared_dir, user="root", group=s.group, mode="0750")
+    files.directory(name="Shared folder", path=s.shared_dir, user="root", group=s.group, mode="0751")
     files.directory(name="Data folder", path=s.data_dir, user=s.user, group=s.group, mode="0750")
-    files.directory(name="Uploads folder", path=s.media_dir, user=s.user, group=s.group, mode="0750")
+    files.directory(name="Uploads folder", path=s.media_dir, user=s.user, group=s.group, mode="0751")
 
     # The virtualenv, filled offline from wheels built once on this controller; one per set
     # of requirements, so a code-only release reuses it.
@@ -116,6 +118,29 @@ else:
 
     systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True,
                     _if=rollout.nothing_failed(host.state))
+    # The front door (Caddy): the world's HTTP on port (with a domain, HTTPS on 443 with a
+    # certificate by ACME, and 80 redirected), static files and uploads; the rest goes to
+    # gunicorn on 127.0.0.1. A changed configuration is reloaded gracefully.
+    files.directory(name="Front unit folder", path=front.DROPIN_DIR, user="root", group="root", mode="0755")
+    front_unit = operations.upload(name="Front unit", src="templates/front.conf.j2", dest=s.front_dropin, mode="0644",
+                                   s=s)
+    files.directory(name="Front folder", path=s.front_dir, user="root", group=front.USER, mode="0750")
+    files.directory(name="Front sites", path=f"{s.front_dir}/sites", user="root", group=front.USER, mode="0750")
+    front_files = [
+        operations.upload(name="Front Caddyfile", src="templates/Caddyfile.j2", dest=s.caddyfile,
+                          group=front.USER, mode="0640", s=s),
+        operations.upload(name="Front site", src="templates/site.caddy.j2", dest=s.site_file, group=front.USER,
+                          mode="0640", s=s),
+        # Trusted to talk to a private ACME CA (acme_ca_root); the user's certificate, and
+        # its key, readable by the front only (tls = {certificate, key}).
+        front.ca_root(name="ACME CA root", s=s),
+        front.certificate(name="Front certificate", s=s),
+    ]
+    front.front_door(name="Front door restarted", s=s, restart=True, _if=front_unit.did_change)
+    front.front_door(name="Front door reloaded", s=s,
+                     _if=[any_changed(*front_files), lambda: not front_unit.did_change()])
+    systemd.service(name="Front door running", service=front.UNIT, running=True, enabled=True)
+
     # Scheduled jobs (timers in data): systemd timers that run manage.py in the current
     # release, each on one host of the fleet.
     operations.scheduled_jobs(name="Scheduled jobs", s=s, timers=operations.timers_here(host, s),

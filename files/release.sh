@@ -9,7 +9,7 @@
 #   release.sh listen                    socket mode: the socket unit holds the port (the app stopped first)
 #   release.sh manage ARGS...            manage.py ARGS in the current release, as the app user (exec.py)
 # Settings come from the environment the deploy sets: ROOT UNIT APP_USER PORT WSGI
-# CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DJANGO_DIR
+# HTTPS CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DJANGO_DIR
 # DATABASE RELEASE_COMMANDS.
 # The files the app reads at start (CONFIG_FILES) that this run changed wait beside the old
 # ones as <name>.next: a release is checked with them, and the switch moves them in.
@@ -159,8 +159,9 @@ last_error() {
 # One GET of the health check (the deploy's gate, and status.py's health=): its status code,
 # 000 when nothing answered; the body goes to $1.
 probe() {
+    # HTTPS=1: asked as the front asks (it ends TLS): X-Forwarded-Proto: https.
     curl -s -o "${1:-/dev/null}" -w '%{http_code}' -m "$HEALTH_TIMEOUT" -H "Host: $HEALTH_HOST" \
-        "http://127.0.0.1:$PORT$HEALTH_PATH" || true
+        ${HTTPS:+-H "X-Forwarded-Proto: https"} "http://127.0.0.1:$PORT$HEALTH_PATH" || true
 }
 
 healthy() {
@@ -263,7 +264,7 @@ port_holder() {
              | sed 's/users:(("\([^"]*\)",pid=\([0-9]*\)/\1 (pid \2)/' || true)
     case "$holder" in
         ""|"systemd (pid 1)") ;;
-        *) echo "; port $PORT is held by $holder: stop it, or give the app another port (port in data)" ;;
+        *) echo "; port $PORT is held by $holder: stop it, or give the app another port (app_port in data)" ;;
     esac
 }
 

@@ -362,7 +362,7 @@ def test_a_failed_start_names_the_program_that_holds_the_port():
         holder.close()
     name = Path("/proc/self/comm").read_text().strip()  # what ss shows: this process
     assert said == (f"; port {port} is held by {name} (pid {os.getpid()}): stop it, "
-                    "or give the app another port (port in data)\n")
+                    "or give the app another port (app_port in data)\n")
     said = subprocess.run(["bash", "-c", function.group(0) + "\nport_holder"], env=dict(os.environ, PORT=str(port)),
                           capture_output=True, text=True, timeout=30).stdout
     assert said == ""  # nobody holds it: nothing to add
@@ -693,7 +693,7 @@ def test_a_port_held_by_another_program_is_named_in_socket_mode(fleet, deployed)
         pid = fleet.ssh(web, "pgrep -f '[h]ttp.server 80'").stdout.split()[0]
         assert re.search(rf"{PROJECT}\.socket could not listen on port 80 \(journalctl -u {PROJECT}\.socket\); "
                          rf"port 80 is held by python3 \(pid {pid}\): stop it, or give the app another port "
-                         r"\(port in data\)", held.stdout), held.stdout[-3000:]
+                         r"\(app_port in data\)", held.stdout), held.stdout[-3000:]
     finally:
         fleet.ssh(web, "pkill -f '[h]ttp.server 80' || true")
     assert run_pyinfra("-y", "--limit", web["address"]).returncode == 0

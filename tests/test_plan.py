@@ -14,7 +14,10 @@ RECIPE = [
     "Django folder", "Django settings", "WSGI entry", "gunicorn settings",
     "Release tool", "Release", "Migrations", "systemd unit", "systemd socket", "Reload systemd",
     "Listening socket", "Switch to the release",
-    "Enable and start the app", "Scheduled jobs", "Old releases",
+    "Enable and start the app",
+    "Front unit folder", "Front unit", "Front folder", "Front sites", "Front Caddyfile", "Front site", "ACME CA root",
+    "Front certificate", "Front door restarted", "Front door reloaded", "Front door running",
+    "Scheduled jobs", "Old releases",
 ]
 
 

@@ -87,7 +87,7 @@ def server():
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is what the hosts' release tool uses")
 def test_status_asks_the_health_check_the_gate_makes(server, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    s = parse("web1", {"app_user": "web", "port": server, "health_path": "/healthz", "health_host": "shop.example",
+    s = parse("web1", {"app_user": "web", "port": 80, "app_port": server, "health_path": "/healthz", "health_host": "shop.example",
                        "health_timeout": 1})
     tool = tmp_path / "release.sh"
     shutil.copy(RELEASE_TOOL, tool)

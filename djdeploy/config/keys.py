@@ -28,6 +28,11 @@ BATCH = re.compile(r"^([1-9][0-9]*)(%?)$")
 SAFE_PATH = re.compile(r"^[A-Za-z0-9_.+@/-]+$")  # srv: no space, quote or shell character
 DOTTED = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 SRV = "/srv"
+DOMAIN = r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"  # a DNS name, lower case
+HTTPS_URL = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
+EMAIL = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"
+URL_PATH = r"^/([A-Za-z0-9_.~-]+/)+$"  # /static/, /assets/v2/
+TLS_MODES = ("auto", "off")
 TIMER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 TIMER_COMMAND = r"^[A-Za-z0-9_][A-Za-z0-9_ .=:,/@+-]*$"  # words systemd's ExecStart= and a shell read alike
 TIMESPAN = r"^[0-9]+ ?(us|ms|s|sec|m|min|h|hr|d|w)?$"
@@ -42,7 +47,8 @@ TIMER_FIELDS = {
 # What production needs, set by the deploy's settings module on top of the app's own
 # (templates/settings.py.j2); `keep_app_settings` leaves any of them as the app has it.
 OVERRIDES = ("ALLOWED_HOSTS", "DEBUG", "SECRET_KEY", "DATABASES", "STATIC_ROOT", "MEDIA_ROOT",
-             "CSRF_TRUSTED_ORIGINS", "LOGGING")
+             "CSRF_TRUSTED_ORIGINS", "LOGGING", "SECURE_PROXY_SSL_HEADER", "SECURE_SSL_REDIRECT",
+             "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS")
 UP_PATH = "/-/up"  # the deploy's health endpoint, answered before the app's URL routing (files/djdeploy_wsgi.py)
 SETTINGS_MODULE = "djdeploy_settings"
 # What .env holds for the deploy itself (AppSettings.environment): app_env may not replace them.
@@ -98,8 +104,12 @@ KEYS: dict[str, Key] = {
     # The service
     "app_user": Key(None, schema.string(), "required: the system user gunicorn runs as"),
     "app_group": Key(None, schema.optional(schema.string()), "defaults to app_user"),
-    "port": Key(None, schema.integer(1, 65535), "required: where gunicorn listens, on all addresses",
-                "a whole number from 1 to 65535, e.g. port = 8000"),
+    "port": Key(None, schema.integer(1, 65535),
+                "required: the site's HTTP port, on all addresses (the front's: Caddy); with a domain, 80 and 443",
+                "a whole number from 1 to 65535, e.g. port = 80"),
+    "app_port": Key(8000, schema.integer(1024, 65535),
+                    "where gunicorn listens behind the front, on 127.0.0.1 only (one per project on a host)",
+                    "a whole number from 1024 to 65535, not used by another project on the host"),
     "workers": Key(2, schema.integer(1, 64), "gunicorn worker processes", "a whole number from 1 to 64"),
     "allowed_hosts": Key(None, schema.optional(schema.list_of(schema.string())),
                          "defaults to the host's inventory name, localhost, 127.0.0.1"),
@@ -109,6 +119,31 @@ KEYS: dict[str, Key] = {
                   "\"socket\": systemd holds the port (zero-downtime restarts); \"ambient\": gunicorn binds "
                   "it (AmbientCapabilities, the seed's unit)",
                   'use "socket" (zero-downtime) or "ambient" (the seed\'s AmbientCapabilities unit)'),
+    # The front door (Caddy): HTTPS, slow clients, static files and uploads
+    "domain": Key(None, schema.optional(schema.string(DOMAIN)),
+                  "the site's DNS name: HTTPS on 443 with a certificate from an ACME CA (renewed by Caddy), "
+                  "HTTP on 80 redirected to it, HTTP/2; added to allowed_hosts",
+                  "a lower-case DNS name such as shop.example.com"),
+    "tls": Key("auto", schema.either(schema.one_of(*TLS_MODES),
+                                     schema.record({"certificate": schema.string(), "key": schema.string()},
+                                                   required=("certificate", "key"))),
+               "\"auto\": HTTPS by ACME when there is a domain; \"off\": plain HTTP on port (the seed's port "
+               "80); {certificate, key}: your own PEM files (paths on this machine), for the domain",
+               '"auto", "off", or {"certificate": "certs/site.pem", "key": "certs/site.key"}'),
+    "hsts": Key(0, schema.integer(0, 63072000),
+                "seconds of Strict-Transport-Security on HTTPS (0: off; 31536000 is a year)",
+                "seconds, a whole number from 0 (off) to 63072000"),
+    "acme_ca": Key(None, schema.optional(schema.string(HTTPS_URL)),
+                   "the ACME directory certificates come from (default: Let's Encrypt); one per host",
+                   "an https:// URL of an ACME directory"),
+    "acme_ca_root": Key(None, schema.optional(schema.string()),
+                        "a PEM file on this machine that signs acme_ca's own HTTPS (a private CA)"),
+    "acme_email": Key(None, schema.optional(schema.string(EMAIL)),
+                      "the ACME account's e-mail (expiry notices)", "an e-mail address"),
+    "static_url": Key("/static/", schema.string(URL_PATH),
+                      "the URL the front serves STATIC_ROOT at (the app's STATIC_URL)", "a path such as /static/"),
+    "media_url": Key("/media/", schema.string(URL_PATH),
+                     "the URL the front serves uploads (MEDIA_ROOT) at (the app's MEDIA_URL)", "a path such as /media/"),
     # Releases
     "keep_releases": Key(5, schema.integer(2, 100), "releases kept per host (never deleting current or previous)",
                          "a whole number from 2 to 100"),

@@ -71,6 +71,55 @@ class AppSettings:
     debian_packages: tuple = ()  # the app's own needs from Debian
     serve_files: bool = True
     timers: tuple = ()  # Timer, by name
+    app_port: int = 8000  # gunicorn's, on 127.0.0.1, behind the front
+    domain: str | None = None
+    tls: str = "off"  # "acme", "files" (tls_files) or "off": what the front serves HTTPS with
+    tls_files: tuple = ()  # (certificate, key): paths on the controller
+    hsts: int = 0
+    acme_ca: str | None = None
+    acme_ca_root: str | None = None  # a path on the controller
+    acme_email: str | None = None
+    static_url: str = "/static/"
+    media_url: str = "/media/"
+
+    @property
+    def https(self) -> bool:
+        """The front serves HTTPS (a domain, with a certificate by ACME or from files)."""
+        return self.tls != "off"
+
+    @property
+    def front_dir(self) -> str:
+        """The front's configuration (Caddy's): the host's Caddyfile, each project's site."""
+        return "/etc/caddy/djdeploy"
+
+    @property
+    def caddyfile(self) -> str:
+        return f"{self.front_dir}/Caddyfile"
+
+    @property
+    def site_file(self) -> str:
+        return f"{self.front_dir}/sites/{self.project}.caddy"
+
+    @property
+    def front_dropin(self) -> str:
+        return "/etc/systemd/system/caddy.service.d/djdeploy.conf"
+
+    @property
+    def certificate_file(self) -> str:
+        return f"{self.front_dir}/certs/{self.project}.pem"
+
+    @property
+    def key_file(self) -> str:
+        return f"{self.front_dir}/certs/{self.project}.key"
+
+    @property
+    def acme_root_file(self) -> str:
+        return f"{self.front_dir}/acme-ca-root.pem"
+
+    @property
+    def site_address(self) -> str:
+        """The front's site: the domain (HTTPS, and HTTP redirected) or plain HTTP on port."""
+        return self.domain if self.https else f"http://:{self.port}"
 
     @property
     def overrides(self) -> tuple:
@@ -109,7 +158,7 @@ class AppSettings:
     def csrf_origins(self) -> list:
         """The origins CSRF trusts: every allowed host (a leading dot: its subdomains), by
         http on the app's port and by https."""
-        port = "" if self.port == 80 else f":{self.port}"
+        port = "" if self.port == 80 or self.https else f":{self.port}"
         names = [("*" + h if h.startswith(".") else h) for h in self.allowed_hosts if h != "*"]
         return [f"http://{h}{port}" for h in names] + [f"https://{h}" for h in names]
 
@@ -183,7 +232,7 @@ class AppSettings:
             "DJDEPLOY_SERVE_FILES": "1" if self.serve_files else "0",  # static files and uploads
             "DJANGO_SECRET_KEY_FILE": self.secret_key_file,
             "DJANGO_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
-            "PORT": str(self.port),
+            "PORT": str(self.app_port),  # gunicorn's, on 127.0.0.1 (the front answers self.port)
         }
         if self.database != "postgresql":  # postgresql: DATABASE_URL, with the secrets
             env["DJANGO_DB_PATH"] = f"{self.data_dir}/db.sqlite3"
@@ -324,9 +373,13 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
             problems.append(f"{where}: timers: {name!r}: not a timer name: {HINTS['timers']}")
             continue
         timers.append(Timer(name=name, **fields))
+    tls, tls_files = "off", ()
+    if "tls" not in bad and "domain" not in bad and not server:
+        tls, tls_files, found_problems = _tls(where, chosen)
+        problems += found_problems
     if problems:
         raise DataError(problems)
-    allowed = chosen.allowed_hosts or [host_name, "localhost", "127.0.0.1"]
+    allowed = chosen.allowed_hosts or [*([chosen.domain] if chosen.domain else []), host_name, "localhost", "127.0.0.1"]
     return AppSettings(
         project=chosen.project, app_path=Path(chosen.app_path), requirements=Path(requirements or "requirements.txt"),
         wsgi_module=chosen.wsgi_module or found.get("wsgi_module") or "",
@@ -342,4 +395,33 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         db_address=chosen.db_address or (host_name if server else None),
         keep_app_settings=tuple(chosen.keep_app_settings), release_commands=tuple(release_commands),
         debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, timers=tuple(timers),
+        app_port=chosen.app_port, domain=chosen.domain, tls=tls, tls_files=tls_files, hsts=chosen.hsts,
+        acme_ca=chosen.acme_ca, acme_ca_root=chosen.acme_ca_root, acme_email=chosen.acme_email,
+        static_url=chosen.static_url, media_url=chosen.media_url,
     )
+
+
+def _tls(where: str, chosen) -> tuple[str, tuple, list]:
+    """(tls mode, (certificate, key) files, problems) from the data's domain and tls keys."""
+    problems = []
+    if chosen.tls == "off" or (chosen.tls == "auto" and not chosen.domain):
+        return "off", (), problems
+    if not chosen.domain:
+        return "off", (), [f"{where}: tls holds certificate files but domain is not set: set domain = "
+                           "\"<the name the certificate is for>\", or tls = \"off\""]
+    if chosen.tls == "auto":
+        root = chosen.acme_ca_root
+        if root and not Path(root).is_file():
+            problems.append(f"{where}: acme_ca_root = {root!r}: no such file here: the PEM file that signs "
+                            "acme_ca's HTTPS, relative to the directory you run pyinfra from")
+        return "acme", (), problems
+    files = (chosen.tls["certificate"], chosen.tls["key"])
+    for field, path in zip(("certificate", "key"), files):
+        if not Path(path).is_file() or Path(path).is_symlink():
+            problems.append(f"{where}: tls.{field} = {path!r}: not a file here: the PEM {field} file, "
+                            "relative to the directory you run pyinfra from")
+    if not problems and "PRIVATE KEY-----" not in Path(files[1]).read_text(errors="replace"):
+        problems.append(f"{where}: tls.key = {files[1]!r}: holds no PEM private key")
+    if not problems and "BEGIN CERTIFICATE" not in Path(files[0]).read_text(errors="replace"):
+        problems.append(f"{where}: tls.certificate = {files[0]!r}: holds no PEM certificate")
+    return "files", files, problems

@@ -44,6 +44,21 @@ class MissingPackages(FactBase):
         return [name for name in wanted if name not in installed]
 
 
+class SocketListens(FactBase):
+    """Where a socket unit listens now, as systemd says (["127.0.0.1:8000"]); [] when it
+    is not loaded or listens nowhere. Its file may say otherwise until it is restarted."""
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self, unit):
+        return f"systemctl show -p Listen --value {shlex.quote(unit)} 2>/dev/null || true"
+
+    def process(self, output):
+        return [line.split()[0] for line in output if line.strip()]
+
+
 class DirectoryFiles(FactBase):
     """Names of the files directly in a directory (empty when it does not exist)."""
 

@@ -20,7 +20,7 @@ from pyinfra.operations import files
 
 from djdeploy.config import envfile
 from djdeploy.ops.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
-                            MissingPackages)
+                            MissingPackages, SocketListens)
 from djdeploy.errors import fail
 from djdeploy.run.lock import CONTROLLER, shell_quote
 
@@ -32,7 +32,8 @@ APT_UPDATE_TIMEOUT = 180  # seconds per try of `apt-get update`
 def tool_env(s) -> str:
     """The settings release.sh reads, as an `env` prefix (no secrets among them)."""
     values = {
-        "ROOT": s.root, "UNIT": s.unit, "APP_USER": s.user, "PORT": s.port, "WSGI": s.wsgi_module,
+        "ROOT": s.root, "UNIT": s.unit, "APP_USER": s.user, "PORT": s.app_port, "WSGI": s.wsgi_module,
+        "HTTPS": "1" if s.https else "",
         "CHECK_LEVEL": s.check_level, "HEALTH_PATH": s.health_path, "HEALTH_HOST": s.health_host,
         "HEALTH_TIMEOUT": s.health_timeout, "HEALTH_RETRIES": s.health_retries,
         "ORIGIN": f"{getpass.getuser()}@{CONTROLLER}",
@@ -394,7 +395,12 @@ def listener(s):
     active = host.get_fact(SystemdStatus, services=[socket_unit]).get(socket_unit)
     enabled = host.get_fact(SystemdEnabled, services=[socket_unit]).get(socket_unit)
     if s.listen == "socket":
-        if not active:  # a port another program holds is named (release.sh listen)
+        if active and host.get_fact(SocketListens, unit=socket_unit) != [f"127.0.0.1:{s.app_port}"]:
+            # It listens elsewhere (app_port changed, or the port before the front): the socket
+            # takes its new port with the app stopped a moment (the front tries again meanwhile).
+            yield (f"systemctl stop {shell_quote(s.unit)} {shell_quote(socket_unit)} && {tool_env(s)} "
+                   f"{shell_quote(s.release_tool)} listen && systemctl start {shell_quote(s.unit)}")
+        elif not active:  # a port another program holds is named (release.sh listen)
             yield f"{tool_env(s)} {shell_quote(s.release_tool)} listen"
         if not enabled:
             yield f"systemctl enable {shell_quote(socket_unit)}"

@@ -1,0 +1,94 @@
+"""The front door: Caddy, from Debian, in front of every app host.
+
+It answers the world on the site's ports (80, and 443 with a domain), ends TLS with a
+certificate it gets from an ACME CA and renews (or the user's own files), speaks HTTP/2,
+holds slow clients on cheap goroutines instead of gunicorn workers, serves static files
+and uploads, and passes the rest to gunicorn on 127.0.0.1, trying again through the app's
+restarts. One Caddyfile per host (global options, from the host's data) imports one site
+file per project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.facts.files import Sha1File
+from pyinfra.api import StringCommand, operation
+from pyinfra.operations import files as pyinfra_files
+
+from djdeploy.ops import operations
+from djdeploy.run.lock import shell_quote
+
+PACKAGE = "caddy"
+UNIT = "caddy.service"
+USER = "caddy"  # Debian's package makes it
+
+
+DROPIN_DIR = "/etc/systemd/system/caddy.service.d"
+
+
+@operation()
+def ca_root(s):
+    """With acme_ca_root: the PEM that signs the ACME CA's own HTTPS, where Caddy reads it.
+
+    + s: the host's AppSettings
+    """
+    if s.acme_ca_root:
+        yield from operations.upload._inner(src=s.acme_ca_root, dest=s.acme_root_file, group=USER, mode="0640")
+
+
+@operation()
+def certificate(s):
+    """With tls = {certificate, key}: the certificate (root:caddy 0640) and its key, which
+    only the front may read, never printed or diffed (compared by digest, sent over stdin).
+    The certificate folder is the front's alone (root:caddy 0750).
+
+    + s: the host's AppSettings
+    """
+    if s.tls != "files":
+        return
+    folder = f"{s.front_dir}/certs"
+    yield from pyinfra_files.directory._inner(path=folder, user="root", group=USER, mode="0750")
+    yield from operations.upload._inner(src=s.tls_files[0], dest=s.certificate_file, group=USER, mode="0640")
+    yield from key_file._inner(src=s.tls_files[1], dest=s.key_file)
+
+
+@operation()
+def key_file(src: str, dest: str):
+    """The certificate's private key at `dest`, root:caddy 0640: readable by the front only
+    (never by an app user), never printed or diffed: compared by digest, sent over stdin.
+
+    + src: the key's PEM file on this machine
+    + dest: where Caddy reads it
+    """
+    text = Path(src).read_text()
+    digest = hashlib.sha1(text.encode()).hexdigest()
+    present = host.get_fact(Sha1File, path=dest)
+    if present == digest:
+        return
+    part = shell_quote(dest + ".part")
+    yield StringCommand(
+        f"umask 077 && cat > {part} && [ \"$(sha1sum < {part} | cut -c1-40)\" = {digest} ] "
+        f"&& chown root:{USER} {part} && chmod 0640 {part} && mv -f {part} {shell_quote(dest)} "
+        f"|| {{ rm -f {part}; echo 'the certificate key did not arrive whole: left as it was' >&2; exit 1; }}",
+        _stdin=[text],
+    )
+
+
+@operation()
+def front_door(s, restart: bool = False):
+    """Caddy takes the deploy's configuration: reloaded gracefully (open connections finish
+    on the old one), or restarted when its unit changed, after Caddy has checked it. A
+    configuration it refuses is one line, and the running one stays.
+
+    + s: the host's AppSettings
+    + restart: its unit (the drop-in) changed: systemd reloads it and Caddy restarts
+    """
+    yield StringCommand(
+        f"out=$(caddy validate --config {shell_quote(s.caddyfile)} --adapter caddyfile 2>&1) || "
+        "{ echo \"the front's configuration was refused by caddy, the running one stays: "
+        "$(printf '%s' \"$out\" | grep -i error | tail -n 1 | cut -c1-300)\" >&2; exit 1; }; "
+        + (f"systemctl daemon-reload && systemctl restart {UNIT}" if restart else f"systemctl reload-or-restart {UNIT}")
+    )
