@@ -137,9 +137,9 @@ else:
         front.certificate(name="Front certificate", s=s),
     ]
     front.front_door(name="Front door restarted", s=s, restart=True, _if=front_unit.did_change)
-    front.front_door(name="Front door reloaded", s=s,
+    front.front_door(name="Front door reloaded", s=s, reload=True,
                      _if=[any_changed(*front_files), lambda: not front_unit.did_change()])
-    systemd.service(name="Front door running", service=front.UNIT, running=True, enabled=True)
+    front.front_door(name="Front door running", s=s)
 
     # Scheduled jobs (timers in data): systemd timers that run manage.py in the current
     # release, each on one host of the fleet.

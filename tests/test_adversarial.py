@@ -452,7 +452,8 @@ def rendered(s) -> dict:
 
     env = Environment(loader=FileSystemLoader(ROOT), undefined=StrictUndefined, keep_trailing_newline=True)
     files = {name: env.get_template(f"templates/{name}").render(s=s, py=repr)
-             for name in ("run.j2", "app.service.j2", "app.socket.j2", "settings.py.j2")}
+             for name in ("run.j2", "app.service.j2", "app.socket.j2", "settings.py.j2", "Caddyfile.j2",
+                          "site.caddy.j2", "front.conf.j2")}
     files[".env"] = render_env("templates/env.j2", s, {})
     files["release.sh's environment"] = tool_env(s)
     return files
@@ -460,7 +461,7 @@ def rendered(s) -> dict:
 
 def shape(files: dict) -> dict:
     """What a hostile value must not change: the directives of the units, the lines of the run
-    script (and that bash parses it), the statements of settings.py, the variables .env and
+    script (and that bash parses it), the directives and blocks of the front's Caddyfiles, the statements of settings.py, the variables .env and
     release.sh's environment set (read back by bash)."""
     import ast
 
@@ -471,7 +472,11 @@ def shape(files: dict) -> dict:
 
     assert subprocess.run(["bash", "-n"], input=files["run.j2"], text=True, timeout=30).returncode == 0
     return {
-        "units": [re.findall(r"^([A-Za-z]+)=", files[n], re.M) for n in ("app.service.j2", "app.socket.j2")],
+        "units": [re.findall(r"^([A-Za-z]+)=", files[n], re.M) for n in ("app.service.j2", "app.socket.j2",
+                                                                          "front.conf.j2")],
+        # The front's Caddyfiles: each line's directive, and where blocks open and close.
+        "caddy": [[(line.split()[0], line.count("{"), line.count("}")) for line in files[n].splitlines()
+                   if line.strip() and not line.strip().startswith("#")] for n in ("Caddyfile.j2", "site.caddy.j2")],
         "run": len(files["run.j2"].splitlines()),
         "settings": [type(node).__name__ for node in ast.parse(files["settings.py.j2"]).body],
         ".env": bash_names("set -a; . /dev/stdin <<'DJDEPLOY_END'\n" + files[".env"] + "DJDEPLOY_END\n"),
@@ -686,15 +691,15 @@ def test_a_port_held_by_another_program_is_named_in_socket_mode(fleet, deployed)
 
     web = fleet.by_group("web")[0]
     fleet.ssh(web, f"systemctl stop {PROJECT}.socket {PROJECT}.service; "
-                   "setsid python3 -m http.server 80 >/dev/null 2>&1 < /dev/null & sleep 1")
+                   "setsid python3 -m http.server 8000 --bind 127.0.0.1 >/dev/null 2>&1 < /dev/null & sleep 1")
     try:
         held = run_pyinfra("-y", "--limit", web["address"])
         assert held.returncode == 1, held.stdout[-3000:]
-        pid = fleet.ssh(web, "pgrep -f '[h]ttp.server 80'").stdout.split()[0]
-        assert re.search(rf"{PROJECT}\.socket could not listen on port 80 \(journalctl -u {PROJECT}\.socket\); "
-                         rf"port 80 is held by python3 \(pid {pid}\): stop it, or give the app another port "
+        pid = fleet.ssh(web, "pgrep -f '[h]ttp.server 8000'").stdout.split()[0]
+        assert re.search(rf"{PROJECT}\.socket could not listen on port 8000 \(journalctl -u {PROJECT}\.socket\); "
+                         rf"port 8000 is held by python3 \(pid {pid}\): stop it, or give the app another port "
                          r"\(app_port in data\)", held.stdout), held.stdout[-3000:]
     finally:
-        fleet.ssh(web, "pkill -f '[h]ttp.server 80' || true")
+        fleet.ssh(web, "pkill -f '[h]ttp.server 8000' || true")
     assert run_pyinfra("-y", "--limit", web["address"]).returncode == 0
     assert fleet.ssh(web, f"systemctl is-active {PROJECT}.socket {PROJECT}.service").stdout.split() == ["active"] * 2

@@ -42,8 +42,9 @@ def test_files_have_the_owners_and_modes_the_deploy_sets(fleet, deployed):
                           f"shared/secret_key shared/data releases current/ current/venv/ "
                           f"/etc/systemd/system/{PROJECT}.service").stdout
     modes = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
-    assert modes["."] == ["root", "web", "750"]
-    assert modes["shared"] == ["root", "web", "750"]
+    # Others (the front) may pass through to the static files and uploads it serves, not list.
+    assert modes["."] == ["root", "web", "751"]
+    assert modes["shared"] == ["root", "web", "751"]
     assert modes["shared/.env"] == ["root", "web", "640"]
     assert modes["run"] == ["root", "web", "750"]
     assert modes["shared/secret_key"] == ["root", "web", "640"]
@@ -65,10 +66,14 @@ def test_journal_shows_gunicorn_starting(fleet, deployed):
 
 
 def test_each_group_listens_its_way(fleet, deployed):
-    """web: systemd's socket holds port 80, no capability; staging: the seed's unit."""
+    """web: systemd's socket holds gunicorn's port (8000, on 127.0.0.1), no capability;
+    staging: the seed's unit, gunicorn binds it. The front (Caddy) holds the site's port."""
     for host in fleet.hosts:
         unit = fleet.ssh(host, f"systemctl show -p AmbientCapabilities -p Requires {PROJECT}.service").stdout
-        sockets = fleet.ssh(host, f"ss -Hltnp 'sport = :{PORTS[host['group']]}'").stdout
+        sockets = fleet.ssh(host, "ss -Hltnp 'sport = :8000'").stdout
+        assert sockets.split()[3] == "127.0.0.1:8000", sockets
+        front = fleet.ssh(host, f"ss -Hltnp 'sport = :{PORTS[host['group']]}'").stdout
+        assert '"caddy"' in front and "gunicorn" not in front, front
         if host["group"] == "web":
             assert "AmbientCapabilities=\n" in unit and f"{PROJECT}.socket" in unit
             assert fleet.ssh(host, f"systemctl is-active {PROJECT}.socket").stdout.strip() == "active"

@@ -68,7 +68,9 @@ def projects(tmp_path_factory):
 
 
 def data(project, port, projects, **more):
-    values = {"project": project, "app_user": project, "port": port, "app_path": str(projects / project),
+    # Each project its own port at the front, and its own for gunicorn behind it (app_port).
+    values = {"project": project, "app_user": project, "port": port, "app_port": port + 1000,
+              "app_path": str(projects / project),
               "requirements": str(projects / f"{project}-requirements.txt"), "health_path": "null", **more}
     return [arg for key, value in values.items() for arg in ("--data", f"{key}={value}")]
 

@@ -138,6 +138,9 @@ KEYS: dict[str, Key] = {
                    "an https:// URL of an ACME directory"),
     "acme_ca_root": Key(None, schema.optional(schema.string()),
                         "a PEM file on this machine that signs acme_ca's own HTTPS (a private CA)"),
+    "acme_renew_interval": Key("10m", schema.string(r"^[1-9][0-9]{0,4}(s|m|h)$"),
+                               "how often the front checks its certificates for renewal (each is renewed "
+                               "in the last third of its life)", "a Go duration: 30s, 10m, 1h"),
     "acme_email": Key(None, schema.optional(schema.string(EMAIL)),
                       "the ACME account's e-mail (expiry notices)", "an e-mail address"),
     "static_url": Key("/static/", schema.string(URL_PATH),

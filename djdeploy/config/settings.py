@@ -79,6 +79,7 @@ class AppSettings:
     acme_ca: str | None = None
     acme_ca_root: str | None = None  # a path on the controller
     acme_email: str | None = None
+    acme_renew_interval: str = "10m"
     static_url: str = "/static/"
     media_url: str = "/media/"
 
@@ -373,6 +374,13 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
             problems.append(f"{where}: timers: {name!r}: not a timer name: {HINTS['timers']}")
             continue
         timers.append(Timer(name=name, **fields))
+    root = chosen.acme_ca_root
+    if root and "acme_ca_root" not in bad and (not Path(root).is_file() or Path(root).is_symlink()):
+        problems.append(f"{where}: acme_ca_root = {root!r}: not a file here: the PEM file that signs "
+                        "acme_ca's HTTPS, relative to the directory you run pyinfra from")
+    elif root and "acme_ca_root" not in bad and "BEGIN CERTIFICATE" not in Path(root).read_text(errors="replace"):
+        problems.append(f"{where}: acme_ca_root = {root!r}: holds no PEM certificate: give the CA's root "
+                        "certificate (-----BEGIN CERTIFICATE-----)")
     tls, tls_files = "off", ()
     if "tls" not in bad and "domain" not in bad and not server:
         tls, tls_files, found_problems = _tls(where, chosen)
@@ -396,7 +404,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         keep_app_settings=tuple(chosen.keep_app_settings), release_commands=tuple(release_commands),
         debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, timers=tuple(timers),
         app_port=chosen.app_port, domain=chosen.domain, tls=tls, tls_files=tls_files, hsts=chosen.hsts,
-        acme_ca=chosen.acme_ca, acme_ca_root=chosen.acme_ca_root, acme_email=chosen.acme_email,
+        acme_ca=chosen.acme_ca, acme_ca_root=chosen.acme_ca_root, acme_email=chosen.acme_email, acme_renew_interval=chosen.acme_renew_interval,
         static_url=chosen.static_url, media_url=chosen.media_url,
     )
 
@@ -410,10 +418,6 @@ def _tls(where: str, chosen) -> tuple[str, tuple, list]:
         return "off", (), [f"{where}: tls holds certificate files but domain is not set: set domain = "
                            "\"<the name the certificate is for>\", or tls = \"off\""]
     if chosen.tls == "auto":
-        root = chosen.acme_ca_root
-        if root and not Path(root).is_file():
-            problems.append(f"{where}: acme_ca_root = {root!r}: no such file here: the PEM file that signs "
-                            "acme_ca's HTTPS, relative to the directory you run pyinfra from")
         return "acme", (), problems
     files = (chosen.tls["certificate"], chosen.tls["key"])
     for field, path in zip(("certificate", "key"), files):

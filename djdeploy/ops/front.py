@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.facts.files import Sha1File
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.api import StringCommand, operation
 from pyinfra.operations import files as pyinfra_files
 
@@ -78,17 +79,38 @@ def key_file(src: str, dest: str):
 
 
 @operation()
-def front_door(s, restart: bool = False):
-    """Caddy takes the deploy's configuration: reloaded gracefully (open connections finish
-    on the old one), or restarted when its unit changed, after Caddy has checked it. A
-    configuration it refuses is one line, and the running one stays.
+def front_door(s, restart: bool = False, reload: bool = False):
+    """Caddy runs the deploy's configuration, enabled at boot; after Caddy has checked it,
+    a changed configuration is reloaded gracefully (open connections finish on the old
+    one), a changed unit (the drop-in) restarts it. A configuration Caddy refuses is one
+    line, and the running one stays; a start that fails is one line with Caddy's reason
+    and what holds the site's ports.
 
     + s: the host's AppSettings
-    + restart: its unit (the drop-in) changed: systemd reloads it and Caddy restarts
+    + restart: its unit changed: systemd reloads it and Caddy restarts
+    + reload: its configuration changed: Caddy reloads it
     """
-    yield StringCommand(
+    if restart:
+        yield _checked(s, f"systemctl daemon-reload && systemctl restart {UNIT}")
+        return
+    if reload:
+        yield _checked(s, f"systemctl reload-or-restart {UNIT}")
+        return
+    if not host.get_fact(SystemdStatus, services=[UNIT]).get(UNIT):
+        yield _checked(s, f"systemctl start {UNIT}")
+    if not host.get_fact(SystemdEnabled, services=[UNIT]).get(UNIT):
+        yield f"systemctl enable {UNIT}"
+
+
+def _checked(s, command: str) -> StringCommand:
+    """`command`, once `caddy validate` accepts the configuration; either failure on one line."""
+    ports = "80|443" if s.https else str(s.port)
+    return StringCommand(
         f"out=$(caddy validate --config {shell_quote(s.caddyfile)} --adapter caddyfile 2>&1) || "
         "{ echo \"the front's configuration was refused by caddy, the running one stays: "
         "$(printf '%s' \"$out\" | grep -i error | tail -n 1 | cut -c1-300)\" >&2; exit 1; }; "
-        + (f"systemctl daemon-reload && systemctl restart {UNIT}" if restart else f"systemctl reload-or-restart {UNIT}")
+        f"{command} || {{ echo \"the front door ({UNIT}) did not start: $(journalctl -u {UNIT} -n 30 -o cat "
+        "--no-pager | grep -o '\"error\":\"[^\"]*' | tail -n 1 | cut -d'\"' -f4 | cut -c1-300) "
+        f"(journalctl -u caddy); port {ports.replace('|', ' or ')} held by: $(ss -Hltnp | grep -E ':({ports}) ' "
+        "| grep -o 'users:((\"[^\"]*\",pid=[0-9]*' | sed 's/users:((//' | sort -u | tr '\\n' ' ')\" >&2; exit 1; }"
     )

@@ -1,0 +1,126 @@
+"""The front door (Caddy) on real hosts: slow clients held without stopping the site,
+static files and uploads served by the front, a changed configuration reloaded without
+failing a request, and its sandbox. HTTPS is in test_https.py (a fleet of its own).
+"""
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+from conftest import PROJECT, ROOT, TEST_FLEET, LoadRun, http_get, results, run_pyinfra
+from fleet.slow import SlowClients, probe
+
+SLOW_PER_HOST = 200
+
+
+def site(host: dict, path: str = "/") -> str:
+    return f"http://{host['address']}:{80 if host['group'] == 'web' else 8080}{path}"
+
+
+def app_journal(fleet, host: dict) -> str:
+    return fleet.ssh(host, f"journalctl -u {PROJECT} --no-pager -q -o cat --since -5min").stdout
+
+
+def test_200_slow_clients_per_host_stop_no_host_in_either_mode(fleet, deployed):
+    """Before the front: 4 slow clients stopped a host for 30 s, 200 stopped it for as long
+    as they were held (0 of 6 probes answered, README). Now every host, socket mode and the
+    seed's ambient mode alike, answers every request within 1 s while they are held."""
+    urls = [site(h) for h in fleet.hosts]
+    with SlowClients(urls, connections=SLOW_PER_HOST, trickle_every=2.0) as clients:
+        assert clients.wait_held(timeout=30), clients.stats()
+        figures = probe(urls, seconds=20, interval=0.1, timeout=5.0)
+        held = clients.stats()
+    print(f"\nslow clients: {SLOW_PER_HOST} per host on {len(urls)} hosts (held at most {held['max_held']}, "
+          f"{held['reconnections']} reconnected): {figures['ok']}/{figures['requests']} answered, "
+          f"p50 {figures['p50_latency_s']} s, max {figures['max_latency_s']} s")
+    assert held["max_held"] == SLOW_PER_HOST * len(urls), held
+    assert figures["requests"] >= 100, figures
+    assert figures["failed"] == 0 and figures["over_1s"] == 0, figures
+    assert figures["max_latency_s"] < 1.0, figures
+
+
+def test_static_files_and_uploads_are_served_by_the_front(fleet, deployed):
+    """collectstatic's files and an upload saved through Django's storage, as a view
+    saves one: answered by Caddy (never reaching gunicorn), uploads never sniffed."""
+    name = f"up/{uuid.uuid4().hex}.txt"
+    for host in fleet.hosts:
+        saved = subprocess.run(
+            [sys.executable, "exec.py", host["address"], "--", "shell", "-c",
+             "from django.core.files.base import ContentFile; from django.core.files.storage import FileSystemStorage; "
+             f"print(FileSystemStorage().save({name!r}, ContentFile(b'uploaded by a user')))"],
+            cwd=ROOT, env=dict(os.environ, DJDEPLOY_FLEET=TEST_FLEET), capture_output=True, text=True,
+            timeout=120)
+        assert saved.returncode == 0 and name in saved.stdout, saved.stdout + saved.stderr
+        token = uuid.uuid4().hex
+        status, body = http_get(site(host, f"/media/{name}?t={token}"))
+        assert (status, body) == (200, "uploaded by a user")
+        headers = fleet.ssh(host, f"curl -sSI http://127.0.0.1:{80 if host['group'] == 'web' else 8080}"
+                                  f"/media/{name}").stdout
+        assert re.search(r"(?im)^x-content-type-options: nosniff", headers) and re.search(r"(?im)^server: Caddy", headers)
+        on_host = fleet.ssh(host, f"cat /srv/{PROJECT}/current/static/site.css").stdout
+        status, css = http_get(site(host, f"/static/site.css?t={token}"))
+        assert status == 200 and css == on_host
+        assert token not in app_journal(fleet, host)  # gunicorn never saw either request
+        # The front passes through the project's folders to what it serves; it lists nothing.
+        modes = fleet.ssh(host, f"stat -c '%a %U %G' /srv/{PROJECT} /srv/{PROJECT}/shared "
+                                f"/srv/{PROJECT}/shared/media /srv/{PROJECT}/shared/media/{name}").stdout.split("\n")
+        assert modes[:4] == ["751 root web" if host["group"] == "web" else "751 root staging"] * 2 + [
+            f"751 {host['group']} {host['group']}", f"644 {host['group']} {host['group']}"], modes
+        listing = fleet.ssh(host, f"runuser -u caddy -- ls /srv/{PROJECT}/shared", check=False)
+        assert listing.returncode != 0
+        env = fleet.ssh(host, f"runuser -u caddy -- cat /srv/{PROJECT}/shared/.env", check=False)
+        assert env.returncode != 0 and "Permission denied" in env.stderr
+
+
+def caddy_pid(fleet, host) -> str:
+    return fleet.ssh(host, "systemctl show -P MainPID caddy").stdout.strip()
+
+
+def test_a_changed_front_configuration_reloads_without_failing_a_request(fleet, deployed):
+    before = {h["machine"]: caddy_pid(fleet, h) for h in fleet.hosts}
+    with LoadRun([site(h) for h in fleet.hosts]) as load:
+        changed = run_pyinfra("-y", "--data", "media_url=/uploads/")
+        back = run_pyinfra("-y")
+    assert changed.returncode == 0 and back.returncode == 0, (changed.stdout + back.stdout)[-3000:]
+    for result in (changed, back):
+        rows = results(result.stdout)
+        assert rows["Front site"]["changed"] == rows["Front door reloaded"]["changed"] == len(fleet.hosts)
+        assert rows["Switch to the release"]["changed"] == 0  # the app was not touched
+    print(f"\nfront reloaded twice: {load.result['requests']} requests, {load.result['failed']} failed")
+    assert load.result["requests"] >= 100 and load.result["failed"] == 0, load.result
+    assert {h["machine"]: caddy_pid(fleet, h) for h in fleet.hosts} == before  # reloaded, not restarted
+
+
+def test_the_front_runs_in_a_sandbox_as_its_own_user(fleet, deployed):
+    for host in fleet.hosts:
+        score = fleet.ssh(host, "systemd-analyze security caddy.service | tail -n 1").stdout
+        exposure = float(re.search(r"level for caddy\.service: (\d+\.\d+)", score).group(1))
+        print(f"\n{host['machine']}: caddy.service exposure {exposure}")
+        assert exposure <= 2.0
+        pid = caddy_pid(fleet, host)
+        status = dict(line.split(":\t", 1) for line in fleet.ssh(host, f"cat /proc/{pid}/status").stdout.splitlines()
+                      if ":\t" in line)
+        assert fleet.ssh(host, f"ps -o user= -p {pid}").stdout.strip() == "caddy"
+        assert status["CapEff"].strip() == f"{1 << 10:016x}"  # CAP_NET_BIND_SERVICE only
+        # gunicorn answers on loopback only: the world reaches the app through the front.
+        listening = fleet.ssh(host, "ss -Hltn").stdout
+        assert re.search(r"127\.0\.0\.1:8000\b", listening) and not re.search(r"(0\.0\.0\.0|\*|\[::\]):8000\b", listening)
+
+
+def test_a_site_port_held_by_another_program_is_one_line_naming_it(fleet, deployed):
+    staging = fleet.by_group("staging")[0]
+    fleet.ssh(staging, "systemctl stop caddy; setsid python3 -m http.server 8080 >/dev/null 2>&1 < /dev/null & sleep 1")
+    try:
+        held = run_pyinfra("-y", "--limit", staging["address"])
+        assert held.returncode == 1, held.stdout[-3000:]
+        pid = fleet.ssh(staging, "pgrep -f '[h]ttp.server 8080'").stdout.split()[0]
+        assert re.search(r"the front door \(caddy\.service\) did not start: .*address already in use.* "
+                         rf"\(journalctl -u caddy\); port 8080 held by: \"python3\",pid={pid}", held.stdout), \
+            held.stdout[-3000:]
+    finally:
+        fleet.ssh(staging, "pkill -f '[h]ttp.server 8080' || true")
+    again = run_pyinfra("-y", "--limit", staging["address"])
+    assert again.returncode == 0 and results(again.stdout)["Front door running"]["changed"] == 1
+    assert http_get(site(staging, "/healthz"))[0] == 200
