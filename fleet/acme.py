@@ -274,6 +274,9 @@ def stop_locked() -> None:
         if pebble_pid() is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10  # gone (its ports closed) before this returns
+            while pebble_pid() is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
     shutil.rmtree(ACME_DIR, ignore_errors=True)
     release_link()
 

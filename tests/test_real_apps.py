@@ -239,25 +239,38 @@ EPHIOS_ENV = {"DEBUG": "False", "ALLOWED_HOSTS": "*", "SITE_URL": "http://localh
               "TRUST_X_FORWARDED_PROTO": "True"}
 
 
-def test_a_twelve_factor_app_reading_database_url(fleet, projects):
+def test_a_twelve_factor_app_reading_database_url(fleet, projects, tmp_path):
+    """ephios redirects plain HTTP to HTTPS itself (SECURE_SSL_REDIRECT, SECURE_PROXY_SSL_HEADER):
+    served with a domain and a certificate (the user's own files here), through the front."""
+    domain = "ephios.fleet.test"
+    cert, key = tmp_path / "site.pem", tmp_path / "site.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "2", "-subj", f"/CN={domain}", "-addext", f"subjectAltName=DNS:{domain}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     args = data("ephios", 8003, projects, release_commands='["build"]', debian_packages='["gettext"]',
-                keep_app_settings='["STATIC_ROOT", "DATABASES"]', app_env=json.dumps(EPHIOS_ENV))
+                keep_app_settings='["STATIC_ROOT", "DATABASES"]', app_env=json.dumps(EPHIOS_ENV), domain=domain,
+                tls=json.dumps({"certificate": str(cert), "key": str(key)}))
     deploy(*args)
     for host in fleet.hosts:
         # Published as source only: built into a wheel on the controller, locked like the rest.
         lock = fleet.ssh(host, "cat /srv/ephios/wheels/requirements-*.lock").stdout
         assert re.search(r"^django-jquery-js==3\.1\.1 --hash=sha256:", lock, re.M), lock
-        base = f"http://{host['address']}:8003"
-        # It redirects plain HTTP to HTTPS; a TLS front would say the request came by HTTPS.
+
         def by_https(path):
-            request = urllib.request.Request(f"{base}{path}", headers={"X-Forwarded-Proto": "https"})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, response.read().decode()
+            out = subprocess.run(["curl", "-sS", "--max-time", "30", "--cacert", str(cert), "--resolve",
+                                  f"{domain}:443:{host['address']}", "-w", "\n%{http_code}", f"https://{domain}{path}"],
+                                 capture_output=True, text=True, timeout=60)
+            page, _, status = out.stdout.rpartition("\n")
+            return int(status or 0), page
 
         status, page = by_https("/accounts/login/")
         css = re.search(r'href="(/static/[^"]+\.css)"', page).group(1)
-        assert status == 200 and http_get(f"{base}{css}")[0] == 200
+        assert status == 200 and by_https(css)[0] == 200
         assert by_https("/admin/login/")[0] == 200
+        redirected = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+                                     "--resolve", f"{domain}:80:{host['address']}", f"http://{domain}/admin/login/"],
+                                    capture_output=True, text=True, timeout=60).stdout
+        assert redirected == f"308 https://{domain}/admin/login/"
         # Its own settings read DATABASE_URL and SECRET_KEY: the deploy's, from the environment.
         assert manage(fleet, host, "ephios", "from django.conf import settings as s; "
                       "print(s.DATABASES['default']['NAME'], s.DEBUG, "

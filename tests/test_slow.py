@@ -124,7 +124,7 @@ def test_reconnects_what_the_server_closes():
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
     try:
         with slow.SlowClients(url, connections=3, trickle_every=0.1) as clients:
-            assert until(lambda: clients.stats()["reconnections"] >= 3)
+            assert until(lambda: clients.stats()["reconnections"] >= 3 and len(accepted) >= 6, timeout=10)
         stats = clients.stats()
         assert stats["closed_by_server"] >= stats["reconnections"] >= 3
         assert len(accepted) >= 6

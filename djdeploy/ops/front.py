@@ -109,8 +109,8 @@ def _checked(s, command: str) -> StringCommand:
         f"out=$(caddy validate --config {shell_quote(s.caddyfile)} --adapter caddyfile 2>&1) || "
         "{ echo \"the front's configuration was refused by caddy, the running one stays: "
         "$(printf '%s' \"$out\" | grep -i error | tail -n 1 | cut -c1-300)\" >&2; exit 1; }; "
-        f"{command} || {{ echo \"the front door ({UNIT}) did not start: $(journalctl -u {UNIT} -n 30 -o cat "
-        "--no-pager | grep -o '\"error\":\"[^\"]*' | tail -n 1 | cut -d'\"' -f4 | cut -c1-300) "
+        f"{command} 2>/dev/null || {{ echo \"the front door ({UNIT}) did not start: $(journalctl -u {UNIT} -n 30 "
+        "-o cat --no-pager | grep -E '^Error: |\"error\"' | tail -n 1 | cut -c1-300) "
         f"(journalctl -u caddy); port {ports.replace('|', ' or ')} held by: $(ss -Hltnp | grep -E ':({ports}) ' "
         "| grep -o 'users:((\"[^\"]*\",pid=[0-9]*' | sed 's/users:((//' | sort -u | tr '\\n' ' ')\" >&2; exit 1; }"
     )
