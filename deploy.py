@@ -121,7 +121,7 @@ else:
     # The front door (Caddy): the world's HTTP on port (with a domain, HTTPS on 443 with a
     # certificate by ACME, and 80 redirected), static files and uploads; the rest goes to
     # gunicorn on 127.0.0.1. A changed configuration is reloaded gracefully.
-    files.directory(name="Front unit folder", path=front.DROPIN_DIR, user="root", group="root", mode="0755")
+    files.directory(name="Front unit folder", path=s.front_dropin_dir, user="root", group="root", mode="0755")
     front_unit = operations.upload(name="Front unit", src="templates/front.conf.j2", dest=s.front_dropin, mode="0644",
                                    s=s)
     files.directory(name="Front folder", path=s.front_dir, user="root", group=front.USER, mode="0750")

@@ -102,8 +102,13 @@ class AppSettings:
         return f"{self.front_dir}/sites/{self.project}.caddy"
 
     @property
+    def front_dropin_dir(self) -> str:
+        """Where Caddy's unit takes drop-ins."""
+        return "/etc/systemd/system/caddy.service.d"
+
+    @property
     def front_dropin(self) -> str:
-        return "/etc/systemd/system/caddy.service.d/djdeploy.conf"
+        return f"{self.front_dropin_dir}/djdeploy.conf"
 
     @property
     def certificate_file(self) -> str:

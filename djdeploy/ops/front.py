@@ -27,9 +27,6 @@ UNIT = "caddy.service"
 USER = "caddy"  # Debian's package makes it
 
 
-DROPIN_DIR = "/etc/systemd/system/caddy.service.d"
-
-
 @operation()
 def ca_root(s):
     """With acme_ca_root: the PEM that signs the ACME CA's own HTTPS, where Caddy reads it.
@@ -69,13 +66,9 @@ def key_file(src: str, dest: str):
     present = host.get_fact(Sha1File, path=dest)
     if present == digest:
         return
-    part = shell_quote(dest + ".part")
-    yield StringCommand(
-        f"umask 077 && cat > {part} && [ \"$(sha1sum < {part} | cut -c1-40)\" = {digest} ] "
-        f"&& chown root:{USER} {part} && chmod 0640 {part} && mv -f {part} {shell_quote(dest)} "
-        f"|| {{ rm -f {part}; echo 'the certificate key did not arrive whole: left as it was' >&2; exit 1; }}",
-        _stdin=[text],
-    )
+    # Written 0600 from the start (umask), then checked and put in place as every upload is.
+    yield StringCommand(f"umask 077 && cat > {shell_quote(dest + '.part')}", _stdin=[text])
+    yield operations.arrived_whole(dest, digest, "root", USER, "0640", shown="the certificate key")
 
 
 @operation()
