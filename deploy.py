@@ -39,14 +39,14 @@ else:
     operations.system_group(name="App group", group=s.group, user=s.user)
     operations.system_user(name="App user", user=s.user, group=s.group, home=s.root)
 
-    # /srv/<project>: root's, readable by the app. shared/ outlives releases; shared/data and
-    # shared/media are the only places the app writes. Others (the front) may pass through
-    # to the files it serves (static files, uploads), never list or read the rest.
+    # /srv/<project>: root's, readable by the app; others (the front) may pass through to
+    # the release's static files, not list it. shared/ outlives releases; shared/data and
+    # shared/media are the only places the app writes.
     files.directory(name="Project folder", path=s.root, user="root", group=s.group, mode="0751")
     files.directory(name="Releases folder", path=s.releases_dir, user="root", group="root", mode="0755")
-    files.directory(name="Shared folder", path=s.shared_dir, user="root", group=s.group, mode="0751")
+    files.directory(name="Shared folder", path=s.shared_dir, user="root", group=s.group, mode="0750")
     files.directory(name="Data folder", path=s.data_dir, user=s.user, group=s.group, mode="0750")
-    files.directory(name="Uploads folder", path=s.media_dir, user=s.user, group=s.group, mode="0751")
+    files.directory(name="Uploads folder", path=s.media_dir, user=s.user, group=s.group, mode="0750")
 
     # The virtualenv, filled offline from wheels built once on this controller; one per set
     # of requirements, so a code-only release reuses it.

@@ -25,7 +25,7 @@ def hostile(value: str) -> list[str]:
     problems = []
     for key in ("description", "health_host", "app_user", "settings_module", "wsgi_module", "health_path"):
         try:
-            parse("web1", {"app_user": "web", "port": 8000, key: value}, ["web"])
+            parse("web1", {"app_user": "web", "port": 8080, key: value}, ["web"])
         except DataError as error:
             problems.append((key, error.problems))
         else:
@@ -51,7 +51,7 @@ def test_a_line_break_in_any_data_string_is_refused(value, monkeypatch):
 def test_the_units_description_cannot_add_a_directive(monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(DataError) as error:
-        parse("web1", {"app_user": "web", "port": 8000,
+        parse("web1", {"app_user": "web", "port": 8080,
                        "description": "shop\nExecStartPre=+/bin/sh -c 'id > /tmp/pwned'"}, ["web"])
     assert error.value.problems == ["host web1 (group web): description holds a line break (at character 5): "
                                     "data values are one line of text: remove it"]
@@ -66,7 +66,7 @@ def test_the_units_description_cannot_add_a_directive(monkeypatch):
 def test_a_line_break_inside_a_list_is_refused(key, value, monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(DataError) as error:
-        parse("web1", {"app_user": "web", "port": 8000, key: value}, ["web"])
+        parse("web1", {"app_user": "web", "port": 8080, key: value}, ["web"])
     assert any(p.startswith(f"host web1 (group web): {key}.0 holds a line break") for p in error.value.problems)
 
 
@@ -75,7 +75,7 @@ def test_a_line_break_inside_a_list_is_refused(key, value, monkeypatch):
 def test_srv_with_a_shell_character_is_refused(srv, monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(DataError) as error:
-        parse("web1", {"app_user": "web", "port": 8000, "srv": srv, "allow_outside_srv": True}, ["web"])
+        parse("web1", {"app_user": "web", "port": 8080, "srv": srv, "allow_outside_srv": True}, ["web"])
     assert error.value.problems[0].startswith(f"host web1 (group web): srv = {srv!r}: not a valid value: "
                                               "an absolute folder under /srv, of letters")
 
@@ -83,13 +83,13 @@ def test_srv_with_a_shell_character_is_refused(srv, monkeypatch):
 def test_safe_srv_folders_still_pass(monkeypatch):
     monkeypatch.chdir(ROOT)
     for srv in ("/srv", "/srv/", "/srv/apps", "/srv/team-a/apps_2.0"):
-        assert parse("web1", {"app_user": "web", "port": 8000, "srv": srv}, ["web"]).root.startswith("/srv")
+        assert parse("web1", {"app_user": "web", "port": 8080, "srv": srv}, ["web"]).root.startswith("/srv")
 
 
 def test_a_huge_data_string_is_refused(monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(DataError) as error:
-        parse("web1", {"app_user": "web", "port": 8000, "description": "x" * 100_000}, ["web"])
+        parse("web1", {"app_user": "web", "port": 8080, "description": "x" * 100_000}, ["web"])
     assert error.value.problems == ["host web1 (group web): description is 100,000 characters, more than 4,096: "
                                     "shorten it"]
 
@@ -100,7 +100,7 @@ def test_a_value_too_big_for_one_environment_variable_is_refused_naming_it(monke
     monkeypatch.chdir(ROOT)
     big = "x" * 140_000
     with pytest.raises(DataError) as error:
-        parse("web1", {"app_user": "web", "port": 8000, "app_env": {"BLOB": big}}, ["web"])
+        parse("web1", {"app_user": "web", "port": 8080, "app_env": {"BLOB": big}}, ["web"])
     (problem,) = error.value.problems
     assert problem == (f"host web1 (group web): app_env: BLOB is 140,005 bytes with its name, more than the "
                        f"{ENV_VARIABLE_MAX:,} one environment variable can hold on Linux: keep large data in a "
@@ -111,7 +111,7 @@ def test_a_value_too_big_for_one_environment_variable_is_refused_naming_it(monke
 def test_the_largest_value_one_variable_can_hold_is_accepted(monkeypatch):
     monkeypatch.chdir(ROOT)
     value = "x" * (ENV_VARIABLE_MAX - len("BLOB="))
-    s = parse("web1", {"app_user": "web", "port": 8000, "app_env": {"BLOB": value}}, ["web"])
+    s = parse("web1", {"app_user": "web", "port": 8080, "app_env": {"BLOB": value}}, ["web"])
     assert s.app_env["BLOB"] == value
 
 
@@ -139,7 +139,7 @@ def test_a_whole_env_file_too_big_is_refused(monkeypatch):
     from djdeploy import preflight
 
     monkeypatch.chdir(ROOT)
-    s = parse("web1", {"app_user": "web", "port": 8000}, ["web"])
+    s = parse("web1", {"app_user": "web", "port": 8080}, ["web"])
     secrets = {f"PART{i}": "y" * 120_000 for i in range(10)}
     host = SimpleNamespace(name="web1", state=SimpleNamespace(cwd=str(ROOT), inventory=[]))
     problems = preflight.check_templates(host, s, secrets)
@@ -162,7 +162,7 @@ def test_a_unicode_line_break_in_a_secret_arrives_byte_for_byte(breaker, tmp_pat
     from djdeploy.ops.facts import EnvFile
 
     monkeypatch.chdir(ROOT)
-    s = parse("web1", {"app_user": "web", "port": 8000}, ["web"])
+    s = parse("web1", {"app_user": "web", "port": 8080}, ["web"])
     dest = tmp_path / ".env.next"  # waits there for the switch (release.sh move_in)
     s = type(s)(**{**s.__dict__, "srv": str(tmp_path), "project": "p"})
     secrets = Secrets(TOKEN=f"a{breaker}b")
@@ -204,7 +204,7 @@ def test_a_cut_off_env_never_replaces_the_good_one(tmp_path, monkeypatch):
     from djdeploy.ops.facts import EnvFile
 
     monkeypatch.chdir(ROOT)
-    s = parse("web1", {"app_user": "web", "port": 8000}, ["web"])
+    s = parse("web1", {"app_user": "web", "port": 8080}, ["web"])
     secrets = Secrets(**{f"S{i}": f"secret-{i}-" + "v" * 200 for i in range(20)})
     monkeypatch.setattr(operations, "logger", type("L", (), {"info": staticmethod(lambda *a: None)}))
     with on(StandInHost({EnvFile: None})):
@@ -492,7 +492,7 @@ def test_no_hostile_value_in_any_data_key_changes_the_shape_of_a_file(monkeypatc
     from djdeploy.config.keys import KEYS
 
     monkeypatch.chdir(ROOT)
-    base = {"app_user": "web", "port": 8000}
+    base = {"app_user": "web", "port": 8080}
     expected = shape(rendered(parse("web1", base, ["web"])))
     refused = written = 0
     for key in KEYS:
@@ -525,7 +525,7 @@ def test_no_hostile_value_in_a_timer_changes_its_units(monkeypatch):
     env = Environment(loader=FileSystemLoader(ROOT), undefined=StrictUndefined, keep_trailing_newline=True)
 
     def units(timers: dict) -> list:
-        s = parse("web1", {"app_user": "web", "port": 8000, "timers": timers}, ["web"])
+        s = parse("web1", {"app_user": "web", "port": 8080, "timers": timers}, ["web"])
         texts = [env.get_template(f"templates/job.{kind}.j2").render(s=s, timer=s.timers[0]) for kind in ("service", "timer")]
         command = re.search(r"^ExecStart=(.*)$", texts[0], re.M).group(1)
         return [re.findall(r"^([A-Za-z]+)=", text, re.M) for text in texts] + [command.split()[1:]]

@@ -154,13 +154,13 @@ def test_one_port_for_two_projects_on_one_machine_is_refused(monkeypatch):
         __hash__ = object.__hash__
 
     shop = Host(name="shop-on-app1", groups=["web"],
-                           data={"app_user": "shop", "port": 8000, "project": "shop",
+                           data={"app_user": "shop", "port": 8080, "project": "shop",
                                  "ssh_hostname": "app1.example.com"})
     blog = Host(name="app1.example.com", groups=["web"],
-                           data={"app_user": "blog", "port": 8000, "project": "blog"})
+                           data={"app_user": "blog", "port": 8080, "project": "blog"})
     with pytest.raises(DeployError) as stopped:
         preflight.preflight(SimpleNamespace(inventory=[shop, blog], failed_hosts=set()))
-    assert stopped.value.problems == ["host app1.example.com: port = 8000: shop already listens there on the same "
+    assert stopped.value.problems == ["host app1.example.com: port = 8080: shop already listens there on the same "
                        "machine (shop-on-app1): give one of them another port"]
 
 

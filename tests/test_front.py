@@ -41,9 +41,11 @@ def test_200_slow_clients_per_host_stop_no_host_in_either_mode(fleet, deployed):
     assert figures["max_latency_s"] < 1.0, figures
 
 
-def test_static_files_and_uploads_are_served_by_the_front(fleet, deployed):
-    """collectstatic's files and an upload saved through Django's storage, as a view
-    saves one: answered by Caddy (never reaching gunicorn), uploads never sniffed."""
+def test_static_files_by_the_front_uploads_by_the_app_never_through_a_link(fleet, deployed):
+    """collectstatic's files are answered by Caddy (never reaching gunicorn). An upload saved
+    through Django's storage, as a view saves one, is answered through the front by the
+    app's WSGI entry, sandboxed (CSP) and never sniffed; a link the app planted in
+    shared/media to a file it may not serve (the front's TLS key, .env) answers nothing."""
     name = f"up/{uuid.uuid4().hex}.txt"
     for host in fleet.hosts:
         saved = subprocess.run(
@@ -56,22 +58,32 @@ def test_static_files_and_uploads_are_served_by_the_front(fleet, deployed):
         token = uuid.uuid4().hex
         status, body = http_get(site(host, f"/media/{name}?t={token}"))
         assert (status, body) == (200, "uploaded by a user")
+        assert token in app_journal(fleet, host)  # the app answered it
         headers = fleet.ssh(host, f"curl -sSI http://127.0.0.1:{80 if host['group'] == 'web' else 8080}"
                                   f"/media/{name}").stdout
-        assert re.search(r"(?im)^x-content-type-options: nosniff", headers) and re.search(r"(?im)^server: Caddy", headers)
+        assert re.search(r"(?im)^x-content-type-options: nosniff", headers), headers
+        assert re.search(r"(?im)^content-security-policy: .*sandbox", headers), headers
+        user = host["group"]
+        fleet.ssh(host, f"runuser -u {user} -- ln -sf /srv/{PROJECT}/shared/.env /srv/{PROJECT}/shared/media/env-link; "
+                        f"runuser -u {user} -- ln -sf /etc/caddy/djdeploy/Caddyfile /srv/{PROJECT}/shared/media/front")
+        for planted in ("env-link", "front"):
+            status, body = http_get(site(host, f"/media/{planted}"))
+            assert status == 404 and "DJANGO" not in body and "admin" not in body, (planted, status, body[:200])
+        fleet.ssh(host, f"rm -f /srv/{PROJECT}/shared/media/env-link /srv/{PROJECT}/shared/media/front")
         on_host = fleet.ssh(host, f"cat /srv/{PROJECT}/current/static/site.css").stdout
         status, css = http_get(site(host, f"/static/site.css?t={token}"))
         assert status == 200 and css == on_host
-        assert token not in app_journal(fleet, host)  # gunicorn never saw either request
-        # The front passes through the project's folders to what it serves; it lists nothing.
+        assert f"site.css?t={token}" not in app_journal(fleet, host)  # gunicorn never saw it
+        # The front passes through the project folder to the release's static files; it lists nothing.
         modes = fleet.ssh(host, f"stat -c '%a %U %G' /srv/{PROJECT} /srv/{PROJECT}/shared "
-                                f"/srv/{PROJECT}/shared/media /srv/{PROJECT}/shared/media/{name}").stdout.split("\n")
-        assert modes[:4] == ["751 root web" if host["group"] == "web" else "751 root staging"] * 2 + [
-            f"751 {host['group']} {host['group']}", f"644 {host['group']} {host['group']}"], modes
-        listing = fleet.ssh(host, f"runuser -u caddy -- ls /srv/{PROJECT}/shared", check=False)
-        assert listing.returncode != 0
-        env = fleet.ssh(host, f"runuser -u caddy -- cat /srv/{PROJECT}/shared/.env", check=False)
-        assert env.returncode != 0 and "Permission denied" in env.stderr
+                                f"/srv/{PROJECT}/shared/media").stdout.split("\n")
+        assert modes[:3] == [f"751 root {user}", f"750 root {user}", f"750 {user} {user}"], modes
+        for denied in (f"ls /srv/{PROJECT}", f"cat /srv/{PROJECT}/shared/.env", f"ls /srv/{PROJECT}/shared/media"):
+            assert fleet.ssh(host, f"runuser -u caddy -- {denied}", check=False).returncode != 0, denied
+        # Caddy's admin API is a socket only the caddy user reaches (no TCP port 2019 for an app).
+        assert ":2019" not in fleet.ssh(host, "ss -Hltn").stdout
+        assert fleet.ssh(host, f"runuser -u {user} -- curl -s --unix-socket /run/caddy/admin.sock "
+                               "http://localhost/config/", check=False).returncode != 0
 
 
 def caddy_pid(fleet, host) -> str:
@@ -84,7 +96,7 @@ def test_a_changed_front_configuration_reloads_without_failing_a_request(fleet, 
     shared listener) in another: at most one reset per reload is allowed here, and shown."""
     before = {h["machine"]: caddy_pid(fleet, h) for h in fleet.hosts}
     with LoadRun([site(h) for h in fleet.hosts]) as load:
-        changed = run_pyinfra("-y", "--data", "media_url=/uploads/")
+        changed = run_pyinfra("-y", "--data", "static_url=/assets/")
         back = run_pyinfra("-y")
     assert changed.returncode == 0 and back.returncode == 0, (changed.stdout + back.stdout)[-3000:]
     for result in (changed, back):

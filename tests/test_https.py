@@ -93,11 +93,12 @@ def test_a_domain_gets_a_certificate_by_acme_https_http2_a_redirect_and_hsts(htt
     _, headers = curl(https, f"https://{https.domain}/")
     assert re.findall(r"(?im)^strict-transport-security: (.*?)\r?$", headers) == ["max-age=300"]  # once
     # The certificate's key: Caddy's, in its own storage; never the app user's, never in a release.
-    keys = https.fleet.ssh(https.host, "find /var/lib/caddy -name '*.key' -printf '%m %u %p\\n'").stdout.split("\n")
-    assert keys and all(line.startswith("600 caddy ") for line in keys if line), keys
+    keys = https.fleet.ssh(https.host, "find /var/lib/caddy -name '*.key' -printf '%m %u %p\\n'").stdout.split()
+    keys = [keys[i:i + 3] for i in range(0, len(keys), 3)]
+    assert len(keys) >= 2 and all(mode == "600" and owner == "caddy" for mode, owner, _ in keys), keys  # account, site
     app_user = https.host["group"]
-    for line in filter(None, keys):
-        read = https.fleet.ssh(https.host, f"runuser -u {app_user} -- cat {line.split()[2]}", check=False)
+    for _, _, path in keys:
+        read = https.fleet.ssh(https.host, f"runuser -u {app_user} -- cat {path}", check=False)
         assert read.returncode != 0 and "Permission denied" in read.stderr
     assert https.fleet.ssh(https.host, f"grep -rlI -e '-----BEGIN [A-Z ]*PRIVATE KEY-----' /srv/{PROJECT} || true").stdout == ""
 

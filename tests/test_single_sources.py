@@ -113,7 +113,7 @@ WRITES = {"env_file": "env_file", "socket_unit": "socket_file"}
 
 def test_every_file_a_restart_is_owed_for_is_hashed_and_every_hashed_file_owes_one(monkeypatch):
     monkeypatch.chdir(ROOT)
-    s = parse("web1", {"app_user": "web", "port": 8000})
+    s = parse("web1", {"app_user": "web", "port": 8080})
     tree = ast.parse((ROOT / "deploy.py").read_text())
     calls = {node.targets[0].id: node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
              and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)}

@@ -144,9 +144,8 @@ KEYS: dict[str, Key] = {
     "acme_email": Key(None, schema.optional(schema.string(EMAIL)),
                       "the ACME account's e-mail (expiry notices)", "an e-mail address"),
     "static_url": Key("/static/", schema.string(URL_PATH),
-                      "the URL the front serves STATIC_ROOT at (the app's STATIC_URL)", "a path such as /static/"),
-    "media_url": Key("/media/", schema.string(URL_PATH),
-                     "the URL the front serves uploads (MEDIA_ROOT) at (the app's MEDIA_URL)", "a path such as /media/"),
+                      "the URL the front serves STATIC_ROOT at (the app's STATIC_URL); uploads go to the "
+                      "app, which serves MEDIA_URL itself (serve_files)", "a path such as /static/"),
     # Releases
     "keep_releases": Key(5, schema.integer(2, 100), "releases kept per host (never deleting current or previous)",
                          "a whole number from 2 to 100"),

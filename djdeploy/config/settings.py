@@ -81,7 +81,6 @@ class AppSettings:
     acme_email: str | None = None
     acme_renew_interval: str = "10m"
     static_url: str = "/static/"
-    media_url: str = "/media/"
 
     @property
     def https(self) -> bool:
@@ -166,7 +165,8 @@ class AppSettings:
         http on the app's port and by https."""
         port = "" if self.port == 80 or self.https else f":{self.port}"
         names = [("*" + h if h.startswith(".") else h) for h in self.allowed_hosts if h != "*"]
-        return [f"http://{h}{port}" for h in names] + [f"https://{h}" for h in names]
+        plain = [] if self.https else [f"http://{h}{port}" for h in names]  # HTTPS hosts redirect plain HTTP
+        return plain + [f"https://{h}" for h in names]
 
     @property
     def media_dir(self) -> str:
@@ -331,6 +331,9 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         if (not SAFE_NAME.match(name) or name == "root") and not server:
             problems.append(f"{where}: {key} = {name!r}: must be a lower-case system name, not root: "
                             "e.g. web (letters, digits, _ and -, up to 31)")
+    if "port" not in bad and "app_port" not in bad and not server and chosen.port == chosen.app_port:
+        problems.append(f"{where}: port = {chosen.port} and app_port = {chosen.app_port}: the front answers port, "
+                        "gunicorn listens on app_port behind it: give them different numbers (80 and 8000)")
     if "port" not in bad and not server and (chosen.port == 22 or chosen.port == everything.get("ssh_port")):
         problems.append(f"{where}: port = {chosen.port}: the host's SSH port: pick another (80, 8000, ...)")
     found = {}
@@ -410,7 +413,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, timers=tuple(timers),
         app_port=chosen.app_port, domain=chosen.domain, tls=tls, tls_files=tls_files, hsts=chosen.hsts,
         acme_ca=chosen.acme_ca, acme_ca_root=chosen.acme_ca_root, acme_email=chosen.acme_email, acme_renew_interval=chosen.acme_renew_interval,
-        static_url=chosen.static_url, media_url=chosen.media_url,
+        static_url=chosen.static_url,
     )
 
 

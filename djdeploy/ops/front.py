@@ -62,6 +62,7 @@ def key_file(src: str, dest: str):
     + dest: where Caddy reads it
     """
     text = Path(src).read_text()
+    text = text if text.endswith("\n") else text + "\n"  # as it arrives: pyinfra ends stdin with one
     digest = hashlib.sha1(text.encode()).hexdigest()
     present = host.get_fact(Sha1File, path=dest)
     if present == digest:
