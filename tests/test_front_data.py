@@ -99,3 +99,30 @@ def test_a_key_file_that_holds_no_key_is_refused(tmp_path):
     found = problems({"domain": "a.example.com",
                       "tls": {"certificate": str(tmp_path / "c.pem"), "key": str(tmp_path / "k.pem")}})
     assert found == [f"host web1 (group web): tls.key = {str(tmp_path / 'k.pem')!r}: holds no PEM private key"]
+
+
+def test_what_caddy_last_took_is_compared_with_the_files_in_place(tmp_path):
+    """FrontApplied, run by bash: the digest noted after a reload, then the files' digest;
+    a file changed since (a reload that was refused) makes them differ."""
+    import subprocess
+
+    from djdeploy.ops.facts import FrontApplied
+
+    (tmp_path / "sites").mkdir()
+    for name in ("unit.conf", "Caddyfile", "sites/a.caddy"):
+        (tmp_path / name).write_text(name)
+    files = f"{tmp_path}/unit.conf {tmp_path}/Caddyfile {tmp_path}/sites/*.caddy"
+    fact = FrontApplied()
+
+    def ask():
+        out = subprocess.run(["bash", "-c", fact.command(files)], capture_output=True, text=True).stdout
+        return fact.process(out.splitlines())
+
+    assert ask() == []  # never applied: no marker
+    digest = subprocess.run(["bash", "-c", f"cat {files} | sha1sum | cut -c1-40"], capture_output=True,
+                            text=True).stdout.strip()
+    (tmp_path / ".applied").write_text(digest + "\n")
+    assert ask() == [digest, digest]
+    (tmp_path / "sites/a.caddy").write_text("changed, not taken")
+    first, now = ask()
+    assert first == digest and now != digest

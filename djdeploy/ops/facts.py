@@ -59,6 +59,23 @@ class SocketListens(FactBase):
         return [line.split()[0] for line in output if line.strip()]
 
 
+class FrontApplied(FactBase):
+    """[digest Caddy last took, digest of the files in place now] of the front's files
+    (`files`: a shell glob list); [] when there are none yet."""
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self, files):
+        marker = files.split()[1].rsplit("/", 1)[0] + "/.applied"  # beside the Caddyfile
+        return (f"[ -e {shlex.quote(marker)} ] || exit 0; cat {shlex.quote(marker)}; "
+                f"cat {files} 2>/dev/null | sha1sum | cut -c1-40")
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip()]
+
+
 class DirectoryFiles(FactBase):
     """Names of the files directly in a directory (empty when it does not exist)."""
 

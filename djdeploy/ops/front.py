@@ -20,6 +20,7 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.operations import files as pyinfra_files
 
 from djdeploy.ops import operations
+from djdeploy.ops.facts import FrontApplied
 from djdeploy.run.lock import shell_quote
 
 PACKAGE = "caddy"
@@ -91,14 +92,25 @@ def front_door(s, restart: bool = False, reload: bool = False):
         yield _checked(s, f"systemctl reload-or-restart {UNIT}")
         return
     if not host.get_fact(SystemdStatus, services=[UNIT]).get(UNIT):
-        yield _checked(s, f"systemctl start {UNIT}")
+        yield _checked(s, f"systemctl daemon-reload && systemctl start {UNIT}")
+    elif len(set(host.get_fact(FrontApplied, files=_applied_files(s)))) != 1:
+        # The files in place are not what Caddy last took (a run whose reload was refused,
+        # or stopped before it): taken now.
+        yield _checked(s, f"systemctl daemon-reload && systemctl reload-or-restart {UNIT}")
     if not host.get_fact(SystemdEnabled, services=[UNIT]).get(UNIT):
         yield f"systemctl enable {UNIT}"
 
 
+def _applied_files(s) -> str:
+    """The files whose content Caddy runs, as one shell glob list (sorted by the shell)."""
+    return f"{s.front_dropin} {s.caddyfile} {s.front_dir}/sites/*.caddy"
+
+
 def _checked(s, command: str) -> StringCommand:
-    """`command`, once `caddy validate` accepts the configuration; either failure on one line."""
+    """`command`, once `caddy validate` accepts the configuration; either failure on one
+    line. On success, the digest of what Caddy now runs is noted (FrontApplied)."""
     ports = "80|443" if s.https else str(s.port)
+    applied = shell_quote(f"{s.front_dir}/.applied")
     return StringCommand(
         f"out=$(caddy validate --config {shell_quote(s.caddyfile)} --adapter caddyfile 2>&1) || "
         "{ echo \"the front's configuration was refused by caddy, the running one stays: "
@@ -106,5 +118,6 @@ def _checked(s, command: str) -> StringCommand:
         f"{command} 2>/dev/null || {{ echo \"the front door ({UNIT}) did not start: $(journalctl -u {UNIT} -n 30 "
         "-o cat --no-pager | grep -E '^Error: |\"error\"' | tail -n 1 | cut -c1-300) "
         f"(journalctl -u caddy); port {ports.replace('|', ' or ')} held by: $(ss -Hltnp | grep -E ':({ports}) ' "
-        "| grep -o 'users:((\"[^\"]*\",pid=[0-9]*' | sed 's/users:((//' | sort -u | tr '\\n' ' ')\" >&2; exit 1; }"
+        "| grep -o 'users:((\"[^\"]*\",pid=[0-9]*' | sed 's/users:((//' | sort -u | tr '\\n' ' ')\" >&2; exit 1; }; "
+        f"cat {_applied_files(s)} 2>/dev/null | sha1sum | cut -c1-40 > {applied}"
     )
