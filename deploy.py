@@ -28,9 +28,10 @@ else:
     release = build_release(host, s, python, machine)  # built once per run: code, locked wheels
 
     # What a stock Debian server lacks: the venv module of its Python, curl for the health
-    # check, Caddy for the front door, and what the app says it needs (debian_packages).
+    # check, Caddy for the front door (acl: it alone passes through the project folder),
+    # and what the app says it needs (debian_packages).
     operations.debian_packages(name="Debian packages",
-                               packages=[f"python{python}-venv", "curl", front.PACKAGE, *s.debian_packages])
+                               packages=[f"python{python}-venv", "curl", *front.PACKAGES, *s.debian_packages])
 
     # One deploy at a time per host: the lock is held while this run executes.
     lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
@@ -39,10 +40,11 @@ else:
     operations.system_group(name="App group", group=s.group, user=s.user)
     operations.system_user(name="App user", user=s.user, group=s.group, home=s.root)
 
-    # /srv/<project>: root's, readable by the app; others (the front) may pass through to
-    # the release's static files, not list it. shared/ outlives releases; shared/data and
-    # shared/media are the only places the app writes.
-    files.directory(name="Project folder", path=s.root, user="root", group=s.group, mode="0751")
+    # /srv/<project>: root's, readable by the app; the front alone may pass through to the
+    # release's static files. shared/ outlives releases; shared/data and shared/media are
+    # the only places the app writes.
+    files.directory(name="Project folder", path=s.root, user="root", group=s.group, mode="0750")
+    front.passage(name="Front's passage", s=s)
     files.directory(name="Releases folder", path=s.releases_dir, user="root", group="root", mode="0755")
     files.directory(name="Shared folder", path=s.shared_dir, user="root", group=s.group, mode="0750")
     files.directory(name="Data folder", path=s.data_dir, user=s.user, group=s.group, mode="0750")
@@ -104,20 +106,6 @@ else:
     )
     socket = operations.socket_unit(name="systemd socket", s=s, src="templates/app.socket.j2")
     systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket))
-    listener = operations.listener(name="Listening socket", s=s)
-
-    # Switch to the release, a batch of hosts at a time, with the files that wait for it;
-    # restart when something the service runs changed. Each switch is health-gated and
-    # reverted on failure (release and files); a failed batch stops the batches after it.
-    operations.current_release(
-        name="Switch to the release", s=s, release_id=release.id,
-        restart_if=rollout.changed(venv, env, key, run, django_settings, wsgi, gunicorn, unit, socket, listener),
-        _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
-        _if=rollout.nothing_failed(host.state),
-    )
-
-    systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True,
-                    _if=rollout.nothing_failed(host.state))
     # The front door (Caddy): the world's HTTP on port (with a domain, HTTPS on 443 with a
     # certificate by ACME, and 80 redirected), static files and uploads; the rest goes to
     # gunicorn on 127.0.0.1. A changed configuration is reloaded gracefully.
@@ -136,9 +124,33 @@ else:
         front.ca_root(name="ACME CA root", s=s),
         front.certificate(name="Front certificate", s=s),
     ]
-    front.front_door(name="Front door restarted", s=s, restart=True, _if=front_unit.did_change)
+    # A socket that listens elsewhere (a new app_port, or the site's port before the front)
+    # moves now, and the front takes its configuration the moment the socket let go; a
+    # front that does not run yet starts as soon as this host switched (the seed's unit
+    # held the site's port itself until then).
+    follow = front.follow(s, restart=front_unit.will_change)
+    moves, starts = operations.socket_moves(s), not front.running()
+    listener = operations.listener(name="Listening socket", s=s, front=follow if moves else "true")
+
+    # Switch to the release, a batch of hosts at a time, with the files that wait for it;
+    # restart when something the service runs changed. Each switch is health-gated and
+    # reverted on failure (release and files); a failed batch stops the batches after it.
+    operations.current_release(
+        name="Switch to the release", s=s, release_id=release.id,
+        restart_if=rollout.changed(venv, env, key, run, django_settings, wsgi, gunicorn, unit, socket, listener),
+        then=follow if starts and not moves else "true",
+        _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
+        _if=rollout.nothing_failed(host.state),
+    )
+
+    systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True,
+                    _if=rollout.nothing_failed(host.state))
+    # The front door, now the app serves: a changed configuration reloaded gracefully (the
+    # unit changed: restarted), unless it took it already (above).
+    taken = moves or starts
+    front.front_door(name="Front door restarted", s=s, restart=True, _if=[front_unit.did_change, lambda: not taken])
     front.front_door(name="Front door reloaded", s=s, reload=True,
-                     _if=[any_changed(*front_files), lambda: not front_unit.did_change()])
+                     _if=[any_changed(*front_files), lambda: not front_unit.did_change(), lambda: not taken])
     front.front_door(name="Front door running", s=s)
 
     # Scheduled jobs (timers in data): systemd timers that run manage.py in the current

@@ -73,10 +73,7 @@ def _checked(state) -> dict:
         try:
             batches.setdefault(settings.batch, other.name)
             machine = other.data.get("ssh_hostname") or other.name
-            taken = ports.setdefault((machine, settings.port), (settings.project, other.name))
-            if taken[0] != settings.project:
-                problems.append(f"host {other.name}: port = {settings.port}: {taken[0]} already listens "
-                                f"there on the same machine ({taken[1]}): give one of them another port")
+            problems += _shared_machine(ports, machine, other.name, settings)
             secrets = host_secrets(other, settings)
             problems += check_templates(other, settings, secrets)
             prepared[other.name] = (settings, secrets)
@@ -89,6 +86,21 @@ def _checked(state) -> dict:
     if problems:
         fail(problems)
     return prepared
+
+
+def _shared_machine(taken: dict, machine: str, name: str, s: AppSettings) -> list[str]:
+    """Projects on one machine share its front: each needs its own site (an HTTPS domain,
+    or a plain-HTTP port; HTTPS sites share 80 and 443) and its own app_port."""
+    claims = [("app_port", s.app_port, "already uses it", "another app_port")]
+    claims.append(("domain", s.domain, "already serves it", "another domain") if s.https
+                  else ("port", s.port, "already listens there", "another port"))
+    problems = []
+    for key, value, said, fix in claims:
+        project, first = taken.setdefault((machine, key, value), (s.project, name))
+        if project != s.project:
+            problems.append(f"host {name}: {key} = {value}: {project} {said} on the same machine ({first}): "
+                            f"give one of them {fix}")
+    return problems
 
 
 def link_databases(parsed: dict) -> list[str]:

@@ -160,8 +160,23 @@ def test_one_port_for_two_projects_on_one_machine_is_refused(monkeypatch):
                            data={"app_user": "blog", "port": 8080, "project": "blog"})
     with pytest.raises(DeployError) as stopped:
         preflight.preflight(SimpleNamespace(inventory=[shop, blog], failed_hosts=set()))
-    assert stopped.value.problems == ["host app1.example.com: port = 8080: shop already listens there on the same "
-                       "machine (shop-on-app1): give one of them another port"]
+    assert stopped.value.problems == [
+        "host app1.example.com: app_port = 8000: shop already uses it on the same machine (shop-on-app1): give one of "
+        "them another app_port",
+        "host app1.example.com: port = 8080: shop already listens there on the same machine (shop-on-app1): give one "
+        "of them another port"]
+
+    # Behind one front, HTTPS sites share 80 and 443 by domain; each app needs its own app_port.
+    shop.data.update(domain="shop.example.com", app_port=8001)
+    blog.data.update(domain="blog.example.com")
+    runs = [SimpleNamespace(inventory=[shop, blog], failed_hosts=set()) for _ in range(2)]  # one id each
+    preflight.preflight(runs[0])
+    blog.data.update(domain="shop.example.com")
+    with pytest.raises(DeployError) as stopped:
+        preflight.preflight(runs[1])
+    assert stopped.value.problems == [
+        "host app1.example.com: domain = shop.example.com: shop already serves it on the same machine "
+        "(shop-on-app1): give one of them another domain"]
 
 
 

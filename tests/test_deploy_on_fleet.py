@@ -42,9 +42,12 @@ def test_files_have_the_owners_and_modes_the_deploy_sets(fleet, deployed):
                           f"shared/secret_key shared/data releases current/ current/venv/ "
                           f"/etc/systemd/system/{PROJECT}.service").stdout
     modes = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
-    # Others (the front) may pass through to the static files and uploads it serves, not list.
-    assert modes["."] == ["root", "web", "751"]
-    assert modes["shared"] == ["root", "web", "751"]
+    # Only the front (an ACL entry for its user) may pass through, to the release's static files.
+    assert modes["."] == ["root", "web", "750"]
+    assert modes["shared"] == ["root", "web", "750"]
+    acl = fleet.ssh(host, f"getfacl -cp /srv/{PROJECT}").stdout.split()
+    assert [entry for entry in acl if entry.startswith(("user:", "group:")) and entry.split(":")[1]] == \
+        ["user:caddy:--x"], acl
     assert modes["shared/.env"] == ["root", "web", "640"]
     assert modes["run"] == ["root", "web", "750"]
     assert modes["shared/secret_key"] == ["root", "web", "640"]

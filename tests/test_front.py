@@ -74,12 +74,15 @@ def test_static_files_by_the_front_uploads_by_the_app_never_through_a_link(fleet
         status, css = http_get(site(host, f"/static/site.css?t={token}"))
         assert status == 200 and css == on_host
         assert f"site.css?t={token}" not in app_journal(fleet, host)  # gunicorn never saw it
-        # The front passes through the project folder to the release's static files; it lists nothing.
+        # The front alone passes through the project folder to the release's static files; it
+        # lists nothing, and other local users reach no release (code, venv) at all.
         modes = fleet.ssh(host, f"stat -c '%a %U %G' /srv/{PROJECT} /srv/{PROJECT}/shared "
                                 f"/srv/{PROJECT}/shared/media").stdout.split("\n")
-        assert modes[:3] == [f"751 root {user}", f"750 root {user}", f"750 {user} {user}"], modes
+        assert modes[:3] == [f"750 root {user}", f"750 root {user}", f"750 {user} {user}"], modes
         for denied in (f"ls /srv/{PROJECT}", f"cat /srv/{PROJECT}/shared/.env", f"ls /srv/{PROJECT}/shared/media"):
             assert fleet.ssh(host, f"runuser -u caddy -- {denied}", check=False).returncode != 0, denied
+        for denied in (f"ls /srv/{PROJECT}/releases", f"cat /srv/{PROJECT}/current/static/site.css"):
+            assert fleet.ssh(host, f"runuser -u nobody -- {denied}", check=False).returncode != 0, denied
         # Caddy's admin API is a socket only the caddy user reaches (no TCP port 2019 for an app).
         assert ":2019" not in fleet.ssh(host, "ss -Hltn").stdout
         assert fleet.ssh(host, f"runuser -u {user} -- curl -s --unix-socket /run/caddy/admin.sock "
@@ -141,3 +144,66 @@ def test_a_site_port_held_by_another_program_is_one_line_naming_it(fleet, deploy
         again = run_pyinfra("-y", "--limit", staging["address"])  # the host as the other tests expect it
     assert again.returncode == 0 and results(again.stdout)["Front door running"]["changed"] == 1
     assert http_get(site(staging, "/healthz"))[0] == 200
+
+
+def test_an_app_port_change_moves_the_socket_and_the_front_follows_failing_no_request(fleet, deployed):
+    """Socket mode: a new app_port moves the app's socket before any switch, and the front
+    takes the new port in the same step, the moment the socket let go (it tries again until
+    the app listens). Before, the front was reloaded only after every batch had switched:
+    everything sent in between went to a port where nothing listened any more."""
+    web = fleet.by_group("web")
+    with LoadRun([site(h) for h in web]) as load:
+        moved = run_pyinfra("-y", "--limit", "web", "--data", "app_port=8100")
+    assert moved.returncode == 0, moved.stdout[-3000:]
+    rows = results(moved.stdout)
+    assert rows["Listening socket"]["changed"] == len(web) and rows["Front door reloaded"]["changed"] == 0
+    for host in web:
+        assert re.search(r"127\.0\.0\.1:8100\b", fleet.ssh(host, "ss -Hltn").stdout)
+    print(f"\napp_port 8000 -> 8100 under load: {load.result['requests']} requests, {load.result['failed']} failed")
+    assert load.result["requests"] >= 50 and load.result["failed"] == 0, load.result
+    back = run_pyinfra("-y", "--limit", "web")
+    assert back.returncode == 0 and http_get(site(web[0], "/healthz"))[0] == 200, back.stdout[-3000:]
+
+
+def test_a_host_deployed_before_the_front_hands_its_port_to_the_front_at_once(fleet, deployed):
+    """A host deployed before the front: the app's socket holds port 80 itself and no front
+    runs. The deploy moves the socket to 127.0.0.1 and starts the front in one step; before,
+    port 80 stayed dark from that move until the front's step after every switch."""
+    web = fleet.by_group("web")[0]
+    fleet.ssh(web, f"systemctl stop caddy {PROJECT}.service {PROJECT}.socket; "
+                   f"sed -i 's/^ListenStream=.*/ListenStream=80/' /etc/systemd/system/{PROJECT}.socket; "
+                   f"systemctl daemon-reload; systemctl start {PROJECT}.socket {PROJECT}.service")
+    status, _ = http_get(site(web, "/healthz"))
+    assert status == 200 and "caddy" not in fleet.ssh(web, "ss -Hltnp").stdout  # gunicorn answers port 80
+    with LoadRun([site(web)]) as load:
+        upgraded = run_pyinfra("-y", "--limit", web["address"])
+    assert upgraded.returncode == 0, upgraded.stdout[-3000:]
+    listening = fleet.ssh(web, "ss -Hltnp").stdout
+    assert re.search(r"127\.0\.0\.1:8000\b", listening) and re.search(r':80\b.*"caddy"', listening), listening
+    print(f"\nport 80 from the app's socket to the front, under load: {load.result['requests']} requests, "
+          f"{load.result['failed']} failed {load.result['failures']}, longest gap {load.result['max_gap_s']} s")
+    # Measured before the change: dark from the move to the front's step (the switch and its health check).
+    assert load.result["max_gap_s"] < 3, load.result
+    assert results(run_pyinfra("-y", "--limit", web["address"]).stdout)["Grand total"]["changed"] == 0
+
+
+def test_an_ambient_host_deployed_before_the_front_hands_its_port_over_as_it_switches(fleet, deployed):
+    """The seed's unit before the front: gunicorn binds the site's port itself (8080 on the
+    staging host), no front runs. The front starts as soon as this host's switch let go of
+    the port, in the switch's own step (before: only after every batch had switched)."""
+    staging = fleet.by_group("staging")[0]
+    fleet.ssh(staging, f"cd /srv/{PROJECT}; systemctl stop caddy; sed -i 's/127.0.0.1:\\$PORT/0.0.0.0:$PORT/' run; "
+                       f"sed -i 's/^PORT=.*/PORT=8080/' shared/.env; systemctl restart {PROJECT}")
+    assert http_get(site(staging, "/healthz"), timeout=30)[0] == 200
+    assert "caddy" not in fleet.ssh(staging, "ss -Hltnp").stdout  # gunicorn answers port 8080 itself
+    with LoadRun([site(staging)]) as load:
+        upgraded = run_pyinfra("-y", "--limit", staging["address"])
+    assert upgraded.returncode == 0, upgraded.stdout[-3000:]
+    rows = results(upgraded.stdout)
+    assert rows["Switch to the release"]["changed"] == 1 and rows["Front door restarted"]["changed"] == 0
+    listening = fleet.ssh(staging, "ss -Hltnp").stdout
+    assert re.search(r"127\.0\.0\.1:8000\b", listening) and re.search(r':8080\b.*"caddy"', listening), listening
+    print(f"\nport 8080 from the seed's gunicorn to the front, under load: {load.result['requests']} requests, "
+          f"{load.result['failed']} failed {load.result['failures']}, longest gap {load.result['max_gap_s']} s")
+    assert load.result["ok"] > 0 and load.result["max_gap_s"] < 10, load.result
+    assert results(run_pyinfra("-y", "--limit", staging["address"]).stdout)["Grand total"]["changed"] == 0

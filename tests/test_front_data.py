@@ -126,3 +126,19 @@ def test_what_caddy_last_took_is_compared_with_the_files_in_place(tmp_path):
     (tmp_path / "sites/a.caddy").write_text("changed, not taken")
     first, now = ask()
     assert first == digest and now != digest
+
+
+def test_each_project_names_its_own_acme_ca_and_email(tmp_path):
+    """Two projects on one host: each site carries its own CA, CA root and e-mail (they were
+    host-wide global options, taken from whichever project deployed last)."""
+    (tmp_path / "root.pem").write_text(CERT)
+    a = parse("web1", {**BASE, "project": "shop", "domain": "shop.example.com", "acme_email": "ops@shop.example",
+                       "acme_ca": "https://ca.internal/dir", "acme_ca_root": str(tmp_path / "root.pem")}, ["web"])
+    b = parse("web1", {**BASE, "project": "blog", "domain": "blog.example.com"}, ["web"])
+    shop, blog = render("site.caddy.j2", a), render("site.caddy.j2", b)
+    assert "tls ops@shop.example {" in shop and "ca https://ca.internal/dir" in shop
+    assert f"ca_root {a.acme_root_file}" in shop and a.acme_root_file != b.acme_root_file
+    assert "tls" not in blog.replace("HTTPS", "")  # Caddy's defaults: Let's Encrypt, no e-mail
+    for caddyfile in (render("Caddyfile.j2", a), render("Caddyfile.j2", b)):
+        options = [line for line in caddyfile.splitlines() if not line.strip().startswith("#")]
+        assert not [line for line in options if "acme_ca" in line or "email" in line], options

@@ -8,15 +8,15 @@ from conftest import plan_deploy
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = [
-    "Debian packages", "App group", "App user", "Project folder", "Releases folder", "Shared folder",
-    "Data folder", "Uploads folder", "Wheelhouse", "Virtualenv", "Files a stopped run left", ".env", "Secret key",
-    "run script", "manage script",
+    "Debian packages", "App group", "App user", "Project folder", "Front's passage", "Releases folder",
+    "Shared folder", "Data folder", "Uploads folder", "Wheelhouse", "Virtualenv", "Files a stopped run left", ".env",
+    "Secret key", "run script", "manage script",
     "Django folder", "Django settings", "WSGI entry", "gunicorn settings",
     "Release tool", "Release", "Migrations", "systemd unit", "systemd socket", "Reload systemd",
-    "Listening socket", "Switch to the release",
-    "Enable and start the app",
     "Front unit folder", "Front unit", "Front folder", "Front sites", "Front Caddyfile", "Front site", "ACME CA root",
-    "Front certificate", "Front door restarted", "Front door reloaded", "Front door running",
+    "Front certificate", "Listening socket", "Switch to the release",
+    "Enable and start the app",
+    "Front door restarted", "Front door reloaded", "Front door running",
     "Scheduled jobs", "Old releases",
 ]
 

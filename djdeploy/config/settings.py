@@ -119,7 +119,8 @@ class AppSettings:
 
     @property
     def acme_root_file(self) -> str:
-        return f"{self.front_dir}/acme-ca-root.pem"
+        """acme_ca_root where Caddy reads it: one per project, as each site names its own CA."""
+        return f"{self.front_dir}/certs/{self.project}-acme-ca-root.pem"
 
     @property
     def site_address(self) -> str:

@@ -76,6 +76,22 @@ class FrontApplied(FactBase):
         return [line.strip() for line in output if line.strip()]
 
 
+class NamedAcl(FactBase):
+    """A path's ACL entries for named users and groups (["user:caddy:--x"]); [] when it has
+    none, does not exist, or getfacl is not installed yet."""
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self, path):
+        return f"getfacl -cp -- {shlex.quote(path)} 2>/dev/null || true"
+
+    def process(self, output):
+        return sorted(line.split("#")[0].strip() for line in output
+                      if line.count(":") == 2 and line.split(":")[1] and line.split(":")[0] in ("user", "group"))
+
+
 class DirectoryFiles(FactBase):
     """Names of the files directly in a directory (empty when it does not exist)."""
 

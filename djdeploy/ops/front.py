@@ -20,12 +20,27 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.operations import files as pyinfra_files
 
 from djdeploy.ops import operations
-from djdeploy.ops.facts import FrontApplied
+from djdeploy.ops.facts import FrontApplied, NamedAcl
 from djdeploy.run.lock import shell_quote
 
 PACKAGE = "caddy"
+PACKAGES = [PACKAGE, "acl"]  # acl: setfacl, so the front alone may pass through a project folder
 UNIT = "caddy.service"
 USER = "caddy"  # Debian's package makes it
+
+
+@operation()
+def passage(s):
+    """The front (its user) may pass through the project folder to the release's static
+    files, and only it: the folder stays 0750 root:<app group>, so other local users reach
+    neither releases (code, venvs) nor shared/. An ACL entry, `user:caddy:--x`.
+
+    + s: the host's AppSettings
+    """
+    entries = host.get_fact(NamedAcl, path=s.root)
+    wanted = f"user:{USER}:--x"
+    if entries != [wanted]:  # none yet, or others added by hand: exactly the front's
+        yield f"setfacl -b -m u:{USER}:x -- {shell_quote(s.root)}"
 
 
 @operation()
@@ -35,7 +50,10 @@ def ca_root(s):
     + s: the host's AppSettings
     """
     if s.acme_ca_root:
+        yield from _certs_folder(s)
         yield from operations.upload._inner(src=s.acme_ca_root, dest=s.acme_root_file, group=USER, mode="0640")
+    else:  # none (any more): nothing of it stays
+        yield from pyinfra_files.file._inner(path=s.acme_root_file, present=False)
 
 
 @operation()
@@ -46,12 +64,18 @@ def certificate(s):
 
     + s: the host's AppSettings
     """
-    if s.tls != "files":
+    if s.tls != "files":  # none (any more): the key and certificate go
+        for path in (s.key_file, s.certificate_file):
+            yield from pyinfra_files.file._inner(path=path, present=False)
         return
-    folder = f"{s.front_dir}/certs"
-    yield from pyinfra_files.directory._inner(path=folder, user="root", group=USER, mode="0750")
+    yield from _certs_folder(s)
     yield from operations.upload._inner(src=s.tls_files[0], dest=s.certificate_file, group=USER, mode="0640")
     yield from key_file._inner(src=s.tls_files[1], dest=s.key_file)
+
+
+def _certs_folder(s):
+    """The front's certificates and keys: root:caddy 0750, the front's alone."""
+    yield from pyinfra_files.directory._inner(path=f"{s.front_dir}/certs", user="root", group=USER, mode="0750")
 
 
 @operation()
@@ -101,6 +125,23 @@ def front_door(s, restart: bool = False, reload: bool = False):
         yield f"systemctl enable {UNIT}"
 
 
+def running() -> bool:
+    """The front runs now (when this run started)."""
+    return bool(host.get_fact(SystemdStatus, services=[UNIT]).get(UNIT))
+
+
+def follow(s, restart: bool) -> str:
+    """The command that makes the front take the files in place now, checked; for the
+    listener, when the app's socket moves (to a new app_port, or off the site's port it
+    held itself before the front): run as soon as the socket let go, before the app
+    listens again, which the front waits for (lb_try_duration).
+
+    + restart: the front's unit changes in this run (or it is not running): a restart
+    """
+    action = "restart" if restart or not running() else "reload-or-restart"
+    return f"({_checked(s, f'systemctl daemon-reload && systemctl {action} {UNIT}').get_raw_value()})"
+
+
 def _applied_files(s) -> str:
     """The files whose content Caddy runs, as one shell glob list (sorted by the shell)."""
     return f"{s.front_dropin} {s.caddyfile} {s.front_dir}/sites/*.caddy"
@@ -115,8 +156,8 @@ def _checked(s, command: str) -> StringCommand:
         f"out=$(caddy validate --config {shell_quote(s.caddyfile)} --adapter caddyfile 2>&1) || "
         "{ echo \"the front's configuration was refused by caddy, the running one stays: "
         "$(printf '%s' \"$out\" | grep -i error | tail -n 1 | cut -c1-300)\" >&2; exit 1; }; "
-        f"{command} 2>/dev/null || {{ echo \"the front door ({UNIT}) did not start: $(journalctl -u {UNIT} -n 30 "
-        "-o cat --no-pager | grep -E '^Error: |\"error\"' | tail -n 1 | cut -c1-300) "
+        f"since=$(date +%s); {command} 2>/dev/null || {{ echo \"the front door ({UNIT}) did not start: "
+        f"$(journalctl -u {UNIT} --since @$since -o cat --no-pager | grep -E '^Error: |\"error\"' | tail -n 1 | cut -c1-300) "
         f"(journalctl -u caddy); port {ports.replace('|', ' or ')} held by: $(ss -Hltnp | grep -E ':({ports}) ' "
         "| grep -o 'users:((\"[^\"]*\",pid=[0-9]*' | sed 's/users:((//' | sort -u | tr '\\n' ' ')\" >&2; exit 1; }; "
         f"cat {_applied_files(s)} 2>/dev/null | sha1sum | cut -c1-40 > {applied}"

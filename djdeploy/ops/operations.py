@@ -270,7 +270,7 @@ def release(s, release_id: str, archive: Path, venv: str):
 
 
 @operation()
-def current_release(s, release_id: str, restart_if=None, rollback: bool = False):
+def current_release(s, release_id: str, restart_if=None, rollback: bool = False, then: str = "true"):
     """`current` points at `release_id`, the files the app reads at start are the ones this
     run wrote, and the app serves them and passes its health check.
 
@@ -279,6 +279,8 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False)
     + restart_if: callable: true when a file the app reads at start changed (or will, in a
       dry run); such a file waits as `<name>.next` (see `upload`)
     + rollback: write "rolled back" in the revisions log; files waiting are dropped
+    + then: a command run once this host switched (front.follow: the front, which was not
+      running, starts as soon as this host's app let go of the site's port)
 
     The switch (release.sh switch): the waiting files move in, the new `current` link is
     renamed over the old one, restart, GET the health path; on failure `current` and the
@@ -293,7 +295,8 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False)
     if (deployed["current"] != release_id or deployed["serving"] != started_with
             or (restart_if and restart_if())):
         mode = " rollback" if rollback else ""
-        yield f"{tool_env(s)} {shell_quote(s.release_tool)} switch {shell_quote(release_id)}{mode}"
+        after = "" if then == "true" else f" && {then}"
+        yield f"{tool_env(s)} {shell_quote(s.release_tool)} switch {shell_quote(release_id)}{mode}{after}"
 
 
 @operation()
@@ -382,11 +385,22 @@ def listen_changes(s) -> bool:
     return (s.listen == "socket") != bool(host.get_fact(File, path=s.socket_file))
 
 
+def socket_moves(s) -> bool:
+    """The app's socket listens, but not on 127.0.0.1:app_port (app_port changed, or the
+    host was deployed before the front, when the socket held the site's port)."""
+    socket_unit = s.unit_socket
+    return s.listen == "socket" and bool(host.get_fact(SystemdStatus, services=[socket_unit]).get(socket_unit)) \
+        and host.get_fact(SocketListens, unit=socket_unit) != [f"127.0.0.1:{s.app_port}"]
+
+
 @operation()
-def listener(s):
+def listener(s, front: str = "true"):
     """The port is held the way `s.listen` says: by the socket unit, or by gunicorn itself.
 
     + s: the host's AppSettings
+    + front: the command that makes the front take its configuration (front.follow): run
+      as soon as a socket that moves has let go of its port, so the front answers at once
+      (on a host deployed before the front, the socket held the site's port itself)
 
     Socket mode: the socket unit is enabled and listening (an app still holding the port
     itself is stopped first). Ambient mode: no socket unit is left to hold the port.
@@ -395,11 +409,22 @@ def listener(s):
     active = host.get_fact(SystemdStatus, services=[socket_unit]).get(socket_unit)
     enabled = host.get_fact(SystemdEnabled, services=[socket_unit]).get(socket_unit)
     if s.listen == "socket":
-        if active and host.get_fact(SocketListens, unit=socket_unit) != [f"127.0.0.1:{s.app_port}"]:
-            # It listens elsewhere (app_port changed, or the port before the front): the socket
-            # takes its new port with the app stopped a moment (the front tries again meanwhile).
-            yield (f"systemctl stop {shell_quote(s.unit)} {shell_quote(socket_unit)} && {tool_env(s)} "
-                   f"{shell_quote(s.release_tool)} listen && systemctl start {shell_quote(s.unit)}")
+        if socket_moves(s):
+            # It listens elsewhere: the socket takes its new port with the app stopped a moment,
+            # while the front tries again. The site's port before the front: the front takes
+            # it as soon as the socket let go. Another app_port: the front sends to the new
+            # one first, and the old socket is stopped once gunicorn took what it queued (what
+            # the front sent just before: half a second, then the socket's queue empty).
+            stop, then = f"systemctl stop {shell_quote(s.unit)} {shell_quote(socket_unit)}", (
+                f"{tool_env(s)} {shell_quote(s.release_tool)} listen && systemctl start {shell_quote(s.unit)}")
+            old = host.get_fact(SocketListens, unit=socket_unit)
+            if all(address.startswith("127.0.0.1:") for address in old):
+                ports = "|".join(address.rsplit(":", 1)[1] for address in old)
+                queued = f"ss -Hltn | awk '$4 ~ /^127[.]0[.]0[.]1:({ports})$/ {{n += $2}} END {{print n + 0}}'"
+                drained = f'{{ sleep 0.5; for i in $(seq 50); do [ "$({queued})" = 0 ] && break; sleep 0.1; done; }}'
+                yield f"{front} && {drained} && {stop} && {then}"
+            else:
+                yield f"{stop} && {front} && {then}"
         elif not active:  # a port another program holds is named (release.sh listen)
             yield f"{tool_env(s)} {shell_quote(s.release_tool)} listen"
         if not enabled:
