@@ -12,7 +12,7 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from djdeploy.ops import front, operations, postgresql
-from djdeploy.preflight import app_settings, build_release, host_python, host_secrets, preflight
+from djdeploy.preflight import app_settings, build_release, first_app_host, host_python, host_secrets, preflight
 from djdeploy.run import lock, rollout
 from djdeploy.speed import factcache
 
@@ -75,6 +75,9 @@ else:
     # The manage script: the same, for manage.py (what scheduled jobs run).
     operations.upload(name="manage script", src="templates/manage.j2", dest=f"{s.root}/manage", group=s.group,
                       mode="0750", s=s)
+    # The process script: the same, for the app's other process types (workers...).
+    process = operations.upload(name="process script", src="templates/process.j2", dest=s.process_script,
+                                group=s.group, mode="0750", staged=True, s=s)
     # The app's own settings with what production needs on top (ALLOWED_HOSTS, DEBUG off, the
     # host's key, the database and uploads in shared/, ...), and the WSGI entry that adds
     # the health endpoint: the app itself is not edited.
@@ -97,6 +100,9 @@ else:
     operations.release(name="Release", s=s, release_id=release.id, archive=release.archive, venv=release.venv)
     # PostgreSQL: migrated once, by one host, when every host has the release and before any switches.
     postgresql.migrations(name="Migrations", s=s, release_id=release.id)
+    # The Procfile's release line, once per deploy, on the first app host, before any switch.
+    operations.release_command(name="Release command", s=s, release_id=release.id,
+                               here=host.name == first_app_host(host.state))
 
     # The systemd unit (it waits for the switch too, unless the port changes hands: socket
     # <-> ambient), and in socket mode the socket that holds the port across restarts.
@@ -106,6 +112,8 @@ else:
     )
     socket = operations.socket_unit(name="systemd socket", s=s, src="templates/app.socket.j2")
     systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket))
+    # Each process type's unit (<project>-<name>@.service), whose instances the switch restarts.
+    process_units = operations.process_units(name="Process units", s=s)
     # The front door (Caddy): the world's HTTP on port (with a domain, HTTPS on 443 with a
     # certificate by ACME, and 80 redirected), static files and uploads; the rest goes to
     # gunicorn on 127.0.0.1. A changed configuration is reloaded gracefully.
@@ -137,7 +145,8 @@ else:
     # reverted on failure (release and files); a failed batch stops the batches after it.
     operations.current_release(
         name="Switch to the release", s=s, release_id=release.id,
-        restart_if=rollout.changed(venv, env, key, run, django_settings, wsgi, gunicorn, unit, socket, listener),
+        restart_if=rollout.changed(venv, env, key, run, process, django_settings, wsgi, gunicorn, unit, socket,
+                                   process_units, listener),
         then=follow if starts and not moves else "true",
         _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
         _if=rollout.nothing_failed(host.state),
@@ -152,6 +161,9 @@ else:
     front.front_door(name="Front door reloaded", s=s, reload=True,
                      _if=[any_changed(*front_files), lambda: not front_unit.did_change(), lambda: not taken])
     front.front_door(name="Front door running", s=s)
+
+    # The process types' instances: as many as data says (scaled up or down), each enabled.
+    operations.processes(name="Processes", s=s, _if=rollout.nothing_failed(host.state))
 
     # Scheduled jobs (timers in data): systemd timers that run manage.py in the current
     # release, each on one host of the fleet.

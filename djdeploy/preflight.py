@@ -19,7 +19,7 @@ from djdeploy import build, errors
 from djdeploy.config import envfile
 from djdeploy.config.keys import DB_PASSWORD, DB_PORT, ENV_FILE_MAX
 from djdeploy.config.secrets import _passwords, check_database_passwords
-from djdeploy.config.settings import AppSettings, Timer, parse
+from djdeploy.config.settings import AppSettings, Process, Timer, parse
 from djdeploy.errors import DataError, DeployError, fail
 from djdeploy.ops.facts import HostPython
 from djdeploy.ops.operations import deployment, render_env
@@ -103,6 +103,13 @@ def _shared_machine(taken: dict, machine: str, name: str, s: AppSettings) -> lis
     return problems
 
 
+def first_app_host(state) -> str | None:
+    """The first host of the inventory in this run that runs the app (not a database
+    server): where what runs once per deploy runs (the Procfile's release line)."""
+    hosts = checked(state)
+    return next((h.name for h in state.inventory if h.name in hosts and not hosts[h.name][0].database_server), None)
+
+
 def link_databases(parsed: dict) -> list[str]:
     """Point each app host at its database, in place: `database` unset means PostgreSQL
     when the inventory has a database server (database_server = True), else SQLite."""
@@ -148,9 +155,12 @@ def check_templates(host, s: AppSettings, secrets) -> list[str]:
                 source = os.path.join(host.state.cwd, str(path)) if host.state.cwd else str(path)
                 # A scheduled job's units: once per timer (or a stand-in, to find what breaks the template).
                 timers = (s.timers or (Timer("check", "check", "daily"),)) if path.name.startswith("job.") else (None,)
+                # A process type's unit: once per type (or a stand-in).
+                kinds = (s.processes or (Process("check", "check"),)) if path.name == "process.service.j2" else (None,)
                 for timer in timers:
-                    get_template(source).render(s=s, py=repr, host=host, state=host.state,
-                                                inventory=host.state.inventory, timer=timer)
+                    for process in kinds:
+                        get_template(source).render(s=s, py=repr, host=host, state=host.state,
+                                                    inventory=host.state.inventory, timer=timer, process=process)
         except jinja2.TemplateSyntaxError as error:
             problems.append(f"{path} line {error.lineno}: {error.message}: fix the template")
         except (jinja2.UndefinedError, AttributeError, TypeError) as error:

@@ -254,6 +254,18 @@ restart() {
         return 1; }
 }
 
+# The process types' instances ($PROCESSES, e.g. "shop-worker@1.service"), restarted once
+# the web is healthy: each stops with its own signal (a job in flight finishes or goes
+# back to its queue, within its TimeoutStopSec) and starts in the release `current` is now.
+restart_processes() {
+    [ -n "${PROCESSES:-}" ] || return 0
+    # shellcheck disable=SC2086  # unit names, split on purpose
+    systemctl reset-failed $PROCESSES 2>/dev/null || true
+    # shellcheck disable=SC2086
+    systemctl restart $PROCESSES 2>/dev/null || {
+        HEALTH="systemctl restart $PROCESSES failed (journalctl -u ${PROCESSES%% *})"; return 1; }
+}
+
 # "; port N is held by NAME (pid P), ..." when another program listens on the app's port
 # (a failed start in ambient mode, where gunicorn binds it, or of the socket unit in
 # socket mode); nothing otherwise.
@@ -287,7 +299,7 @@ switch() {
         return 0
     fi
     point current "$ID"
-    if restart && healthy; then
+    if restart && healthy && restart_processes; then
         serving "$ID"
         kept
         if [ -n "$old" ] && [ "$old" != "$ID" ]; then point previous "$old"; fi
@@ -309,7 +321,7 @@ switch() {
     move_back
     local back="$old"
     [ "$old" != "$ID" ] || back="its previous files"
-    if restart && healthy; then
+    if restart && healthy && restart_processes; then
         serving "$old"
         log "$ID" "reverted to $back ($why)"
         fail "release $ID failed its health check: $why; reverted to $back, which serves again"
@@ -389,6 +401,19 @@ migrate() {
     log "$ID" "migrated the shared database"
 }
 
+# The app's Procfile release line, once per deploy (on one host), in release $1 before any
+# switch, as the app user with the files it will start with.
+release_command() {
+    ID=$1
+    local dir="$ROOT/releases/$ID"
+    [ -d "$dir" ] || fail "release $ID is not on this host: deploy it first"
+    NEW=
+    with_waiting_files
+    check "its Procfile release command ($RELEASE_COMMAND)" as_app "$dir" bash -c "$RELEASE_COMMAND"
+    echo "$ID" > "$ROOT/.released"
+    log "$ID" "ran the Procfile's release command"
+}
+
 command=${1:-}
 shift || true
 case "$command" in
@@ -396,8 +421,9 @@ case "$command" in
     switch) switch "$@" ;;
     prune) prune "$@" ;;
     migrate) migrate "$@" ;;
+    release-command) release_command "$@" ;;
     listen) listen ;;
     manage) manage "$@" ;;
     health) code=$(probe); if [ -z "$code" ] || [ "$code" = 000 ]; then echo none; else echo "$code"; fi ;;
-    *) fail "usage: release.sh prepare|switch|prune|migrate|health|listen|manage ..." ;;
+    *) fail "usage: release.sh prepare|switch|prune|migrate|release-command|health|listen|manage ..." ;;
 esac

@@ -549,6 +549,66 @@ def test_no_hostile_value_in_a_timer_changes_its_units(monkeypatch):
     assert refused + written == (len(TIMER_FIELDS) + 1) * len(HOSTILE) and refused > written > 0
 
 
+def test_no_hostile_value_in_a_process_type_changes_its_unit_or_script(monkeypatch):
+    """Each field of a process type (and its name) with every hostile value: refused, naming
+    it, or written so that its unit gains no directive, and the process script (which bash
+    must parse) hands bash exactly the command given, as one word."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    from djdeploy.config.keys import PROCESS_FIELDS
+
+    monkeypatch.chdir(ROOT)
+    env = Environment(loader=FileSystemLoader(ROOT), undefined=StrictUndefined, keep_trailing_newline=True)
+
+    def files(processes: dict):
+        s = parse("web1", {"app_user": "web", "port": 8080, "processes": processes}, ["web"])
+        unit = env.get_template("templates/process.service.j2").render(s=s, process=s.processes[0])
+        script = env.get_template("templates/process.j2").render(s=s)
+        assert subprocess.run(["bash", "-n"], input=script, text=True, timeout=30).returncode == 0
+        arm = re.search(rf"^    {re.escape(s.processes[0].name)}\) exec /bin/bash -c (.*) ;;$", script, re.M).group(1)
+        given = subprocess.run(["bash", "-c", f"printf %s {arm}"], capture_output=True, text=True, timeout=30).stdout
+        return re.findall(r"^([A-Za-z]+)=", unit, re.M), script.count("\n"), given
+
+    good = {"command": "python manage.py db_worker", "count": 2, "stop_timeout": 60, "stop_signal": "SIGTERM"}
+    expected = files({"worker": good})
+    refused = written = 0
+    for field in [*PROCESS_FIELDS, "name"]:
+        for value in HOSTILE:
+            processes = {value: good} if field == "name" else {"worker": {**good, field: value}}
+            try:
+                got = files(processes)
+            except DataError as error:
+                assert all("processes" in p and "\n" not in p for p in error.problems), error.problems
+                refused += 1
+                continue
+            written += 1
+            command = value if field == "command" else good["command"]
+            assert got == (*expected[:2], command), (field, value)
+    assert refused + written == (len(PROCESS_FIELDS) + 1) * len(HOSTILE) and refused > written > 0
+
+
+def test_a_procfile_gives_process_types_and_a_release_command(tmp_path, monkeypatch):
+    """The app's Procfile: its types run (one each) unless data says otherwise; web is the
+    deploy's gunicorn; release is kept for the step before the switch."""
+    import shutil
+
+    monkeypatch.chdir(ROOT)
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "app", app, ignore=shutil.ignore_patterns("__pycache__", "static"))
+    (app / "Procfile").write_text("# the app's\nweb: gunicorn project.wsgi\nworker: python manage.py db_worker\n"
+                                  "release: python manage.py migrate\nclock:python manage.py clock\n")
+    s = parse("web1", {"app_user": "web", "port": 8080, "app_path": str(app),
+                       "processes": {"clock": {"count": 0}, "worker": {"count": 3}}}, ["web"])
+    assert [(p.name, p.command, p.count) for p in s.processes] == [
+        ("clock", "python manage.py clock", 0), ("worker", "python manage.py db_worker", 3)]
+    assert s.release_command == "python manage.py migrate"
+    assert s.process_instances == tuple(f"my_awesome_project-worker@{n}.service" for n in (1, 2, 3))
+    with pytest.raises(DataError) as refused:
+        parse("web1", {"app_user": "web", "port": 8080, "processes": {"beat": {"count": 1}}}, ["web"])
+    assert refused.value.problems == ["host web1 (group web): processes.beat: no command, and the app's Procfile has no beat "
+                                      'line: give it one (command = "...")']
+
+
 # --- Half-applied state on failure (on the shared test fleet) ----------------------------------
 
 def served_state(fleet, host: dict, marker: str = "HALF_APPLIED") -> dict:

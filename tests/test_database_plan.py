@@ -34,7 +34,7 @@ def test_pg_hba_gets_single_host_networks_for_addresses():
 
 
 def test_the_projects_migrations_are_found_by_app():
-    assert migration_names(ROOT / "app") == ["notes.0001_initial"]
+    assert migration_names(ROOT / "app") == ["jobs.0001_initial", "notes.0001_initial"]
 
 
 @pytest.fixture(scope="module")

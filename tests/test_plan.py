@@ -10,13 +10,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPE = [
     "Debian packages", "App group", "App user", "Project folder", "Front's passage", "Releases folder",
     "Shared folder", "Data folder", "Uploads folder", "Wheelhouse", "Virtualenv", "Files a stopped run left", ".env",
-    "Secret key", "run script", "manage script",
+    "Secret key", "run script", "manage script", "process script",
     "Django folder", "Django settings", "WSGI entry", "gunicorn settings",
-    "Release tool", "Release", "Migrations", "systemd unit", "systemd socket", "Reload systemd",
+    "Release tool", "Release", "Migrations", "Release command", "systemd unit", "systemd socket", "Reload systemd", "Process units",
     "Front unit folder", "Front unit", "Front folder", "Front sites", "Front Caddyfile", "Front site", "ACME CA root",
     "Front certificate", "Listening socket", "Switch to the release",
     "Enable and start the app",
-    "Front door restarted", "Front door reloaded", "Front door running",
+    "Front door restarted", "Front door reloaded", "Front door running", "Processes",
     "Scheduled jobs", "Old releases",
 ]
 

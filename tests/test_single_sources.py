@@ -108,12 +108,12 @@ def test_status_asks_the_health_check_the_gate_makes(server, tmp_path, monkeypat
 # Operations in deploy.py's rollout.changed(...) that are restart reasons but not files.
 NOT_FILES = {"virtualenv", "listener"}
 # Operations that name no dest/path: the file each writes.
-WRITES = {"env_file": "env_file", "socket_unit": "socket_file"}
+WRITES = {"env_file": "env_file", "socket_unit": "socket_file", "process_units": "process_unit_files"}
 
 
 def test_every_file_a_restart_is_owed_for_is_hashed_and_every_hashed_file_owes_one(monkeypatch):
     monkeypatch.chdir(ROOT)
-    s = parse("web1", {"app_user": "web", "port": 8080})
+    s = parse("web1", {"app_user": "web", "port": 8080, "processes": {"worker": {"command": "work"}}})
     tree = ast.parse((ROOT / "deploy.py").read_text())
     calls = {node.targets[0].id: node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
              and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)}
@@ -127,7 +127,8 @@ def test_every_file_a_restart_is_owed_for_is_hashed_and_every_hashed_file_owes_o
             continue
         where = next((k.value for k in call.keywords if k.arg in ("dest", "path")), None)
         if where is None:
-            restart_files.add(getattr(s, WRITES[operation]))
+            written = getattr(s, WRITES[operation])
+            restart_files.update(written if isinstance(written, tuple) else [written])
         else:
             restart_files.add(eval(compile(ast.Expression(where), "deploy.py", "eval"), {"s": s}))
     assert restart_files == set(s.config_files)

@@ -25,7 +25,13 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
     "notes",
+    "jobs",
+    "django_tasks",
+    "django_tasks_db",
 ]
+# A task queue in the database the app already has (django-tasks-db: Django's tasks API,
+# worked by `manage.py db_worker`, a process type in data).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files without nginx

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from jobs.views import jobs
 from notes.views import notes
 from project import views
 
@@ -7,5 +8,6 @@ urlpatterns = [
     path("", views.home),
     path("healthz", views.healthz),
     path("notes", notes),
+    path("jobs", jobs),
     path("env-digests", views.env_digests),
 ]

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 SETTINGS_DEFAULT = re.compile(r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]""")
+PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+)\s*:\s*(\S.*?)\s*$")
 WSGI_SETTING = re.compile(r"""^WSGI_APPLICATION\s*=\s*['"]([A-Za-z_][\w.]*)['"]""", re.M)
 
 
@@ -30,4 +31,17 @@ def discover(app_path: Path, settings_module: str | None) -> dict:
             break
     if (app_path / "requirements.txt").is_file():
         found["requirements"] = str(app_path / "requirements.txt")
+    if (app_path / "Procfile").is_file():
+        found["procfile"] = procfile(app_path / "Procfile")
     return found
+
+
+def procfile(path: Path) -> dict:
+    """A Procfile's process types, {name: command}, as Heroku and honcho read it: one
+    `name: command` per line; blank lines and # comments skipped."""
+    types = {}
+    for line in path.read_text(errors="replace").splitlines():
+        match = PROCFILE_LINE.match(line)
+        if match and not line.lstrip().startswith("#"):
+            types[match.group(1)] = match.group(2)
+    return types

@@ -44,6 +44,12 @@ TIMER_FIELDS = {
     "timeout": schema.string(TIMESPAN),
     "host": schema.string(),
 }
+PROCESS_FIELDS = {
+    "command": schema.string(r"^[^\x00-\x1f\x7f]+$"),
+    "count": schema.integer(0, 32),
+    "stop_timeout": schema.integer(1, 86400),
+    "stop_signal": schema.one_of("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"),
+}
 # What production needs, set by the deploy's settings module on top of the app's own
 # (templates/settings.py.j2); `keep_app_settings` leaves any of them as the app has it.
 OVERRIDES = ("ALLOWED_HOSTS", "DEBUG", "SECRET_KEY", "DATABASES", "STATIC_ROOT", "MEDIA_ROOT",
@@ -101,6 +107,15 @@ KEYS: dict[str, Key] = {
                   "lower-case letters, digits and -; command: a manage.py command and plain words (letters, "
                   "digits, _ . = : , / @ + -); on_calendar: systemd's OnCalendar= (daily, *-*-* 03:00); "
                   "timeout and randomized_delay: a time span (30s, 10min, 1h)"),
+    "processes": Key({}, schema.dict_of(schema.record(PROCESS_FIELDS)),
+                     "process types beside the web (a task queue's workers...), each count instances of a "
+                     "systemd unit on this host, restarted gracefully with each switch: {name: {command, count "
+                     "(1), stop_timeout (30 s: the unit's TimeoutStopSec), stop_signal (\"SIGTERM\"))}}; the app's "
+                     "Procfile gives commands too (its web line is the deploy's gunicorn, its release line runs "
+                     "once per deploy before the switch)",
+                     'e.g. processes = {"worker": {"command": "celery -A shop worker", "count": 2}}: a name of '
+                     "lower-case letters, digits and -, not web or release; command: one line, run by bash in the "
+                     "release with the venv's bin first on PATH; count: 0 to 32"),
     # The service
     "app_user": Key(None, schema.string(), "required: the system user gunicorn runs as"),
     "app_group": Key(None, schema.optional(schema.string()), "defaults to app_user"),

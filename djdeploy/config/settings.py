@@ -34,6 +34,23 @@ class Timer:
 
 
 @dataclass(frozen=True)
+class Process:
+    """A process type beside the web (data: processes, or the app's Procfile): `count`
+    instances of the unit <project>-<name>@.service, restarted with each switch."""
+
+    name: str
+    command: str
+    count: int = 1
+    stop_timeout: int = 30
+    stop_signal: str = "SIGTERM"
+
+    @property
+    def quoted(self) -> str:
+        """The command as one shell word (the process script hands it to bash)."""
+        return shlex.quote(self.command)
+
+
+@dataclass(frozen=True)
 class AppSettings:
     """What one host gets, with every path derived from the data."""
 
@@ -71,6 +88,8 @@ class AppSettings:
     debian_packages: tuple = ()  # the app's own needs from Debian
     serve_files: bool = True
     timers: tuple = ()  # Timer, by name
+    processes: tuple = ()  # Process, by name
+    release_command: str | None = None  # the Procfile's release line: once per deploy, before the switch
     app_port: int = 8000  # gunicorn's, on 127.0.0.1, behind the front
     domain: str | None = None
     tls: str = "off"  # "acme", "files" (tls_files) or "off": what the front serves HTTPS with
@@ -86,6 +105,24 @@ class AppSettings:
     def https(self) -> bool:
         """The front serves HTTPS (a domain, with a certificate by ACME or from files)."""
         return self.tls != "off"
+
+    @property
+    def process_script(self) -> str:
+        """What every process type's units start: the command, in the release, with .env."""
+        return f"{self.root}/process"
+
+    def process_unit(self, process) -> str:
+        """The template unit of a process type; its instances are <project>-<name>@N.service."""
+        return f"{self.project}-{process.name}@.service"
+
+    @property
+    def process_unit_files(self) -> tuple:
+        return tuple(f"/etc/systemd/system/{self.process_unit(p)}" for p in self.processes)
+
+    @property
+    def process_instances(self) -> tuple:
+        """Every process instance this host runs, e.g. ("shop-worker@1.service", ...)."""
+        return tuple(f"{self.project}-{p.name}@{n}.service" for p in self.processes for n in range(1, p.count + 1))
 
     @property
     def front_dir(self) -> str:
@@ -210,7 +247,8 @@ class AppSettings:
     def config_files(self) -> tuple:
         """Every file the app reads when it starts: a change to one owes a restart."""
         return (self.env_file, self.secret_key_file, f"{self.root}/run", self.gunicorn_config,
-                self.unit_file, self.socket_file, self.settings_file, self.wsgi_file)
+                self.unit_file, self.socket_file, self.settings_file, self.wsgi_file, self.process_script,
+                *self.process_unit_files)
 
     @property
     def unit(self) -> str:
@@ -383,6 +421,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
             problems.append(f"{where}: timers: {name!r}: not a timer name: {HINTS['timers']}")
             continue
         timers.append(Timer(name=name, **fields))
+    processes, found_problems = _processes(where, chosen, found.get("procfile") or {}, bad)
+    problems += found_problems
     root = chosen.acme_ca_root
     if root and "acme_ca_root" not in bad and (not Path(root).is_file() or Path(root).is_symlink()):
         problems.append(f"{where}: acme_ca_root = {root!r}: not a file here: the PEM file that signs "
@@ -414,8 +454,32 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, timers=tuple(timers),
         app_port=chosen.app_port, domain=chosen.domain, tls=tls, tls_files=tls_files, hsts=chosen.hsts,
         acme_ca=chosen.acme_ca, acme_ca_root=chosen.acme_ca_root, acme_email=chosen.acme_email, acme_renew_interval=chosen.acme_renew_interval,
-        static_url=chosen.static_url,
+        static_url=chosen.static_url, processes=tuple(processes),
+        release_command=(found.get("procfile") or {}).get("release"),
     )
+
+
+def _processes(where: str, chosen, procfile: dict, bad) -> tuple[list, list]:
+    """(Process list, problems): the Procfile's types (one instance each, on every app
+    host) with the data's processes on top (which may only set a count or a stop)."""
+    if "processes" in bad:
+        return [], []
+    types = {name: {"command": command} for name, command in procfile.items() if name not in ("web", "release")}
+    problems, processes = [], []
+    for name, fields in chosen.processes.items():
+        types[name] = {**types.get(name, {}), **fields}
+    for name, fields in sorted(types.items()):
+        if not TIMER_NAME.match(name) or name in ("web", "release"):
+            problems.append(f"{where}: processes: {name!r}: not a process type name: {HINTS['processes']}")
+        elif "command" not in fields:
+            problems.append(f"{where}: processes.{name}: no command, and the app's Procfile has no {name} line: "
+                            "give it one (command = \"...\")")
+        elif control_character(fields["command"]):
+            problems.append(f"{where}: processes.{name}.command: {control_character(fields['command'])}: "
+                            "one line of printable text")
+        else:
+            processes.append(Process(name=name, **fields))
+    return processes, problems
 
 
 def _tls(where: str, chosen) -> tuple[str, tuple, list]:

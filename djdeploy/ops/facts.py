@@ -92,6 +92,35 @@ class NamedAcl(FactBase):
                       if line.count(":") == 2 and line.split(":")[1] and line.split(":")[0] in ("user", "group"))
 
 
+class UnitStates(FactBase):
+    """{unit: {"state": ActiveState, "since": ActiveEnterTimestamp (Unix s, or None),
+    "restarts": NRestarts}} of the units named, as systemctl shows them."""
+
+    @staticmethod
+    def default():
+        return {}
+
+    def command(self, units):
+        names = " ".join(shlex.quote(u) for u in units)
+        return (f"systemctl show -p Id -p ActiveState -p ActiveEnterTimestamp -p NRestarts "
+                f"--timestamp=unix -- {names} 2>/dev/null || true")
+
+    def process(self, output):
+        states, current = {}, {}
+        for line in [*output, ""]:
+            if "=" in line:
+                key, value = line.split("=", 1)
+                current[key] = value
+            elif current:
+                since = current.get("ActiveEnterTimestamp", "").lstrip("@")
+                states[current.get("Id", "?")] = {
+                    "state": current.get("ActiveState", "unknown"),
+                    "since": int(since) if since.isdigit() and since != "0" else None,
+                    "restarts": int(current.get("NRestarts") or 0)}
+                current = {}
+        return states
+
+
 class DirectoryFiles(FactBase):
     """Names of the files directly in a directory (empty when it does not exist)."""
 

@@ -41,6 +41,8 @@ def tool_env(s) -> str:
         "DJANGO_DIR": s.django_dir,
         "DATABASE": s.database,  # postgresql: migrations run once, by `postgresql.migrations`
         "RELEASE_COMMANDS": "\n".join(s.release_commands),  # each one shell-quoted (settings.parse)
+        "PROCESSES": " ".join(s.process_instances),  # restarted once the web is healthy
+        "RELEASE_COMMAND": s.release_command or "",  # the Procfile's release line
     }
     return "env " + " ".join(f"{k}={shell_quote(v)}" for k, v in values.items())
 
@@ -435,6 +437,68 @@ def listener(s, front: str = "true"):
 
 
 UNITS = "/etc/systemd/system"
+WANTS = f"{UNITS}/multi-user.target.wants"
+
+
+@operation()
+def release_command(s, release_id: str, here: bool):
+    """The app's Procfile `release:` line has run for release `release_id`: once per deploy,
+    on one host (`here`), in the new release before any switch, as the app user with the
+    files it will start with. A failure stops the run before any host switched.
+
+    + s: the host's AppSettings
+    + release_id: the release, ready on this host (operations.release)
+    + here: this host runs it (the first app host of the inventory)
+    """
+    if s.release_command and here and host.get_fact(FileText, path=f"{s.root}/.released") != release_id:
+        yield f"{tool_env(s)} {shell_quote(s.release_tool)} release-command {shell_quote(release_id)}"
+
+
+@operation()
+def process_units(s):
+    """Each process type's template unit (<project>-<name>@.service) is in place, before the
+    switch that restarts its instances; `processes` removes those of types gone.
+
+    + s: the host's AppSettings
+    """
+    changed = False
+    for process, dest in zip(s.processes, s.process_unit_files):
+        commands = list(upload._inner(src="templates/process.service.j2", dest=dest, mode="0644", s=s,
+                                      process=process))
+        changed = changed or bool(commands)
+        yield from commands
+    if changed:
+        yield "systemctl daemon-reload"
+
+
+@operation()
+def processes(s):
+    """The process types' instances run as data says: name@1..count enabled and running,
+    the instances above a count (or of a type no longer there) stopped and disabled, and
+    the units of types gone removed. A stop is the unit's: its signal, then stop_timeout.
+
+    + s: the host's AppSettings
+    """
+    prefix = f"{s.project}-"
+    wanted = set(s.process_instances)
+    templates = {s.process_unit(p) for p in s.processes}
+    ours = [n for n in host.get_fact(DirectoryFiles, path=WANTS)
+            if n.startswith(prefix) and "@" in n and n.endswith(".service") and n not in wanted]
+    if ours:
+        yield "systemctl disable --now -- " + " ".join(shell_quote(n) for n in ours)
+    stale = [n for n in host.get_fact(DirectoryFiles, path=UNITS)
+             if n.startswith(prefix) and n.endswith("@.service") and n not in templates]
+    if stale:
+        gone = " ".join(shell_quote(n.replace("@.service", "@*.service")) for n in stale)
+        yield f"systemctl stop -- {gone}; rm -f -- " + " ".join(shell_quote(f"{UNITS}/{n}") for n in stale)
+        yield "systemctl daemon-reload"
+    if not wanted:
+        return
+    active = host.get_fact(SystemdStatus, services=sorted(wanted))
+    enabled = set(host.get_fact(DirectoryFiles, path=WANTS))
+    start = [n for n in sorted(wanted) if not active.get(n) or n not in enabled]
+    if start:
+        yield "systemctl enable --now -- " + " ".join(shell_quote(n) for n in start)
 
 
 def timers_here(host, s) -> list:

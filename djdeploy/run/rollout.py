@@ -46,3 +46,4 @@ def nothing_failed(state):
 def changed(*ops):
     """True if any of `ops` changed (after they ran) or will change (when planning)."""
     return lambda: any(op.did_change() if op.is_complete() else op.will_change for op in ops)
+

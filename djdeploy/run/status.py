@@ -7,7 +7,7 @@ import time
 
 from pyinfra.facts.systemd import SystemdStatus
 
-from djdeploy.ops.facts import FileText, HealthAnswer, JobTimers
+from djdeploy.ops.facts import FileText, HealthAnswer, JobTimers, UnitStates
 from djdeploy.ops.operations import deployment, tool_env
 from djdeploy.ops.postgresql import clients
 
@@ -43,6 +43,12 @@ def report(host, s) -> None:
         f"releases={','.join(deployed['releases']) or 'none'}",
         f"lock={lock['owner'] + ' since ' + lock['since'] if lock else 'free'}",
     ]
+    if s.processes:  # every process beside the web: state since when, restarts
+        states = host.get_fact(UnitStates, units=list(s.process_instances))
+        fields.append("processes=" + ",".join(
+            f"{name.removeprefix(s.project + '-').removesuffix('.service')}:{states.get(name, {}).get('state', 'unknown')}"
+            f"({_when(states.get(name, {}).get('since'))},restarts {states.get(name, {}).get('restarts', 0)})"
+            for name in s.process_instances))
     jobs = host.get_fact(JobTimers, project=s.project)
     if jobs:  # name:result of the last run (last run, next run)
         fields.append("jobs=" + ",".join(f"{name}:{job['result']}({_when(job['last'])},next {_when(job['next'])})"

@@ -1,0 +1,31 @@
+import socket
+from collections import Counter
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from jobs.models import JobRun
+from jobs.tasks import record
+
+
+@csrf_exempt
+def jobs(request):
+    """POST prefix=...&count=N&seconds=S enqueues N jobs (keys prefix-0..N-1); GET
+    ?prefix=... shows their runs: {key: [host, ...]} and the queue's results by status."""
+    if request.method == "POST":
+        prefix = request.POST.get("prefix", "job")[:50]
+        count = min(int(request.POST.get("count", "1")), 500)
+        seconds = min(float(request.POST.get("seconds", "0")), 30.0)
+        keys = [f"{prefix}-{n}" for n in range(count)]
+        for key in keys:
+            record.enqueue(key, seconds)
+        return JsonResponse({"enqueued": keys, "by": socket.gethostname()}, status=201)
+    prefix = request.GET.get("prefix", "")
+    runs = {}
+    for run in JobRun.objects.filter(key__startswith=prefix).order_by("id"):
+        runs.setdefault(run.key, []).append({"host": run.host, "release": run.release})
+    from django_tasks_db.models import DBTaskResult
+
+    statuses = Counter(DBTaskResult.objects.filter(args_kwargs__args__0__startswith=prefix)
+                       .values_list("status", flat=True)) if prefix else Counter()
+    return JsonResponse({"runs": runs, "statuses": dict(statuses)})
