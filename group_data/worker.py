@@ -5,3 +5,5 @@
 app_user = "web"
 port = 80
 processes = {"worker": {"command": "python manage.py db_worker --no-startup-delay", "count": 2, "stop_timeout": 60}}
+# Finished jobs' results pruned each night, on one worker host.
+timers = {"prune-tasks": {"command": "prune_db_task_results --min-age-days 7", "on_calendar": "daily"}}

@@ -168,6 +168,12 @@ def test_jobs_in_flight_through_a_switch_each_run_exactly_once(procs, deployed, 
 
 
 def test_scaling_two_workers_to_one_and_back(procs, deployed, run):
+    """2 -> 1 -> 2 on the worker host; another project's worker whose name starts like ours
+    (my_awesome_project-x) is left alone."""
+    other = f"{PROJECT}-x-worker"
+    procs.ssh(worker(procs), f"printf '[Unit]\\nX-Djdeploy-Project={PROJECT}-x\\n[Service]\\nExecStart=/bin/sleep infinity"
+                             f"\\n[Install]\\nWantedBy=multi-user.target\\n' > /etc/systemd/system/{other}@.service; "
+                             f"systemctl daemon-reload; systemctl enable --now {other}@1.service")
     one = run("-y", "--data", 'processes={"worker": {"command": "python manage.py db_worker --no-startup-delay", '
                               '"count": 1, "stop_timeout": 60}}', "--limit", worker(procs)["address"])
     assert one.returncode == 0, one.stdout[-3000:]
@@ -179,6 +185,9 @@ def test_scaling_two_workers_to_one_and_back(procs, deployed, run):
     assert two.returncode == 0, two.stdout[-3000:]
     assert states(procs, worker(procs)) == ["active", "active"]
     assert results(two.stdout)["Processes"]["changed"] == 1
+    assert procs.ssh(worker(procs), f"systemctl is-active {other}@1.service; systemctl is-enabled {other}@1.service; "
+                                    f"systemctl disable --now {other}@1.service; rm /etc/systemd/system/{other}@.service; "
+                                    "systemctl daemon-reload").stdout.split() == ["active", "enabled"]
 
 
 def test_status_and_logs_show_every_process(procs, deployed, run):
@@ -195,7 +204,10 @@ def test_status_and_logs_show_every_process(procs, deployed, run):
             (unit, logs.stdout[-2000:])
 
 
-def test_a_no_op_with_workers_is_one_command_per_host(procs, deployed, run):
+def test_a_no_op_with_workers_and_a_timer_is_one_command_per_host(procs, deployed, run):
+    """The worker group has a timer too (group_data/worker.py: finished jobs pruned nightly)."""
+    timer = f"{PROJECT}-job-prune-tasks.timer"
+    assert procs.ssh(worker(procs), f"systemctl is-active {timer}").stdout.strip() == "active"
     run("-y")  # the facts this fleet asks, learnt
     again = run("-y", env={"DJDEPLOY_COUNT_COMMANDS": "1"})
     assert results(again.stdout)["Grand total"]["changed"] == 0, again.stdout[-3000:]

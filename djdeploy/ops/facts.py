@@ -92,6 +92,22 @@ class NamedAcl(FactBase):
                       if line.count(":") == 2 and line.split(":")[1] and line.split(":")[0] in ("user", "group"))
 
 
+class ProjectProcessUnits(FactBase):
+    """The process types' template units a project has on the host (their file names), found
+    by the line the deploy writes in each: X-Djdeploy-Project=<project>."""
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self, project):
+        return (f"grep -lx {shlex.quote('X-Djdeploy-Project=' + project)} /etc/systemd/system/*@.service "
+                "2>/dev/null || true")
+
+    def process(self, output):
+        return sorted(line.strip().rsplit("/", 1)[-1] for line in output if line.strip())
+
+
 class UnitStates(FactBase):
     """{unit: {"state": ActiveState, "since": ActiveEnterTimestamp (Unix s, or None),
     "restarts": NRestarts}} of the units named, as systemctl shows them."""

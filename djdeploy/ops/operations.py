@@ -20,7 +20,7 @@ from pyinfra.operations import files
 
 from djdeploy.config import envfile
 from djdeploy.ops.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
-                            MissingPackages, SocketListens)
+                            MissingPackages, ProjectProcessUnits, SocketListens)
 from djdeploy.errors import fail
 from djdeploy.run.lock import CONTROLLER, shell_quote
 
@@ -479,15 +479,14 @@ def processes(s):
 
     + s: the host's AppSettings
     """
-    prefix = f"{s.project}-"
     wanted = set(s.process_instances)
     templates = {s.process_unit(p) for p in s.processes}
-    ours = [n for n in host.get_fact(DirectoryFiles, path=WANTS)
-            if n.startswith(prefix) and "@" in n and n.endswith(".service") and n not in wanted]
-    if ours:
-        yield "systemctl disable --now -- " + " ".join(shell_quote(n) for n in ours)
-    stale = [n for n in host.get_fact(DirectoryFiles, path=UNITS)
-             if n.startswith(prefix) and n.endswith("@.service") and n not in templates]
+    owned = set(host.get_fact(ProjectProcessUnits, project=s.project))  # another project's are not ours
+    extra = [n for n in host.get_fact(DirectoryFiles, path=WANTS)
+             if n.split("@", 1)[0] + "@.service" in owned and n not in wanted]
+    if extra:
+        yield "systemctl disable --now -- " + " ".join(shell_quote(n) for n in extra)
+    stale = sorted(owned - templates)
     if stale:
         gone = " ".join(shell_quote(n.replace("@.service", "@*.service")) for n in stale)
         yield f"systemctl stop -- {gone}; rm -f -- " + " ".join(shell_quote(f"{UNITS}/{n}") for n in stale)
