@@ -138,7 +138,7 @@ else:
     # held the site's port itself until then).
     follow = front.follow(s, restart=front_unit.will_change)
     moves, starts = operations.socket_moves(s), not front.running()
-    listener = operations.listener(name="Listening socket", s=s, front=follow if moves else "true")
+    listener = operations.listener(name="Listening socket", s=s, moving_from=moves, front=follow if moves else "true")
 
     # Switch to the release, a batch of hosts at a time, with the files that wait for it;
     # restart when something the service runs changed. Each switch is health-gated and
@@ -156,7 +156,7 @@ else:
                     _if=rollout.nothing_failed(host.state))
     # The front door, now the app serves: a changed configuration reloaded gracefully (the
     # unit changed: restarted), unless it took it already (above).
-    taken = moves or starts
+    taken = bool(moves) or starts
     front.front_door(name="Front door restarted", s=s, restart=True, _if=[front_unit.did_change, lambda: not taken])
     front.front_door(name="Front door reloaded", s=s, reload=True,
                      _if=[any_changed(*front_files), lambda: not front_unit.did_change(), lambda: not taken])

@@ -257,13 +257,16 @@ restart() {
 # The process types' instances ($PROCESSES, e.g. "shop-worker@1.service"), restarted once
 # the web is healthy: each stops with its own signal (a job in flight finishes or goes
 # back to its queue, within its TimeoutStopSec) and starts in the release `current` is now.
+# A revert restarts only those that run (try-restart): a type this run added is unknown
+# to the files that go back.
 restart_processes() {
+    local how=${1:-restart}
     [ -n "${PROCESSES:-}" ] || return 0
     # shellcheck disable=SC2086  # unit names, split on purpose
     systemctl reset-failed $PROCESSES 2>/dev/null || true
     # shellcheck disable=SC2086
-    systemctl restart $PROCESSES 2>/dev/null || {
-        HEALTH="systemctl restart $PROCESSES failed (journalctl -u ${PROCESSES%% *})"; return 1; }
+    systemctl "$how" $PROCESSES 2>/dev/null || {
+        HEALTH="systemctl $how $PROCESSES failed (journalctl -u ${PROCESSES%% *})"; return 1; }
 }
 
 # "; port N is held by NAME (pid P), ..." when another program listens on the app's port
@@ -321,7 +324,7 @@ switch() {
     move_back
     local back="$old"
     [ "$old" != "$ID" ] || back="its previous files"
-    if restart && healthy && restart_processes; then
+    if restart && healthy && restart_processes try-restart; then
         serving "$old"
         log "$ID" "reverted to $back ($why)"
         fail "release $ID failed its health check: $why; reverted to $back, which serves again"

@@ -168,8 +168,7 @@ def broken_release(target, how):
             "def fail(apps, schema_editor):\n    raise RuntimeError('this migration fails on purpose')\n\n\n"
             "class Migration(migrations.Migration):\n    operations = [migrations.RunPython(fail)]\n")
         settings = app / "project" / "settings.py"
-        settings.write_text(settings.read_text().replace(
-            '    "notes",\n]', '    "notes",\n    "broken",\n]'))
+        settings.write_text(settings.read_text().replace('    "notes",\n', '    "notes",\n    "broken",\n', 1))
         assert '"broken"' in settings.read_text()
     return project
 

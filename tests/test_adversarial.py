@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -130,6 +129,8 @@ def test_a_huge_secret_is_refused_before_any_host_changes(tmp_path):
     assert f"{folder}/web.toml: HUGE is 3,145,733 bytes with its name, more than the {ENV_VARIABLE_MAX:,}" in output
     assert "Zq" * 8 not in output
     assert "Traceback" not in output
+    assert len([line for line in output.splitlines() if line.startswith("error:")]) == 1, output[-2000:]
+    assert "Starting operation" not in output  # before any host changed
 
 
 def test_a_whole_env_file_too_big_is_refused(monkeypatch):
@@ -171,7 +172,8 @@ def test_a_unicode_line_break_in_a_secret_arrives_byte_for_byte(breaker, tmp_pat
         (command,) = list(operations.env_file._inner(s, "templates/env.j2", secrets))
     script = command.get_raw_value().replace(f"chown root:{s.group}", f"chown {os.getuid()}:{os.getgid()}")
     script = script.replace(s.env_file, str(tmp_path / ".env"))
-    process = subprocess.Popen(["bash", "-c", script], stdin=subprocess.PIPE)
+    process = subprocess.Popen(["bash", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
 
     class Buffer:
         def write(self, data):
@@ -181,7 +183,9 @@ def test_a_unicode_line_break_in_a_secret_arrives_byte_for_byte(breaker, tmp_pat
             process.stdin.close()
 
     write_stdin(command.connector_arguments["_stdin"], Buffer())
+    said = process.stdout.read()
     assert process.wait(timeout=30) == 0
+    assert f"a{breaker}b".encode() not in said and command.get_masked_value().count("a" + breaker) == 0
     text = operations.render_env("templates/env.j2", s, secrets)
     assert dest.read_bytes() == text.encode()
     salt = f"djdeploy-env:{s.project}"
@@ -219,6 +223,7 @@ def test_a_cut_off_env_never_replaces_the_good_one(tmp_path, monkeypatch):
         assert result.returncode == 1, cut
         assert dest.read_text() == "GOOD=1\n"
         assert result.stderr.strip().endswith(".env did not arrive whole: left as it was")
+        assert "secret-" not in result.stdout + result.stderr  # no part of a secret said
         assert not list(tmp_path.glob(".env.*"))  # no half file left beside it
     result = subprocess.run(["bash", "-c", script], input=sent, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and dest.read_text() == "GOOD=1\n"
@@ -340,10 +345,7 @@ def test_a_syntax_error_in_group_data_is_one_line(tmp_path):
     assert result.returncode == 1
     assert "error: group_data/web.py line 2: invalid syntax: fix it (plain assignments, e.g. port = 80)" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr and "internal" not in result.stdout + result.stderr
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__]))
+    assert len([line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error:")]) == 1
 
 
 def test_a_failed_start_names_the_program_that_holds_the_port():
@@ -419,17 +421,37 @@ def test_two_deploys_started_together_one_proceeds_the_other_stops_with_one_line
                                  "--data", f'app_env={{"CONCURRENT": "{tag}"}}'], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
 
+    import threading
+
     runs = [start("a")]
     time.sleep(0.3)
     runs.append(start("b"))
-    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    outputs, ended = [None, None], [None, None]
+
+    def collect(i):
+        outputs[i] = runs[i].communicate(timeout=600)[0]
+        ended[i] = time.monotonic()
+
+    collectors = [threading.Thread(target=collect, args=(i,)) for i in (0, 1)]
+    for collector in collectors:
+        collector.start()
+    for collector in collectors:
+        collector.join(610)
     try:
         assert sorted(run.returncode for run in runs) == [0, 1], "\n\n".join(o[-3000:] for o in outputs)
-        stopped = outputs[[run.returncode for run in runs].index(1)]
+        loser = [run.returncode for run in runs].index(1)
+        stopped = outputs[loser]
         errors = [line for line in stopped.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1, stopped[-3000:]
         assert re.search(r"^error: 169\.254\.\d+\.2: deploy lock held by \S+ pid \d+ since \S+: wait for that "
                          r"deploy.*; no host was changed$", errors[0]), errors
+        # It stopped within its lock_wait, while the other still worked, and changed nothing:
+        # every host has the winner's .env.
+        assert ended[loser] < ended[1 - loser], ended
+        winner = "ab"[1 - loser]
+        for host in fleet.hosts:
+            env_line = fleet.ssh(host, f"grep '^CONCURRENT=' /srv/{PROJECT}/shared/.env").stdout.strip()
+            assert env_line in (f"CONCURRENT={winner}", f"CONCURRENT='{winner}'", f'CONCURRENT="{winner}"'), env_line
     finally:
         assert run_pyinfra("-y").returncode == 0  # the fleet as the other tests expect it
 
@@ -652,7 +674,12 @@ def app_url(host: dict, path: str = "/healthz") -> str:
 
 
 @pytest.mark.fleet
-def test_a_failed_run_leaves_every_host_with_the_files_of_the_release_it_serves(fleet, deployed, tmp_path):
+@pytest.mark.parametrize("how, said, left", [
+    ("health", "failed its health check", 2),  # the first batch's host reverted: nothing left there
+    ("migration", "failed its migrations", 3),  # every host stopped before its switch
+])
+def test_a_failed_run_leaves_every_host_with_the_files_of_the_release_it_serves(fleet, deployed, tmp_path, how,
+                                                                                said, left):
     """A run with a new secret whose release fails its health check on the first host. Before,
     every host got the new .env before any switch: the hosts that never switched (and the one
     that reverted) ran the old release with the new secrets at their next restart. Now new
@@ -667,9 +694,10 @@ def test_a_failed_run_leaves_every_host_with_the_files_of_the_release_it_serves(
     before = {h["machine"]: served_state(fleet, h) for h in fleet.hosts}
     assert all(state["marker"] == "0" for state in before.values()), before
 
-    failed = run_pyinfra("-y", cwd=broken_release(tmp_path / "p", "health"), env={"DJDEPLOY_SECRETS_DIR": str(folder)})
+    failed = run_pyinfra("-y", cwd=broken_release(tmp_path / "p", how), env={"DJDEPLOY_SECRETS_DIR": str(folder)})
     assert failed.returncode == 1, failed.stdout[-3000:]
-    assert "failed its health check" in failed.stdout and "reverted to" in failed.stdout, failed.stdout[-3000:]
+    assert said in failed.stdout, failed.stdout[-3000:]
+    assert how != "health" or "reverted to" in failed.stdout, failed.stdout[-3000:]
     assert value not in failed.stdout
     for h in fleet.hosts:
         fleet.ssh(h, f"systemctl restart {PROJECT}")  # the next restart: a reboot, a crash, an admin
@@ -682,7 +710,7 @@ def test_a_failed_run_leaves_every_host_with_the_files_of_the_release_it_serves(
     # The next deploy clears what the failed run left waiting, and converges.
     fixed = run_pyinfra("-y")
     assert fixed.returncode == 0, fixed.stdout[-3000:]
-    assert results(fixed.stdout)["Files a stopped run left"]["changed"] == len(fleet.hosts) - 1  # not the reverted one
+    assert results(fixed.stdout)["Files a stopped run left"]["changed"] == left
     for h in fleet.hosts:
         assert fleet.ssh(h, f"ls -a /srv/{PROJECT}/shared /srv/{PROJECT} /srv/{PROJECT}/django /etc/systemd/system"
                             " | grep -E '[.](next|prev|part)$' || true").stdout == ""
@@ -723,11 +751,20 @@ def test_kill_9_at_every_operation_boundary_then_the_next_deploy_converges(fleet
     secret = "killed-" + token_urlsafe(24)
     for number, op in enumerate(RECIPE):
         version = versions[number % 2]
+        before = served_state(fleet, web)
         output = deploy_killed_at(version, [f"Starting operation: {op}\n"], "--limit", web["address"],
                                   "--data", f'app_env={{"KILLED_AT": "{number}"}}', env={"DJDEPLOY_SECRET_KILL": secret})
         assert secret not in output
         assert wait_http_200(app_url(web), timeout=30)[0] == 200, op
-        assert files_belong_to_the_release(fleet, web), op  # unchanged, or wholly switched
+        after = served_state(fleet, web)
+        # Unchanged (the release, .env and what the app started with, as before), or wholly
+        # on the new release with the files it was started with: never the old release with
+        # new files (every run brings new code and a new .env).
+        if after["current"] == before["current"]:
+            assert {k: after[k] for k in ("runs", "env", "serving")} == \
+                {k: before[k] for k in ("runs", "env", "serving")}, (op, before, after)
+        else:
+            assert files_belong_to_the_release(fleet, web), (op, before, after)
         write_row(f"after a kill at {op}")
     converged = run_pyinfra("-y", "--limit", web["address"], cwd=versions[0], env={"DJDEPLOY_SECRET_KILL": secret})
     assert converged.returncode == 0, converged.stdout[-3000:]

@@ -183,7 +183,7 @@ def test_a_host_deployed_before_the_front_hands_its_port_to_the_front_at_once(fl
     print(f"\nport 80 from the app's socket to the front, under load: {load.result['requests']} requests, "
           f"{load.result['failed']} failed {load.result['failures']}, longest gap {load.result['max_gap_s']} s")
     # Measured before the change: dark from the move to the front's step (the switch and its health check).
-    assert load.result["max_gap_s"] < 3, load.result
+    assert load.result["max_gap_s"] < 5, load.result
     assert results(run_pyinfra("-y", "--limit", web["address"]).stdout)["Grand total"]["changed"] == 0
 
 

@@ -45,8 +45,9 @@ class MissingPackages(FactBase):
 
 
 class SocketListens(FactBase):
-    """Where a socket unit listens now, as systemd says (["127.0.0.1:8000"]); [] when it
-    is not loaded or listens nowhere. Its file may say otherwise until it is restarted."""
+    """Where a socket unit listens, as systemd says (["127.0.0.1:8000"]); [] when it is not
+    loaded or listens nowhere. After its file changed and systemd reloaded, this is the
+    file's address even while the old socket still listens: ask before the run changes it."""
 
     @staticmethod
     def default():

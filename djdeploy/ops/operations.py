@@ -387,19 +387,25 @@ def listen_changes(s) -> bool:
     return (s.listen == "socket") != bool(host.get_fact(File, path=s.socket_file))
 
 
-def socket_moves(s) -> bool:
-    """The app's socket listens, but not on 127.0.0.1:app_port (app_port changed, or the
-    host was deployed before the front, when the socket held the site's port)."""
+def socket_moves(s) -> list:
+    """Where the app's socket listens, when it listens, but not on 127.0.0.1:app_port
+    (app_port changed, or the host was deployed before the front, when the socket held the
+    site's port); [] otherwise. Asked as the deploy file is read, before anything changes:
+    once the socket's file is rewritten and systemd reloaded, systemd shows the new
+    address although the old socket still listens."""
     socket_unit = s.unit_socket
-    return s.listen == "socket" and bool(host.get_fact(SystemdStatus, services=[socket_unit]).get(socket_unit)) \
-        and host.get_fact(SocketListens, unit=socket_unit) != [f"127.0.0.1:{s.app_port}"]
+    if s.listen != "socket" or not host.get_fact(SystemdStatus, services=[socket_unit]).get(socket_unit):
+        return []
+    listens = host.get_fact(SocketListens, unit=socket_unit)
+    return listens if listens != [f"127.0.0.1:{s.app_port}"] else []
 
 
 @operation()
-def listener(s, front: str = "true"):
+def listener(s, moving_from: list, front: str = "true"):
     """The port is held the way `s.listen` says: by the socket unit, or by gunicorn itself.
 
     + s: the host's AppSettings
+    + moving_from: where the socket listens before this run, when it moves (socket_moves)
     + front: the command that makes the front take its configuration (front.follow): run
       as soon as a socket that moves has let go of its port, so the front answers at once
       (on a host deployed before the front, the socket held the site's port itself)
@@ -411,7 +417,7 @@ def listener(s, front: str = "true"):
     active = host.get_fact(SystemdStatus, services=[socket_unit]).get(socket_unit)
     enabled = host.get_fact(SystemdEnabled, services=[socket_unit]).get(socket_unit)
     if s.listen == "socket":
-        if socket_moves(s):
+        if moving_from:
             # It listens elsewhere: the socket takes its new port with the app stopped a moment,
             # while the front tries again. The site's port before the front: the front takes
             # it as soon as the socket let go. Another app_port: the front sends to the new
@@ -419,9 +425,8 @@ def listener(s, front: str = "true"):
             # the front sent just before: half a second, then the socket's queue empty).
             stop, then = f"systemctl stop {shell_quote(s.unit)} {shell_quote(socket_unit)}", (
                 f"{tool_env(s)} {shell_quote(s.release_tool)} listen && systemctl start {shell_quote(s.unit)}")
-            old = host.get_fact(SocketListens, unit=socket_unit)
-            if all(address.startswith("127.0.0.1:") for address in old):
-                ports = "|".join(address.rsplit(":", 1)[1] for address in old)
+            if all(address.startswith("127.0.0.1:") for address in moving_from):
+                ports = "|".join(address.rsplit(":", 1)[1] for address in moving_from)
                 queued = f"ss -Hltn | awk '$4 ~ /^127[.]0[.]0[.]1:({ports})$/ {{n += $2}} END {{print n + 0}}'"
                 drained = f'{{ sleep 0.5; for i in $(seq 50); do [ "$({queued})" = 0 ] && break; sleep 0.1; done; }}'
                 yield f"{front} && {drained} && {stop} && {then}"
