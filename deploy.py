@@ -102,7 +102,7 @@ else:
     postgresql.migrations(name="Migrations", s=s, release_id=release.id)
     # The Procfile's release line, once per deploy, on the first app host, before any switch.
     operations.release_command(name="Release command", s=s, release_id=release.id,
-                               here=host.name == first_app_host(host.state))
+                               here=host.name == first_app_host(host.state, s))
 
     # The systemd unit (it waits for the switch too, unless the port changes hands: socket
     # <-> ambient), and in socket mode the socket that holds the port across restarts.

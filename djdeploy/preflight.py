@@ -103,11 +103,12 @@ def _shared_machine(taken: dict, machine: str, name: str, s: AppSettings) -> lis
     return problems
 
 
-def first_app_host(state) -> str | None:
-    """The first host of the inventory in this run that runs the app (not a database
-    server): where what runs once per deploy runs (the Procfile's release line)."""
+def first_app_host(state, s: AppSettings) -> str | None:
+    """The first host of the inventory in this run that runs project `s.project` (not a
+    database server): where what runs once per deploy runs (the Procfile's release line)."""
     hosts = checked(state)
-    return next((h.name for h in state.inventory if h.name in hosts and not hosts[h.name][0].database_server), None)
+    return next((h.name for h in state.inventory if h.name in hosts and not hosts[h.name][0].database_server
+                 and hosts[h.name][0].project == s.project), None)
 
 
 def link_databases(parsed: dict) -> list[str]:

@@ -610,19 +610,22 @@ def test_no_hostile_value_in_a_process_type_changes_its_unit_or_script(monkeypat
 
 
 def test_a_procfile_gives_process_types_and_a_release_command(tmp_path, monkeypatch):
-    """The app's Procfile: its types run (one each) unless data says otherwise; web is the
-    deploy's gunicorn; release is kept for the step before the switch."""
+    """The app's Procfile: its types run where data gives them a count (Heroku's and Dokku's
+    scale: 0 otherwise); web is the deploy's gunicorn; release is kept for the step before
+    the switch."""
     import shutil
 
     monkeypatch.chdir(ROOT)
     app = tmp_path / "app"
     shutil.copytree(ROOT / "app", app, ignore=shutil.ignore_patterns("__pycache__", "static"))
     (app / "Procfile").write_text("# the app's\nweb: gunicorn project.wsgi\nworker: python manage.py db_worker\n"
-                                  "release: python manage.py migrate\nclock:python manage.py clock\n")
+                                  "release: python manage.py migrate\nclock:python manage.py clock\n"
+                                  "high_priority: python manage.py db_worker --queue-name high\n")
     s = parse("web1", {"app_user": "web", "port": 8080, "app_path": str(app),
                        "processes": {"clock": {"count": 0}, "worker": {"count": 3}}}, ["web"])
     assert [(p.name, p.command, p.count) for p in s.processes] == [
-        ("clock", "python manage.py clock", 0), ("worker", "python manage.py db_worker", 3)]
+        ("clock", "python manage.py clock", 0), ("high_priority", "python manage.py db_worker --queue-name high", 0),
+        ("worker", "python manage.py db_worker", 3)]  # a type data does not name runs nowhere (Heroku's scale)
     assert s.release_command == "python manage.py migrate"
     assert s.process_instances == tuple(f"my_awesome_project-worker@{n}.service" for n in (1, 2, 3))
     with pytest.raises(DataError) as refused:

@@ -10,12 +10,16 @@ from jobs.tasks import record
 
 @csrf_exempt
 def jobs(request):
-    """POST prefix=...&count=N&seconds=S enqueues N jobs (keys prefix-0..N-1); GET
+    """POST prefix=...&count=N&seconds=S enqueues N jobs (at most 100 of 5 s; keys
+    prefix-0..N-1); GET
     ?prefix=... shows their runs: {key: [host, ...]} and the queue's results by status."""
     if request.method == "POST":
         prefix = request.POST.get("prefix", "job")[:50]
-        count = min(int(request.POST.get("count", "1")), 500)
-        seconds = min(float(request.POST.get("seconds", "0")), 30.0)
+        try:  # small and bounded: anyone who reaches the sample site may post here
+            count = max(1, min(int(request.POST.get("count", "1")), 100))
+            seconds = max(0.0, min(float(request.POST.get("seconds", "0")), 5.0))
+        except ValueError:
+            return JsonResponse({"error": "count and seconds are numbers"}, status=400)
         keys = [f"{prefix}-{n}" for n in range(count)]
         for key in keys:
             record.enqueue(key, seconds)

@@ -34,6 +34,7 @@ EMAIL = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"
 URL_PATH = r"^/([A-Za-z0-9_.~-]+/)+$"  # /static/, /assets/v2/
 TLS_MODES = ("auto", "off")
 TIMER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+PROCESS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,30}$")  # a Procfile's names: Heroku's letters
 TIMER_COMMAND = r"^[A-Za-z0-9_][A-Za-z0-9_ .=:,/@+-]*$"  # words systemd's ExecStart= and a shell read alike
 TIMESPAN = r"^[0-9]+ ?(us|ms|s|sec|m|min|h|hr|d|w)?$"
 TIMER_FIELDS = {
@@ -91,7 +92,8 @@ KEYS: dict[str, Key] = {
                              "production settings the deploy does not override (see OVERRIDES)",
                              "a list of setting names from: " + ", ".join(OVERRIDES)),
     "serve_files": Key(True, schema.boolean,
-                       "the deploy's WSGI entry serves STATIC_URL and MEDIA_URL (False: the app or a front does)"),
+                       "the deploy's WSGI entry serves STATIC_URL and MEDIA_URL (False: the app does; the front serves "
+                       "STATIC_ROOT either way, never uploads)"),
     "debian_packages": Key([], schema.list_of(schema.string(r"^[a-z0-9][a-z0-9+.-]{1,62}$")),
                            "what the app needs from Debian beyond Python, e.g. [\"gettext\"]",
                            'a list of Debian package names, e.g. ["gettext", "libmagic1"]'),
@@ -110,11 +112,11 @@ KEYS: dict[str, Key] = {
     "processes": Key({}, schema.dict_of(schema.record(PROCESS_FIELDS)),
                      "process types beside the web (a task queue's workers...), each count instances of a "
                      "systemd unit on this host, restarted gracefully with each switch: {name: {command, count "
-                     "(1), stop_timeout (30 s: the unit's TimeoutStopSec), stop_signal (\"SIGTERM\"))}}; the app's "
-                     "Procfile gives commands too (its web line is the deploy's gunicorn, its release line runs "
-                     "once per deploy before the switch)",
+                     "(1; 0 for a Procfile's type data does not name), stop_timeout (30 s: the unit's "
+                     "TimeoutStopSec), stop_signal (\"SIGTERM\"))}}; the app's Procfile gives commands too (its web "
+                     "line is the deploy's gunicorn, its release line runs once per deploy before the switch)",
                      'e.g. processes = {"worker": {"command": "celery -A shop worker", "count": 2}}: a name of '
-                     "lower-case letters, digits and -, not web or release; command: one line, run by bash in the "
+                     "letters, digits, _ and -, not web or release; command: one line, run by bash in the "
                      "release with the venv's bin first on PATH; count: 0 to 32"),
     # The service
     "app_user": Key(None, schema.string(), "required: the system user gunicorn runs as"),

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from djdeploy.config import schema
 from djdeploy.config.discover import discover
 from djdeploy.config.keys import (DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
-                                  REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, TIMER_NAME, UP_PATH, check_value, control_character,
+                                  REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, TIMER_NAME, PROCESS_NAME, UP_PATH, check_value, control_character,
                                   named_groups)
 from djdeploy.errors import DataError
 
@@ -460,16 +460,19 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
 
 
 def _processes(where: str, chosen, procfile: dict, bad) -> tuple[list, list]:
-    """(Process list, problems): the Procfile's types (one instance each, on every app
-    host) with the data's processes on top (which may only set a count or a stop)."""
+    """(Process list, problems): the Procfile's types (no instance unless data gives a
+    count) with the data's processes on top (which may only set a count or a stop)."""
     if "processes" in bad:
         return [], []
-    types = {name: {"command": command} for name, command in procfile.items() if name not in ("web", "release")}
+    # As Heroku and Dokku scale them: a Procfile's type runs where data names it (beat or
+    # clock once per fleet, not once per host).
+    types = {name: {"command": command, "count": 0} for name, command in procfile.items()
+             if name not in ("web", "release")}
     problems, processes = [], []
-    for name, fields in chosen.processes.items():
-        types[name] = {**types.get(name, {}), **fields}
+    for name, fields in chosen.processes.items():  # named in data: one instance unless it says
+        types[name] = {**types.get(name, {}), "count": 1, **fields}
     for name, fields in sorted(types.items()):
-        if not TIMER_NAME.match(name) or name in ("web", "release"):
+        if not PROCESS_NAME.match(name) or name in ("web", "release"):
             problems.append(f"{where}: processes: {name!r}: not a process type name: {HINTS['processes']}")
         elif "command" not in fields:
             problems.append(f"{where}: processes.{name}: no command, and the app's Procfile has no {name} line: "

@@ -45,19 +45,25 @@ class MissingPackages(FactBase):
 
 
 class SocketListens(FactBase):
-    """Where a socket unit listens, as systemd says (["127.0.0.1:8000"]); [] when it is not
-    loaded or listens nowhere. After its file changed and systemd reloaded, this is the
-    file's address even while the old socket still listens: ask before the run changes it."""
+    """Where a socket unit listens (["127.0.0.1:8000"]); [] when it is not loaded or listens
+    nowhere. What is bound, while its service runs: the addresses both systemd and the
+    service's main process hold (systemd's own `Listen` shows the file's address as soon
+    as it is reloaded, while the old socket still listens, e.g. after a run stopped
+    between the two); else systemd's `Listen`."""
 
     @staticmethod
     def default():
         return []
 
-    def command(self, unit):
-        return f"systemctl show -p Listen --value {shlex.quote(unit)} 2>/dev/null || true"
+    def command(self, unit, service):
+        u, s = shlex.quote(unit), shlex.quote(service)
+        return (f"pid=$(systemctl show -P MainPID {s} 2>/dev/null); bound=; "
+                f"[ \"${{pid:-0}}\" -gt 0 ] 2>/dev/null && bound=$(ss -Hltnp 2>/dev/null | grep -F \"pid=$pid,\" "
+                "| grep -F '\"systemd\",pid=1,' | awk '{print $4 \" (Stream)\"}'); "
+                f"if [ -n \"$bound\" ]; then echo \"$bound\"; else systemctl show -p Listen --value {u} 2>/dev/null; fi; true")
 
     def process(self, output):
-        return [line.split()[0] for line in output if line.strip()]
+        return sorted(line.split()[0] for line in output if line.strip())
 
 
 class FrontApplied(FactBase):
@@ -102,7 +108,7 @@ class ProjectProcessUnits(FactBase):
         return []
 
     def command(self, project):
-        return (f"grep -lx {shlex.quote('X-Djdeploy-Project=' + project)} /etc/systemd/system/*@.service "
+        return (f"grep -lxF {shlex.quote('X-Djdeploy-Project=' + project)} /etc/systemd/system/*@.service "
                 "2>/dev/null || true")
 
     def process(self, output):

@@ -117,12 +117,18 @@ def front_door(s, restart: bool = False, reload: bool = False):
         return
     if not host.get_fact(SystemdStatus, services=[UNIT]).get(UNIT):
         yield _checked(s, f"systemctl daemon-reload && systemctl start {UNIT}")
-    elif len(set(host.get_fact(FrontApplied, files=_applied_files(s)))) != 1:
+    elif untaken(s):
         # The files in place are not what Caddy last took (a run whose reload was refused,
-        # or stopped before it): taken now.
-        yield _checked(s, f"systemctl daemon-reload && systemctl reload-or-restart {UNIT}")
+        # or that stopped before it): taken now, by a restart, as the unit (its admin
+        # socket, say) may be among them.
+        yield _checked(s, f"systemctl daemon-reload && systemctl restart {UNIT}")
     if not host.get_fact(SystemdEnabled, services=[UNIT]).get(UNIT):
         yield f"systemctl enable {UNIT}"
+
+
+def untaken(s) -> bool:
+    """The front's files in place are not the ones Caddy last took (FrontApplied)."""
+    return len(set(host.get_fact(FrontApplied, files=_applied_files(s)))) != 1
 
 
 def running() -> bool:
@@ -138,13 +144,13 @@ def follow(s, restart: bool) -> str:
 
     + restart: the front's unit changes in this run (or it is not running): a restart
     """
-    action = "restart" if restart or not running() else "reload-or-restart"
+    action = "restart" if restart or not running() or untaken(s) else "reload-or-restart"
     return f"({_checked(s, f'systemctl daemon-reload && systemctl {action} {UNIT}').get_raw_value()})"
 
 
 def _applied_files(s) -> str:
     """The files whose content Caddy runs, as one shell glob list (sorted by the shell)."""
-    return f"{s.front_dropin} {s.caddyfile} {s.front_dir}/sites/*.caddy"
+    return f"{s.front_dropin} {s.caddyfile} {s.front_dir}/sites/*.caddy {s.front_dir}/certs/*"
 
 
 def _checked(s, command: str) -> StringCommand:

@@ -396,7 +396,7 @@ def socket_moves(s) -> list:
     socket_unit = s.unit_socket
     if s.listen != "socket" or not host.get_fact(SystemdStatus, services=[socket_unit]).get(socket_unit):
         return []
-    listens = host.get_fact(SocketListens, unit=socket_unit)
+    listens = host.get_fact(SocketListens, unit=socket_unit, service=s.unit)
     return listens if listens != [f"127.0.0.1:{s.app_port}"] else []
 
 
