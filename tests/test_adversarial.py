@@ -555,20 +555,31 @@ def test_no_hostile_value_in_a_timer_changes_its_units(monkeypatch):
     good = {"command": "clearsessions", "on_calendar": "daily", "persistent": True, "randomized_delay": "0",
             "timeout": "1h", "host": "web1"}
     expected = units({"job": good})
+
+    def same_shape(field, value, got):
+        words = value.split() if field == "command" else expected[2]  # a command's words are its own
+        assert got == [*expected[:2], words], (field, value)
+
+    each_hostile_field("timers", TIMER_FIELDS, "job", good, units, same_shape)
+
+
+def each_hostile_field(key: str, fields: dict, name: str, good: dict, files, check) -> None:
+    """Each field of one entry of `key` (and the entry's name) with every hostile value:
+    refused with lines that name `key`, or `check(field, value, files(entries))`. Both
+    happen (the loop cannot pass empty), and refusals outnumber what is written."""
     refused = written = 0
-    for field in [*TIMER_FIELDS, "name"]:
+    for field in [*fields, "name"]:
         for value in HOSTILE:
-            timers = {value: good} if field == "name" else {"job": {**good, field: value}}
+            entries = {value: good} if field == "name" else {name: {**good, field: value}}
             try:
-                got = units(timers)
+                got = files(entries)
             except DataError as error:
-                assert all("timers" in p and "\n" not in p for p in error.problems), error.problems
+                assert all(key in p and "\n" not in p for p in error.problems), error.problems
                 refused += 1
                 continue
             written += 1
-            words = value.split() if field == "command" else expected[2]  # a command's words are its own
-            assert got == [*expected[:2], words], (field, value)
-    assert refused + written == (len(TIMER_FIELDS) + 1) * len(HOSTILE) and refused > written > 0
+            check(field, value, got)
+    assert refused + written == (len(fields) + 1) * len(HOSTILE) and refused > written > 0
 
 
 def test_no_hostile_value_in_a_process_type_changes_its_unit_or_script(monkeypatch):
@@ -593,20 +604,12 @@ def test_no_hostile_value_in_a_process_type_changes_its_unit_or_script(monkeypat
 
     good = {"command": "python manage.py db_worker", "count": 2, "stop_timeout": 60, "stop_signal": "SIGTERM"}
     expected = files({"worker": good})
-    refused = written = 0
-    for field in [*PROCESS_FIELDS, "name"]:
-        for value in HOSTILE:
-            processes = {value: good} if field == "name" else {"worker": {**good, field: value}}
-            try:
-                got = files(processes)
-            except DataError as error:
-                assert all("processes" in p and "\n" not in p for p in error.problems), error.problems
-                refused += 1
-                continue
-            written += 1
-            command = value if field == "command" else good["command"]
-            assert got == (*expected[:2], command), (field, value)
-    assert refused + written == (len(PROCESS_FIELDS) + 1) * len(HOSTILE) and refused > written > 0
+
+    def same_shape(field, value, got):
+        command = value if field == "command" else good["command"]
+        assert got == (*expected[:2], command), (field, value)
+
+    each_hostile_field("processes", PROCESS_FIELDS, "worker", good, files, same_shape)
 
 
 def test_a_procfile_gives_process_types_and_a_release_command(tmp_path, monkeypatch):

@@ -115,7 +115,7 @@ def front_door(s, restart: bool = False, reload: bool = False):
     if reload:
         yield _checked(s, f"systemctl reload-or-restart {UNIT}")
         return
-    if not host.get_fact(SystemdStatus, services=[UNIT]).get(UNIT):
+    if not running():
         yield _checked(s, f"systemctl daemon-reload && systemctl start {UNIT}")
     elif untaken(s):
         # The files in place are not what Caddy last took (a run whose reload was refused,
@@ -132,7 +132,8 @@ def untaken(s) -> bool:
 
 
 def running() -> bool:
-    """The front runs now (when this run started)."""
+    """The front runs (as systemd says when asked: in deploy.py's own code, before the run
+    changed anything; in an operation, when it runs)."""
     return bool(host.get_fact(SystemdStatus, services=[UNIT]).get(UNIT))
 
 
