@@ -45,8 +45,9 @@ TIMER_FIELDS = {
     "timeout": schema.string(TIMESPAN),
     "host": schema.string(),
 }
+ONE_LINE = r"^[^\x00-\x1f\x7f]+$"  # a command line: printable, no line break
 PROCESS_FIELDS = {
-    "command": schema.string(r"^[^\x00-\x1f\x7f]+$"),
+    "command": schema.string(ONE_LINE),
     "count": schema.integer(0, 32),
     "stop_timeout": schema.integer(1, 86400),
     "stop_signal": schema.one_of("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"),
@@ -97,7 +98,7 @@ KEYS: dict[str, Key] = {
     "debian_packages": Key([], schema.list_of(schema.string(r"^[a-z0-9][a-z0-9+.-]{1,62}$")),
                            "what the app needs from Debian beyond Python, e.g. [\"gettext\"]",
                            'a list of Debian package names, e.g. ["gettext", "libmagic1"]'),
-    "release_commands": Key([], schema.list_of(schema.string(r"^[^\x00-\x1f\x7f]+$")),
+    "release_commands": Key([], schema.list_of(schema.string(ONE_LINE)),
                             "manage.py commands run in each new release before it serves, e.g. \"compress\"",
                             'a list of manage.py commands on one line each, e.g. ["compress --force"]'),
     "app_env": Key({}, schema.dict_of(schema.number), "extra variables for .env"),

@@ -122,7 +122,8 @@ class AppSettings:
     @property
     def process_instances(self) -> tuple:
         """Every process instance this host runs, e.g. ("shop-worker@1.service", ...)."""
-        return tuple(f"{self.project}-{p.name}@{n}.service" for p in self.processes for n in range(1, p.count + 1))
+        return tuple(self.process_unit(p).replace("@.service", f"@{n}.service")
+                     for p in self.processes for n in range(1, p.count + 1))
 
     @property
     def front_dir(self) -> str:
