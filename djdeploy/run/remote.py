@@ -87,7 +87,7 @@ def manage_command(s: AppSettings, args: list[str], sudo: bool) -> str:
 def logs_command(s: AppSettings, since: str | None, lines: int | None, follow: bool, sudo: bool) -> str:
     """journalctl of every unit of the project, as JSON lines (formatted by `log_line`)."""
     options = ["--no-pager", "-q", "-o", "json", "-u", s.unit, "-u", s.unit_socket, "-u", f"{s.project}-job-*",
-               *[option for p in s.processes for option in ("-u", f"{s.project}-{p.name}@*")]]
+               *[option for p in s.processes for option in ("-u", s.process_unit(p).replace("@.service", "@*"))]]
     if since:
         options += ["--since", since]
     if lines is not None:

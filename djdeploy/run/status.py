@@ -45,10 +45,12 @@ def report(host, s) -> None:
     ]
     if s.processes:  # every process beside the web: state since when, restarts
         states = host.get_fact(UnitStates, units=list(s.process_instances))
-        fields.append("processes=" + ",".join(
-            f"{name.removeprefix(s.project + '-').removesuffix('.service')}:{states.get(name, {}).get('state', 'unknown')}"
-            f"({_when(states.get(name, {}).get('since'))},restarts {states.get(name, {}).get('restarts', 0)})"
-            for name in s.process_instances))
+        shown = []
+        for name in s.process_instances:
+            state = states.get(name, {})
+            shown.append(f"{name.removeprefix(s.project + '-').removesuffix('.service')}:{state.get('state', 'unknown')}"
+                         f"({_when(state.get('since'))},restarts {state.get('restarts', 0)})")
+        fields.append("processes=" + ",".join(shown))
     jobs = host.get_fact(JobTimers, project=s.project)
     if jobs:  # name:result of the last run (last run, next run)
         fields.append("jobs=" + ",".join(f"{name}:{job['result']}({_when(job['last'])},next {_when(job['next'])})"
