@@ -12,7 +12,7 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from djdeploy.ops import front, operations, postgresql
-from djdeploy.preflight import app_settings, build_release, first_app_host, host_python, host_secrets, preflight
+from djdeploy.preflight import app_settings, build_release, first_app_host, host_python, host_secrets, preflight, timers_here
 from djdeploy.run import lock, rollout
 from djdeploy.speed import factcache
 
@@ -167,6 +167,6 @@ else:
 
     # Scheduled jobs (timers in data): systemd timers that run manage.py in the current
     # release, each on one host of the fleet.
-    operations.scheduled_jobs(name="Scheduled jobs", s=s, timers=operations.timers_here(host, s),
+    operations.scheduled_jobs(name="Scheduled jobs", s=s, timers=timers_here(host, s),
                               _if=rollout.nothing_failed(host.state))
     operations.releases_pruned(name="Old releases", s=s, keep=s.keep_releases)

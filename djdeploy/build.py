@@ -30,7 +30,7 @@ from djdeploy.config.envfile import folder as secrets_folder
 
 CACHE = Path(os.environ.get("DJDEPLOY_BUILD_CACHE", Path.home() / ".cache" / "djdeploy"))
 # Never shipped: caches, local databases, virtualenvs, secrets.
-EXCLUDED_NAMES = {"__pycache__", ".git", ".venv", "venv", "node_modules", ".env", ".pytest_cache"}
+EXCLUDED_NAMES = {"__pycache__", ".git", ".venv", "venv", "node_modules", ".env", ".pytest_cache", ".djdeploy"}
 EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".sqlite3", ".log")
 # pip's complaints when the index cannot be reached (it then reports "from versions: none").
 NETWORK_ERRORS = ("NewConnectionError", "Failed to establish a new connection", "Max retries exceeded",

@@ -12,6 +12,8 @@ how to reach them over SSH:
 
     [web]
     hosts = ["app1.example.com", "app2.example.com"]
+    # or, with data keys for one host alone (over group_data, checked like the rest):
+    # hosts = ["app1.example.com", { name = "app2.example.com", allowed_hosts = ["www.example.com"] }]
 
     [staging]
     hosts = ["staging.example.com"]
@@ -73,12 +75,31 @@ def from_servers_file(path: Path, groups: list[str]) -> dict[str, list]:
             raise InventoryError(f"{path}: unknown group [{group}]: the groups are "
                                  f"{', '.join(groups)} (one group_data/<group>.py each)")
         hosts = body.get("hosts") if isinstance(body, dict) else None
-        if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
+        if not isinstance(hosts, list) or not hosts:
             raise InventoryError(f"{path}: [{group}] needs hosts = [\"name\", ...]")
-        inventory[group] = [(name, dict(ssh_data)) for name in hosts]
+        inventory[group] = [_host(path, group, entry, ssh_data) for entry in hosts]
     if not inventory:
         raise InventoryError(f"{path}: no hosts: add a [web] section with hosts = [...]")
     return inventory
+
+
+def _host(path: Path, group: str, entry, ssh_data: dict) -> tuple[str, dict]:
+    """(name, data) of one entry of a group's hosts: a name, or a table with the name and
+    data keys for that host alone (checked with the rest of its data)."""
+    data = dict(ssh_data)
+    if isinstance(entry, dict):
+        entry = dict(entry)
+        name = entry.pop("name", None)
+        data.update(entry)
+    else:
+        name = entry
+    if not isinstance(name, str) or not name:
+        raise InventoryError(f"{path}: [{group}] needs hosts = [\"name\", ...]: each a name, or "
+                             f"{{ name = \"...\", key = value }} with data for that host alone")
+    if name.startswith("-") or any(c.isspace() or not c.isprintable() for c in name):
+        raise InventoryError(f"{path}: [{group}] host {name!r}: not a host name (it would read as an option "
+                             "or break a line): use the name or address you reach it by over SSH")
+    return name, data
 
 
 VERBS = ("deploy.py", "rollback.py", "unlock.py")  # the deploy files that change hosts
@@ -99,8 +120,12 @@ def check_invocation(project_dir: Path, argv: list, environ, interactive: bool) 
         raise InventoryError(f"{' and '.join(modes)}: not supported by {verb}, whose deploy lock and batched "
                              "switch need pyinfra's default mode: run it without, and set `batch` in data "
                              "to switch fewer hosts at once")
-    answered = ({"--yes", "--dry"} & flags or any(not a.startswith("--") and "y" in a[1:] for a in flags)
-                or environ.get("PYINFRA_YES", "").lower() in ("1", "true", "t", "yes", "y", "on"))
+    yes = ("--yes" in flags or any(not a.startswith("--") and "y" in a[1:] for a in flags)
+           or environ.get("PYINFRA_YES", "").lower() in ("1", "true", "t", "yes", "y", "on"))
+    if verb and yes and "--dry" in flags:  # pyinfra skips its change detection with -y: an empty preview
+        raise InventoryError(f"--dry with -y (or PYINFRA_YES) shows no change: pyinfra skips detecting changes "
+                             f"when told yes: run pyinfra inventory.py {verb} --dry --diff without -y")
+    answered = yes or "--dry" in flags
     if verb and not answered and not interactive:
         raise InventoryError(f"no terminal to answer pyinfra's confirmation: pass -y (pyinfra -y inventory.py "
                              f"{verb}), or --dry to see the changes only")

@@ -111,6 +111,24 @@ def first_app_host(state, s: AppSettings) -> str | None:
                  and hosts[h.name][0].project == s.project), None)
 
 
+def timers_here(host, s: AppSettings) -> list:
+    """The timers of `s` this host runs. Each runs on one host of the fleet: the one its
+    data names (host = "..."), or else the first host of the inventory whose checked
+    settings have it (from data or the app's own file)."""
+    hosts = checked(host.state) or {host.name: (s, None)}
+    here = []
+    for timer in s.timers:
+        # The app hosts of this project that have it (a database server runs no job).
+        having = [h.name for h in host.state.inventory if h.name in hosts and not hosts[h.name][0].database_server
+                  and hosts[h.name][0].project == s.project and timer in hosts[h.name][0].timers]
+        if timer.host is not None and timer.host not in having:
+            fail(f"host {host.name}: timers.{timer.name}.host = {timer.host!r}: not an app host that has this "
+                 f"timer: use one of {', '.join(having)}, or leave it out (the first of them runs it)")
+        if (timer.host or having[0]) == host.name:
+            here.append(timer)
+    return here
+
+
 def link_databases(parsed: dict) -> list[str]:
     """Point each app host at its database, in place: `database` unset means PostgreSQL
     when the inventory has a database server (database_server = True), else SQLite."""

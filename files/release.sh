@@ -102,6 +102,19 @@ confined() {
     [ -z "$found" ] || { echo "links out of the release, or files linked from elsewhere: $found"; return 1; }
 }
 
+# STATIC_ROOT as the settings of release $1 say, writable by the app user for collectstatic
+# when it lies in the release (another place is the app's own to make writable).
+static_root() {
+    local root release
+    root=$(as_app "$1" python -c 'import django; django.setup(); from django.conf import settings
+print(settings.STATIC_ROOT or "")' 2> /dev/null | tail -n 1) || return 0
+    [ -n "$root" ] || return 0
+    root=$(realpath -m -- "$root") release=$(realpath -- "$1")
+    case $root in
+        "$release"/*) install -d -m 0755 "$root" && chown -R "$APP_USER" "$root" ;;
+    esac
+}
+
 prepare() {
     ID=$1 ARCHIVE=$2 venv=$3
     local final="$ROOT/releases/$ID"
@@ -121,9 +134,10 @@ prepare() {
         check "its migrations" as_app "$NEW" python manage.py migrate --noinput
     fi
     # collectstatic (if the project has staticfiles) writes into the release as the app
-    # user; the result is root's, read-only.
+    # user; the result is root's, read-only. STATIC_ROOT is the deploy's (.djdeploy/static)
+    # or, kept as the app has it, the app's: made the app user's when it is in the release.
     if as_app "$NEW" python manage.py help collectstatic > /dev/null 2>&1; then
-        install -d -o "$APP_USER" -m 0755 "$NEW/static"
+        static_root "$NEW"
         check "collectstatic" as_app "$NEW" python manage.py collectstatic --noinput
     fi
     # The app's own release commands (data: release_commands), one per line, each as shell

@@ -1,7 +1,7 @@
 # Defaults for every host; each group file below overrides what differs.
+# What the fleet decides lives here; what the app needs travels with the app, in
+# djdeploy.toml beside its manage.py (app/djdeploy.toml for the sample).
 # The full list of keys, with their meaning, is docs/configuration.md.
 project = "my_awesome_project"
-app_path = "app"
-requirements = "app/requirements.txt"  # settings_module and wsgi_module: found from app/manage.py
-health_path = "/healthz"  # the app's own health check (it reads the database)
+app_path = "app"  # the folder holding your manage.py
 workers = 2

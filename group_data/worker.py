@@ -1,9 +1,6 @@
-# Worker hosts: the site as on web hosts, and beside it the task queue's workers (a process
-# type), which take the jobs any web host enqueues in the shared database: Django's tasks
-# API stored in the database (django-tasks-db), whose worker stops at SIGTERM once the job
-# it runs is done, which stop_timeout leaves it time for.
+# Worker hosts: the site as on web hosts, and beside it 2 instances of the app's worker
+# process type (its command is the app's: app/djdeploy.toml), which take the jobs any web
+# host enqueues in the shared database.
 app_user = "web"
 port = 80
-processes = {"worker": {"command": "python manage.py db_worker --no-startup-delay", "count": 2, "stop_timeout": 60}}
-# Finished jobs' results pruned each night, on one worker host.
-timers = {"prune-tasks": {"command": "prune_db_task_results --min-age-days 7", "on_calendar": "daily"}}
+processes = {"worker": {"count": 2}}

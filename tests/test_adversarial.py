@@ -620,7 +620,7 @@ def test_a_procfile_gives_process_types_and_a_release_command(tmp_path, monkeypa
 
     monkeypatch.chdir(ROOT)
     app = tmp_path / "app"
-    shutil.copytree(ROOT / "app", app, ignore=shutil.ignore_patterns("__pycache__", "static"))
+    shutil.copytree(ROOT / "app", app, ignore=shutil.ignore_patterns("__pycache__", "static", "djdeploy.toml"))
     (app / "Procfile").write_text("# the app's\nweb: gunicorn project.wsgi\nworker: python manage.py db_worker\n"
                                   "release: python manage.py migrate\nclock:python manage.py clock\n"
                                   "high_priority: python manage.py db_worker --queue-name high\n")

@@ -70,7 +70,7 @@ def test_static_files_by_the_front_uploads_by_the_app_never_through_a_link(fleet
             status, body = http_get(site(host, f"/media/{planted}"))
             assert status == 404 and "DJANGO" not in body and "admin" not in body, (planted, status, body[:200])
         fleet.ssh(host, f"rm -f /srv/{PROJECT}/shared/media/env-link /srv/{PROJECT}/shared/media/front")
-        on_host = fleet.ssh(host, f"cat /srv/{PROJECT}/current/static/site.css").stdout
+        on_host = fleet.ssh(host, f"cat /srv/{PROJECT}/current/.djdeploy/static/site.css").stdout
         status, css = http_get(site(host, f"/static/site.css?t={token}"))
         assert status == 200 and css == on_host
         assert f"site.css?t={token}" not in app_journal(fleet, host)  # gunicorn never saw it
@@ -81,7 +81,7 @@ def test_static_files_by_the_front_uploads_by_the_app_never_through_a_link(fleet
         assert modes[:3] == [f"750 root {user}", f"750 root {user}", f"750 {user} {user}"], modes
         for denied in (f"ls /srv/{PROJECT}", f"cat /srv/{PROJECT}/shared/.env", f"ls /srv/{PROJECT}/shared/media"):
             assert fleet.ssh(host, f"runuser -u caddy -- {denied}", check=False).returncode != 0, denied
-        for denied in (f"ls /srv/{PROJECT}/releases", f"cat /srv/{PROJECT}/current/static/site.css"):
+        for denied in (f"ls /srv/{PROJECT}/releases", f"cat /srv/{PROJECT}/current/.djdeploy/static/site.css"):
             assert fleet.ssh(host, f"runuser -u nobody -- {denied}", check=False).returncode != 0, denied
         # Caddy's admin API is a socket only the caddy user reaches (no TCP port 2019 for an app).
         assert ":2019" not in fleet.ssh(host, "ss -Hltn").stdout

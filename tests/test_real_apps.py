@@ -23,10 +23,12 @@ import sys
 import urllib.parse
 import urllib.request
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, http_get, own_fleet, results, run_pyinfra
+from conftest import ROOT, copy_project, http_get, own_fleet, results, run_pyinfra
+from djdeploy.config.keys import OVERRIDES
 
 FLEET = "apps"
 WAGTAIL = "7.2.3"
@@ -277,3 +279,107 @@ def test_a_twelve_factor_app_reading_database_url(fleet, projects, tmp_path):
                       "s.SECRET_KEY == open('/srv/ephios/shared/secret_key').read().strip())") == (
             "/srv/ephios/shared/data/db.sqlite3 False True")
     assert results(deploy(*args).stdout)["Grand total"]["changed"] == 0
+
+
+# A newcomer's app of their own, made as Django's tutorial makes one, with the static layout
+# many projects use: its own static/ folder in STATICFILES_DIRS.
+NEWCOMER_SETTINGS = """
+STATICFILES_DIRS = [BASE_DIR / "static"]
+"""
+
+
+def newcomer_clone(where: Path, app_settings: str = NEWCOMER_SETTINGS) -> Path:
+    """A fresh copy of the deploy files beside a new app `newsite` (startproject, its own
+    requirements.txt, no /healthz), with group_data/all.py changed in project and app_path
+    only, as the README tells a newcomer."""
+    clone = copy_project(where)
+    subprocess.run([str(ROOT / ".venv" / "bin" / "django-admin"), "startproject", "newsite"], cwd=clone, check=True)
+    (clone / "newsite" / "requirements.txt").write_text("Django==5.2.19\n")
+    (clone / "newsite" / "static").mkdir()
+    (clone / "newsite" / "static" / "newsite.css").write_text("body { color: teal }\n")
+    settings = clone / "newsite" / "newsite" / "settings.py"
+    settings.write_text(settings.read_text() + app_settings)
+    all_py = clone / "group_data" / "all.py"
+    text = all_py.read_text()
+    assert 'project = "my_awesome_project"' in text and 'app_path = "app"' in text, text
+    all_py.write_text(text.replace('project = "my_awesome_project"', 'project = "newsite"')
+                      .replace('app_path = "app"', 'app_path = "newsite"'))
+    return clone
+
+
+def test_a_fresh_clone_with_only_app_path_and_project_changed_deploys_a_new_app(fleet, tmp_path):
+    """Nothing of the sample app reaches another app: its requirements are its own, its
+    health gate is the deploy's (it has no /healthz), and its static/ folder (in
+    STATICFILES_DIRS) is not STATIC_ROOT (staticfiles.E002 before)."""
+    clone = newcomer_clone(tmp_path / "clone")
+    result = run_pyinfra("-y", fleet=FLEET, cwd=clone)
+    assert result.returncode == 0, result.stdout[-4000:]
+    for host in fleet.hosts:
+        base = f"http://{host['address']}"  # the web group's port 80: this fleet's other projects have their own
+        status, body = http_get(f"{base}/admin/login/")
+        assert status == 200 and "Django administration" in body
+        assert http_get(f"{base}/static/newsite.css") == (200, "body { color: teal }\n")
+        assert http_get(f"{base}/static/admin/css/base.css")[0] == 200
+        assert http_get(f"{base}/healthz")[0] == 404  # it has none; the gate used the deploy's /-/up
+        freeze = fleet.ssh(host, "/srv/newsite/current/venv/bin/pip freeze --all").stdout.lower()
+        assert "django==5.2.19" in freeze and "gunicorn==" in freeze
+        assert "whitenoise" not in freeze and "django-tasks" not in freeze  # the sample's, not this app's
+        units = fleet.ssh(host, "systemctl list-units --all --no-legend 'newsite*'").stdout
+        assert "worker" not in units and "job" not in units, units  # nor its workers or timers
+        env = fleet.ssh(host, "cat /srv/newsite/shared/.env").stdout
+        assert 'PYTHONUNBUFFERED="1"' in env  # the journal has each line as it is printed
+    assert results(run_pyinfra("-y", fleet=FLEET, cwd=clone).stdout)["Grand total"]["changed"] == 0
+
+
+# Each production setting the deploy sets, as this app has it instead (keep_app_settings).
+KEPT_SETTINGS = """
+import os
+ALLOWED_HOSTS = ["*"]
+SECRET_KEY = "kept-" + "k" * 60
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["DJANGO_DB_PATH"] + "-kept",
+                         "OPTIONS": {"timeout": 7}}}
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_ROOT = "/srv/newsite/shared/data/media-kept"
+CSRF_TRUSTED_ORIGINS = ["https://kept.example"]
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_KEPT", "yes")
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = 7
+"""
+
+
+def test_keep_app_settings_keeps_every_setting_it_accepts(fleet, tmp_path):
+    """Each of the deploy's production settings, kept, is the app's own at run time; the
+    app's STATIC_ROOT inside the release is filled by collectstatic (a PermissionError
+    before) and served."""
+    clone = newcomer_clone(tmp_path / "kept", NEWCOMER_SETTINGS + KEPT_SETTINGS)
+    kept = json.dumps(list(OVERRIDES))
+    result = run_pyinfra("-y", "--data", f"keep_app_settings={kept}", fleet=FLEET, cwd=clone)
+    assert result.returncode == 0, result.stdout[-4000:]
+    shown = ("from django.conf import settings as s; import json; print(json.dumps([s.ALLOWED_HOSTS, s.DEBUG, "
+             "s.SECRET_KEY[:6], s.DATABASES['default']['NAME'].endswith('-kept'), s.DATABASES['default']['OPTIONS'], "
+             "str(s.STATIC_ROOT), str(s.MEDIA_ROOT), s.CSRF_TRUSTED_ORIGINS, s.LOGGING['root'], "
+             "list(s.SECURE_PROXY_SSL_HEADER), s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, "
+             "s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS]))")
+    for host in fleet.hosts:
+        release = fleet.ssh(host, "readlink -f /srv/newsite/current").stdout.strip()
+        values = json.loads(manage(fleet, host, "newsite", shown))
+        assert values == [["*"], True, "kept-k", True, {"timeout": 7}, f"{release}/staticfiles",
+                          "/srv/newsite/shared/data/media-kept", ["https://kept.example"], {"level": "WARNING"},
+                          ["HTTP_X_KEPT", "yes"], False, False, False, 7], values
+        owner = fleet.ssh(host, f"stat -c '%U %a' {release}/staticfiles {release}/staticfiles/newsite.css").stdout
+        assert owner.split("\n")[:2] == ["root 755", "root 644"], owner  # read-only once collected
+        assert http_get(f"http://{host['address']}/static/newsite.css") == (200, "body { color: teal }\n")
+    back = run_pyinfra("-y", fleet=FLEET, cwd=clone)  # the deploy's settings again
+    assert back.returncode == 0, back.stdout[-4000:]
+    for host in fleet.hosts:
+        options = json.loads(manage(fleet, host, "newsite", "from django.conf import settings as s; import json; "
+                                    "print(json.dumps(s.DATABASES['default']['OPTIONS']))"))
+        assert options["timeout"] == 7  # the app's SQLite OPTIONS kept under the deploy's DATABASES
+        assert options["transaction_mode"] == "IMMEDIATE" and "journal_mode=WAL" in options["init_command"]
+        mode = fleet.ssh(host, "runuser -u newsite -- /srv/newsite/current/venv/bin/python -c \"import sqlite3; "
+                         "print(sqlite3.connect('/srv/newsite/shared/data/db.sqlite3').execute('pragma journal_mode')"
+                         ".fetchone()[0])\"").stdout.strip()
+        assert mode == "wal"

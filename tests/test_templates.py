@@ -197,10 +197,27 @@ def test_production_settings_go_on_top_of_the_apps_own(settings, tmp_path, monke
     assert module.SECRET_KEY == "the-hosts-own-key"  # not the app's fallback
     assert module.DATABASES["default"]["NAME"] == f"{s.data_dir}/db.sqlite3"
     assert module.SEEN_URL == f"sqlite:///{s.data_dir}/db.sqlite3"  # twelve-factor apps read it too
-    assert module.STATIC_ROOT == str(release.resolve() / "static")
+    assert module.STATIC_ROOT == str(release.resolve() / ".djdeploy" / "static")
     assert module.MEDIA_ROOT == s.media_dir
     assert "http://app1.example.com" in module.CSRF_TRUSTED_ORIGINS
     assert module.LOGGING["handlers"]["journal"]["class"] == "logging.StreamHandler"
+
+
+def test_the_apps_sqlite_options_are_kept_under_the_deploys_database(settings, tmp_path, monkeypatch):
+    """Web, workers and jobs share the file: WAL, a busy timeout and immediate transactions
+    by default (Django 5.1+), and the app's own OPTIONS on top (they were dropped before)."""
+    import django
+
+    app = TUTORIAL.replace('"NAME": BASE_DIR / "db.sqlite3"}',
+                           '"NAME": BASE_DIR / "db.sqlite3", "OPTIONS": {"timeout": 7, "transaction_mode": "EXCLUSIVE"}}')
+    s, _, module = load_settings(tmp_path, monkeypatch, settings, app)
+    database = module.DATABASES["default"]
+    assert database["NAME"] == f"{s.data_dir}/db.sqlite3"
+    assert database["OPTIONS"]["timeout"] == 7 and database["OPTIONS"]["transaction_mode"] == "EXCLUSIVE"
+    assert django.VERSION < (5, 1) or "journal_mode=WAL" in database["OPTIONS"]["init_command"]
+    _, _, plain = load_settings(tmp_path / "plain", monkeypatch, settings, TUTORIAL)
+    assert plain.DATABASES["default"]["OPTIONS"] == {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                                                     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
 
 
 def test_kept_settings_stay_as_the_app_has_them(settings, tmp_path, monkeypatch):

@@ -589,6 +589,12 @@ def test_a_servers_file(tmp_path, monkeypatch):
     assert inventory["web"][0][1] is not inventory["web"][1][1]
     # No [ssh]: no SSH data, pyinfra's and the SSH config's defaults.
     assert from_servers_file(servers(tmp_path, '[web]\nhosts = ["a"]\n'), GROUPS) == {"web": [("a", {})]}
+    # A host may carry data of its own, over its group's, beside the [ssh] data.
+    per_host = from_servers_file(servers(tmp_path, '[ssh]\nport = 2222\n[web]\nhosts = ["a", { name = "b", '
+                                                   'allowed_hosts = ["www.example.com"], app_env = { SITE = "b" } }]\n'),
+                                 GROUPS)
+    assert per_host == {"web": [("a", {"ssh_port": 2222}), ("b", {"ssh_port": 2222, "allowed_hosts": ["www.example.com"],
+                                                                   "app_env": {"SITE": "b"}})]}
 
 
 @pytest.mark.parametrize("text, message", [
@@ -606,8 +612,12 @@ def test_a_servers_file(tmp_path, monkeypatch):
     ("[web]\n", '[web] needs hosts = ["name", ...]'),
     ('web = ["app1"]\n', '[web] needs hosts = ["name", ...]'),
     ("[web\nhosts = 1\n", "cannot read it"),
+    ('[web]\nhosts = [{ port = 80 }]\n', '[web] needs hosts = ["name", ...]'),
+    ('[web]\nhosts = ["-oProxyCommand=x"]\n', "[web] host '-oProxyCommand=x': not a host name"),
+    ('[web]\nhosts = [{ name = "a b" }]\n', "[web] host 'a b': not a host name"),
 ], ids=["unknown-group", "unknown-ssh-key", "port-not-int", "port-a-bool", "user-not-str", "key-file-missing", "ssh-only",
-        "empty", "hosts-not-a-list", "empty-host-name", "no-hosts-key", "group-not-a-table", "not-toml"])
+        "empty", "hosts-not-a-list", "empty-host-name", "no-hosts-key", "group-not-a-table", "not-toml",
+        "table-without-name", "option-as-host", "space-in-host"])
 def test_a_bad_servers_file_is_one_line_naming_the_file(tmp_path, text, message):
     from djdeploy.inventory import InventoryError, from_servers_file
 
@@ -685,3 +695,22 @@ def test_check_invocation_refuses_the_modes_without_callbacks(tmp_path, monkeypa
         check_invocation(tmp_path, ["pyinfra", "-y", *flags, "inventory.py", "deploy.py"], {}, True)
     assert str(error.value).startswith(f"{' and '.join(sorted(flags))}: not supported by deploy.py")
     assert check_invocation(tmp_path, ["pyinfra", "-y", *flags, "inventory.py", "status.py"], {}, True) is None
+
+
+@pytest.mark.parametrize("argv, environ", [
+    (["-y", "deploy.py", "--dry", "--diff"], {}),
+    (["deploy.py", "--dry", "--yes"], {}),
+    (["-vy", "rollback.py", "--dry"], {}),
+    (["deploy.py", "--dry"], {"PYINFRA_YES": "1"}),
+])
+def test_a_dry_run_with_yes_is_refused_in_one_line(tmp_path, monkeypatch, argv, environ):
+    """pyinfra skips its change detection when told yes: --dry would print an empty preview
+    and exit 0, which reads as "nothing would change"."""
+    from djdeploy.inventory import InventoryError, check_invocation
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InventoryError) as error:
+        check_invocation(tmp_path, ["/usr/bin/pyinfra", "inventory.py", *argv], environ, False)
+    assert str(error.value).startswith("--dry with -y (or PYINFRA_YES) shows no change") and "\n" not in str(error.value)
+    verb = next(a for a in argv if a.endswith(".py"))
+    assert f"pyinfra inventory.py {verb} --dry --diff without -y" in str(error.value)

@@ -57,6 +57,11 @@ PROCESS_FIELDS = {
 OVERRIDES = ("ALLOWED_HOSTS", "DEBUG", "SECRET_KEY", "DATABASES", "STATIC_ROOT", "MEDIA_ROOT",
              "CSRF_TRUSTED_ORIGINS", "LOGGING", "SECURE_PROXY_SSL_HEADER", "SECURE_SSL_REDIRECT",
              "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS")
+# The keys an app may set in its own file (djdeploy.toml beside manage.py, or [tool.djdeploy]
+# in its pyproject.toml): what the app needs, as against what the fleet decides.
+APP_FILE = "djdeploy.toml"
+APP_KEYS = ("requirements", "settings_module", "wsgi_module", "health_path", "release_commands", "processes",
+            "timers", "debian_packages", "app_env", "keep_app_settings", "serve_files", "static_url")
 UP_PATH = "/-/up"  # the deploy's health endpoint, answered before the app's URL routing (files/djdeploy_wsgi.py)
 SETTINGS_MODULE = "djdeploy_settings"
 # What .env holds for the deploy itself (AppSettings.environment): app_env may not replace them.
@@ -262,13 +267,19 @@ def markdown() -> str:
              "`port = 80`), in `group_data/all.py` for every host, or for one run with",
              "`pyinfra inventory.py deploy.py --data key=value`. Any other key is refused, with a",
              "suggestion when it looks like a typo.", "",
+             f"Keys marked *app* say what the app needs; the app may carry them itself in `{APP_FILE}` beside",
+             "its manage.py (or a `[tool.djdeploy]` table in its pyproject.toml), the same names in TOML:",
+             "", "```toml", 'health_path = "/healthz"', 'debian_packages = ["gettext"]', "[processes.worker]",
+             'command = "celery -A shop worker"', "```", "",
+             "Data (group_data, a host's table in servers.toml, --data) wins over the app file, key by key;",
+             "a process type's fields are layered (the app gives the command, data the count per group).", "",
              "Generated from `djdeploy/config/keys.py` (`python -m djdeploy.config.keys > docs/configuration.md`);",
              "`tests/test_docs.py` fails when this file is stale.", "",
              "| key | default | meaning |", "|---|---|---|"]
     for name, key in KEYS.items():
         default = "required" if name in REQUIRED else f"`{key.default!r}`"
         doc = key.doc.replace("|", r"\|")
-        lines.append(f"| `{name}` | {default} | {doc} |")
+        lines.append(f"| `{name}`{' (*app*)' if name in APP_KEYS else ''} | {default} | {doc} |")
     lines += ["", "Production settings the deploy sets on top of the app's own (`keep_app_settings`",
               "leaves any of them as the app has it): " + ", ".join(f"`{o}`" for o in OVERRIDES) + ".", ""]
     return "\n".join(lines)

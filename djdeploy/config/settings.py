@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
-from djdeploy.config import schema
+from djdeploy.config import appfile, schema
 from djdeploy.config.discover import discover
 from djdeploy.config.keys import (DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
                                   REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, TIMER_NAME, PROCESS_NAME, UP_PATH, check_value, control_character,
@@ -279,6 +279,7 @@ class AppSettings:
             "DJANGO_SECRET_KEY_FILE": self.secret_key_file,
             "DJANGO_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
             "PORT": str(self.app_port),  # gunicorn's, on 127.0.0.1 (the front answers self.port)
+            "PYTHONUNBUFFERED": "1",  # every line in the journal as it is printed (app_env may say 0)
         }
         if self.database != "postgresql":  # postgresql: DATABASE_URL, with the secrets
             env["DJANGO_DB_PATH"] = f"{self.data_dir}/db.sqlite3"
@@ -346,9 +347,20 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     problems = [f"{where}: missing required data key {key!r}: set it in group_data/<group>.py "
                 f"for the host's group, or pass --data {key}=..." for key in required
                 if given.get(key) is None]
-    hostile = _hostile_strings(where, {k: v for k, v in given.items() if k in DEFAULTS and k != "app_env"})
+    # The app's own file (djdeploy.toml beside manage.py): under data, over the defaults.
+    app_where, app_values = None, {}
+    app_path = given.get("app_path") or DEFAULTS["app_path"]
+    if not server and isinstance(app_path, str) and not control_character(app_path):
+        try:
+            app_where, app_values = appfile.read(Path(app_path))
+        except DataError as error:
+            problems += error.problems
+    from_app = {k for k, v in app_values.items() if given.get(k) is None and v is not None}
+    merged = {**{k: app_values[k] for k in from_app}, **given}
+    merged["processes"] = _process_layers(app_values.get("processes"), given.get("processes"))
+    hostile = _hostile_strings(where, {k: v for k, v in merged.items() if k in DEFAULTS and k != "app_env"})
     problems += [problem for found in hostile.values() for problem in found]
-    values = {key: given[key] if given.get(key) is not None else default for key, default in DEFAULTS.items()}
+    values = {key: merged[key] if merged.get(key) is not None else default for key, default in DEFAULTS.items()}
     values.update({k: v for k, v in given.items() if k not in DEFAULTS})  # unknown keys: reported
     if isinstance(values.get("check_level"), str):
         values["check_level"] = values["check_level"].upper()
@@ -359,7 +371,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         values.update(app_user="postgres", port=DB_PORT, app_group=None)
     bad = {key for key in required if given.get(key) is None} | set(hostile)
     errors = schema.validate(DATA, {k: (stand_in.get(k, DEFAULTS.get(k)) if k in bad else v) for k, v in values.items()})
-    problems += [_problem(where, e) for e in errors]
+    problems += [_problem(app_where if str(e["loc"][0]) in from_app else where, e) for e in errors]
     bad |= {str(e["loc"][0]) for e in errors}
     # Every key's value: given, else its default (a stand-in where the given one is wrong).
     chosen = SimpleNamespace(**{k: stand_in.get(k, DEFAULTS.get(k)) if k in bad else v
@@ -458,6 +470,19 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         static_url=chosen.static_url, processes=tuple(processes),
         release_command=(found.get("procfile") or {}).get("release"),
     )
+
+
+def _process_layers(app, data):
+    """The processes key from the app file's (commands, as a Procfile gives them: no instance
+    unless a count is given) and data's (counts, per group) together, field by field; a
+    type data names runs 1 instance unless it gives a count."""
+    if not isinstance(app, dict) or not all(isinstance(f, dict) for f in app.values()):
+        return data if data is not None else app  # nothing to layer (or wrong: the check says so)
+    layered = {name: {"count": 0, **fields} for name, fields in app.items()}
+    if isinstance(data, dict):
+        for name, fields in data.items():
+            layered[name] = {**layered.get(name, {}), "count": 1, **fields} if isinstance(fields, dict) else fields
+    return layered
 
 
 def _processes(where: str, chosen, procfile: dict, bad) -> tuple[list, list]:

@@ -505,30 +505,13 @@ def processes(s):
         yield "systemctl enable --now -- " + " ".join(shell_quote(n) for n in start)
 
 
-def timers_here(host, s) -> list:
-    """The timers of `s` this host runs. Each runs on one host of the fleet: the one its
-    data names (host = "..."), or else the first host of the inventory that has it."""
-    here = []
-    for timer in s.timers:
-        # The app hosts that have it (a database server runs no app, so no job either).
-        having = [h.name for h in host.state.inventory
-                  if timer.name in (h.data.get("timers") or {}) and h.data.get("database_server") is not True]
-        if timer.host is not None and timer.host not in having:
-            fail(f"host {host.name}: timers.{timer.name}.host = {timer.host!r}: not an app host that has this "
-                 f"timer: use one of {', '.join(having)}, or leave it out (the first of them runs it)")
-        chosen = timer.host or having[0]
-        if chosen == host.name:
-            here.append(timer)
-    return here
-
-
 @operation()
 def scheduled_jobs(s, timers: list):
     """Each of `timers` is a systemd timer on this host, enabled and waiting, with the service
     it starts (<project>-job-<name>.timer and .service); the project's other job units are gone.
 
     + s: the host's AppSettings
-    + timers: the Timers this host runs (`timers_here`)
+    + timers: the Timers this host runs (`preflight.timers_here`)
 
     The service runs `manage.py <command>` through the manage script, in the release
     `current` points at when it starts, as the app user, with the app's .env and sandbox.
