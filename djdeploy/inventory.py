@@ -30,7 +30,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from djdeploy import errors
+from djdeploy import errors, terminal
 from djdeploy import speed
 from djdeploy.speed import bookkeeping
 
@@ -147,6 +147,7 @@ def load(project_dir: Path) -> dict[str, list]:
     if speed.ENABLED:
         bookkeeping.install()  # before deploy files import pyinfra's operations and facts
     errors.install()  # a DeployError: its own lines, no traceback
+    terminal.install()  # hosts' words reach the terminal as text, never as its commands
     groups = known_groups(project_dir / "group_data")
     servers = Path(os.environ.get("DJDEPLOY_SERVERS", project_dir / "servers.toml"))
     fleet = os.environ.get("DJDEPLOY_FLEET", "demo")

@@ -28,6 +28,7 @@ from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host, ctx_state
 
 from djdeploy.errors import fail
+from djdeploy.terminal import printable
 from djdeploy.ops.facts import LockHolder
 from djdeploy.speed.factcache import batched, not_a_change, privilege
 
@@ -105,7 +106,7 @@ class DeployLock(BaseStateCallback):
         stale = holder and _left_by_killed_deploy(holder["owner"])
         status, lines = _run(host, take_command(root, path, wait, holder["run"] if stale else None))
         if "cleared" in lines:
-            print(f"    [{host.name}] cleared a deploy lock left by a killed deploy ({holder['owner']})",
+            print(f"    [{host.name}] cleared a deploy lock left by a killed deploy ({printable(holder['owner'])})",
                   file=sys.stderr)
         if not status:
             return next((l for l in lines if l.startswith("deploy lock")), "could not take the deploy lock")
@@ -199,8 +200,8 @@ def hold(host, root: str, path: str, wait: int) -> None:
     # holds the lock, and both kinds of run ask the host the same facts.
     holder = host.get_fact(LockHolder, path=path)
     if holder and _left_by_killed_deploy(holder["owner"]):
-        print(f"    [{host.name}] deploy lock left by a killed deploy ({holder['owner']}): a deploy clears it",
+        print(f"    [{host.name}] deploy lock left by a killed deploy ({printable(holder['owner'])}): a deploy clears it",
               file=sys.stderr)
     elif holder:
-        print(f"    [{host.name}] deploy lock held by {holder['owner'] or 'an unknown deploy'}: "
+        print(f"    [{host.name}] deploy lock held by {printable(holder['owner'] or 'an unknown deploy')}: "
               f"a deploy waits up to {wait} s for it", file=sys.stderr)

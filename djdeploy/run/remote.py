@@ -23,6 +23,7 @@ from pathlib import Path
 
 from djdeploy.config.settings import AppSettings, parse
 from djdeploy.errors import DataError
+from djdeploy.terminal import printable
 from djdeploy.ops.operations import tool_env
 
 SSH_OPTIONS = {  # inventory data -> ssh's own option
@@ -120,7 +121,7 @@ def run_everywhere(jobs: list[tuple[Target, list[str]]], shape=lambda line: line
     def relay(name, stream, out, shaped):
         for line in iter(stream.readline, ""):
             with printing:
-                print(f"[{name}] {shaped(line.rstrip(chr(10)))}", file=out, flush=True)
+                print(f"[{name}] {printable(shaped(line.rstrip(chr(10))))}", file=out, flush=True)
 
     processes, readers = [], []
     for target, argv in jobs:

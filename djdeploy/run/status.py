@@ -9,6 +9,7 @@ from pyinfra.facts.systemd import SystemdStatus
 
 from djdeploy.ops.facts import FileText, HealthAnswer, JobTimers, UnitStates
 from djdeploy.ops.operations import deployment, tool_env
+from djdeploy.terminal import printable
 from djdeploy.ops.postgresql import clients
 
 
@@ -55,7 +56,7 @@ def report(host, s) -> None:
     if jobs:  # name:result of the last run (last run, next run)
         fields.append("jobs=" + ",".join(f"{name}:{job['result']}({_when(job['last'])},next {_when(job['next'])})"
                                          for name, job in sorted(jobs.items())))
-    print("    " + " ".join(fields), file=sys.stderr, flush=True)
+    print("    " + printable(" ".join(fields)), file=sys.stderr, flush=True)
 
 
 def report_database(host) -> None:
