@@ -83,9 +83,10 @@ def deploy(*args, verb="deploy.py"):
     return result
 
 
-def manage(fleet, host, project, code):
-    """Python run by the project's manage.py shell on the host, as the app user, with its .env."""
-    command = (f"cd /srv/{project}/current && runuser -u {project} -- bash -c "
+def manage(fleet, host, project, code, user=None):
+    """Python run by the project's manage.py shell on the host, as the app user (the
+    project's name unless given), with its .env."""
+    command = (f"cd /srv/{project}/current && runuser -u {user or project} -- bash -c "
                f"'set -a; . /srv/{project}/shared/.env; set +a; exec venv/bin/python manage.py shell -c \"$0\"' "
                f"{shlex.quote(code)}")
     return fleet.ssh(host, command).stdout.strip().splitlines()[-1]
@@ -365,7 +366,7 @@ def test_keep_app_settings_keeps_every_setting_it_accepts(fleet, tmp_path):
              "s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS]))")
     for host in fleet.hosts:
         release = fleet.ssh(host, "readlink -f /srv/newsite/current").stdout.strip()
-        values = json.loads(manage(fleet, host, "newsite", shown))
+        values = json.loads(manage(fleet, host, "newsite", shown, user="web"))
         assert values == [["*"], True, "kept-k", True, {"timeout": 7}, f"{release}/staticfiles",
                           "/srv/newsite/shared/data/media-kept", ["https://kept.example"], {"level": "WARNING"},
                           ["HTTP_X_KEPT", "yes"], False, False, False, 7], values
@@ -376,10 +377,10 @@ def test_keep_app_settings_keeps_every_setting_it_accepts(fleet, tmp_path):
     assert back.returncode == 0, back.stdout[-4000:]
     for host in fleet.hosts:
         options = json.loads(manage(fleet, host, "newsite", "from django.conf import settings as s; import json; "
-                                    "print(json.dumps(s.DATABASES['default']['OPTIONS']))"))
+                                    "print(json.dumps(s.DATABASES['default']['OPTIONS']))", user="web"))
         assert options["timeout"] == 7  # the app's SQLite OPTIONS kept under the deploy's DATABASES
         assert options["transaction_mode"] == "IMMEDIATE" and "journal_mode=WAL" in options["init_command"]
-        mode = fleet.ssh(host, "runuser -u newsite -- /srv/newsite/current/venv/bin/python -c \"import sqlite3; "
+        mode = fleet.ssh(host, "runuser -u web -- /srv/newsite/current/venv/bin/python -c \"import sqlite3; "
                          "print(sqlite3.connect('/srv/newsite/shared/data/db.sqlite3').execute('pragma journal_mode')"
                          ".fetchone()[0])\"").stdout.strip()
         assert mode == "wal"
