@@ -29,7 +29,7 @@ def test_plain_psycopg_gets_libpq_on_the_host_and_the_app_answers(libs, tmp_path
            "DJDEPLOY_BUILD_CACHE": str(tmp_path / "cache")}
 
     first = run_pyinfra("-y", fleet=FLEET, cwd=project, env=env)
-    failed = [line for line in first.stdout.splitlines() if "release" in line.lower() or "Error" in line]
+    failed = [line for line in first.stdout.splitlines() if "release" in line.lower() or "Error" in line or "]     " in line]
     assert first.returncode == 0, "\n".join(failed)[-4000:] or first.stdout[-4000:]
     ids = {}
     for host in libs.by_group("web"):
