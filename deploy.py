@@ -29,9 +29,11 @@ else:
 
     # What a stock Debian server lacks: the venv module of its Python, curl for the health
     # check, Caddy for the front door (acl: it alone passes through the project folder),
-    # and what the app says it needs (debian_packages).
+    # the libraries its locked wheels load from the host (libpq5 for plain psycopg), and
+    # what the app says it needs (debian_packages).
     operations.debian_packages(name="Debian packages",
-                               packages=[f"python{python}-venv", "curl", *front.PACKAGES, *s.debian_packages])
+                               packages=list(dict.fromkeys([f"python{python}-venv", "curl", *front.PACKAGES,
+                                                            *release.packages, *s.debian_packages])))
 
     # One deploy at a time per host: the lock is held while this run executes.
     lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)

@@ -1,13 +1,14 @@
-"""What the controller builds once per run: the dependency lock, the wheelhouses and the
+"""What the controller builds once per run: the dependency locks, the wheelhouses and the
 source archive.
 
-The lock: the requirements file resolved once, every transitive package pinned with its
-sha256, cached by the requirements' content under the build cache and reused until they
-change, so a run that changed nothing never reaches the package index and every host of
-a run (whatever its Python) gets the same versions. Each host Python's wheelhouse is
-downloaded constrained to the lock and carries its own lock file, which the host installs
-exactly (`--require-hashes --no-deps`). Everything is cached by content under
-~/.cache/djdeploy (DJDEPLOY_BUILD_CACHE), so a run over many hosts builds each thing once.
+The locks: the requirements file resolved for each Python (minor version) and machine
+the hosts run, every transitive package pinned with its sha256, so each host gets what
+its own Python can run and no host's answer changes what another host installs. Each
+lock is cached by the requirements' content, the Python and the machine, and reused
+until they change, so a run that changed nothing never reaches the package index. Its
+wheelhouse carries it (requirements-<12 hex>.lock) and the host installs it exactly
+(`--require-hashes --no-deps`). Everything is cached by content under ~/.cache/djdeploy
+(DJDEPLOY_BUILD_CACHE), so a run over many hosts builds each thing once.
 """
 
 from __future__ import annotations
@@ -154,12 +155,23 @@ def source_archive(app_path: Path) -> tuple[str, Path]:
     return digest, archive
 
 
-# --- The lock ---------------------------------------------------------------------------
+# --- The locks --------------------------------------------------------------------------
 #
 # A lock file is pip requirements text, one wheel a line, sorted by name:
 #     django==5.2.19 --hash=sha256:<64 hex>
-# The run's lock (CACHE/locks/<requirements sha256[:16]>.lock) is the wheelhouse lock of
-# the Python that resolved it; every wheelhouse has its own (requirements-<12 hex>.lock).
+# One per (requirements, Python minor version, machine): CACHE/locks/<16 hex>.lock, the
+# same text as its wheelhouse's requirements-<12 hex>.lock.
+
+# The CPython versions a host may run the app with, oldest and newest (Debian 12 has
+# 3.11, Debian 13 3.13): a host that reports another is refused before any host changes.
+PYTHONS = ("3.10", "3.14")
+
+
+def python_supported(version: str) -> bool:
+    """True if `version` ("3.11") is a CPython minor version within PYTHONS."""
+    def key(text):
+        return tuple(int(part) for part in text.split("."))
+    return bool(re.fullmatch(r"3\.\d{1,2}", version)) and key(PYTHONS[0]) <= key(version) <= key(PYTHONS[1])
 
 
 def canonical(name: str) -> str:
@@ -205,15 +217,72 @@ def requirements_text(requirements: Path, seen: frozenset = frozenset()) -> byte
     return text
 
 
-def lock_path(requirements: Path) -> Path:
-    """Where the run's lock of `requirements` is cached: keyed by their content."""
-    key = hashlib.sha256(requirements_text(requirements) + "\0".join(SERVER).encode())
+def lock_path(requirements: Path, python: str, machine: str) -> Path:
+    """Where the lock of `requirements` for `python` on `machine` is cached: keyed by their
+    content (and the app server's name), the Python and the machine."""
+    key = hashlib.sha256(requirements_text(requirements) + "\0".join(SERVER).encode()
+                         + f"\0{python}\0{machine}".encode())
     return CACHE / "locks" / f"{key.hexdigest()[:16]}.lock"
 
 
 def wheel_lock(wheels: Path) -> Path:
     """The lock file of wheelhouse `wheels`, the one its hosts install."""
     return next(wheels.glob("requirements-*.lock"))
+
+
+# --- What packages need of the host -------------------------------------------------------
+#
+# A wheel from PyPI (manylinux) carries the C libraries it links. Some packages load one
+# of the host's instead, or publish no Linux wheel at all: they are C code, which the
+# controller does not compile (it builds pure-Python source distributions only).
+
+def system_packages(lock: str) -> list[str]:
+    """The Debian packages the wheels of `lock` need on the host (installed with the
+    deploy's own): libpq for psycopg without its binary wheel (it loads the system's
+    libpq), and for wheels the user built of the packages below."""
+    locked = pins(lock)
+    needed = []
+    if "psycopg" in locked and "psycopg-binary" not in locked:
+        needed.append("libpq5")
+    needed += [NATIVE[name][3] for name in locked if name in NATIVE and NATIVE[name][3]]
+    return list(dict.fromkeys(needed))
+
+
+# {name: (what PyPI offers, what a build needs, what to use instead, the runtime library
+# on Debian 12 and 13 when the user brings a wheel of it, or "")}
+NATIVE = {
+    "mysqlclient": ("publishes no wheel for Linux (Windows only)",
+                    "default-libmysqlclient-dev, pkg-config and build-essential",
+                    "PyMySQL (pure Python: pymysql.install_as_MySQLdb() in the app's settings)", "libmariadb3"),
+    "python-ldap": ("publishes no wheel (source only)", "libldap2-dev, libsasl2-dev and build-essential",
+                    "ldap3 (pure Python; Debian's python3-ldap is outside the app's virtualenv)", ""),
+    "psycopg2": ("publishes no wheel for Linux since Python 3.8", "libpq-dev and build-essential",
+                 "psycopg2-binary, psycopg[binary], or plain psycopg (the deploy installs libpq5 for it)", "libpq5"),
+    "psycopg-c": ("publishes no wheel (source only)", "libpq-dev and build-essential",
+                  "psycopg[binary], or plain psycopg (the deploy installs libpq5 for it)", "libpq5"),
+    "pillow": ("", "libjpeg-dev, zlib1g-dev and build-essential", "", ""),
+}
+
+
+def _native(name: str, spec: str, required: str, where: str, requirements: Path, offered: str) -> str:
+    """One line for a package in NATIVE that has no wheel for `where`: why, and what to do."""
+    published, build, instead, runtime = NATIVE[name]
+    if name == "pillow":  # wheels for every Python it supports, with its libraries inside
+        return (f"{spec}{required} has no wheel for {where}, and building Pillow from source needs {build} on "
+                f"the host, which the deploy does not do (it ships wheels): pin a version of Pillow that has "
+                f"one in {requirements} ({offered}); its wheels carry the libraries it needs")
+    bring = (f" (the deploy then installs {runtime} on the hosts)" if runtime else
+             ", and add the hosts' libldap package (libldap-2.5-0 on Debian 12) to debian_packages")
+    return (f"{spec}{required} {published}, and it is C code, which the deploy does not compile (it ships "
+            f"wheels; it builds pure-Python ones only): use {instead} in {requirements}; or build a wheel of it "
+            f"for {where} on a Debian like the hosts' with {build} (pip wheel {name}), and name its folder "
+            f"with --find-links in {requirements}{bring}")
+
+
+def _name(spec: str) -> str:
+    """The canonical project name of a requirement specifier ("Django>=6" -> "django")."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+    return canonical(match[1]) if match else ""
 
 
 def _platform_args(python: str, machine: str) -> list[str]:
@@ -246,6 +315,7 @@ def _pip_download(args: list[str], python: str, machine: str, dest: Path) -> sub
         wanted = [spec for spec in dict.fromkeys(wanted) if spec not in tried]
         tried.update(wanted)
         index = _index_options(args)
+        wanted = [spec for spec in wanted if _name(spec) not in NATIVE]  # C code: never built here
         if not any([_pure_wheel(spec, built, index) for spec in wanted]):
             return result
 
@@ -295,7 +365,7 @@ def _why(output: str, requirements: Path, python: str, machine: str) -> str:
     """pip's failure to download `requirements` for `python`, as one line naming the
     requirement at fault and what to do."""
     where = f"Python {python} ({machine})"
-    missing = re.search(r"satisfies the requirement (\S+)(?: \(from ((?:[^()]|\([^()]*\))*)\))? "
+    missing = re.search(r"satisfies the requirement (\S+?);?(?: [^()]*)?(?: \(from ((?:[^()]|\([^()]*\))*)\))? "
                         r"\(from versions: ([^)]*)\)", output)
     if missing:
         spec, parent, versions = missing.groups()
@@ -303,13 +373,20 @@ def _why(output: str, requirements: Path, python: str, machine: str) -> str:
         if _unreachable(output):
             return (f"{spec}{required}: could not reach the package index to download it for {where}; "
                     f"check the network (or pip's index settings) and run again")
+        offered = versions.split(", ")
+        shown = f"versions with one: {'..., ' if len(offered) > 5 else ''}{', '.join(offered[-5:])}"
+        if _name(spec) in NATIVE:
+            return _native(_name(spec), spec, required, where, requirements, shown)
         if versions.strip() == "none":
             return (f"{spec}{required}: no such package on the package index, or no wheel of it for {where}; "
                     f"check its name in {requirements}")
-        offered = versions.split(", ")
-        shown = ", ".join(offered[-5:])
-        return (f"{spec}{required} has no wheel for {where} (versions with one: {'..., ' if len(offered) > 5 else ''}"
-                f"{shown}); pin a version that has one in {requirements}")
+        # Versions pip skipped for their Requires-Python (e.g. Django 6 on Python 3.11).
+        skipped = re.search(r"require a different python version: (\S+) Requires-Python (\S+)", output)
+        if skipped and skipped[1] not in offered:
+            return (f"{spec}{required} has no version for {where} ({shown}; {skipped[1]} needs Python "
+                    f"{skipped[2]}): pin a version that runs on Python {python} in {requirements}, or move these "
+                    f"hosts to a Debian with a newer Python (Debian 13 has 3.13)")
+        return (f"{spec}{required} has no wheel for {where} ({shown}); pin a version that has one in {requirements}")
     if _unreachable(output):
         return f"could not reach the package index for {requirements} ({where}); check the network and run again"
     causes = re.search(r"The conflict is caused by:\n((?:[ \t]+\S.*\n?)+)", output)
@@ -356,124 +433,86 @@ def _wheels_target(requirements: Path, lock: str, python: str, machine: str) -> 
     return CACHE / "wheels" / key.hexdigest()[:16]
 
 
-def _resolve(requirements: Path, python: str, machine: str) -> Path:
-    """The run's lock of `requirements` (see `resolve`), not serialised."""
-    path = lock_path(requirements)
-    if path.exists():
-        return path
-    (CACHE / "wheels").mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".resolve-", dir=CACHE / "wheels"))
-    print(f"Resolving {requirements}: every package pinned, with its hash, until it changes",
-          file=sys.stderr, flush=True)
-    print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}",
-          file=sys.stderr, flush=True)
-    try:
-        result = _pip_download(["-r", str(requirements), *SERVER], python, machine, tmp)
-        if result.returncode != 0:
-            raise BuildError(_why(result.stdout, requirements, python, machine))
-        text = lock_text(tmp)
-        # The resolving Python's download is its wheelhouse too.
-        _finish(tmp, _wheels_target(requirements, text, python, machine), text)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # moved into place, or gone
-    _write(path, text)
-    return path
-
-
-@once
-def resolve(requirements: Path, python: str, machine: str) -> Path:
-    """The run's lock of `requirements`: every package pinned, with its sha256.
-
-    Resolved once, for the first host's Python (`python`, `machine`), and cached by the
-    requirements' content: reused for every other Python and every later run until the
-    requirements file changes, so a run that changed nothing never reaches the index.
-    """
-    return _resolve(requirements, python, machine)
-
-
-def _missing_pin(output: str, locked: dict[str, str], python: str, machine: str) -> tuple[str, str] | None:
-    """The first pinned package named in pip's failure that has no wheel for `python`."""
-    named, errors = [], output[output.find("ERROR:"):] if "ERROR:" in output else output
-    for token in re.findall(r"[A-Za-z0-9][A-Za-z0-9._-]*", errors):
-        name = canonical(token)
-        if name in locked and name not in named:
-            named.append(name)
-    for name in named:
-        with tempfile.TemporaryDirectory(prefix=".check-", dir=CACHE / "wheels") as tmp:
-            if _pip_download(["--no-deps", f"{name}=={locked[name]}"], python, machine, Path(tmp)).returncode:
-                return name, locked[name]
-    return None
-
-
 @once
 def wheelhouse(requirements: Path, python: str, machine: str) -> Path:
     """A folder of wheels for `requirements` on CPython `python` (e.g. "3.11") on `machine`,
-    pinned by the run's lock, with its own lock file (requirements-<12 hex>.lock).
+    with its lock file (requirements-<12 hex>.lock): every package pinned, with its sha256.
 
-    Built with `pip download --only-binary=:all:` for the hosts' interpreter, constrained
-    to the run's lock (`-r requirements -c lock`: the same versions on every Python, with
-    environment markers still evaluated per Python), so hosts install with `--no-index`
-    and never reach PyPI.
+    Resolved for this Python alone (`pip download --only-binary=:all:` for the hosts'
+    interpreter, gunicorn added), so hosts install with `--no-index` and never reach PyPI.
+    The lock is cached by the requirements' content, the Python and the machine, and
+    reused every later run until the requirements change: a wheelhouse built again from
+    it (the cache lost its wheels) has the same versions, or the run stops.
     """
-    base = _resolve(requirements, python, machine)
-    lock = base.read_text()
-    target = _wheels_target(requirements, lock, python, machine)
-    if (target / ".complete").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    path = lock_path(requirements, python, machine)
+    locked = path.read_text() if path.exists() else None
+    if locked is not None:
+        target = _wheels_target(requirements, locked, python, machine)
+        if (target / ".complete").exists():
+            return target
+    (CACHE / "wheels").mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".resolve-", dir=CACHE / "wheels"))
     try:
-        locked = pins(lock)
-        constraints = tmp / ".constraints.txt"
-        constraints.write_text("".join(f"{name}=={version}\n" for name, version in locked.items()))
-        print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}, as locked",
+        args = ["-r", str(requirements), *SERVER]
+        if locked is None:
+            print(f"Resolving {requirements} for Python {python} ({machine}): every package pinned, with its hash, "
+                  "until it changes", file=sys.stderr, flush=True)
+        else:
+            constraints = tmp / ".constraints.txt"
+            constraints.write_text("".join(f"{name}=={version}\n" for name, version in pins(locked).items()))
+            args += ["-c", str(constraints)]
+        print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}",
               file=sys.stderr, flush=True)
-        result = _pip_download(["-r", str(requirements), *SERVER, "-c", str(constraints)], python, machine, tmp)
-        constraints.unlink()
+        result = _pip_download(args, python, machine, tmp)
+        (tmp / ".constraints.txt").unlink(missing_ok=True)
         if result.returncode != 0:
-            missing = None if _unreachable(result.stdout) else _missing_pin(result.stdout, locked, python, machine)
-            if missing:
-                name, version = missing
-                raise BuildError(f"{name} {version} (locked from {requirements}) has no wheel for Python {python} "
-                                 f"({machine}); pin a version of {name} (or of what requires it) that has one "
-                                 f"for Python {python} in {requirements}")
             raise BuildError(_why(result.stdout, requirements, python, machine))
         text = lock_text(tmp)
         for name, version in pins(text).items():
-            if locked.get(name, version) != version:  # pip kept to the constraints, or says why
-                raise BuildError(f"{name}: pip chose {version} for Python {python}, not {locked[name]} as locked")
-        return _finish(tmp, target, text)
+            if locked is not None and pins(locked).get(name, version) != version:
+                raise BuildError(f"{name}: pip chose {version} for Python {python}, not {pins(locked)[name]} "
+                                 f"as locked in {path}")
+        target = _finish(tmp, _wheels_target(requirements, text, python, machine), text)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # moved into place, or gone
+    if locked is None:
+        _write(path, text)
+    return target
 
 
 class Release(tuple):
-    """What one deploy ships: (id, code archive, wheelhouse, virtualenv key)."""
+    """What one deploy ships: (id, code archive, wheelhouse, virtualenv key, the Debian
+    packages its wheels need on the host)."""
 
     __slots__ = ()
 
-    def __new__(cls, release_id, archive, wheels, venv):
-        return super().__new__(cls, (release_id, archive, wheels, venv))
+    def __new__(cls, release_id, archive, wheels, venv, packages=()):
+        return super().__new__(cls, (release_id, archive, wheels, venv, tuple(packages)))
 
     id = property(lambda self: self[0])
     archive = property(lambda self: self[1])
     wheels = property(lambda self: self[2])
     venv = property(lambda self: self[3])
+    packages = property(lambda self: self[4])
 
 
 def release(app_path: Path, requirements: Path, python: str, machine: str) -> Release:
-    """The release of this code and its locked requirements, built once per run.
+    """The release of this code and its locked requirements on `python` (`machine`),
+    built once per run.
 
-    Its id is a hash of the code, the requirements and the run's lock (the versions it
-    pins): the same on every host of a run whatever its Python, and the same code and lock
-    give the same id on every run. The virtualenv key is a hash of this Python's lock file
-    (e.g. "1a2b3c4d5e6f-py311"), so a code-only change reuses the virtualenv.
+    Its id is a hash of the code, the requirements, the Python, the machine and the
+    versions its lock pins: the same on every host with that Python, and on every run
+    with the same code and lock; hosts on another Python have their own (their release
+    runs other wheels). The virtualenv key is a hash of the lock file (e.g.
+    "1a2b3c4d5e6f-py311"), so a code-only change reuses the virtualenv.
     """
+    if not python_supported(python):
+        raise BuildError(f"Python {python} is not one djdeploy deploys to ({PYTHONS[0]} to {PYTHONS[1]})")
     digest, archive = source_archive(app_path)
-    lock = resolve(requirements, python, machine).read_text()
+    wheels = wheelhouse(requirements, python, machine)
+    lock = wheel_lock(wheels).read_text()
     locked = "".join(f"{name}=={version}\n" for name, version in sorted(pins(lock).items()))
     requirements_hash = hashlib.sha256(requirements_text(requirements)).hexdigest()
-    release_id = hashlib.sha256(f"{digest}\n{requirements_hash}\n{locked}".encode()).hexdigest()[:12]
-    wheels = wheelhouse(requirements, python, machine)
-    venv = f"{hashlib.sha256(wheel_lock(wheels).read_bytes()).hexdigest()[:12]}-py{python.replace('.', '')}"
-    return Release(release_id, archive, wheels, venv)
+    release_id = hashlib.sha256(f"{digest}\n{requirements_hash}\n{python} {machine}\n{locked}".encode()).hexdigest()[:12]
+    venv = f"{hashlib.sha256(lock.encode()).hexdigest()[:12]}-py{python.replace('.', '')}"
+    return Release(release_id, archive, wheels, venv, system_packages(lock))

@@ -206,11 +206,17 @@ def app_settings(host) -> AppSettings:
 
 
 def host_python(host) -> tuple:
-    """The host's python3 as (version, machine), or the run stops with one line."""
+    """The host's python3 as (version, machine), or the run stops with one line: no
+    python3, or one outside the Pythons djdeploy deploys to (build.PYTHONS)."""
     found = host.get_fact(HostPython)
     if found is None:
         fail([f"host {host.name}: has no python3 (every Debian server image has it): "
               "install it there (apt-get install python3), then deploy again; no host was changed"])
+    if not build.python_supported(found[0]):
+        oldest, newest = build.PYTHONS
+        fail([f"host {host.name}: its python3 says it is Python {found[0]}, outside the Pythons djdeploy deploys "
+              f"to ({oldest} to {newest}; Debian 12 has 3.11, Debian 13 3.13): check `python3 --version` there, "
+              "or deploy to a supported Debian; no host was changed"])
     return found
 
 
@@ -250,16 +256,27 @@ def build_release(host, s: AppSettings, python: str, machine: str) -> build.Rele
     """`build.release` for a host's settings and Python, or the run stops with one line (before
     any host changed: hosts are planned before anything runs).
 
-    A new resolution is made for the oldest Python among the run's app hosts, whichever
-    host plans first: a package's newest version may need a newer Python than some hosts
-    have, and the lock must suit them all."""
+    Each Python (and machine) has its own lock, resolved for it alone: every host gets
+    what its own Python can run, and no host's answer changes what another installs. A
+    failure names every host of the run that shares that Python."""
     try:
-        if not build.lock_path(s.requirements).exists():
-            hosts = [h for h in host.state.inventory if h.name in checked(host.state) and h not in
-                     host.state.failed_hosts and not checked(host.state)[h.name][0].database_server]
-            oldest = min((host_python(h) for h in hosts), default=(python, machine),
-                         key=lambda found: tuple(int(part) for part in found[0].split(".")))
-            build.resolve(s.requirements, *oldest)
         return build.release(s.app_path, s.requirements, python, machine)
     except build.BuildError as error:
-        fail([f"host {host.name}: {error}; no host was changed"])
+        same = [host.name, *(h for h in _hosts_on(host.state, s, python, machine) if h != host.name)]
+        fail([f"{'hosts' if len(same) > 1 else 'host'} {', '.join(same)}: {error}; no host was changed"])
+
+
+def _hosts_on(state, s: AppSettings, python: str, machine: str) -> list[str]:
+    """The run's app hosts that install `s.requirements` on `python` (`machine`)."""
+    hosts = checked(state)
+    found = []
+    for other in state.inventory:
+        theirs = hosts.get(other.name, (None,))[0]
+        if theirs is None or theirs.database_server or theirs.requirements != s.requirements:
+            continue
+        try:
+            if host_python(other) == (python, machine):
+                found.append(other.name)
+        except DeployError:
+            continue
+    return found

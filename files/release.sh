@@ -48,17 +48,35 @@ with_waiting_files() {
 }
 
 # The lines of a failed check worth showing: Django's ERRORS (before its WARNINGS, which
-# would otherwise push them out of sight), else its last exception line (which a command
-# may print before its other output) and the last lines.
+# would otherwise push them out of sight), else every exception of a Python traceback
+# (a chained one shows its cause too), else its last exception line (which a command may
+# print before its other output); then the last lines.
 shown() {
     if grep -q '^ERRORS:' "$1"; then
         sed -n '/^ERRORS:/,/^WARNINGS:/p' "$1" | grep -v '^WARNINGS:' | head -n 20
         return
     fi
     local error
-    error=$(grep -E '^[A-Za-z_.]*(Error|Exception)\b' "$1" | tail -n 1 || true)
-    if [ -n "$error" ] && ! tail -n 5 "$1" | grep -qxF -- "$error"; then echo "$error"; fi
-    tail -n 5 "$1"
+    error=$(raised "$1")
+    [ -n "$error" ] || error=$(grep -E '^[A-Za-z_.]*(Error|Exception)\b' "$1" | tail -n 1 || true)
+    if [ -n "$error" ]; then
+        echo "$error"
+        tail -n 5 "$1" | grep -vxF -- "$error" || true
+    else
+        tail -n 5 "$1"
+    fi
+}
+
+# The exceptions of each Python traceback in file $1, in order, up to 8 lines each: the
+# lines after a traceback's frames, to the blank line that ends them. psycopg's
+# "ImportError: no pq wrapper available ... libpq library not found" comes before
+# Django's "Error loading psycopg2 or psycopg module", and says what is wrong.
+raised() {
+    awk '/^Traceback \(most recent call last\):/ { frames = 1; taking = 0; next }
+         frames && /^( |$)/ { next }
+         frames { frames = 0; taking = 1; n = 0 }
+         taking && (/^$/ || /^During handling of the above exception/ || /^The above exception was/) { taking = 0 }
+         taking && n++ < 8' "$1"
 }
 
 # Where the app's default database is, for a check that could not open it.

@@ -1,13 +1,16 @@
-"""The deploy locks the dependencies: resolved once on the controller, every package pinned
-with its hash, the same versions on every Python of the fleet, and a one-line error when a
-requirement cannot be had. Uses PyPI (tiny real packages), no fleet."""
+"""The deploy locks the dependencies: resolved on the controller for each Python of the
+fleet, every package pinned with its hash, one host's Python never changing what another
+installs, and a one-line error when a requirement cannot be had. Uses PyPI (tiny real
+packages, and Django for what differs between Pythons), no fleet."""
 
+import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from conftest import PYINFRA, copy_project
 from djdeploy import build
 
 pytestmark = pytest.mark.index  # pip resolves and downloads from the package index
@@ -53,40 +56,61 @@ def wheels_of(wheels):
     return sorted(p.name for p in wheels.glob("*.whl"))
 
 
-def test_unpinned_requirement_same_version_on_every_python_and_locked_with_hash(tmp_path):
+def test_each_python_has_a_lock_of_its_own_pinned_with_hashes(tmp_path):
     reqs = requirements(tmp_path, "six\n")
     py311 = build.release(APP, reqs, "3.11", "x86_64")
     py313 = build.release(APP, reqs, "3.13", "x86_64")
 
-    lock = build.lock_path(reqs).read_text()
-    (line,) = lock.splitlines()
-    version = build.pins(lock)["six"]
-    assert re.fullmatch(rf"six=={re.escape(version)} --hash=sha256:[0-9a-f]{{64}}", line)
-    for release, python in ((py311, "311"), (py313, "313")):
+    for release, python in ((py311, "3.11"), (py313, "3.13")):
+        lock = build.lock_path(reqs, python, "x86_64").read_text()
+        (line,) = lock.splitlines()
+        version = build.pins(lock)["six"]
+        assert re.fullmatch(rf"six=={re.escape(version)} --hash=sha256:[0-9a-f]{{64}}", line)
         assert wheels_of(release.wheels) == [f"six-{version}-py2.py3-none-any.whl"]
         own = build.wheel_lock(release.wheels)
-        assert own.read_text() == lock  # a pure-Python wheel: the same file, the same hash
-        assert re.fullmatch(rf"[0-9a-f]{{12}}-py{python}", release.venv)
+        assert own.read_text() == lock
+        assert re.fullmatch(rf"[0-9a-f]{{12}}-py{python.replace('.', '')}", release.venv)
         assert own.name == f"requirements-{release.venv[:12]}.lock"
-    assert py311.id == py313.id  # one release per run, whatever the hosts' Python
-    assert py311.wheels != py313.wheels
+    # A release runs its Python's wheels: each Python has its own id, stable across runs.
+    assert py311.id != py313.id and py311.wheels != py313.wheels
+    build.forget()
+    assert build.release(APP, reqs, "3.13", "x86_64").id == py313.id
+
+
+def test_each_host_gets_what_its_own_python_runs_and_no_python_changes_another(tmp_path):
+    """Unpinned Django: 5.2 for Python 3.11 (Django 6 needs 3.12), 6 for 3.13, whatever
+    was resolved first; a Python outside the supported range is refused and locks nothing."""
+    reqs = requirements(tmp_path, "django\n")
+    py311 = build.release(APP, reqs, "3.11", "x86_64")
+    lock311 = build.lock_path(reqs, "3.11", "x86_64").read_text()
+    assert build.pins(lock311)["django"].startswith("5.2."), lock311
+    with pytest.raises(build.BuildError) as error:
+        build.release(APP, reqs, "3.6", "x86_64")
+    assert "\n" not in str(error.value) and "3.6" in str(error.value) and "3.10 to 3.14" in str(error.value)
+    py313 = build.release(APP, reqs, "3.13", "x86_64")
+    assert int(build.pins(build.wheel_lock(py313.wheels).read_text())["django"].split(".")[0]) >= 6
+    build.forget()
+    assert build.release(APP, reqs, "3.11", "x86_64") == py311
+    assert build.lock_path(reqs, "3.11", "x86_64").read_text() == lock311
+    assert sorted(p.name for p in (build.CACHE / "locks").iterdir()) == sorted(
+        build.lock_path(reqs, python, "x86_64").name for python in ("3.11", "3.13"))
 
 
 def test_the_lock_pins_even_when_the_index_has_newer(tmp_path):
-    """A lock made when six 1.16.0 was the newest keeps every Python at 1.16.0 (1.17.0 is
+    """A lock made when six 1.16.0 was the newest keeps that Python at 1.16.0 (1.17.0 is
     out), until the requirements change."""
     reqs = requirements(tmp_path, "six\n")
-    lock = build.lock_path(reqs)
-    lock.parent.mkdir(parents=True)
-    lock.write_text(f"six==1.16.0 --hash=sha256:{SIX_1_16_SHA256}\n")
     for python in ("3.11", "3.13"):
+        lock = build.lock_path(reqs, python, "x86_64")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_text(f"six==1.16.0 --hash=sha256:{SIX_1_16_SHA256}\n")
         release = build.release(APP, reqs, python, "x86_64")
         assert wheels_of(release.wheels) == ["six-1.16.0-py2.py3-none-any.whl"]
         assert build.wheel_lock(release.wheels).read_text() == lock.read_text()
 
     reqs.write_text("six  # changed\n")  # new requirements: resolved again
     build.forget()
-    assert not build.lock_path(reqs).exists()
+    assert not build.lock_path(reqs, "3.11", "x86_64").exists()
     release = build.release(APP, reqs, "3.11", "x86_64")
     assert wheels_of(release.wheels) != ["six-1.16.0-py2.py3-none-any.whl"]
 
@@ -94,7 +118,7 @@ def test_the_lock_pins_even_when_the_index_has_newer(tmp_path):
 def test_the_lock_and_wheelhouses_are_reused_without_pip(tmp_path, pip_runs):
     reqs = requirements(tmp_path, "idna\n")
     first = [build.release(APP, reqs, python, "x86_64") for python in ("3.11", "3.13")]
-    assert len(pip_runs) == 2  # one resolve (with the 3.11 wheelhouse), one 3.13 wheelhouse
+    assert len(pip_runs) == 2  # one resolve per Python, which is its wheelhouse
     assert build.release(APP, reqs, "3.13", "x86_64") == first[1]  # same run: remembered
     build.forget()  # a new run: from the build cache, not from PyPI
     again = [build.release(APP, reqs, python, "x86_64") for python in ("3.13", "3.11")]
@@ -117,7 +141,8 @@ def test_same_code_and_lock_same_release_id_new_code_new_id_same_venv(tmp_path):
 
 
 def test_no_wheel_for_the_hosts_python_is_one_line(tmp_path):
-    """Locked on 3.11, the 3.13 hosts cannot have it: one line, package, version, Python."""
+    """Pinned to a version with 3.11 wheels only: the 3.13 hosts cannot have it, in one
+    line naming package, version and Python, and nothing is locked for 3.13."""
     name, version = CP311_ONLY
     reqs = requirements(tmp_path, f"{name}=={version}\n")
     py311 = build.release(APP, reqs, "3.11", "x86_64")
@@ -128,18 +153,7 @@ def test_no_wheel_for_the_hosts_python_is_one_line(tmp_path):
     assert "\n" not in message
     assert name in message.lower() and version in message and "Python 3.13" in message, message
     assert "pin a version" in message, message
-
-
-def test_no_wheel_for_the_resolving_python_is_one_line(tmp_path):
-    """The same when the first host (the one that resolves) is on 3.13."""
-    name, version = CP311_ONLY
-    reqs = requirements(tmp_path, f"{name}=={version}\n")
-    with pytest.raises(build.BuildError) as error:
-        build.release(APP, reqs, "3.13", "x86_64")
-    message = str(error.value)
-    assert "\n" not in message
-    assert name in message.lower() and version in message and "Python 3.13" in message, message
-    assert not build.lock_path(reqs).exists()
+    assert not build.lock_path(reqs, "3.13", "x86_64").exists()
 
 
 def test_unknown_package_is_one_line_naming_it(tmp_path):
@@ -148,7 +162,7 @@ def test_unknown_package_is_one_line_naming_it(tmp_path):
         build.release(APP, reqs, "3.11", "x86_64")
     message = str(error.value)
     assert "\n" not in message and "djdeploy-no-such-package-4f1c" in message, message
-    assert not build.lock_path(reqs).exists() and not list((build.CACHE / "wheels").iterdir())
+    assert not (build.CACHE / "locks").exists() and not list((build.CACHE / "wheels").iterdir())
 
 
 def test_unreachable_index_is_one_line_naming_the_requirement(tmp_path, monkeypatch):
@@ -188,6 +202,100 @@ def test_a_pure_python_package_published_as_source_only_is_built_here(tmp_path):
 def test_a_change_to_an_included_file_resolves_again(tmp_path):
     (tmp_path / "base.txt").write_text("six==1.16.0\n")
     reqs = requirements(tmp_path, "-r base.txt\n")
-    before = build.lock_path(reqs)
+    before = build.lock_path(reqs, "3.11", "x86_64")
     (tmp_path / "base.txt").write_text("six==1.17.0\n")
-    assert build.lock_path(reqs) != before
+    assert build.lock_path(reqs, "3.11", "x86_64") != before
+
+
+def plan_with_pythons(project: Path, cache: Path, pythons: str) -> subprocess.CompletedProcess:
+    """A dry run of the deploy of `project` to fake web hosts each reporting its Python
+    (tests/fake_pythons.py: "web-a=3.11.2,web-b=3.6.15"), with build cache `cache`."""
+    env = dict(os.environ, DJDEPLOY_BUILD_CACHE=str(cache), DJDEPLOY_FAKE_PYTHONS=pythons)
+    env.pop("DJDEPLOY_SERVERS", None)
+    return subprocess.run([PYINFRA, "--dry", "fake_pythons.py", "deploy.py"], cwd=project, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+
+
+def project_requiring(tmp_path: Path, text: str) -> Path:
+    project = copy_project(tmp_path / "project")
+    (project / "fake_pythons.py").write_text((Path(__file__).parent / "fake_pythons.py").read_text())
+    (project / "app" / "requirements.txt").write_text(text)
+    return project
+
+
+def locks(cache: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted((cache / "locks").glob("*.lock"))}
+
+
+def test_a_host_reporting_python_3_6_is_refused_and_changes_no_other_hosts_lock(tmp_path):
+    """A lying host (python3 --version says 3.6.15) beside an honest 3.11 host: refused in
+    one line naming it, and the 3.11 host's lock is the one it has alone, in that run and
+    after (it was resolved for 3.6 and cached for every later run: Django 3.2.25)."""
+    project = project_requiring(tmp_path, "django\ngunicorn\n")
+    alone = plan_with_pythons(project, tmp_path / "alone", "web-a=3.11.2")
+    assert alone.returncode == 0, alone.stdout[-3000:]
+    (lock,) = locks(tmp_path / "alone").values()
+    assert build.pins(lock)["django"].startswith("5.2."), lock
+
+    both = plan_with_pythons(project, tmp_path / "both", "web-b=3.6.15,web-a=3.11.2")
+    assert both.returncode == 1, both.stdout[-3000:]
+    errors = [line for line in both.stdout.splitlines() if line.startswith("error:")]
+    assert errors == [errors[0]] and "host @fake/web-b:" in errors[0] and "Python 3.6" in errors[0], both.stdout[-3000:]
+    assert "3.10 to 3.14" in errors[0] and "no host was changed" in errors[0] and "web-a" not in errors[0]
+    assert "Traceback" not in both.stdout
+    assert set(locks(tmp_path / "both").values()) <= {lock}  # nothing resolved for 3.6, or for 3.11 from it
+    again = plan_with_pythons(project, tmp_path / "both", "web-a=3.11.2")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert list(locks(tmp_path / "both").values()) == [lock]
+
+
+def test_a_requirement_some_hosts_python_cannot_run_names_those_hosts_in_one_line(tmp_path):
+    """Django 6 needs Python 3.12: the Debian 12 hosts (3.11) are named, with what to do;
+    the Debian 13 host is not."""
+    project = project_requiring(tmp_path, "django>=6\ngunicorn\n")
+    result = plan_with_pythons(project, tmp_path / "cache", "web-a=3.11.2,web-new=3.13.5,web-b=3.11.2")
+    assert result.returncode == 1, result.stdout[-3000:]
+    errors = [line for line in result.stdout.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stdout[-3000:]
+    (error,) = errors
+    assert re.match(r"error: hosts @fake/web-[ab], @fake/web-[ab]: django>=6 has no version for Python 3\.11", error), error
+    assert "web-new" not in error and "needs Python >=3.12" in error, error
+    assert "pin a version that runs on Python 3.11" in error and "Debian 13" in error, error
+    assert error.endswith("no host was changed"), error
+
+
+def test_plain_psycopg_brings_libpq_and_its_binary_wheel_does_not(tmp_path):
+    """psycopg without psycopg-binary loads the system's libpq: the release names libpq5,
+    which the deploy installs with its Debian packages."""
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "binary").mkdir()
+    plain = build.release(APP, requirements(tmp_path / "plain", "psycopg==3.3.9\n"), "3.11", "x86_64")
+    assert "psycopg" in build.pins(build.wheel_lock(plain.wheels).read_text())
+    assert plain.packages == ("libpq5",)
+    binary = build.release(APP, requirements(tmp_path / "binary", "psycopg[binary]==3.3.9\n"), "3.11", "x86_64")
+    assert binary.packages == ()
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("mysqlclient", ["default-libmysqlclient-dev", "PyMySQL", "--find-links", "libmariadb3", "no wheel for Linux"]),
+    ("python-ldap", ["libldap2-dev", "ldap3", "python3-ldap is outside", "source only"]),
+    ("psycopg2==2.9.10", ["psycopg2-binary", "libpq-dev", "plain psycopg"]),
+    ("psycopg[c]==3.3.9", ["psycopg-c", "psycopg[binary]", "libpq-dev"]),
+])
+def test_a_package_that_is_c_code_without_a_linux_wheel_says_what_to_do(tmp_path, spec, says, pip_runs):
+    reqs = requirements(tmp_path, f"{spec}\n")
+    with pytest.raises(build.BuildError) as error:
+        build.release(APP, reqs, "3.11", "x86_64")
+    message = str(error.value)
+    assert "\n" not in message and "Python 3.11" in message and "does not compile" in message, message
+    for words in says:
+        assert words in message, (words, message)
+    assert not any(command[3:5] == ["wheel", "--disable-pip-version-check"] for command in pip_runs)  # no build tried
+
+
+def test_pillow_without_a_wheel_for_the_python_says_to_pin_one(tmp_path):
+    with pytest.raises(build.BuildError) as error:
+        build.release(APP, requirements(tmp_path, "pillow==9.5.0\n"), "3.13", "x86_64")
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("pillow==9.5.0 has no wheel for Python 3.13"), message
+    assert "pin a version of Pillow" in message and "libjpeg-dev" in message, message

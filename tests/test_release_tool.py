@@ -44,6 +44,53 @@ def test_an_exception_printed_before_other_output_is_shown(tmp_path):
     assert lines[0] == "CommandError: Can't find msgfmt." and lines[-1] == "431 static files copied"
 
 
+# What `manage.py check` printed on a host with plain psycopg and no libpq (paths shortened).
+PSYCOPG_WITHOUT_LIBPQ = """\
+Traceback (most recent call last):
+  File "/srv/p/releases/.new-x/venv/lib/python3.11/site-packages/django/db/backends/postgresql/base.py", line 25, in <module>
+    import psycopg as Database
+  File "/srv/p/venvs/a-py311/lib/python3.11/site-packages/psycopg/__init__.py", line 9, in <module>
+    from . import pq  # noqa: F401 import early to stabilize side effects
+    ^^^^^^^^^^^^^^^^
+  File "/srv/p/venvs/a-py311/lib/python3.11/site-packages/psycopg/pq/__init__.py", line 116, in <module>
+    import_from_libpq()
+  File "/srv/p/venvs/a-py311/lib/python3.11/site-packages/psycopg/pq/__init__.py", line 108, in import_from_libpq
+    raise ImportError(
+ImportError: no pq wrapper available.
+Attempts made:
+- couldn't import psycopg 'c' implementation: No module named 'psycopg_c'
+- couldn't import psycopg 'binary' implementation: No module named 'psycopg_binary'
+- couldn't import psycopg 'python' implementation: libpq library not found
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/srv/p/venvs/a-py311/lib/python3.11/site-packages/django/db/backends/postgresql/base.py", line 27, in <module>
+    import psycopg2 as Database
+ModuleNotFoundError: No module named 'psycopg2'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/srv/p/releases/.new-x/manage.py", line 22, in <module>
+    main()
+  File "/srv/p/venvs/a-py311/lib/python3.11/site-packages/django/db/backends/postgresql/base.py", line 29, in <module>
+    raise ImproperlyConfigured("Error loading psycopg2 or psycopg module")
+django.core.exceptions.ImproperlyConfigured: Error loading psycopg2 or psycopg module
+"""
+
+
+def test_every_exception_of_a_chained_traceback_is_shown_its_cause_first(tmp_path):
+    """psycopg's own ImportError (libpq library not found) is what says what is wrong; it
+    was cut, and only Django's fallback to psycopg2 (No module named 'psycopg2') shown."""
+    lines = shown(PSYCOPG_WITHOUT_LIBPQ, tmp_path).splitlines()
+    assert lines[0] == "ImportError: no pq wrapper available."
+    assert "- couldn't import psycopg 'python' implementation: libpq library not found" in lines
+    assert lines.index("ModuleNotFoundError: No module named 'psycopg2'") > 0
+    assert "django.core.exceptions.ImproperlyConfigured: Error loading psycopg2 or psycopg module" in lines
+    assert len(lines) == len(set(lines)) and len(lines) <= 20
+
+
 def run_function(tmp_path, call, env=None):
     import os
 
