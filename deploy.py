@@ -46,11 +46,15 @@ else:
     # release's static files. shared/ outlives releases; shared/data and shared/media are
     # the only places the app writes.
     files.directory(name="Project folder", path=s.root, user="root", group=s.group, mode="0750")
-    front.passage(name="Front's passage", s=s)
+    front.passage(name="Front's passage", path=s.root)
     files.directory(name="Releases folder", path=s.releases_dir, user="root", group="root", mode="0755")
     files.directory(name="Shared folder", path=s.shared_dir, user="root", group=s.group, mode="0750")
     files.directory(name="Data folder", path=s.data_dir, user=s.user, group=s.group, mode="0750")
     files.directory(name="Uploads folder", path=s.media_dir, user=s.user, group=s.group, mode="0750")
+    # The app's socket: gunicorn's address behind the front, which no other local user can
+    # take or reach (the project folder is closed to them); the front alone passes.
+    files.directory(name="Socket folder", path=s.run_dir, user=s.user, group=s.group, mode="0750")
+    front.passage(name="Front's passage to the socket", path=s.run_dir)
 
     # The virtualenv, filled offline from wheels built once on this controller; one per set
     # of requirements, so a code-only release reuses it.

@@ -90,10 +90,9 @@ def _checked(state) -> dict:
 
 def _shared_machine(taken: dict, machine: str, name: str, s: AppSettings) -> list[str]:
     """Projects on one machine share its front: each needs its own site (an HTTPS domain,
-    or a plain-HTTP port; HTTPS sites share 80 and 443) and its own app_port."""
-    claims = [("app_port", s.app_port, "already uses it", "another app_port")]
-    claims.append(("domain", s.domain, "already serves it", "another domain") if s.https
-                  else ("port", s.port, "already listens there", "another port"))
+    or a plain-HTTP port; HTTPS sites share 80 and 443)."""
+    claims = [("domain", s.domain, "already serves it", "another domain") if s.https
+              else ("port", s.port, "already listens there", "another port")]
     problems = []
     for key, value, said, fix in claims:
         project, first = taken.setdefault((machine, key, value), (s.project, name))

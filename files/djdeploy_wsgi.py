@@ -17,7 +17,10 @@ from email.utils import formatdate
 from pathlib import Path
 
 UP_PATH = "/-/up"
-LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")  # the last: a dual-stack socket
+# Asked on the host itself: over loopback (the last: a dual-stack socket), or on the app's unix
+# socket, whose peer has no address (gunicorn gives ""): only root, the app and the front reach
+# its folder, and the front always sends X-Forwarded-For, which the check below refuses.
+LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1", "")
 
 _module, _, _name = os.environ["DJDEPLOY_APP_WSGI"].partition(":")
 app = getattr(importlib.import_module(_module), _name or "application")

@@ -8,7 +8,7 @@
 #   release.sh health                    one GET of the health check: its status code, or "none"
 #   release.sh listen                    socket mode: the socket unit holds the port (the app stopped first)
 #   release.sh manage ARGS...            manage.py ARGS in the current release, as the app user (exec.py)
-# Settings come from the environment the deploy sets: ROOT UNIT APP_USER PORT WSGI
+# Settings come from the environment the deploy sets: ROOT UNIT APP_USER SOCKET WSGI
 # HTTPS CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DJANGO_DIR
 # DATABASE RELEASE_COMMANDS.
 # The files the app reads at start (CONFIG_FILES) that this run changed wait beside the old
@@ -193,11 +193,11 @@ last_error() {
 probe() {
     # HTTPS=1: asked as the front asks (it ends TLS): X-Forwarded-Proto: https.
     curl -s -o "${1:-/dev/null}" -w '%{http_code}' -m "$HEALTH_TIMEOUT" -H "Host: $HEALTH_HOST" \
-        ${HTTPS:+-H "X-Forwarded-Proto: https"} "http://127.0.0.1:$PORT$HEALTH_PATH" || true
+        ${HTTPS:+-H "X-Forwarded-Proto: https"} --unix-socket "$SOCKET" "http://localhost$HEALTH_PATH" || true
 }
 
 healthy() {
-    local i code body url="http://127.0.0.1:$PORT$HEALTH_PATH"
+    local i code body url="unix:$SOCKET"
     body=$(mktemp)
     for i in $(seq 1 "$HEALTH_RETRIES"); do
         : > "$body"
@@ -282,7 +282,7 @@ restart() {
     systemctl reset-failed "$UNIT" 2>/dev/null || true
     STARTED=$(date +%s)
     systemctl restart "$UNIT" 2>/dev/null || {
-        HEALTH="systemctl restart $UNIT failed (journalctl -u $UNIT)$(last_error | sed 's/^/; /')$(port_holder)"
+        HEALTH="systemctl restart $UNIT failed (journalctl -u $UNIT)$(last_error | sed 's/^/; /')"
         return 1; }
 }
 
@@ -299,20 +299,6 @@ restart_processes() {
     # shellcheck disable=SC2086
     systemctl "$how" $PROCESSES 2>/dev/null || {
         HEALTH="systemctl $how $PROCESSES failed (journalctl -u ${PROCESSES%% *})"; return 1; }
-}
-
-# "; port N is held by NAME (pid P), ..." when another program listens on the app's port
-# (a failed start in ambient mode, where gunicorn binds it, or of the socket unit in
-# socket mode); nothing otherwise.
-port_holder() {
-    command -v ss >/dev/null || return 0
-    local holder
-    holder=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -n 1 \
-             | sed 's/users:(("\([^"]*\)",pid=\([0-9]*\)/\1 (pid \2)/' || true)
-    case "$holder" in
-        ""|"systemd (pid 1)") ;;
-        *) echo "; port $PORT is held by $holder: stop it, or give the app another port (app_port in data)" ;;
-    esac
 }
 
 switch() {
@@ -379,7 +365,7 @@ listen() {
     [ "$(systemctl show -P LoadState "$UNIT" 2>/dev/null)" = loaded ] || return 0
     systemctl stop "$UNIT" 2>/dev/null || true
     systemctl start "$socket" 2>/dev/null ||
-        fail "$socket could not listen on port $PORT (journalctl -u $socket)$(port_holder)"
+        fail "$socket could not listen at $SOCKET (journalctl -u $socket)"
 }
 
 prune() {

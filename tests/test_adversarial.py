@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, PYINFRA, ROOT, results
+from conftest import PROJECT, PYINFRA, ROOT, http_get, results
 from djdeploy.config.keys import ENV_VARIABLE_MAX
 from djdeploy.config.settings import parse
 from djdeploy.errors import DataError
@@ -346,28 +346,6 @@ def test_a_syntax_error_in_group_data_is_one_line(tmp_path):
     assert "error: group_data/web.py line 2: invalid syntax: fix it (plain assignments, e.g. port = 80)" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr and "internal" not in result.stdout + result.stderr
     assert len([line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error:")]) == 1
-
-
-def test_a_failed_start_names_the_program_that_holds_the_port():
-    """release.sh's message when the app cannot start: the port's holder, by name and pid."""
-    import socket
-
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    holder.listen()
-    port = holder.getsockname()[1]
-    function = re.search(r"^port_holder\(\) \{.*?^\}", (ROOT / "files" / "release.sh").read_text(), re.S | re.M)
-    try:
-        said = subprocess.run(["bash", "-c", function.group(0) + "\nport_holder"], env=dict(os.environ, PORT=str(port)),
-                              capture_output=True, text=True, timeout=30).stdout
-    finally:
-        holder.close()
-    name = Path("/proc/self/comm").read_text().strip()  # what ss shows: this process
-    assert said == (f"; port {port} is held by {name} (pid {os.getpid()}): stop it, "
-                    "or give the app another port (app_port in data)\n")
-    said = subprocess.run(["bash", "-c", function.group(0) + "\nport_holder"], env=dict(os.environ, PORT=str(port)),
-                          capture_output=True, text=True, timeout=30).stdout
-    assert said == ""  # nobody holds it: nothing to add
 
 
 @pytest.mark.parametrize("stalls, outcome", [(1, 0), (3, 1)])
@@ -785,24 +763,54 @@ def test_kill_9_at_every_operation_boundary_then_the_next_deploy_converges(fleet
     assert run_pyinfra("-y").returncode == 0  # the fleet as the other tests expect it
 
 
-@pytest.mark.fleet
-def test_a_port_held_by_another_program_is_named_in_socket_mode(fleet, deployed):
-    """Socket mode: systemd's socket unit binds the port. Another program on it made the
-    socket unit fail with systemd's own words only; now the run names the port and the
-    program that holds it, as in ambient mode."""
-    from conftest import run_pyinfra
-
-    web = fleet.by_group("web")[0]
-    fleet.ssh(web, f"systemctl stop {PROJECT}.socket {PROJECT}.service; "
-                   "setsid python3 -m http.server 8000 --bind 127.0.0.1 >/dev/null 2>&1 < /dev/null & sleep 1")
+# A local user who is not the app's: binds 127.0.0.1:8000 (the address gunicorn had before)
+# whenever it is free, answers every connection as the site, counts them; and tries the app's
+# own socket folder.
+MALLORY = r"""
+import socket, sys, time
+taken, served, deadline = None, 0, time.monotonic() + float(sys.argv[1])
+while time.monotonic() < deadline:
+    if taken is None:
+        try:
+            taken = socket.socket(); taken.bind(("127.0.0.1", 8000)); taken.listen(64); taken.settimeout(0.05)
+        except OSError:
+            taken.close(); taken = None; time.sleep(0.005); continue
     try:
-        held = run_pyinfra("-y", "--limit", web["address"])
-        assert held.returncode == 1, held.stdout[-3000:]
-        pid = fleet.ssh(web, "pgrep -f '[h]ttp.server 8000'").stdout.split()[0]
-        assert re.search(rf"{PROJECT}\.socket could not listen on port 8000 \(journalctl -u {PROJECT}\.socket\); "
-                         rf"port 8000 is held by python3 \(pid {pid}\): stop it, or give the app another port "
-                         r"\(app_port in data\)", held.stdout), held.stdout[-3000:]
-    finally:
-        fleet.ssh(web, "pkill -f '[h]ttp.server 8000' || true")
-    assert run_pyinfra("-y", "--limit", web["address"]).returncode == 0
-    assert fleet.ssh(web, f"systemctl is-active {PROJECT}.socket {PROJECT}.service").stdout.split() == ["active"] * 2
+        conn, _ = taken.accept()
+    except OSError:
+        continue
+    served += 1
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nmallory"); conn.close()
+open("/tmp/mallory.count", "w").write(str(served))
+"""
+
+
+@pytest.mark.fleet
+@pytest.mark.parametrize("group", ["staging", "web"])  # the seed's ambient mode, and socket mode
+def test_no_other_local_user_can_take_the_apps_address(fleet, deployed, group):
+    """A local user looping on bind() took 127.0.0.1:app_port at the app's next restart (the
+    seed's ambient mode: gunicorn binds it only while it runs), and the front sent every
+    visitor there. The app now listens on a unix socket in the project folder, which other
+    users can neither reach nor write: through restarts under their attempts, every answer
+    is the app's, and they got no connection."""
+    host = fleet.by_group(group)[0]
+    port = 8080 if group == "staging" else 80
+    fleet.ssh(host, "id mallory >/dev/null 2>&1 || useradd --system --no-create-home mallory; rm -f /tmp/mallory.count")
+    fleet.ssh(host, f"cat > /tmp/mallory.py <<'EOF'\n{MALLORY}\nEOF\n"
+                    "setsid runuser -u mallory -- python3 /tmp/mallory.py 25 >/dev/null 2>&1 < /dev/null &")
+    for attempt in ("ls /srv/{p}/run", "touch /srv/{p}/run/gunicorn.sock",
+                    "curl -s --unix-socket /srv/{p}/run/gunicorn.sock http://localhost/healthz"):
+        out = fleet.ssh(host, f"runuser -u mallory -- {attempt.format(p=PROJECT)}; echo rc=$?", check=False)
+        assert "rc=0" not in out.stdout, (attempt, out.stdout, out.stderr)
+    answers = []
+    for _ in range(3):  # a restart, as any deploy or Restart=on-failure makes
+        fleet.ssh(host, f"systemctl restart {PROJECT}.service")
+        for _ in range(10):
+            answers.append(http_get(f"http://{host['address']}:{port}/healthz", timeout=30))
+    fleet.ssh(host, "sleep 26; cat /tmp/mallory.count", timeout=60)
+    served = fleet.ssh(host, "cat /tmp/mallory.count").stdout.strip()
+    assert served == "0", f"mallory answered {served} connections"
+    assert all(status == 200 and "mallory" not in body for status, body in answers), answers[:5]
+    fleet.ssh(host, "userdel mallory; rm -f /tmp/mallory.py /tmp/mallory.count", check=False)
+
+

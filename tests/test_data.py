@@ -161,13 +161,11 @@ def test_one_port_for_two_projects_on_one_machine_is_refused(monkeypatch):
     with pytest.raises(DeployError) as stopped:
         preflight.preflight(SimpleNamespace(inventory=[shop, blog], failed_hosts=set()))
     assert stopped.value.problems == [
-        "host app1.example.com: app_port = 8000: shop already uses it on the same machine (shop-on-app1): give one of "
-        "them another app_port",
         "host app1.example.com: port = 8080: shop already listens there on the same machine (shop-on-app1): give one "
         "of them another port"]
 
-    # Behind one front, HTTPS sites share 80 and 443 by domain; each app needs its own app_port.
-    shop.data.update(domain="shop.example.com", app_port=8001)
+    # Behind one front, HTTPS sites share 80 and 443 by domain (each app has its own socket).
+    shop.data.update(domain="shop.example.com")
     blog.data.update(domain="blog.example.com")
     runs = [SimpleNamespace(inventory=[shop, blog], failed_hosts=set()) for _ in range(2)]  # one id each
     preflight.preflight(runs[0])

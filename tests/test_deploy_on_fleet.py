@@ -65,16 +65,21 @@ def test_journal_shows_gunicorn_starting(fleet, deployed):
     for host in fleet.hosts:
         log = fleet.ssh(host, f"journalctl -u {PROJECT} --no-pager -o cat").stdout
         assert "Starting gunicorn" in log, host["machine"]
-        assert "Listening at: http://127.0.0.1:8000 " in log, log[-1000:]  # behind the front, loopback only
+        assert f"Listening at: unix:/srv/{PROJECT}/run/gunicorn.sock " in log, log[-1000:]  # behind the front
 
 
 def test_each_group_listens_its_way(fleet, deployed):
-    """web: systemd's socket holds gunicorn's port (8000, on 127.0.0.1), no capability;
-    staging: the seed's unit, gunicorn binds it. The front (Caddy) holds the site's port."""
+    """web: systemd's socket holds gunicorn's unix socket, no capability; staging: the
+    seed's unit, gunicorn binds it. The front (Caddy) holds the site's port. Nothing of the
+    app listens on TCP: no other local user can take its address (tests/test_adversarial.py)."""
     for host in fleet.hosts:
         unit = fleet.ssh(host, f"systemctl show -p AmbientCapabilities -p Requires {PROJECT}.service").stdout
-        sockets = fleet.ssh(host, "ss -Hltnp 'sport = :8000'").stdout
-        assert sockets.split()[3] == "127.0.0.1:8000", sockets
+        sockets = fleet.ssh(host, f"ss -Hlxp | grep -F ' /srv/{PROJECT}/run/gunicorn.sock '").stdout
+        assert sockets.split()[3] == f"/srv/{PROJECT}/run/gunicorn.sock", sockets
+        assert "gunicorn" not in fleet.ssh(host, "ss -Hltnp").stdout  # no TCP port of the app's
+        folder = fleet.ssh(host, f"stat -c '%U %G %a' /srv/{PROJECT}/run; getfacl -cp /srv/{PROJECT}/run").stdout
+        user = USERS[host["group"]]
+        assert folder.split("\n")[0] == f"{user} {user} 750" and "user:caddy:--x" in folder, folder
         front = fleet.ssh(host, f"ss -Hltnp 'sport = :{PORTS[host['group']]}'").stdout
         assert '"caddy"' in front and "gunicorn" not in front, front
         if host["group"] == "web":

@@ -123,9 +123,8 @@ def test_the_front_runs_in_a_sandbox_as_its_own_user(fleet, deployed):
                       if ":\t" in line)
         assert fleet.ssh(host, f"ps -o user= -p {pid}").stdout.strip() == "caddy"
         assert status["CapEff"].strip() == f"{1 << 10:016x}"  # CAP_NET_BIND_SERVICE only
-        # gunicorn answers on loopback only: the world reaches the app through the front.
-        listening = fleet.ssh(host, "ss -Hltn").stdout
-        assert re.search(r"127\.0\.0\.1:8000\b", listening) and not re.search(r"(0\.0\.0\.0|\*|\[::\]):8000\b", listening)
+        # gunicorn answers on its unix socket only: the world reaches the app through the front.
+        assert app_socket_listens(fleet, host) and "gunicorn" not in fleet.ssh(host, "ss -Hltnp").stdout
 
 
 def test_a_site_port_held_by_another_program_is_one_line_naming_it(fleet, deployed):
@@ -146,23 +145,33 @@ def test_a_site_port_held_by_another_program_is_one_line_naming_it(fleet, deploy
     assert http_get(site(staging, "/healthz"))[0] == 200
 
 
-def test_an_app_port_change_moves_the_socket_and_the_front_follows_failing_no_request(fleet, deployed):
-    """Socket mode: a new app_port moves the app's socket before any switch, and the front
-    takes the new port in the same step, the moment the socket let go (it tries again until
-    the app listens). Before, the front was reloaded only after every batch had switched:
-    everything sent in between went to a port where nothing listened any more."""
+def app_socket_listens(fleet, host) -> bool:
+    return f" /srv/{PROJECT}/run/gunicorn.sock " in fleet.ssh(host, "ss -Hlx").stdout
+
+
+def test_an_app_on_a_tcp_port_moves_to_its_unix_socket_and_the_front_follows_failing_no_request(fleet, deployed):
+    """Socket mode, a host deployed when gunicorn listened on 127.0.0.1:8000 (which another
+    local user could take between two binds): the socket moves to the app's unix socket
+    before any switch, and the front follows in the same step (it tries again until the
+    app listens there), the old socket stopped once gunicorn took what it queued."""
     web = fleet.by_group("web")
+    for host in web:
+        fleet.ssh(host, f"sed -i 's#^ListenStream=.*#ListenStream=127.0.0.1:8000#' /etc/systemd/system/{PROJECT}.socket; "
+                        f"sed -i 's#reverse_proxy unix/[^ ]*#reverse_proxy 127.0.0.1:8000#' /etc/caddy/djdeploy/sites/{PROJECT}.caddy; "
+                        f"systemctl daemon-reload; systemctl stop {PROJECT}.service {PROJECT}.socket; "
+                        f"systemctl start {PROJECT}.socket {PROJECT}.service; systemctl reload caddy")
+        assert re.search(r"127\.0\.0\.1:8000\b", fleet.ssh(host, "ss -Hltn").stdout)
+        assert http_get(site(host, "/healthz"), timeout=30)[0] == 200
     with LoadRun([site(h) for h in web]) as load:
-        moved = run_pyinfra("-y", "--limit", "web", "--data", "app_port=8100")
+        moved = run_pyinfra("-y", "--limit", "web")
     assert moved.returncode == 0, moved.stdout[-3000:]
     rows = results(moved.stdout)
     assert rows["Listening socket"]["changed"] == len(web) and rows["Front door reloaded"]["changed"] == 0
     for host in web:
-        assert re.search(r"127\.0\.0\.1:8100\b", fleet.ssh(host, "ss -Hltn").stdout)
-    print(f"\napp_port 8000 -> 8100 under load: {load.result['requests']} requests, {load.result['failed']} failed")
+        assert app_socket_listens(fleet, host) and not re.search(r"127\.0\.0\.1:8000\b", fleet.ssh(host, "ss -Hltn").stdout)
+    print(f"\n127.0.0.1:8000 -> unix socket under load: {load.result['requests']} requests, {load.result['failed']} failed")
     assert load.result["requests"] >= 50 and load.result["failed"] == 0, load.result
-    back = run_pyinfra("-y", "--limit", "web")
-    assert back.returncode == 0 and http_get(site(web[0], "/healthz"))[0] == 200, back.stdout[-3000:]
+    assert results(run_pyinfra("-y", "--limit", "web").stdout)["Grand total"]["changed"] == 0
 
 
 def test_a_host_deployed_before_the_front_hands_its_port_to_the_front_at_once(fleet, deployed):
@@ -179,7 +188,7 @@ def test_a_host_deployed_before_the_front_hands_its_port_to_the_front_at_once(fl
         upgraded = run_pyinfra("-y", "--limit", web["address"])
     assert upgraded.returncode == 0, upgraded.stdout[-3000:]
     listening = fleet.ssh(web, "ss -Hltnp").stdout
-    assert re.search(r"127\.0\.0\.1:8000\b", listening) and re.search(r':80\b.*"caddy"', listening), listening
+    assert app_socket_listens(fleet, web) and re.search(r':80\b.*"caddy"', listening), listening
     print(f"\nport 80 from the app's socket to the front, under load: {load.result['requests']} requests, "
           f"{load.result['failed']} failed {load.result['failures']}, longest gap {load.result['max_gap_s']} s")
     # Measured before the change: dark from the move to the front's step (the switch and its health check).
@@ -192,8 +201,8 @@ def test_an_ambient_host_deployed_before_the_front_hands_its_port_over_as_it_swi
     staging host), no front runs. The front starts as soon as this host's switch let go of
     the port, in the switch's own step (before: only after every batch had switched)."""
     staging = fleet.by_group("staging")[0]
-    fleet.ssh(staging, f"cd /srv/{PROJECT}; systemctl stop caddy; sed -i 's/127.0.0.1:\\$PORT/0.0.0.0:$PORT/' run; "
-                       f"sed -i 's/^PORT=.*/PORT=8080/' shared/.env; systemctl restart {PROJECT}")
+    fleet.ssh(staging, f"cd /srv/{PROJECT}; systemctl stop caddy; sed -i 's#unix:[^ ]*#0.0.0.0:8080#' run; "
+                       f"systemctl restart {PROJECT}")
     assert http_get(site(staging, "/healthz"), timeout=30)[0] == 200
     assert "caddy" not in fleet.ssh(staging, "ss -Hltnp").stdout  # gunicorn answers port 8080 itself
     with LoadRun([site(staging)]) as load:
@@ -202,7 +211,7 @@ def test_an_ambient_host_deployed_before_the_front_hands_its_port_over_as_it_swi
     rows = results(upgraded.stdout)
     assert rows["Switch to the release"]["changed"] == 1 and rows["Front door restarted"]["changed"] == 0
     listening = fleet.ssh(staging, "ss -Hltnp").stdout
-    assert re.search(r"127\.0\.0\.1:8000\b", listening) and re.search(r':8080\b.*"caddy"', listening), listening
+    assert app_socket_listens(fleet, staging) and re.search(r':8080\b.*"caddy"', listening), listening
     print(f"\nport 8080 from the seed's gunicorn to the front, under load: {load.result['requests']} requests, "
           f"{load.result['failed']} failed {load.result['failures']}, longest gap {load.result['max_gap_s']} s")
     assert load.result["ok"] > 0 and load.result["max_gap_s"] < 10, load.result

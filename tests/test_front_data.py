@@ -30,9 +30,11 @@ def at_root(monkeypatch):
 
 def test_no_domain_is_plain_http_on_port_through_the_front():
     s = parse("web1", BASE, ["web"])
-    assert (s.tls, s.https, s.site_address, s.app_port) == ("off", False, "http://:80", 8000)
+    assert (s.tls, s.https, s.site_address, s.app_socket) == ("off", False, "http://:80",
+                                                              "/srv/my_awesome_project/run/gunicorn.sock")
     site = render("site.caddy.j2", s)
-    assert "http://:80 {" in site and "reverse_proxy 127.0.0.1:8000" in site and "lb_try_duration 30s" in site
+    assert "http://:80 {" in site and "reverse_proxy unix//srv/my_awesome_project/run/gunicorn.sock" in site
+    assert "lb_try_duration 30s" in site
     assert "SECURE_SSL_REDIRECT" not in render("settings.py.j2", s)
 
 
@@ -83,7 +85,7 @@ def test_your_own_certificate_files(tmp_path):
     ({"acme_ca_root": "group_data/all.py"}, "acme_ca_root = 'group_data/all.py': holds no PEM certificate"),
     ({"acme_ca_root": "missing.pem"}, "acme_ca_root = 'missing.pem': not a file here"),
     ({"acme_email": "not an address"}, "acme_email = 'not an address': not a valid value"),
-    ({"app_port": 80}, "app_port = 80"),
+    ({"app_port": 8000}, "app_port: no longer a data key: the front reaches gunicorn on a unix socket"),
     ({"static_url": "static"}, "static_url = 'static': not a valid value: a path such as /static/"),
     ({"hsts": -1}, "hsts = -1"),
 ])

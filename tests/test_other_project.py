@@ -12,7 +12,6 @@ SHOP_DATA = {
     "settings_module": "shop.conf.production",
     "app_user": "shop",
     "port": 8001,  # the front's, on the host's addresses
-    "app_port": 9001,  # gunicorn's, behind it: the first project's is 8000
     "app_env": {"SHOP_GREETING": "hello-from-data"},
     "health_path": "/up",
 }

@@ -70,8 +70,8 @@ def projects(tmp_path_factory):
 
 
 def data(project, port, projects, **more):
-    # Each project its own port at the front, and its own for gunicorn behind it (app_port).
-    values = {"project": project, "app_user": project, "port": port, "app_port": port + 1000,
+    # Each project its own port at the front (gunicorn behind it: each its own unix socket).
+    values = {"project": project, "app_user": project, "port": port,
               "app_path": str(projects / project),
               "requirements": str(projects / f"{project}-requirements.txt"), "health_path": "null", **more}
     return [arg for key, value in values.items() for arg in ("--data", f"{key}={value}")]

@@ -9,6 +9,7 @@ import ast
 import http.server
 import re
 import shutil
+import socketserver
 import subprocess
 import threading
 import time
@@ -71,15 +72,25 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """An HTTP server on a unix socket, as gunicorn listens behind the front."""
+
+    def get_request(self):
+        request, _ = super().get_request()
+        return request, ("", 0)  # a unix socket's peer has no address
+
+
 @pytest.fixture
-def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+def server(tmp_path):
+    srv = tmp_path / "srv"
+    (srv / "my_awesome_project" / "run").mkdir(parents=True)
+    httpd = UnixServer(str(srv / "my_awesome_project" / "run" / "gunicorn.sock"), Recorder)
     # Its request threads are joined when it closes: a thread alive later would be there
     # when a test imports pyinfra's CLI, which patches threading for gevent.
     httpd.daemon_threads = False
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     Recorder.seen, Recorder.delay, Recorder.status = [], 0.0, 204
-    yield httpd.server_address[1]
+    yield str(srv)
     httpd.shutdown()
     httpd.server_close()
 
@@ -87,8 +98,8 @@ def server():
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is what the hosts' release tool uses")
 def test_status_asks_the_health_check_the_gate_makes(server, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    s = parse("web1", {"app_user": "web", "port": 80, "app_port": server, "health_path": "/healthz", "health_host": "shop.example",
-                       "health_timeout": 1})
+    s = parse("web1", {"app_user": "web", "port": 80, "srv": server, "allow_outside_srv": True, "health_path": "/healthz",
+                       "health_host": "shop.example", "health_timeout": 1})
     tool = tmp_path / "release.sh"
     shutil.copy(RELEASE_TOOL, tool)
     tool.chmod(0o750)  # as the deploy uploads it

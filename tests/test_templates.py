@@ -39,7 +39,7 @@ def test_run_script_has_the_seeds_shape(settings):
     assert body[1].startswith("source /srv/my_awesome_project/shared/.env")
     assert body[2] == "set +a"
     assert body[-2].startswith("exec $VIRTUAL_ENV/bin/gunicorn ")
-    assert "--bind 127.0.0.1:$PORT" in body[-2]  # behind the front, on loopback only
+    assert "--bind unix:/srv/my_awesome_project/run/gunicorn.sock" in body[-2]  # behind the front, its socket only
     # Pinned to the release `current` points at when it starts.
     assert "release=$(readlink -f /srv/my_awesome_project/current)" in body
     assert 'cd "$release"' in body
@@ -86,7 +86,8 @@ def test_unit_has_the_seeds_directives(settings, listen):
 
 def test_socket_unit_holds_the_port(settings):
     sections = sections_of(render("app.socket.j2", settings))
-    assert sections["[Socket]"] == {"ListenStream": "127.0.0.1:8000", "Service": "my_awesome_project.service"}
+    assert sections["[Socket]"] == {"ListenStream": "/srv/my_awesome_project/run/gunicorn.sock", "SocketMode": "0666",
+                                    "Service": "my_awesome_project.service"}
     assert sections["[Install]"] == {"WantedBy": "sockets.target"}
 
 
@@ -99,7 +100,7 @@ def test_env_file_holds_the_seeds_variables_extras_and_secrets_quoted(settings):
     assert pairs["VIRTUAL_ENV"] == '"/srv/my_awesome_project/current/venv"'
     assert pairs["DJANGO_SETTINGS_MODULE"] == '"djdeploy_settings"'  # the app's own, then production's
     assert pairs["PYTHONPATH"] == '"/srv/my_awesome_project/django"'
-    assert pairs["PORT"] == '"8000"'  # gunicorn's (app_port), behind the front on port 80
+    assert "PORT" not in pairs  # gunicorn listens on a unix socket behind the front, not on a port
     assert pairs["DJANGO_ALLOWED_HOSTS"] == '"app1.example.com,localhost,127.0.0.1"'
     assert pairs["SENTRY_ENVIRONMENT"] == '"production"'
     # Secrets last, with the four characters special inside double quotes escaped.

@@ -66,7 +66,10 @@ UP_PATH = "/-/up"  # the deploy's health endpoint, answered before the app's URL
 SETTINGS_MODULE = "djdeploy_settings"
 # What .env holds for the deploy itself (AppSettings.environment): app_env may not replace them.
 DEPLOY_VARIABLES = ("VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE", "DJDEPLOY_APP_WSGI", "PYTHONPATH",
-                    "DJDEPLOY_SERVE_FILES", "DJANGO_SECRET_KEY_FILE", "PORT")  # DJANGO_SETTINGS_MODULE on the hosts: imports the app's, then OVERRIDES
+                    "DJDEPLOY_SERVE_FILES", "DJANGO_SECRET_KEY_FILE")  # DJANGO_SETTINGS_MODULE on the hosts: imports the app's, then OVERRIDES
+# Keys older data may hold, with what to do about each.
+REMOVED = {"app_port": "the front reaches gunicorn on a unix socket in /srv/<project>/run, which no other local "
+                       "user can take, not on a TCP port: remove app_port"}
 # Data keys that belong to pyinfra or its connectors, not to the deploy.
 FOREIGN = ("ssh_", "_", "fake_", "winrm_", "docker_", "podman_", "chroot_", "vagrant_", "terraform_", "local_")
 
@@ -130,9 +133,6 @@ KEYS: dict[str, Key] = {
     "port": Key(None, schema.integer(1, 65535),
                 "required: the site's HTTP port, on all addresses (the front's: Caddy); with a domain, 80 and 443",
                 "a whole number from 1 to 65535, e.g. port = 80"),
-    "app_port": Key(8000, schema.integer(1024, 65535),
-                    "where gunicorn listens behind the front, on 127.0.0.1 only (one per project on a host)",
-                    "a whole number from 1024 to 65535, not used by another project on the host"),
     "workers": Key(2, schema.integer(1, 64), "gunicorn worker processes", "a whole number from 1 to 64"),
     "allowed_hosts": Key(None, schema.optional(schema.list_of(schema.string())),
                          "defaults to the host's inventory name, localhost, 127.0.0.1"),

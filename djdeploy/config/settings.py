@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from djdeploy.config import appfile, schema
 from djdeploy.config.discover import discover
 from djdeploy.config.keys import (DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
-                                  REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, TIMER_NAME, PROCESS_NAME, UP_PATH, check_value, control_character,
+                                  REMOVED, REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, TIMER_NAME, PROCESS_NAME, UP_PATH, check_value, control_character,
                                   named_groups)
 from djdeploy.errors import DataError
 
@@ -90,7 +90,6 @@ class AppSettings:
     timers: tuple = ()  # Timer, by name
     processes: tuple = ()  # Process, by name
     release_command: str | None = None  # the Procfile's release line: once per deploy, before the switch
-    app_port: int = 8000  # gunicorn's, on 127.0.0.1, behind the front
     domain: str | None = None
     tls: str = "off"  # "acme", "files" (tls_files) or "off": what the front serves HTTPS with
     tls_files: tuple = ()  # (certificate, key): paths on the controller
@@ -208,6 +207,17 @@ class AppSettings:
         return plain + [f"https://{h}" for h in names]
 
     @property
+    def run_dir(self) -> str:
+        """The app's socket's folder: the app user's, which only the front may pass."""
+        return f"{self.root}/run"
+
+    @property
+    def app_socket(self) -> str:
+        """Where gunicorn listens behind the front: a unix socket no other local user can
+        take (the project folder is closed to them), held by systemd in socket mode."""
+        return f"{self.run_dir}/gunicorn.sock"
+
+    @property
     def media_dir(self) -> str:
         return f"{self.shared_dir}/media"
 
@@ -278,7 +288,6 @@ class AppSettings:
             "DJDEPLOY_SERVE_FILES": "1" if self.serve_files else "0",  # static files and uploads
             "DJANGO_SECRET_KEY_FILE": self.secret_key_file,
             "DJANGO_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
-            "PORT": str(self.app_port),  # gunicorn's, on 127.0.0.1 (the front answers self.port)
             "PYTHONUNBUFFERED": "1",  # every line in the journal as it is printed (app_env may say 0)
         }
         if self.database != "postgresql":  # postgresql: DATABASE_URL, with the secrets
@@ -297,6 +306,8 @@ def _problem(where: str, error: dict) -> str:
     top = str(error["loc"][0])
     if error["type"] in ("extra_forbidden", "missing") and len(error["loc"]) > 1:  # a field of a record
         return f"{where}: {key}: {error['msg'].lower()}: {HINTS.get(top, 'see docs/configuration.md')}"
+    if error["type"] == "extra_forbidden" and top in REMOVED:
+        return f"{where}: {top}: no longer a data key: {REMOVED[top]}"
     if error["type"] == "extra_forbidden":
         close = difflib.get_close_matches(top, DEFAULTS, n=1, cutoff=0.6)
         guess = f"did you mean {close[0]!r}? " if close else ""
@@ -383,9 +394,6 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         if (not SAFE_NAME.match(name) or name == "root") and not server:
             problems.append(f"{where}: {key} = {name!r}: must be a lower-case system name, not root: "
                             "e.g. web (letters, digits, _ and -, up to 31)")
-    if "port" not in bad and "app_port" not in bad and not server and chosen.port == chosen.app_port:
-        problems.append(f"{where}: port = {chosen.port} and app_port = {chosen.app_port}: the front answers port, "
-                        "gunicorn listens on app_port behind it: give them different numbers (80 and 8000)")
     if "port" not in bad and not server and (chosen.port == 22 or chosen.port == everything.get("ssh_port")):
         problems.append(f"{where}: port = {chosen.port}: the host's SSH port: pick another (80, 8000, ...)")
     found = {}
@@ -465,7 +473,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         db_address=chosen.db_address or (host_name if server else None),
         keep_app_settings=tuple(chosen.keep_app_settings), release_commands=tuple(release_commands),
         debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, timers=tuple(timers),
-        app_port=chosen.app_port, domain=chosen.domain, tls=tls, tls_files=tls_files, hsts=chosen.hsts,
+        domain=chosen.domain, tls=tls, tls_files=tls_files, hsts=chosen.hsts,
         acme_ca=chosen.acme_ca, acme_ca_root=chosen.acme_ca_root, acme_email=chosen.acme_email, acme_renew_interval=chosen.acme_renew_interval,
         static_url=chosen.static_url, processes=tuple(processes),
         release_command=(found.get("procfile") or {}).get("release"),

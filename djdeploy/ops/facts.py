@@ -45,7 +45,8 @@ class MissingPackages(FactBase):
 
 
 class SocketListens(FactBase):
-    """Where a socket unit listens (["127.0.0.1:8000"]); [] when it is not loaded or listens
+    """Where a socket unit listens (["/srv/shop/run/gunicorn.sock"], ["127.0.0.1:8000"] as deployed
+    before); [] when it is not loaded or listens
     nowhere. What is bound, while its service runs: the addresses both systemd and the
     service's main process hold (systemd's own `Listen` shows the file's address as soon
     as it is reloaded, while the old socket still listens, e.g. after a run stopped
@@ -58,7 +59,7 @@ class SocketListens(FactBase):
     def command(self, unit, service):
         u, s = shlex.quote(unit), shlex.quote(service)
         return (f"pid=$(systemctl show -P MainPID {s} 2>/dev/null); bound=; "
-                f"[ \"${{pid:-0}}\" -gt 0 ] 2>/dev/null && bound=$(ss -Hltnp 2>/dev/null | grep -F \"pid=$pid,\" "
+                f"[ \"${{pid:-0}}\" -gt 0 ] 2>/dev/null && bound=$({{ ss -Hltnp; ss -Hlxp; }} 2>/dev/null | grep -F \"pid=$pid,\" "
                 "| grep -F '\"systemd\",pid=1,' | awk '{print $4 \" (Stream)\"}'); "
                 f"if [ -n \"$bound\" ]; then echo \"$bound\"; else systemctl show -p Listen --value {u} 2>/dev/null; fi; true")
 

@@ -30,17 +30,18 @@ USER = "caddy"  # Debian's package makes it
 
 
 @operation()
-def passage(s):
-    """The front (its user) may pass through the project folder to the release's static
-    files, and only it: the folder stays 0750 root:<app group>, so other local users reach
-    neither releases (code, venvs) nor shared/. An ACL entry, `user:caddy:--x`.
+def passage(path: str):
+    """The front (its user) may pass through folder `path`, and only it: the project folder
+    (to the release's static files) stays 0750 root:<app group>, so other local users reach
+    neither releases (code, venvs) nor shared/; the socket folder (to the app's socket) is
+    the app user's. An ACL entry, `user:caddy:--x`.
 
-    + s: the host's AppSettings
+    + path: the folder
     """
-    entries = host.get_fact(NamedAcl, path=s.root)
+    entries = host.get_fact(NamedAcl, path=path)
     wanted = f"user:{USER}:--x"
     if entries != [wanted]:  # none yet, or others added by hand: exactly the front's
-        yield f"setfacl -b -m u:{USER}:x -- {shell_quote(s.root)}"
+        yield f"setfacl -b -m u:{USER}:x -- {shell_quote(path)}"
 
 
 @operation()

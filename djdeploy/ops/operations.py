@@ -32,7 +32,7 @@ APT_UPDATE_TIMEOUT = 180  # seconds per try of `apt-get update`
 def tool_env(s) -> str:
     """The settings release.sh reads, as an `env` prefix (no secrets among them)."""
     values = {
-        "ROOT": s.root, "UNIT": s.unit, "APP_USER": s.user, "PORT": s.app_port, "WSGI": s.wsgi_module,
+        "ROOT": s.root, "UNIT": s.unit, "APP_USER": s.user, "SOCKET": s.app_socket, "WSGI": s.wsgi_module,
         "HTTPS": "1" if s.https else "",
         "CHECK_LEVEL": s.check_level, "HEALTH_PATH": s.health_path, "HEALTH_HOST": s.health_host,
         "HEALTH_TIMEOUT": s.health_timeout, "HEALTH_RETRIES": s.health_retries,
@@ -388,16 +388,16 @@ def listen_changes(s) -> bool:
 
 
 def socket_moves(s) -> list:
-    """Where the app's socket listens, when it listens, but not on 127.0.0.1:app_port
-    (app_port changed, or the host was deployed before the front, when the socket held the
-    site's port); [] otherwise. Asked as the deploy file is read, before anything changes:
+    """Where the app's socket listens, when it listens, but not at its unix socket (a host
+    deployed when gunicorn listened on 127.0.0.1:app_port, or before the front, when the
+    socket held the site's port); [] otherwise. Asked as the deploy file is read, before anything changes:
     once the socket's file is rewritten and systemd reloaded, systemd shows the new
     address although the old socket still listens."""
     socket_unit = s.unit_socket
     if s.listen != "socket" or not host.get_fact(SystemdStatus, services=[socket_unit]).get(socket_unit):
         return []
     listens = host.get_fact(SocketListens, unit=socket_unit, service=s.unit)
-    return listens if listens != [f"127.0.0.1:{s.app_port}"] else []
+    return listens if listens != [s.app_socket] else []
 
 
 @operation()
