@@ -53,8 +53,8 @@ else:
     files.directory(name="Uploads folder", path=s.media_dir, user=s.user, group=s.group, mode="0750")
     # The app's socket: gunicorn's address behind the front, which no other local user can
     # take or reach (the project folder is closed to them); the front alone passes.
-    files.directory(name="Socket folder", path=s.run_dir, user=s.user, group=s.group, mode="0750")
-    front.passage(name="Front's passage to the socket", path=s.run_dir)
+    files.directory(name="Socket folder", path=s.socket_dir, user=s.user, group=s.group, mode="0750")
+    front.passage(name="Front's passage to the socket", path=s.socket_dir)
 
     # The virtualenv, filled offline from wheels built once on this controller; one per set
     # of requirements, so a code-only release reuses it.

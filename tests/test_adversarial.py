@@ -798,8 +798,8 @@ def test_no_other_local_user_can_take_the_apps_address(fleet, deployed, group):
     fleet.ssh(host, "id mallory >/dev/null 2>&1 || useradd --system --no-create-home mallory; rm -f /tmp/mallory.count")
     fleet.ssh(host, f"cat > /tmp/mallory.py <<'EOF'\n{MALLORY}\nEOF\n"
                     "setsid runuser -u mallory -- python3 /tmp/mallory.py 25 >/dev/null 2>&1 < /dev/null &")
-    for attempt in ("ls /srv/{p}/run", "touch /srv/{p}/run/gunicorn.sock",
-                    "curl -s --unix-socket /srv/{p}/run/gunicorn.sock http://localhost/healthz"):
+    for attempt in ("ls /srv/{p}/socket", "touch /srv/{p}/socket/gunicorn.sock",
+                    "curl -s --unix-socket /srv/{p}/socket/gunicorn.sock http://localhost/healthz"):
         out = fleet.ssh(host, f"runuser -u mallory -- {attempt.format(p=PROJECT)}; echo rc=$?", check=False)
         assert "rc=0" not in out.stdout, (attempt, out.stdout, out.stderr)
     answers = []

@@ -65,7 +65,7 @@ def test_journal_shows_gunicorn_starting(fleet, deployed):
     for host in fleet.hosts:
         log = fleet.ssh(host, f"journalctl -u {PROJECT} --no-pager -o cat").stdout
         assert "Starting gunicorn" in log, host["machine"]
-        assert f"Listening at: unix:/srv/{PROJECT}/run/gunicorn.sock " in log, log[-1000:]  # behind the front
+        assert f"Listening at: unix:/srv/{PROJECT}/socket/gunicorn.sock " in log, log[-1000:]  # behind the front
 
 
 def test_each_group_listens_its_way(fleet, deployed):
@@ -74,10 +74,10 @@ def test_each_group_listens_its_way(fleet, deployed):
     app listens on TCP: no other local user can take its address (tests/test_adversarial.py)."""
     for host in fleet.hosts:
         unit = fleet.ssh(host, f"systemctl show -p AmbientCapabilities -p Requires {PROJECT}.service").stdout
-        sockets = fleet.ssh(host, f"ss -Hlxp | grep -F ' /srv/{PROJECT}/run/gunicorn.sock '").stdout
-        assert sockets.split()[3] == f"/srv/{PROJECT}/run/gunicorn.sock", sockets
+        sockets = fleet.ssh(host, f"ss -Hlxp | grep -F ' /srv/{PROJECT}/socket/gunicorn.sock '").stdout
+        assert sockets.split()[3] == f"/srv/{PROJECT}/socket/gunicorn.sock", sockets
         assert "gunicorn" not in fleet.ssh(host, "ss -Hltnp").stdout  # no TCP port of the app's
-        folder = fleet.ssh(host, f"stat -c '%U %G %a' /srv/{PROJECT}/run; getfacl -cp /srv/{PROJECT}/run").stdout
+        folder = fleet.ssh(host, f"stat -c '%U %G %a' /srv/{PROJECT}/socket; getfacl -cp /srv/{PROJECT}/socket").stdout
         user = USERS[host["group"]]
         assert folder.split("\n")[0] == f"{user} {user} 750" and "user:caddy:--x" in folder, folder
         front = fleet.ssh(host, f"ss -Hltnp 'sport = :{PORTS[host['group']]}'").stdout

@@ -146,7 +146,7 @@ def test_a_site_port_held_by_another_program_is_one_line_naming_it(fleet, deploy
 
 
 def app_socket_listens(fleet, host) -> bool:
-    return f" /srv/{PROJECT}/run/gunicorn.sock " in fleet.ssh(host, "ss -Hlx").stdout
+    return f" /srv/{PROJECT}/socket/gunicorn.sock " in fleet.ssh(host, "ss -Hlx").stdout
 
 
 def test_an_app_on_a_tcp_port_moves_to_its_unix_socket_and_the_front_follows_failing_no_request(fleet, deployed):

@@ -31,9 +31,9 @@ def at_root(monkeypatch):
 def test_no_domain_is_plain_http_on_port_through_the_front():
     s = parse("web1", BASE, ["web"])
     assert (s.tls, s.https, s.site_address, s.app_socket) == ("off", False, "http://:80",
-                                                              "/srv/my_awesome_project/run/gunicorn.sock")
+                                                              "/srv/my_awesome_project/socket/gunicorn.sock")
     site = render("site.caddy.j2", s)
-    assert "http://:80 {" in site and "reverse_proxy unix//srv/my_awesome_project/run/gunicorn.sock" in site
+    assert "http://:80 {" in site and "reverse_proxy unix//srv/my_awesome_project/socket/gunicorn.sock" in site
     assert "lb_try_duration 30s" in site
     assert "SECURE_SSL_REDIRECT" not in render("settings.py.j2", s)
 

@@ -117,7 +117,7 @@ def test_a_broken_release_leaves_the_previous_one_serving(fleet, versions, tmp_p
     if how == "health":
         assert "reverted to" in out
         # The URL and Host header it asked, and the app's own error line from its journal.
-        assert re.search(r"answered 500 \(not 200\) \d+ times \(unix:/srv/\S+/run/gunicorn\.sock, Host: \S+\); "
+        assert re.search(r"answered 500 \(not 200\) \d+ times \(unix:/srv/\S+/socket/gunicorn\.sock, Host: \S+\); "
                          r"its last error: ERROR django\.request: Internal Server Error: /healthz", out), out[-3000:]
         assert len(failed_hosts) == 1  # the first batch failed: the batches after it never ran
     assert_no_request_failed(web)

@@ -83,8 +83,8 @@ class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 @pytest.fixture
 def server(tmp_path):
     srv = tmp_path / "srv"
-    (srv / "my_awesome_project" / "run").mkdir(parents=True)
-    httpd = UnixServer(str(srv / "my_awesome_project" / "run" / "gunicorn.sock"), Recorder)
+    (srv / "my_awesome_project" / "socket").mkdir(parents=True)
+    httpd = UnixServer(str(srv / "my_awesome_project" / "socket" / "gunicorn.sock"), Recorder)
     # Its request threads are joined when it closes: a thread alive later would be there
     # when a test imports pyinfra's CLI, which patches threading for gevent.
     httpd.daemon_threads = False

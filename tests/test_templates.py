@@ -39,7 +39,7 @@ def test_run_script_has_the_seeds_shape(settings):
     assert body[1].startswith("source /srv/my_awesome_project/shared/.env")
     assert body[2] == "set +a"
     assert body[-2].startswith("exec $VIRTUAL_ENV/bin/gunicorn ")
-    assert "--bind unix:/srv/my_awesome_project/run/gunicorn.sock" in body[-2]  # behind the front, its socket only
+    assert "--bind unix:/srv/my_awesome_project/socket/gunicorn.sock" in body[-2]  # behind the front, its socket only
     # Pinned to the release `current` points at when it starts.
     assert "release=$(readlink -f /srv/my_awesome_project/current)" in body
     assert 'cd "$release"' in body
@@ -86,7 +86,7 @@ def test_unit_has_the_seeds_directives(settings, listen):
 
 def test_socket_unit_holds_the_port(settings):
     sections = sections_of(render("app.socket.j2", settings))
-    assert sections["[Socket]"] == {"ListenStream": "/srv/my_awesome_project/run/gunicorn.sock", "SocketMode": "0666",
+    assert sections["[Socket]"] == {"ListenStream": "/srv/my_awesome_project/socket/gunicorn.sock", "SocketMode": "0666",
                                     "Service": "my_awesome_project.service"}
     assert sections["[Install]"] == {"WantedBy": "sockets.target"}
 

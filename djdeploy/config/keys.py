@@ -68,7 +68,7 @@ SETTINGS_MODULE = "djdeploy_settings"
 DEPLOY_VARIABLES = ("VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE", "DJDEPLOY_APP_WSGI", "PYTHONPATH",
                     "DJDEPLOY_SERVE_FILES", "DJANGO_SECRET_KEY_FILE")  # DJANGO_SETTINGS_MODULE on the hosts: imports the app's, then OVERRIDES
 # Keys older data may hold, with what to do about each.
-REMOVED = {"app_port": "the front reaches gunicorn on a unix socket in /srv/<project>/run, which no other local "
+REMOVED = {"app_port": "the front reaches gunicorn on a unix socket in /srv/<project>/socket, which no other local "
                        "user can take, not on a TCP port: remove app_port"}
 # Data keys that belong to pyinfra or its connectors, not to the deploy.
 FOREIGN = ("ssh_", "_", "fake_", "winrm_", "docker_", "podman_", "chroot_", "vagrant_", "terraform_", "local_")

@@ -207,7 +207,7 @@ class AppSettings:
         return plain + [f"https://{h}" for h in names]
 
     @property
-    def run_dir(self) -> str:
+    def socket_dir(self) -> str:
         """The app's socket's folder: the app user's, which only the front may pass."""
         return f"{self.root}/run"
 
@@ -215,7 +215,7 @@ class AppSettings:
     def app_socket(self) -> str:
         """Where gunicorn listens behind the front: a unix socket no other local user can
         take (the project folder is closed to them), held by systemd in socket mode."""
-        return f"{self.run_dir}/gunicorn.sock"
+        return f"{self.socket_dir}/gunicorn.sock"
 
     @property
     def media_dir(self) -> str:

@@ -45,7 +45,7 @@ class MissingPackages(FactBase):
 
 
 class SocketListens(FactBase):
-    """Where a socket unit listens (["/srv/shop/run/gunicorn.sock"], ["127.0.0.1:8000"] as deployed
+    """Where a socket unit listens (["/srv/shop/socket/gunicorn.sock"], ["127.0.0.1:8000"] as deployed
     before); [] when it is not loaded or listens
     nowhere. What is bound, while its service runs: the addresses both systemd and the
     service's main process hold (systemd's own `Listen` shows the file's address as soon
