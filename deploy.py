@@ -103,6 +103,9 @@ else:
 
     # The release: unpacked, checked, migrated and collected before it can serve.
     operations.upload(name="Release tool", src="files/release.sh", dest=s.release_tool, mode="0750")
+    # The app's sandbox, as the release tool runs each step of the app's code (checks,
+    # migrate, collectstatic, release commands, exec.py) in a unit of its own.
+    operations.upload(name="Release step sandbox", src="templates/sandbox.j2", dest=s.step_sandbox, mode="0644", s=s)
     operations.release(name="Release", s=s, release_id=release.id, archive=release.archive, venv=release.venv)
     # PostgreSQL: migrated once, by one host, when every host has the release and before any switches.
     postgresql.migrations(name="Migrations", s=s, release_id=release.id)

@@ -20,10 +20,22 @@ fail() { echo "release: $*" >&2; exit 1; }
 log() { printf '%s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$ORIGIN" "$2" >> "$ROOT/revisions.log"; }
 
 # Run "$@" as the app user, in directory $1, with the app's .env and that release's venv
-# (with_waiting_files: the .env and Django modules this run wrote).
+# (with_waiting_files: the .env and Django modules this run wrote), in a unit of its own
+# with the app's sandbox (sandbox.conf, as its units have it): every process the step
+# starts ends with it, and it writes only the app's folders and $WRITABLE (the release
+# being prepared, whose parts the app may write are its own until the step ends).
 as_app() {
     local dir=$1; shift
-    runuser -u "$APP_USER" -- env -C "$dir" bash -c \
+    local run=(systemd-run --quiet --wait --collect --service-type=exec --unit="${UNIT%.service}-step-$$-$RANDOM"
+               -p "User=$APP_USER" -p "WorkingDirectory=$dir") line
+    if [ -t 0 ] && [ -t 1 ]; then run+=(--pty); else run+=(--pipe); fi
+    while IFS= read -r line; do
+        case $line in "" | "#"*) continue ;; esac
+        run+=(-p "$line")
+    done < "$ROOT/sandbox.conf"
+    run+=(-p UMask=0022)  # after the sandbox's own: what collectstatic writes, the front reads
+    [ -z "${WRITABLE:-}" ] || run+=(-p "ReadWritePaths=$WRITABLE")
+    "${run[@]}" -- /bin/bash -c \
         'set -a; . "$0"; set +a; [ -z "$2" ] || PYTHONPATH=$2${PYTHONPATH:+:$PYTHONPATH}
          export VIRTUAL_ENV="$1/venv" PATH="$1/venv/bin:$PATH" DJDEPLOY_RELEASE="$1"
          shift 2; exec "$@"' "${ENV_FILE:-$ROOT/shared/.env}" "$dir" "${VIEW:-}" "$@"
@@ -141,6 +153,7 @@ prepare() {
     with_waiting_files
     rm -rf "$NEW"
     install -d -m 0755 "$NEW"
+    WRITABLE=$NEW
     check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
     ln -s "../../venvs/$venv" "$NEW/venv"
     check "the WSGI import ($WSGI)" as_app "$NEW" python -c \
@@ -169,6 +182,7 @@ prepare() {
         eval "set -- $line"
         check "manage.py $line" as_app "$NEW" python manage.py "$@" < /dev/null
     done 3<<< "${RELEASE_COMMANDS:-}"
+    WRITABLE=
     # Root's and read-only to the app again; what the app user wrote may not reach out of it.
     chown -R root:root "$NEW"
     chmod -R go-w "$NEW"

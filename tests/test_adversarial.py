@@ -814,3 +814,62 @@ def test_no_other_local_user_can_take_the_apps_address(fleet, deployed, group):
     fleet.ssh(host, "userdel mallory; rm -f /tmp/mallory.py /tmp/mallory.count", check=False)
 
 
+
+
+# The app's code at deploy time: its settings, imported by collectstatic, leave a process
+# behind that opened a file in the static folder while that folder was the app user's, and
+# writes through it once the release is root's and serves.
+LEFT_BEHIND = '''
+import os as _os, subprocess as _subprocess, sys as _sys
+if "collectstatic" in _sys.argv and _os.environ.get("DJDEPLOY_RELEASE"):
+    _subprocess.Popen(["/bin/sh", "-c", 'exec 3>"$0/.djdeploy/static/backdoor.js"; for i in $(seq 120); do '
+                       'echo "alert(document.cookie)" >&3; sleep 1; done', _os.environ["DJDEPLOY_RELEASE"]],
+                      start_new_session=True, stdin=_subprocess.DEVNULL, stdout=_subprocess.DEVNULL,
+                      stderr=_subprocess.DEVNULL)
+'''
+
+
+@pytest.mark.fleet
+def test_the_apps_code_at_deploy_time_runs_sandboxed_and_ends_with_its_step(fleet, deployed, tmp_path):
+    """release.sh ran the checks, migrate, collectstatic and release commands with runuser:
+    no sandbox, and a process started there outlived the step; one left by collectstatic
+    wrote backdoor.js into the release, which the front then served. Each step now runs in
+    a transient unit with the app's sandbox, and its processes end with it."""
+    from conftest import TEST_FLEET, app_version, run_pyinfra
+
+    web = fleet.by_group("web")[0]
+    project = app_version(tmp_path / "p", "left-behind")
+    settings = project / "app" / "project" / "settings.py"
+    settings.write_text(settings.read_text() + LEFT_BEHIND)
+    try:
+        result = run_pyinfra("-y", "--limit", web["address"], cwd=project)
+        assert result.returncode == 0, result.stdout[-3000:]
+        time.sleep(3)  # what a process left behind would have written by now
+        status, body = http_get(app_url(web, "/static/backdoor.js"))
+        assert "alert" not in body, (status, body)
+        left = fleet.ssh(web, "ps -o user=,args= -u web | grep -v -e gunicorn -e db_worker || true").stdout
+        assert "sleep" not in left and "/bin/sh" not in left, left
+        # A step's unit: the app's sandbox, measured as systemd measures the app's unit.
+        step = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "exec.py", web["address"], "--", "shell",
+                                 "-c", "import time; time.sleep(20)"], cwd=ROOT, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env={**os.environ, "DJDEPLOY_FLEET": TEST_FLEET})
+        try:
+            unit = ""
+            for _ in range(50):
+                unit = fleet.ssh(web, f"systemctl list-units --no-legend --plain '{PROJECT}-step-*' | "
+                                      "awk '{print $1}' | head -n 1").stdout.strip()
+                if unit:
+                    break
+                time.sleep(0.3)
+            assert unit, "no step unit ran exec.py's command"
+            score = fleet.ssh(web, f"systemd-analyze security {unit} | tail -n 1").stdout
+            app = fleet.ssh(web, f"systemd-analyze security {PROJECT}.service | tail -n 1").stdout
+            found = [float(re.search(r"level for \S+: (\d+\.\d+)", s).group(1)) for s in (score, app)]
+            print(f"\nexposure: release step {found[0]}, app {found[1]}")
+            assert found[0] <= found[1] + 0.1, (score, app)
+        finally:
+            step.wait(timeout=60)
+        assert step.returncode == 0, step.stdout.read()[-2000:]
+    finally:
+        assert run_pyinfra("-y", "--limit", web["address"]).returncode == 0  # the fleet as the other tests expect it

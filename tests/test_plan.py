@@ -12,7 +12,7 @@ RECIPE = [
     "Shared folder", "Data folder", "Uploads folder", "Socket folder", "Front's passage to the socket", "Wheelhouse", "Virtualenv", "Files a stopped run left", ".env",
     "Secret key", "run script", "manage script", "process script",
     "Django folder", "Django settings", "WSGI entry", "gunicorn settings",
-    "Release tool", "Release", "Migrations", "Release command", "systemd unit", "systemd socket", "Reload systemd", "Process units",
+    "Release tool", "Release step sandbox", "Release", "Migrations", "Release command", "systemd unit", "systemd socket", "Reload systemd", "Process units",
     "Front unit folder", "Front unit", "Front folder", "Front sites", "Front Caddyfile", "Front site", "ACME CA root",
     "Front certificate", "Listening socket", "Switch to the release",
     "Enable and start the app",

@@ -208,8 +208,9 @@ class AppSettings:
 
     @property
     def socket_dir(self) -> str:
-        """The app's socket's folder: the app user's, which only the front may pass."""
-        return f"{self.root}/run"
+        """The app's socket's folder: the app user's, which only the front may pass (not
+        run: that is the seed's run script)."""
+        return f"{self.root}/socket"
 
     @property
     def app_socket(self) -> str:
@@ -241,6 +242,11 @@ class AppSettings:
     @property
     def secret_key_file(self) -> str:
         return f"{self.shared_dir}/secret_key"
+
+    @property
+    def step_sandbox(self) -> str:
+        """The app's sandbox (templates/sandbox.j2) as properties of the release tool's steps."""
+        return f"{self.root}/sandbox.conf"
 
     @property
     def release_tool(self) -> str:
