@@ -100,12 +100,14 @@ def _git_listed(app_path: Path) -> set[str] | None:
 
 def source_files(app_path: Path) -> list[str]:
     """The project's files to ship, as sorted POSIX paths relative to app_path: never what
-    git ignores (when the app is in a git work tree), never the secrets folder, never a
-    symlink that leads out of the app (BuildError)."""
+    git ignores (when the app is in a git work tree), never the secrets folder, caches,
+    local databases or .env; a symlink only to a file shipped itself (BuildError names one
+    that leads out of the app or to a file that stays behind: its bytes would ship under
+    the link's name, and a static folder would serve them)."""
     root = app_path.resolve()
     secrets = secrets_folder().resolve()
     listed = _git_listed(app_path)
-    found = []
+    files, links = set(), []
     for dirpath, dirnames, filenames in os.walk(app_path):
         dirnames[:] = [d for d in dirnames if d not in EXCLUDED_NAMES and Path(dirpath, d).resolve() != secrets]
         for name in filenames:
@@ -115,12 +117,22 @@ def source_files(app_path: Path) -> list[str]:
             rel = path.relative_to(app_path).as_posix()
             if listed is not None and rel not in listed:
                 continue
-            if path.is_symlink() and root not in path.resolve().parents:
-                raise BuildError(f"{app_path}/{rel} is a symlink to {os.readlink(path)}, outside the app: "
-                                 "copy what it points to into the app, or remove it")
-            if path.is_file():
-                found.append(rel)
-    return sorted(found, key=lambda p: ("./" + p).encode())
+            if path.is_symlink():
+                links.append((rel, path))
+            elif path.is_file():
+                files.add(rel)
+    for rel, path in links:
+        target = path.resolve()
+        if root not in target.parents:
+            raise BuildError(f"{app_path}/{rel} is a symlink to {os.readlink(path)}, outside the app: "
+                             "copy what it points to into the app, or remove it")
+        if target.is_file() and target.relative_to(root).as_posix() not in files:
+            raise BuildError(f"{app_path}/{rel} is a symlink to {os.readlink(path)}, which a release does not "
+                             "hold (git ignores it, or it is a secret, a database, .env or a cache): its bytes "
+                             "would ship under the link's name: remove the link, or link to a file of the app")
+        if target.is_file():
+            files.add(rel)
+    return sorted(files, key=lambda p: ("./" + p).encode())
 
 
 def tree_hash(app_path: Path, files: list[str] | None = None) -> str:

@@ -330,6 +330,35 @@ def test_a_symlink_out_of_the_app_is_refused(tmp_path, monkeypatch):
     assert build.source_files(app) == ["inside", "manage.py"]
 
 
+@pytest.mark.parametrize("target", ["secrets/web.toml", ".env", "db.sqlite3", "ignored.txt"])
+@pytest.mark.parametrize("git", [True, False])
+def test_a_symlink_to_a_file_a_release_does_not_hold_is_refused(tmp_path, monkeypatch, target, git):
+    """A link inside the app to a git-ignored file, .env, a database or the secrets folder
+    (app_path = "."): its bytes went into the release under the link's name, and under a
+    static folder the front served them to anyone."""
+    from djdeploy import build
+
+    app = tmp_path / "app"
+    (app / "static" / "css").mkdir(parents=True)
+    (app / "manage.py").write_text("# manage\n")
+    (app / ".gitignore").write_text("ignored.txt\n")
+    monkeypatch.chdir(app)  # app_path = ".": the secrets folder is inside it
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    (app / target).parent.mkdir(exist_ok=True)
+    (app / target).write_text("SECRET=s3cr3t\n")
+    (app / "static" / "css" / "site.css").symlink_to(app / target)
+    if git:
+        subprocess.run(["git", "init", "-q", str(app)], check=True)
+    if not git and target == "ignored.txt":  # only git ignores it: without git, it is the app's
+        assert "static/css/site.css" in build.source_files(Path("."))
+        return
+    with pytest.raises(build.BuildError) as error:
+        build.source_files(Path("."))
+    assert str(error.value).startswith(f"./static/css/site.css is a symlink to {app / target}, which a release "
+                                       "does not hold"), str(error.value)
+    assert "\n" not in str(error.value)
+
+
 # --- Messages ------------------------------------------------------------------------------------
 
 def test_a_syntax_error_in_group_data_is_one_line(tmp_path):
