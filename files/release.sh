@@ -29,7 +29,7 @@ as_app() {
     local run=(systemd-run --quiet --wait --collect --service-type=exec --unit="${UNIT%.service}-step-$$-$RANDOM"
                -p "User=$APP_USER" -p "WorkingDirectory=$dir") line
     if [ -t 0 ] && [ -t 1 ]; then run+=(--pty); else run+=(--pipe); fi
-    while IFS= read -r line; do
+    while IFS= read -r line || [ -n "$line" ]; do  # (its last line has no line break)
         case $line in "" | "#"*) continue ;; esac
         run+=(-p "$line")
     done < "$ROOT/sandbox.conf"
