@@ -308,6 +308,30 @@ def _platform_args(python: str, machine: str) -> list[str]:
     return args
 
 
+# pip download evaluates dependencies' environment markers for the Python that runs it (this
+# machine's), whatever --python-version says: redis 8.2 needs async-timeout only below Python
+# 3.11.3, so a lock made on 3.11.7 left it out and Debian 12's 3.11.2 could not import redis;
+# `; python_version >= "3.12"` deps were lost for Debian 13 the same way. pip is run with the
+# markers' environment of the hosts' Python: `python`.0, which takes every backport any
+# release of that minor version needs (one too many is harmless, one too few is not).
+TARGET_MARKERS = """
+import sys
+from pip._vendor.packaging import markers
+python, machine = sys.argv.pop(1), sys.argv.pop(1)
+_env = dict(markers.default_environment(), python_version=python, python_full_version=python + ".0",
+            implementation_name="cpython", implementation_version=python + ".0", platform_machine=machine,
+            platform_python_implementation="CPython", platform_system="Linux", sys_platform="linux", os_name="posix")
+markers.default_environment = lambda: dict(_env)
+from pip._internal.cli.main import main
+sys.exit(main())
+"""
+
+
+def _pip_for(python: str, machine: str) -> list[str]:
+    """pip, with environment markers evaluated for CPython `python` on Linux `machine`."""
+    return [sys.executable, "-c", TARGET_MARKERS, python, machine]
+
+
 def _pip_download(args: list[str], python: str, machine: str, dest: Path) -> subprocess.CompletedProcess:
     """pip download of wheels only, for `python`; a package published as source only is
     built into a wheel here first, when it is pure Python (it is then the same on every
@@ -316,7 +340,7 @@ def _pip_download(args: list[str], python: str, machine: str, dest: Path) -> sub
     built.mkdir(parents=True, exist_ok=True)
     tried = set()
     while True:
-        command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+        command = [*_pip_for(python, machine), "download", "--disable-pip-version-check",
                    *_platform_args(python, machine), "--find-links", str(built), "-d", str(dest), *args]
         result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if result.returncode == 0 or _unreachable(result.stdout):

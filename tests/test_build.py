@@ -299,3 +299,15 @@ def test_pillow_without_a_wheel_for_the_python_says_to_pin_one(tmp_path):
     message = str(error.value)
     assert "\n" not in message and message.startswith("pillow==9.5.0 has no wheel for Python 3.13"), message
     assert "pin a version of Pillow" in message and "libjpeg-dev" in message, message
+
+
+def test_dependency_markers_are_those_of_the_hosts_python(cache, tmp_path):
+    """redis 8.2 needs async-timeout below Python 3.11.3 only. pip evaluated that marker for
+    this machine's Python (3.11.7), so Debian 12's 3.11.2 hosts got redis without it and
+    their workers could not import it; a 3.13 host needs none."""
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("redis==8.2.0\n")
+    locked = {python: build.pins(build.wheel_lock(build.wheelhouse(requirements, python, "x86_64")).read_text())
+              for python in ("3.11", "3.13")}
+    assert "async-timeout" in locked["3.11"], locked
+    assert "async-timeout" not in locked["3.13"], locked
