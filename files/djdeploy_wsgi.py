@@ -23,7 +23,9 @@ UP_PATH = "/-/up"
 LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1", "")
 
 _module, _, _name = os.environ["DJDEPLOY_APP_WSGI"].partition(":")
-app = getattr(importlib.import_module(_module), _name or "application")
+app = getattr(importlib.import_module(_module), (_name or "application").removesuffix("()"))
+if _name.endswith("()"):  # a factory, e.g. Django's own get_wsgi_application()
+    app = app()
 
 
 def _folders():

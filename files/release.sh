@@ -157,7 +157,7 @@ prepare() {
     check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
     ln -s "../../venvs/$venv" "$NEW/venv"
     check "the WSGI import ($WSGI)" as_app "$NEW" python -c \
-        'import importlib, sys; m, _, a = sys.argv[1].partition(":"); getattr(importlib.import_module(m), a or "application")' "$WSGI"
+        'import importlib, sys; m, _, a = sys.argv[1].partition(":"); app = getattr(importlib.import_module(m), (a or "application").removesuffix("()")); a.endswith("()") and app()' "$WSGI"
     check "manage.py check --deploy --fail-level $CHECK_LEVEL" \
         as_app "$NEW" python manage.py check --deploy --fail-level "$CHECK_LEVEL"
     # SQLite: each host migrates its own database. PostgreSQL: one host, later (migrate).

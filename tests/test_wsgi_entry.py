@@ -148,3 +148,20 @@ def test_the_endpoint_refuses_requests_through_a_local_proxy(site):
 def test_serving_files_can_be_left_to_the_app(site):
     status, _, _ = ask(site, [["/media/cat.png", "good.example", "203.0.113.9"]], DJDEPLOY_SERVE_FILES="0")[0]
     assert status == "404"  # the app's URL routing answered
+
+
+def test_an_app_without_a_wsgi_module_is_served_by_djangos_own_handler(site, tmp_path, monkeypatch):
+    """django-tables2's example names no WSGI_APPLICATION and has no wsgi.py: it could not
+    be deployed. As runserver does, Django's own handler serves it."""
+    from djdeploy.config.keys import DJANGO_WSGI
+    from djdeploy.config.settings import parse
+
+    assert up(site, DJDEPLOY_APP_WSGI=DJANGO_WSGI, DJANGO_SETTINGS_MODULE="shop.settings")[:2] == ["200", "ok\n"]
+    app = tmp_path / "flat"
+    app.mkdir()
+    (app / "manage.py").write_text('import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")\n')
+    (app / "settings.py").write_text("ROOT_URLCONF = 'urls'\n")
+    monkeypatch.chdir(tmp_path)
+    s = parse("web1", {"app_user": "web", "port": 80, "app_path": "flat", "requirements": str(ROOT / "app" /
+                                                                                                "requirements.txt")})
+    assert (s.settings_module, s.wsgi_module) == ("settings", DJANGO_WSGI)

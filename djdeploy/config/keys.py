@@ -62,6 +62,9 @@ OVERRIDES = ("ALLOWED_HOSTS", "DEBUG", "SECRET_KEY", "DATABASES", "STATIC_ROOT",
 APP_FILE = "djdeploy.toml"
 APP_KEYS = ("requirements", "settings_module", "wsgi_module", "health_path", "release_commands", "processes",
             "timers", "debian_packages", "app_env", "keep_app_settings", "serve_files", "static_url")
+# What serves an app that names no WSGI application and has no wsgi.py: Django's own, as
+# runserver takes it when WSGI_APPLICATION is unset.
+DJANGO_WSGI = "django.core.wsgi:get_wsgi_application()"
 UP_PATH = "/-/up"  # the deploy's health endpoint, answered before the app's URL routing (files/djdeploy_wsgi.py)
 SETTINGS_MODULE = "djdeploy_settings"
 # What .env holds for the deploy itself (AppSettings.environment): app_env may not replace them.
@@ -91,9 +94,10 @@ KEYS: dict[str, Key] = {
     "requirements": Key(None, schema.optional(schema.string()),
                         "its requirements file; default: requirements.txt beside manage.py",
                         "a path to a pip requirements file, e.g. requirements = \"app/requirements.txt\""),
-    "wsgi_module": Key(None, schema.optional(schema.string(DOTTED[:-1] + r"(:[A-Za-z_][A-Za-z0-9_]*)?$")),
-                       "what gunicorn serves; default: the app's WSGI_APPLICATION",
-                       "a dotted module path, optionally :name (project.wsgi, shop.serve:app)"),
+    "wsgi_module": Key(None, schema.optional(schema.string(DOTTED[:-1] + r"(:[A-Za-z_][A-Za-z0-9_]*(\(\))?)?$")),
+                       "what gunicorn serves; default: the app's WSGI_APPLICATION, else <package>/wsgi.py, else "
+                       f"Django's own handler, as runserver uses it ({DJANGO_WSGI})",
+                       "a dotted module path, optionally :name or :factory() (project.wsgi, shop.serve:app)"),
     "settings_module": Key(None, schema.optional(schema.string(DOTTED)),
                            "the app's own settings; default: what its manage.py names",
                            "a dotted module path (project.settings)"),
