@@ -75,7 +75,7 @@ def test_each_group_listens_its_way(fleet, deployed):
     for host in fleet.hosts:
         unit = fleet.ssh(host, f"systemctl show -p AmbientCapabilities -p Requires {PROJECT}.service").stdout
         sockets = fleet.ssh(host, f"ss -Hlxp | grep -F ' /srv/{PROJECT}/socket/gunicorn.sock '").stdout
-        assert sockets.split()[3] == f"/srv/{PROJECT}/socket/gunicorn.sock", sockets
+        assert sockets.split()[4] == f"/srv/{PROJECT}/socket/gunicorn.sock", sockets  # u_str LISTEN 0 N path
         assert "gunicorn" not in fleet.ssh(host, "ss -Hltnp").stdout  # no TCP port of the app's
         folder = fleet.ssh(host, f"stat -c '%U %G %a' /srv/{PROJECT}/socket; getfacl -cp /srv/{PROJECT}/socket").stdout
         user = USERS[host["group"]]

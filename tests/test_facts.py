@@ -28,3 +28,28 @@ def test_missing_packages():
     assert fact.process(output) == ["python3.11-venv", "curl"]
     assert fact.process(["python3.11-venv curl sudo", "ii  sudo", "ii  curl", "ii  python3.11-venv"]) == []
     assert fact.default() == ["python3.11-venv", "curl", "sudo"]  # no answer: nothing is assumed there
+
+
+def test_where_a_socket_listens_tcp_or_unix(tmp_path):
+    """What systemd and the app's main process both hold, as ss shows it: a TCP address
+    (a host deployed before the unix socket) or the unix socket's path (ss -x prints a
+    Netid column, u_str, before the state)."""
+    import subprocess
+
+    from djdeploy.ops.facts import SocketListens
+
+    fact = SocketListens()
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "systemctl").write_text("#!/bin/sh\necho 42\n")
+    for tcp, unix, want in (
+            ('LISTEN 0 4096 127.0.0.1:8000 0.0.0.0:* users:(("gunicorn",pid=42,fd=3),("systemd",pid=1,fd=50))', "",
+             ["127.0.0.1:8000"]),
+            ("", 'u_str LISTEN 0 4096 /srv/shop/socket/gunicorn.sock 4162 * 0 users:(("gunicorn",pid=42,fd=5),'
+                 '("systemd",pid=1,fd=59))', ["/srv/shop/socket/gunicorn.sock"])):
+        (bin_ / "ss").write_text(f"#!/bin/sh\ncase \"$1\" in -Hltnp) echo '{tcp}' ;; -Hlxp) echo '{unix}' ;; esac\n")
+        for tool in ("ss", "systemctl"):
+            (bin_ / tool).chmod(0o755)
+        out = subprocess.run(["bash", "-c", fact.command("shop.socket", "shop.service")], capture_output=True,
+                             text=True, env={"PATH": f"{bin_}:/usr/bin:/bin"}).stdout.splitlines()
+        assert fact.process(out) == want, out

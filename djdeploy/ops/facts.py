@@ -60,7 +60,7 @@ class SocketListens(FactBase):
         u, s = shlex.quote(unit), shlex.quote(service)
         return (f"pid=$(systemctl show -P MainPID {s} 2>/dev/null); bound=; "
                 f"[ \"${{pid:-0}}\" -gt 0 ] 2>/dev/null && bound=$({{ ss -Hltnp; ss -Hlxp; }} 2>/dev/null | grep -F \"pid=$pid,\" "
-                "| grep -F '\"systemd\",pid=1,' | awk '{print $4 \" (Stream)\"}'); "
+                "| grep -F '\"systemd\",pid=1,' | awk '{print ($1 == \"u_str\" ? $5 : $4) \" (Stream)\"}'); "
                 f"if [ -n \"$bound\" ]; then echo \"$bound\"; else systemctl show -p Listen --value {u} 2>/dev/null; fi; true")
 
     def process(self, output):
