@@ -159,7 +159,11 @@ def test_an_app_on_a_tcp_port_moves_to_its_unix_socket_and_the_front_follows_fai
         fleet.ssh(host, f"sed -i 's#^ListenStream=.*#ListenStream=127.0.0.1:8000#' /etc/systemd/system/{PROJECT}.socket; "
                         f"sed -i 's#reverse_proxy unix/[^ ]*#reverse_proxy 127.0.0.1:8000#' /etc/caddy/djdeploy/sites/{PROJECT}.caddy; "
                         f"systemctl daemon-reload; systemctl stop {PROJECT}.service {PROJECT}.socket; "
-                        f"systemctl start {PROJECT}.socket {PROJECT}.service; systemctl reload caddy")
+                        f"systemctl start {PROJECT}.socket {PROJECT}.service; systemctl reload caddy; "
+                        # noted as the deploy notes what Caddy took, as a host deployed then has it
+                        "cat /etc/systemd/system/caddy.service.d/djdeploy.conf /etc/caddy/djdeploy/Caddyfile "
+                        "/etc/caddy/djdeploy/sites/*.caddy /etc/caddy/djdeploy/certs/* 2>/dev/null "
+                        "| sha1sum | cut -c1-40 > /etc/caddy/djdeploy/.applied")
         assert re.search(r"127\.0\.0\.1:8000\b", fleet.ssh(host, "ss -Hltn").stdout)
         assert http_get(site(host, "/healthz"), timeout=30)[0] == 200
     with LoadRun([site(h) for h in web]) as load:
