@@ -152,5 +152,8 @@ def application(environ, start_response):
         start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
                                 ("Content-Length", str(len(body))), ("Cache-Control", "no-store")])
         return [body]
+    if environ.get("REMOTE_ADDR") == "":  # on the app's unix socket: the front, which says who asked, or the host
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip()
+        environ["REMOTE_ADDR"] = forwarded or "127.0.0.1"
     served = _file(environ, start_response) if SERVE_FILES else None
     return served if served is not None else app(environ, start_response)

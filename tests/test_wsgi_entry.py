@@ -34,7 +34,9 @@ APP = {
             if os.environ.get("BROKEN"):
                 raise RuntimeError("the home page is broken")
             return HttpResponse("home")
-        urlpatterns = [path("", home)]
+        def ip(request):
+            return HttpResponse(request.META["REMOTE_ADDR"])
+        urlpatterns = [path("", home), path("ip", ip)]
     """,
     "shop/wsgi.py": """
         import os
@@ -165,3 +167,17 @@ def test_an_app_without_a_wsgi_module_is_served_by_djangos_own_handler(site, tmp
     s = parse("web1", {"app_user": "web", "port": 80, "app_path": "flat", "requirements": str(ROOT / "app" /
                                                                                                 "requirements.txt")})
     assert (s.settings_module, s.wsgi_module) == ("settings", DJANGO_WSGI)
+
+
+def test_the_app_sees_who_asked_through_the_front_on_its_unix_socket(site):
+    """On the unix socket the peer has no address (gunicorn gives ""): django-allauth's rate
+    limit refused every sign-up ("Unable to determine client IP address", 403). The front
+    says who asked (X-Forwarded-For, set by Caddy, never taken from the client); the host's
+    own requests (the health check) are 127.0.0.1, as over loopback before."""
+    via_front, from_host = ask(site, [["/ip", "good.example", ""], ["/ip", "good.example", ""]],
+                               headers={"HTTP_X_FORWARDED_FOR": "203.0.113.9"})[0], \
+        ask(site, [["/ip", "good.example", ""]])[0]
+    assert via_front[:2] == ["200", "203.0.113.9"] and from_host[:2] == ["200", "127.0.0.1"]
+    assert ask(site, [["/-/up", "good.example", ""]])[0][:2] == ["200", "ok\n"]  # the deploy's probe on the socket
+    through_front = ask(site, [["/-/up", "good.example", ""]], headers={"HTTP_X_FORWARDED_FOR": "203.0.113.9"})[0]
+    assert through_front[0] == "404"  # from outside, through the front: the app's own URL routing
