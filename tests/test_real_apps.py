@@ -313,9 +313,17 @@ def test_a_fresh_clone_with_only_app_path_and_project_changed_deploys_a_new_app(
     health gate is the deploy's (it has no /healthz), and its static/ folder (in
     STATICFILES_DIRS) is not STATIC_ROOT (staticfiles.E002 before)."""
     clone = newcomer_clone(tmp_path / "clone")
+    # One host's own data, in its entry of servers.toml (the README's way): its site's name.
+    first = fleet.hosts[0]["address"]
+    servers = Path(f"/var/lib/djdeploy/fleets/{FLEET}/servers.toml").read_text()
+    assert f'"{first}"' in servers, servers
+    (clone / "servers.toml").write_text(servers.replace(
+        f'"{first}"', f'{{ name = "{first}", app_env = {{ SITE_NAME = "first" }} }}', 1))
     result = run_pyinfra("-y", fleet=FLEET, cwd=clone)
     assert result.returncode == 0, result.stdout[-4000:]
     for host in fleet.hosts:
+        site_name = 'SITE_NAME="first"' in fleet.ssh(host, "cat /srv/newsite/shared/.env").stdout
+        assert site_name == (host["address"] == first), host  # that host's alone
         base = f"http://{host['address']}"  # the web group's port 80: this fleet's other projects have their own
         status, body = http_get(f"{base}/admin/login/")
         assert status == 200 and "Django administration" in body
@@ -330,6 +338,7 @@ def test_a_fresh_clone_with_only_app_path_and_project_changed_deploys_a_new_app(
         env = fleet.ssh(host, "cat /srv/newsite/shared/.env").stdout
         assert 'PYTHONUNBUFFERED="1"' in env  # the journal has each line as it is printed
     assert results(run_pyinfra("-y", fleet=FLEET, cwd=clone).stdout)["Grand total"]["changed"] == 0
+    (clone / "servers.toml").unlink()  # the fleet's own servers file again, for the tests below
 
 
 # Each production setting the deploy sets, as this app has it instead (keep_app_settings).
