@@ -229,11 +229,16 @@ def requirements_text(requirements: Path, seen: frozenset = frozenset()) -> byte
     return text
 
 
+# How locks are made; a change that makes a cached lock wrong changes it, so every lock
+# made before is resolved again (2: dependency markers evaluated for the hosts' Python).
+LOCK_FORMAT = "2"
+
+
 def lock_path(requirements: Path, python: str, machine: str) -> Path:
     """Where the lock of `requirements` for `python` on `machine` is cached: keyed by their
-    content (and the app server's name), the Python and the machine."""
+    content (and the app server's name), the Python, the machine and LOCK_FORMAT."""
     key = hashlib.sha256(requirements_text(requirements) + "\0".join(SERVER).encode()
-                         + f"\0{python}\0{machine}".encode())
+                         + f"\0{python}\0{machine}\0{LOCK_FORMAT}".encode())
     return CACHE / "locks" / f"{key.hexdigest()[:16]}.lock"
 
 

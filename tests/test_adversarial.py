@@ -851,8 +851,10 @@ def test_no_other_local_user_can_take_the_apps_address(fleet, deployed, group):
 LEFT_BEHIND = '''
 import os as _os, subprocess as _subprocess, sys as _sys
 if "collectstatic" in _sys.argv and _os.environ.get("DJDEPLOY_RELEASE"):
-    _subprocess.Popen(["/bin/sh", "-c", 'exec 3>"$0/.djdeploy/static/backdoor.js"; for i in $(seq 120); do '
-                       'echo "alert(document.cookie)" >&3; sleep 1; done', _os.environ["DJDEPLOY_RELEASE"]],
+    # Waits, its file open, until the folder is root's (the release done), then writes.
+    _subprocess.Popen(["/bin/sh", "-c", 'cd "$0/.djdeploy/static" && exec 3>backdoor.js; for i in $(seq 900); do '
+                       '[ "$(stat -c %U .)" = root ] && echo "alert(document.cookie)" >&3; sleep 0.2; done',
+                       _os.environ["DJDEPLOY_RELEASE"]],
                       start_new_session=True, stdin=_subprocess.DEVNULL, stdout=_subprocess.DEVNULL,
                       stderr=_subprocess.DEVNULL)
 '''
