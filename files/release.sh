@@ -33,6 +33,8 @@ as_app() {
         case $line in "" | "#"*) continue ;; esac
         run+=(-p "$line")
     done < "$ROOT/sandbox.conf"
+    # As the app's unit in socket mode: no capability, and a user namespace of its own.
+    run+=(-p CapabilityBoundingSet= -p PrivateUsers=yes)
     run+=(-p UMask=0022)  # after the sandbox's own: what collectstatic writes, the front reads
     [ -z "${WRITABLE:-}" ] || run+=(-p "ReadWritePaths=$WRITABLE")
     "${run[@]}" -- /bin/bash -c \
