@@ -250,12 +250,15 @@ def test_a_twelve_factor_app_reading_database_url(fleet, projects, tmp_path):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                     "-days", "2", "-subj", f"/CN={domain}", "-addext", f"subjectAltName=DNS:{domain}",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    # Its two dependencies published as source only: built on the controller, in the sandbox.
     args = data("ephios", 8003, projects, release_commands='["build"]', debian_packages='["gettext"]',
+                source_builds='["django-jquery-js", "http-ece"]',
                 keep_app_settings='["STATIC_ROOT", "DATABASES"]', app_env=json.dumps(EPHIOS_ENV), domain=domain,
                 tls=json.dumps({"certificate": str(cert), "key": str(key)}))
     deploy(*args)
     for host in fleet.hosts:
-        # Published as source only: built into a wheel on the controller, locked like the rest.
+        # Published as source only: built into a wheel on the controller (source_builds allows it,
+        # the sandbox runs it), locked like the rest.
         lock = fleet.ssh(host, "cat /srv/ephios/wheels/requirements-*.lock").stdout
         assert re.search(r"^django-jquery-js==3\.1\.1 --hash=sha256:", lock, re.M), lock
 
