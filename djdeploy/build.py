@@ -332,8 +332,7 @@ def _pip_download(args: list[str], python: str, machine: str, dest: Path, allowe
         tried.update(wanted)
         index = _index_options(args)
         wanted = [spec for spec in wanted if _name(spec) not in NATIVE]  # C code: never built here
-        if "require a different python version" in result.stdout:
-            return result  # versions for another Python (Django 6 on 3.11): pin, not build (`_why`)
+        wanted = [spec for spec in wanted if not _for_another_python(spec, result.stdout)]
         sources = [spec for spec in wanted if _has_source(spec, index, python, machine, built)]
         refused = [spec for spec in sources if not source_allowed(spec, allowed)]
         if refused:
@@ -352,6 +351,19 @@ def _pip_download(args: list[str], python: str, machine: str, dest: Path, allowe
                              "(in a sandbox), then --dry shows the plan")
         if not any([_pure_wheel(spec, built, index) for spec in sources]):
             return result
+
+
+def _for_another_python(spec: str, output: str) -> bool:
+    """True if pip ignored a version that `spec` asks for because it needs another Python
+    (Django 6 on 3.11): the answer is to pin another version (`_why`), not to build one."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    ignored = re.search(r"require a different python version: (.*)$", output, re.M)
+    try:
+        wanted = Requirement(spec).specifier
+    except InvalidRequirement:
+        return False
+    versions = re.findall(r"(\S+) Requires-Python", ignored[1]) if ignored else []
+    return any(wanted.contains(version, prereleases=True) for version in versions)
 
 
 def source_allowed(spec: str, allowed) -> bool:

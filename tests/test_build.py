@@ -407,3 +407,20 @@ def test_pillow_without_a_wheel_for_the_python_says_to_pin_one(tmp_path):
     message = str(error.value)
     assert "\n" not in message and message.startswith("pillow==9.5.0 has no wheel for Python 3.13"), message
     assert "pin a version of Pillow" in message and "libjpeg-dev" in message, message
+
+
+def test_a_dry_run_of_the_deploy_says_what_it_would_build_and_builds_nothing(tmp_path):
+    """Through pyinfra --dry, the allowance in the app's own djdeploy.toml: one line saying
+    what would be built, no host changed, nothing built; without it, one line naming the key."""
+    project = project_requiring(tmp_path, "django==5.2.19\ngunicorn\nhttp_ece==1.2.1\n")
+    refused = plan_with_pythons(project, tmp_path / "cache", "web-a=3.11.2")
+    errors = [line for line in refused.stdout.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 1 and len(errors) == 1, refused.stdout[-3000:]
+    assert "http_ece==1.2.1 has no wheel" in errors[0] and 'source_builds = ["http-ece"]' in errors[0], errors
+    (project / "app" / "djdeploy.toml").write_text('source_builds = ["http-ece"]\n')
+    dry = plan_with_pythons(project, tmp_path / "cache", "web-a=3.11.2")
+    errors = [line for line in dry.stdout.splitlines() if line.startswith("error:")]
+    assert dry.returncode == 1 and len(errors) == 1, dry.stdout[-3000:]
+    assert errors[0].startswith("error: host @fake/web-a: would build http_ece==1.2.1 from source"), errors
+    assert errors[0].endswith("no host was changed") and "Traceback" not in dry.stdout
+    assert not list((tmp_path / "cache" / "built").iterdir()) and not (tmp_path / "cache" / "locks").exists()
