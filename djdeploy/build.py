@@ -475,24 +475,26 @@ def requirements_problems(requirements: Path, indexes, where: str) -> list[str]:
     to a source (path, URL, VCS, editable; a .whl is fine)."""
     problems = []
     for path, number, line in _lines(requirements):
-        at = f"{where}: {path} line {number}"
+        at = f"{where}: requirements file {path} line {number}"  # never its text: it may not be one
         found = _index_option(line)
         if found:
             option, value = found
             if not _allowed_index(option, value, path.parent, indexes):
-                shown = f"{option} {value}".strip()
+                shown = re.sub(r"//[^/@\s]*@", "//***@", f"{option} {value}".strip())  # no password
                 problems.append(f"{at}: {shown}: a requirements file may not choose where packages come from "
-                                f"unless data allows it: add {(value or option)!r} to package_indexes (group_data "
-                                "or the app's djdeploy.toml), or remove the line")
+                                f"unless data allows it: add {re.sub(r'//[^/@]*@', '//***@', value or option)!r} "
+                                "to package_indexes (group_data or the app's djdeploy.toml), or remove the line")
         elif line.startswith("-") and not DIRECT.match(line) and not line.startswith("--no-binary"):
             continue  # -r, -c (read themselves), --pre, --hash...
         elif re.match(r"--no-binary\b", line):
-            problems.append(f"{at}: {line}: --no-binary makes pip build packages from source on this machine: "
-                            "remove it; name a package that has no wheel in source_builds instead")
+            problems.append(f"{at}: --no-binary makes pip build packages from source on this machine: remove it; "
+                            "name a package that has no wheel in source_builds instead")
         elif DIRECT.match(line) and not re.search(r"\.whl(#\S*)?(\s|;|$)", line):
-            problems.append(f"{at}: {line.split()[0]}...: a direct reference to a source (a path, URL, VCS or "
-                            "editable) is built by pip, running its code on this machine: name a wheel (.whl) "
-                            "instead, or the package from the index (and, if it has no wheel, in source_builds)")
+            problems.append(f"{at}: a direct reference to a source (a path, URL, VCS or editable) is built by "
+                            "pip, running its code on this machine: name a wheel (.whl) instead, or the package "
+                            "from the index (and, if it has no wheel, in source_builds)")
+    if len(problems) > 3:  # not a requirements file, perhaps: its first lines say enough
+        problems[3:] = [f"{where}: requirements file {requirements}: {len(problems) - 3} more lines like these"]
     return problems
 
 

@@ -30,7 +30,8 @@ def problems(tmp_path, text, indexes=()):
 ])
 def test_an_index_option_is_refused_in_one_line_naming_file_and_option(tmp_path, line, option):
     (found,) = problems(tmp_path, f"six\n{line}  # ours\ndjango\n")
-    assert "\n" not in found and found.startswith(f"host web-1: {tmp_path / 'requirements.txt'} line 2: {option}: ")
+    assert "\n" not in found and found.startswith(f"host web-1: requirements file {tmp_path / 'requirements.txt'} "
+                                                  f"line 2: {option}: ")
     assert "package_indexes" in found, found
 
 
@@ -74,7 +75,8 @@ def test_data_refuses_the_file_before_any_host_changes(tmp_path, monkeypatch):
     with pytest.raises(DataError) as error:
         parse("web-1", data)
     (found,) = error.value.problems
-    assert found.startswith(f"host web-1: {reqs} line 1: --extra-index-url https://evil.example/simple:"), found
+    assert found.startswith(f"host web-1: requirements file {reqs} line 1: --extra-index-url "
+                            "https://evil.example/simple:"), found
     settings = parse("web-1", {**data, "package_indexes": ["https://evil.example/simple"],
                                "source_builds": ["django-jquery-js"]})
     assert settings.package_indexes == ("https://evil.example/simple",)
@@ -88,3 +90,13 @@ def test_source_builds_takes_package_names_or_a_star(monkeypatch):
     assert any("source_builds" in problem for problem in error.value.problems), error.value.problems
     assert build.source_allowed("Django_JQuery.js==3.1.1", ("django-jquery-js",))
     assert build.source_allowed("anything>=1", ("*",)) and not build.source_allowed("six", ("other",))
+
+
+def test_a_file_that_is_not_requirements_is_never_shown_and_stops_in_a_few_lines(tmp_path):
+    """requirements = "secrets/all.toml" by mistake: its lines are not printed, nor an index's password."""
+    text = "".join(f"TOKEN_{n}/s3cret\n" for n in range(10)) + "-i https://user:hunter2@idx.example/simple\n"
+    found = problems(tmp_path, text)
+    assert len(found) == 4 and found[-1].endswith("8 more lines like these"), found
+    assert not any("s3cret" in line or "TOKEN" in line or "hunter2" in line for line in found), found
+    (index,) = problems(tmp_path, "-i https://user:hunter2@idx.example/simple\n")
+    assert "hunter2" not in index and "https://***@idx.example/simple" in index, index
