@@ -59,9 +59,13 @@ def projects(tmp_path_factory):
                     "--ext=html,rst", "--name=Dockerfile", "news"], cwd=where, check=True)
     # Its own requirements, and the fix for django-tasks 0.9 on Python 3.11 (django-tasks#223).
     (where / "news-requirements.txt").write_text(f"-r {where / 'news' / 'requirements.txt'}\ndjango-tasks<0.9\n")
-    # ephios as its authors publish its source: the project folder is the unpacked sdist.
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary=:all:",
-                    f"ephios=={EPHIOS}", "-d", str(where / "dl")], check=True)
+    # ephios as its authors publish its source: the project folder is the unpacked sdist, fetched
+    # as a file (`pip download --no-binary` would run its build backend here, for its metadata).
+    index = urllib.request.Request("https://pypi.org/simple/ephios/",
+                                   headers={"Accept": "application/vnd.pypi.simple.v1+json"})  # PEP 691
+    with urllib.request.urlopen(index, timeout=60) as answer:
+        (url,) = [f["url"] for f in json.load(answer)["files"] if f["filename"] == f"ephios-{EPHIOS}.tar.gz"]
+    (where / "dl" / f"ephios-{EPHIOS}.tar.gz").write_bytes(urllib.request.urlopen(url, timeout=120).read())
     with tarfile.open(next((where / "dl").glob("ephios-*.tar.gz"))) as sdist:
         sdist.extractall(where, filter="data")
     (where / f"ephios-{EPHIOS}").rename(where / "ephios")
