@@ -20,6 +20,7 @@ import io
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -293,7 +294,7 @@ def _native(name: str, spec: str, required: str, where: str, requirements: Path,
     return (f"{spec}{required} {published}, and it is C code, which the deploy does not compile (it ships "
             f"wheels; it builds pure-Python ones only): use {instead} in {requirements}; or build a wheel of it "
             f"for {where} on a Debian like the hosts' with {build} (pip wheel {name}), and name its folder "
-            f"with --find-links in {requirements}{bring}")
+            f"with --find-links in {requirements} and in package_indexes{bring}")
 
 
 def _name(spec: str) -> str:
@@ -337,10 +338,13 @@ def _pip_for(python: str, machine: str) -> list[str]:
     return [sys.executable, "-c", TARGET_MARKERS, python, machine]
 
 
-def _pip_download(args: list[str], python: str, machine: str, dest: Path) -> subprocess.CompletedProcess:
-    """pip download of wheels only, for `python`; a package published as source only is
-    built into a wheel here first, when it is pure Python (it is then the same on every
-    Python and machine), and the download tried again."""
+def _pip_download(args: list[str], python: str, machine: str, dest: Path, allowed: tuple = (),
+                  dry: bool = False) -> subprocess.CompletedProcess:
+    """pip download of wheels only, for `python`: nothing is built here and no package's
+    code runs. A package published as source only stops the run (BuildError), unless
+    `allowed` (data's source_builds) names it: it is then built into a wheel in a sandbox
+    (`_pure_wheel`), when it is pure Python (the same on every Python and machine), and the
+    download tried again; a dry run (`dry`) builds nothing and says what it would build."""
     built = CACHE / "built"
     built.mkdir(parents=True, exist_ok=True)
     tried = set()
@@ -357,45 +361,280 @@ def _pip_download(args: list[str], python: str, machine: str, dest: Path) -> sub
         tried.update(wanted)
         index = _index_options(args)
         wanted = [spec for spec in wanted if _name(spec) not in NATIVE]  # C code: never built here
-        if not any([_pure_wheel(spec, built, index) for spec in wanted]):
+        wanted = [spec for spec in wanted if not _for_another_python(spec, result.stdout)]
+        sources = [spec for spec in wanted if _has_source(spec, index, python, machine, built)]
+        refused = [spec for spec in sources if not source_allowed(spec, allowed)]
+        if refused:
+            spec, name = refused[0], _name(refused[0])
+            files = [a for i, a in enumerate(args[1:]) if args[i] == "-r"]
+            raise BuildError(f"{spec} has no wheel for Python {python} ({machine}), only a source distribution, "
+                             f"and building one runs its code on this machine: pin a version that has a wheel in "
+                             f"{files[0] if files else 'the requirements'}, or allow building it from source (in a "
+                             f"sandbox, pure Python only) with source_builds = [\"{name}\"] in group_data or the "
+                             f"app's djdeploy.toml")
+        if sources and dry:
+            for spec in sources:
+                print(f"would build {spec} from source (source_builds allows it)", file=sys.stderr, flush=True)
+            raise BuildError(f"would build {', '.join(sources)} from source: a dry run builds nothing, and the "
+                             "lock, release and virtualenv depend on what it builds: run without --dry to build it "
+                             "(in a sandbox), then --dry shows the plan")
+        if not any([_pure_wheel(spec, built, index) for spec in sources]):
             return result
+
+
+def _for_another_python(spec: str, output: str) -> bool:
+    """True if pip ignored a version that `spec` asks for because it needs another Python
+    (Django 6 on 3.11): the answer is to pin another version (`_why`), not to build one."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    ignored = re.search(r"require a different python version: (.*)$", output, re.M)
+    try:
+        wanted = Requirement(spec).specifier
+    except InvalidRequirement:
+        return False
+    versions = re.findall(r"(\S+) Requires-Python", ignored[1]) if ignored else []
+    return any(wanted.contains(version, prereleases=True) for version in versions)
+
+
+def source_allowed(spec: str, allowed) -> bool:
+    """True if data's source_builds (`allowed`: names, or "*") lets `spec` be built from source."""
+    return "*" in allowed or _name(spec) in {canonical(name) for name in allowed}
+
+
+SKIPPED_SOURCE = re.compile(r"Skipping link: No sources permitted for ([A-Za-z0-9][A-Za-z0-9._-]*): (\S+)")
+
+
+def _has_source(spec: str, index: str, python: str, machine: str, built: Path) -> bool:
+    """True if the index offers a source distribution of `spec`'s project (pip, told wheels
+    only, logs each one it skips): asked without downloading or building anything."""
+    with tempfile.TemporaryDirectory(prefix=".probe-", dir=built.parent) as tmp:
+        Path(tmp, "probe.txt").write_text(index + spec + "\n")
+        probe = subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-vv",
+                                "--no-deps", *_platform_args(python, machine), "--find-links", str(built),
+                                "-d", f"{tmp}/out", "-r", f"{tmp}/probe.txt"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return any(canonical(name) == _name(spec) and not link.endswith(".whl")
+               for name, link in SKIPPED_SOURCE.findall(probe.stdout))
 
 
 INDEX_OPTION = re.compile(r"^\s*(--index-url|-i|--extra-index-url|--find-links|-f|--trusted-host|--no-index)\b.*$", re.M)
 
 
 def _index_options(args: list[str]) -> str:
-    """The index options of the requirements file among pip's `args`, as requirements lines."""
+    """The index options of the requirements file among pip's `args`, as requirements lines
+    (a --find-links folder named relative to the file made absolute)."""
     files = [Path(args[i + 1]) for i, arg in enumerate(args[:-1]) if arg == "-r"]
-    return "".join(m[0] + "\n" for f in files if f.is_file() for m in INDEX_OPTION.finditer(f.read_text()))
+    lines = []
+    for f in files:
+        for option, value in _options(f):
+            if option in ("--find-links", "-f") and "://" not in value and (f.parent / value).exists():
+                value = str((f.parent / value).resolve())
+            lines.append(f"{option} {value}".strip() + "\n")
+    return "".join(lines)
+
+
+def _options(requirements: Path, seen: frozenset = frozenset()):
+    """(option, value) of each index option in `requirements` and the files it includes."""
+    for _, _, line in _lines(requirements, seen):
+        found = _index_option(line)
+        if found:
+            yield found
+
+
+def _index_option(line: str) -> tuple[str, str] | None:
+    """(option, value) if requirements line `line` is an index option ("" for --no-index)."""
+    match = (re.match(r"(--index-url|--extra-index-url|--find-links|--trusted-host)(?:\s*=\s*|\s+)(\S+)", line)
+             or re.match(r"(-i|-f)\s*(\S+)", line) or re.match(r"(--no-index)()(?:\s|$)", line))
+    return (match[1], match[2]) if match else None
+
+
+def _lines(requirements: Path, seen: frozenset = frozenset()):
+    """(file, line number, text) of each logical line of a requirements file and of the
+    files it includes (-r, -c), comments and continuations taken out."""
+    try:
+        text = requirements.read_text(errors="replace")
+    except OSError:
+        return
+    number, pending = 0, ""
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = re.sub(r"(^|\s)#.*$", "", raw)
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            number = number or n
+            continue
+        line, where, pending, number = (pending + line).strip(), number or n, "", 0
+        if not line:
+            continue
+        yield requirements, where, line
+        included = INCLUDE.match(line)
+        if included:
+            path = (requirements.parent / included[1]).resolve()
+            if path not in seen and path.is_file():
+                yield from _lines(path, seen | {path})
+
+
+def _allowed_index(option: str, value: str, base: Path, allowed) -> bool:
+    """True if data's package_indexes (`allowed`) lets a requirements file at `base` use
+    index option `option value`."""
+    def norm(text):
+        return text.rstrip("/")
+    urls = [entry for entry in allowed if "://" in entry]
+    if option == "--no-index":
+        return bool(allowed)  # only the allowed find-links then
+    if option == "--trusted-host":
+        from urllib.parse import urlsplit
+        return value in allowed or value in {urlsplit(u).hostname for u in urls} | {urlsplit(u).netloc for u in urls}
+    if norm(value) in {norm(entry) for entry in allowed}:
+        return True
+    if "://" not in value:  # a folder of --find-links: the same folder, however it is written
+        here = (base / value).resolve()
+        return any("://" not in entry and Path(entry).resolve() == here for entry in allowed)
+    return False
+
+
+# What pip builds whatever --only-binary says: an editable, a URL, a path (any word with a
+# slash, or an archive's name), a name @ a URL.
+DIRECT = re.compile(r"^(-e\b|--editable\b|\.$|[^\s;]*/|\S+\.(tar\.gz|tgz|tar\.bz2|tar\.xz|tar|zip)(\s|;|$)"
+                    r"|[A-Za-z0-9][A-Za-z0-9._-]*(\[[^]]*\])?\s*@)")
+
+
+def requirements_problems(requirements: Path, indexes, where: str) -> list[str]:
+    """One line per line of `requirements` (or a file it includes) that would let pip run a
+    package's code on this machine or choose where packages come from: an index option
+    that data's package_indexes (`indexes`) does not allow, --no-binary, a direct reference
+    to a source (path, URL, VCS, editable; a .whl is fine)."""
+    problems = []
+    for path, number, line in _lines(requirements):
+        at = f"{where}: requirements file {path} line {number}"  # never its text: it may not be one
+        found = _index_option(line)
+        if found:
+            option, value = found
+            if not _allowed_index(option, value, path.parent, indexes):
+                shown = re.sub(r"//[^/@\s]*@", "//***@", f"{option} {value}".strip())  # no password
+                problems.append(f"{at}: {shown}: a requirements file may not choose where packages come from "
+                                f"unless data allows it: add {re.sub(r'//[^/@]*@', '//***@', value or option)!r} "
+                                "to package_indexes (in group_data: the fleet allows an index, not the app), or remove the line")
+        elif line.startswith("-") and not DIRECT.match(line) and not line.startswith("--no-binary"):
+            continue  # -r, -c (read themselves), --pre, --hash...
+        elif re.match(r"--no-binary\b", line):
+            problems.append(f"{at}: --no-binary makes pip build packages from source on this machine: remove it; "
+                            "name a package that has no wheel in source_builds instead")
+        elif DIRECT.match(line) and not re.search(r"\.whl(#\S*)?(\s|;|$)", line):
+            problems.append(f"{at}: a direct reference to a source (a path, URL, VCS or editable) is built by "
+                            "pip, running its code on this machine: name a wheel (.whl) instead, or the package "
+                            "from the index (and, if it has no wheel, in source_builds)")
+    if len(problems) > 3:  # not a requirements file, perhaps: its first lines say enough
+        problems[3:] = [f"{where}: requirements file {requirements}: {len(problems) - 3} more lines like these"]
+    return problems
+
+
+# The sandbox a source build runs in (bubblewrap): an unprivileged user, a read-only /usr
+# and Python, a private /tmp and HOME, the network (the index), nothing else of this machine.
+NOBODY = 65534
+PASSED = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_TRUSTED_HOST", "PIP_NO_INDEX",
+          "PIP_DEFAULT_TIMEOUT", "PIP_TIMEOUT", "PIP_RETRIES", "PIP_CERT", "SSL_CERT_FILE", "SSL_CERT_DIR",
+          "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+ETC = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf", "/etc/ssl",
+       "/etc/ca-certificates", "/etc/ld.so.cache", "/etc/pip.conf", "/etc/localtime", "/etc/mime.types")
+
+
+def _local_paths(text: str) -> list[str]:
+    """The existing absolute local paths named in pip settings `text` (file:// URLs too)."""
+    found = []
+    for word in re.split(r"[\s,]+", text):
+        path = word[len("file://"):] if word.startswith("file://") else word
+        if path.startswith("/") and os.path.exists(path):
+            found.append(os.path.realpath(path))
+    return found
+
+
+def sandbox(command: list[str], work: Path, sources: list[str] = ()) -> subprocess.CompletedProcess:
+    """Run `command` (pip, by the controller's Python interpreter) in bubblewrap: as nobody
+    without capabilities, in new user, PID, IPC, UTS and mount namespaces, seeing a
+    read-only /usr, the Python installation, what DNS and TLS need from /etc and the local
+    index folders `sources`, with `work` (/build) its only writable folder beside a private
+    /tmp (its HOME); no operator home, project folder, secrets, fleet state, SSH agent or
+    DJDEPLOY_* variable. The network is shared: the build fetches its build tools."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise BuildError("building from source (source_builds) needs bubblewrap, which is not installed: "
+                         "apt-get install bubblewrap (make deps does)")
+    env = {"HOME": "/tmp", "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": "/build/pip",
+           "PYTHONDONTWRITEBYTECODE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_CACHE_DIR": "1",
+           "PIP_CONFIG_FILE": "/etc/pip.conf" if os.path.exists("/etc/pip.conf") else os.devnull}
+    passed = {name: os.environ[name] for name in PASSED if name in os.environ}
+    env.update(passed)
+    # nobody in a user namespace of its own, without capabilities (mapped to this user outside).
+    args = [bwrap, "--unshare-all", "--share-net", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
+            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
+            "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+            "--bind", str(work), "/build", "--chdir", "/build"]
+    for link in ("bin", "lib", "lib32", "lib64", "sbin"):
+        if os.path.islink(f"/{link}"):
+            args += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
+    prefix = os.path.realpath(sys.base_prefix)
+    if prefix != "/usr" and not prefix.startswith("/usr/"):
+        args += ["--ro-bind", prefix, prefix]
+    for path in ETC:
+        args += ["--ro-bind-try", path, path]
+    private = [Path.home(), secrets_folder(), Path("/var/lib/djdeploy"), Path("/tmp"), Path("/root")]
+    for path in dict.fromkeys([*sources, *_local_paths(" ".join(passed.values()))]):
+        # An index folder only: never one that holds (or is) a home, the secrets or the state.
+        if not any(Path(path) == p.resolve() or Path(path) in p.resolve().parents for p in private):
+            args += ["--ro-bind", path, path]
+    for name, value in env.items():
+        args += ["--setenv", name, value]
+    return subprocess.run([*args, "--", *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, cwd="/")
 
 
 def _pure_wheel(spec: str, built: Path, index: str = "") -> bool:
     """Build `spec` from its source distribution into a wheel in `built`, if the wheel is
     pure Python (py3-none-any); False if it has no source either, or is not pure. The
-    source comes from the index the requirements name (`index`: their index options)."""
-    with tempfile.TemporaryDirectory(prefix=".source-", dir=built.parent) as tmp:
-        Path(tmp, "source.txt").write_text(index + spec + "\n")
-        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-                                  "--quiet", "--no-deps", "--no-binary=:all:", "-d", f"{tmp}/source",
-                                  "-r", f"{tmp}/source.txt"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        sources = [p for p in Path(tmp, "source").iterdir() if p.is_file()] if Path(tmp, "source").is_dir() else []
-        if fetched.returncode or not sources:
+    source comes from the index the requirements name (`index`: their index options).
+    Download and build both run in `sandbox` (fetching a source distribution builds its
+    metadata: its code runs), in a folder of a temporary directory only they write."""
+    python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    with tempfile.TemporaryDirectory(prefix="djdeploy-source-") as tmp:
+        work = Path(tmp, "work")
+        work.mkdir()
+        shutil.copytree(Path(pip_module().__file__).parent, work / "pip" / "pip",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        (work / "source.txt").write_text(index + spec + "\n")
+        for path in work.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        sources = _local_paths(index)
+        pip = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+        fetched = sandbox([*pip, "download", "--quiet", "--no-deps", "--no-binary=:all:", "-d", "/build/source",
+                           "-r", "/build/source.txt"], work, sources)
+        found = sorted(p.name for p in (work / "source").iterdir()) if (work / "source").is_dir() else []
+        if fetched.returncode or len(found) != 1:
             return False
-        print(f"Building a wheel of {spec} from its source (no wheel published)", file=sys.stderr, flush=True)
-        made = subprocess.run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--quiet",
-                               "--no-deps", "--wheel-dir", f"{tmp}/wheel", str(sources[0])],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        wheels = list(Path(tmp, "wheel").glob("*.whl"))
+        print(f"Building a wheel of {spec} from its source, in a sandbox (source_builds allows it)",
+              file=sys.stderr, flush=True)
+        made = sandbox([*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", "/build/wheel", f"/build/source/{found[0]}"],
+                       work, sources)
+        wheels = sorted((work / "wheel").glob("*.whl")) if (work / "wheel").is_dir() else []
         if made.returncode or len(wheels) != 1 or not wheels[0].name.endswith("-none-any.whl"):
             return False  # not pure Python: it would need building for each host's Python
+        # The sandbox wrote it: a plain file of its own (not a link to one of this machine's).
+        fd = os.open(wheels[0], os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+                raise BuildError(f"the build of {spec} from source made {wheels[0].name}, not a plain file: "
+                                 "refused (remove it from source_builds)")
+            content = handle.read()
         # Named by its content (a build tag): a build here is not byte for byte repeatable, and
         # a host that has a wheel of that name keeps it (the wheelhouse compares names).
         parts = wheels[0].name[:-len(".whl")].split("-")
-        tag = "0" + sha256_file(wheels[0])[:12]
-        shutil.move(str(wheels[0]), built / ("-".join([*parts[:2], tag, *parts[-3:]]) + ".whl"))
+        tag = "0" + hashlib.sha256(content).hexdigest()[:12]
+        _replace(built / ("-".join([*parts[:2], tag, *parts[-3:]]) + ".whl"), content)
         return True
+
+
+def pip_module():
+    import pip
+    return pip
 
 
 def _unreachable(output: str) -> bool:
@@ -475,7 +714,7 @@ def _wheels_target(requirements: Path, lock: str, python: str, machine: str) -> 
 
 
 @once
-def wheelhouse(requirements: Path, python: str, machine: str) -> Path:
+def wheelhouse(requirements: Path, python: str, machine: str, source_builds: tuple = (), dry: bool = False) -> Path:
     """A folder of wheels for `requirements` on CPython `python` (e.g. "3.11") on `machine`,
     with its lock file (requirements-<12 hex>.lock): every package pinned, with its sha256.
 
@@ -483,7 +722,8 @@ def wheelhouse(requirements: Path, python: str, machine: str) -> Path:
     interpreter, gunicorn added), so hosts install with `--no-index` and never reach PyPI.
     The lock is cached by the requirements' content, the Python and the machine, and
     reused every later run until the requirements change: a wheelhouse built again from
-    it (the cache lost its wheels) has the same versions, or the run stops.
+    it (the cache lost its wheels) has the same versions, or the run stops. A package with
+    no wheel stops the run unless `source_builds` names it (`_pip_download`).
     """
     path = lock_path(requirements, python, machine)
     locked = path.read_text() if path.exists() else None
@@ -504,7 +744,7 @@ def wheelhouse(requirements: Path, python: str, machine: str) -> Path:
             args += ["-c", str(constraints)]
         print(f"Building the wheelhouse for Python {python} ({machine}) from {requirements}",
               file=sys.stderr, flush=True)
-        result = _pip_download(args, python, machine, tmp)
+        result = _pip_download(args, python, machine, tmp, source_builds, dry)
         (tmp / ".constraints.txt").unlink(missing_ok=True)
         if result.returncode != 0:
             raise BuildError(_why(result.stdout, requirements, python, machine))
@@ -537,20 +777,21 @@ class Release(tuple):
     packages = property(lambda self: self[4])
 
 
-def release(app_path: Path, requirements: Path, python: str, machine: str) -> Release:
+def release(app_path: Path, requirements: Path, python: str, machine: str, source_builds: tuple = (),
+            dry: bool = False) -> Release:
     """The release of this code and its locked requirements on `python` (`machine`),
     built once per run.
 
     Its id is a hash of the code, the requirements, the Python, the machine and the
     versions its lock pins: the same on every host with that Python, and on every run
     with the same code and lock; hosts on another Python have their own (their release
-    runs other wheels). The virtualenv key is a hash of the lock file (e.g.
+    runs other wheels). `source_builds` and `dry`: see `wheelhouse`. The virtualenv key is a hash of the lock file (e.g.
     "1a2b3c4d5e6f-py311"), so a code-only change reuses the virtualenv.
     """
     if not python_supported(python):
         raise BuildError(f"Python {python} is not one djdeploy deploys to ({PYTHONS[0]} to {PYTHONS[1]})")
     digest, archive = source_archive(app_path)
-    wheels = wheelhouse(requirements, python, machine)
+    wheels = wheelhouse(requirements, python, machine, tuple(source_builds), dry)
     lock = wheel_lock(wheels).read_text()
     locked = "".join(f"{name}=={version}\n" for name, version in sorted(pins(lock).items()))
     requirements_hash = hashlib.sha256(requirements_text(requirements)).hexdigest()

@@ -8,6 +8,7 @@ The verbs call `preflight(host.state)` first; `app_settings(host)` and
 from __future__ import annotations
 
 import os
+import sys
 
 import jinja2
 from pyinfra.api.util import get_template
@@ -259,7 +260,8 @@ def build_release(host, s: AppSettings, python: str, machine: str) -> build.Rele
     what its own Python can run, and no host's answer changes what another installs. A
     failure names every host of the run that shares that Python."""
     try:
-        return build.release(s.app_path, s.requirements, python, machine)
+        return build.release(s.app_path, s.requirements, python, machine, s.source_builds,
+                             "--dry" in sys.argv[1:])  # a dry run builds nothing from source
     except build.BuildError as error:
         same = [host.name, *(h for h in _hosts_on(host.state, s, python, machine) if h != host.name)]
         fail([f"{'hosts' if len(same) > 1 else 'host'} {', '.join(same)}: {error}; no host was changed"])

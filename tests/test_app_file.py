@@ -73,12 +73,14 @@ def test_the_app_says_what_a_process_runs_and_data_how_many(app):
 @pytest.mark.parametrize("text, message", [
     ('port = 80\n', "app/djdeploy.toml: port is decided by the fleet, not the app: set it in group_data/<group>.py"),
     ('domain = "x.example"\n', "app/djdeploy.toml: domain is decided by the fleet, not the app"),
+    # An app (or what edits it) may not choose where its packages come from: the operator allows an index.
+    ('package_indexes = ["https://evil.example/simple"]\n', "app/djdeploy.toml: package_indexes is decided by the fleet"),
     ('helth_path = "/x"\n', "app/djdeploy.toml: unknown key 'helth_path': the app file takes requirements, "),
     ('health_path = \n', "app/djdeploy.toml: Invalid value (at line 1, column 15): fix it (TOML, key = value lines)"),
     ('health_path = "no slash"\n', "app/djdeploy.toml: health_path = 'no slash': not a valid value"),
     ('timers = 3\n', "app/djdeploy.toml: timers = 3:"),
     ('health_path = "/a\\nb"\n', "health_path holds a line break"),
-], ids=["fleet-key", "domain", "typo", "not-toml", "bad-value", "wrong-type", "line-break"])
+], ids=["fleet-key", "domain", "index", "typo", "not-toml", "bad-value", "wrong-type", "line-break"])
 def test_a_wrong_app_file_is_one_line_naming_it(app, text, message):
     (app / "djdeploy.toml").write_text(text)
     with pytest.raises(DataError) as error:

@@ -188,15 +188,123 @@ def test_the_app_server_is_locked_even_when_the_requirements_omit_it(tmp_path, m
     assert "gunicorn" in locked and "six" in locked
 
 
-def test_a_pure_python_package_published_as_source_only_is_built_here(tmp_path):
-    """http_ece 1.2.1 has no wheel on PyPI: it is built once into a py3-none-any wheel and
-    locked like any other, for every Python."""
+def test_a_package_published_as_source_only_is_refused_unless_data_allows_it(tmp_path, pip_runs):
+    """http_ece 1.2.1 has no wheel on PyPI: without source_builds naming it, the run stops in
+    one line naming it and the key, and nothing was downloaded or built from source."""
+    reqs = requirements(tmp_path, "six\nhttp_ece==1.2.1\n")
+    with pytest.raises(build.BuildError) as error:
+        build.release(APP, reqs, "3.11", "x86_64", ("six", "other-package"))
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("http_ece==1.2.1 has no wheel for Python 3.11"), message
+    assert 'source_builds = ["http-ece"]' in message and "pin a version" in message, message
+    assert not any("--no-binary=:all:" in command or "wheel" in command for command in pip_runs), pip_runs
+    assert not any("bwrap" in " ".join(command) for command in pip_runs)
+    assert not (build.CACHE / "locks").exists() and not list((build.CACHE / "built").iterdir())
+
+
+def test_a_dry_run_builds_nothing_from_source_and_says_what_it_would(tmp_path, pip_runs, capsys):
+    reqs = requirements(tmp_path, "http_ece==1.2.1\n")
+    with pytest.raises(build.BuildError) as error:
+        build.release(APP, reqs, "3.11", "x86_64", ("http-ece",), True)
+    assert "\n" not in str(error.value) and str(error.value).startswith("would build http_ece==1.2.1 from source")
+    assert "would build http_ece==1.2.1 from source" in capsys.readouterr().err
+    assert not any("--no-binary=:all:" in command or "wheel" in command for command in pip_runs), pip_runs
+    assert not list((build.CACHE / "built").iterdir()) and not (build.CACHE / "locks").exists()
+
+
+def test_a_pure_python_package_published_as_source_only_is_built_when_allowed(tmp_path, pip_runs):
+    """http_ece 1.2.1, named in source_builds: built once, in the sandbox, into a
+    py3-none-any wheel and locked like any other, for every Python."""
     reqs = requirements(tmp_path, "http_ece==1.2.1\n")
     for python in ("3.11", "3.13"):
-        release = build.release(APP, reqs, python, "x86_64")
+        release = build.release(APP, reqs, python, "x86_64", ("HTTP.ECE",))
         assert any(name.startswith("http_ece-1.2.1-") and name.endswith("-none-any.whl")
                    for name in wheels_of(release.wheels)), wheels_of(release.wheels)
         assert "http-ece==1.2.1 --hash=sha256:" in build.wheel_lock(release.wheels).read_text()
+    builds = [command for command in pip_runs if "--no-binary=:all:" in command or "wheel" in command]
+    assert builds and all(command[0].endswith("bwrap") for command in builds), builds  # never outside it
+    assert len(builds) == 2  # download and wheel, once: the other Python takes the wheel built
+
+
+# A source distribution whose setup.py tries what a hostile one would: read the operator's
+# SSH key and the fleet's secrets, list the fleet state, write outside, and look for the
+# SSH agent and the deploy's variables. What it managed goes into the wheel it builds.
+PROBE_SETUP = """
+import json, os
+from setuptools import setup
+found = {"uid": os.getuid(), "home": os.environ.get("HOME"),
+         "variables": sorted(k for k in os.environ if k.startswith("DJDEPLOY_") or k == "SSH_AUTH_SOCK")}
+def attempt(name, action):
+    try:
+        found[name] = repr(action())
+    except OSError as error:
+        found[name] = "refused: " + type(error).__name__
+attempt("key", lambda: open(%(key)r).read())
+attempt("home_key", lambda: open(os.path.expanduser("~/.ssh/id_ed25519")).read())
+attempt("secrets", lambda: open(%(secrets)r).read())
+attempt("root_ssh", lambda: os.listdir("/root/.ssh"))
+attempt("root", lambda: os.listdir("/root"))
+attempt("state", lambda: os.listdir("/var/lib/djdeploy"))
+attempt("marker", lambda: open(%(marker)r, "w").write("escaped"))
+attempt("dist", lambda: open(%(dist)r, "w").write("escaped"))
+os.makedirs("%(name)s", exist_ok=True)
+with open("%(name)s/__init__.py", "w") as handle:
+    handle.write("REPORT = " + repr(json.dumps(found)) + "\\n")
+setup(name="%(name)s", version="1.0", packages=["%(name)s"])
+"""
+
+
+def probe_sdist(dist: Path, name: str, **paths) -> Path:
+    """A source distribution of `name` 1.0 in folder `dist` running PROBE_SETUP."""
+    import io
+    import tarfile
+    dist.mkdir(parents=True, exist_ok=True)
+    files = {"setup.py": PROBE_SETUP % dict(paths, name=name, dist=str(dist / "escaped")),
+             "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"}
+    with tarfile.open(dist / f"{name}-1.0.tar.gz", "w:gz") as sdist:
+        for file, text in files.items():
+            info = tarfile.TarInfo(f"{name}-1.0/{file}")
+            info.size = len(text.encode())
+            sdist.addfile(info, io.BytesIO(text.encode()))
+    return dist
+
+
+def probe_report(wheels: Path, name: str) -> dict:
+    import json
+    import zipfile
+    (wheel,) = wheels.glob(f"{name}-1.0-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        namespace = {}
+        exec(archive.read(f"{name}/__init__.py").decode(), namespace)
+    return json.loads(namespace["REPORT"])
+
+
+def test_a_source_build_runs_in_a_sandbox_that_reaches_no_key_secret_or_state(tmp_path, monkeypatch):
+    """Served from a --find-links folder: its setup.py runs as nobody, and reads neither the
+    operator's SSH key (HOME/.ssh) nor the secrets folder, lists neither /root nor the fleet
+    state, writes nothing outside, and sees no SSH agent or DJDEPLOY_* variable."""
+    name = "djdeploy_probe_7c21"
+    home, secrets = tmp_path / "home", tmp_path / "project" / "secrets"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("PLANTED-KEY\n")
+    secrets.mkdir(parents=True)
+    (secrets / "all.toml").write_text('SECRET = "planted-secret"\n')
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("DJDEPLOY_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("DJDEPLOY_SECRET_TOKEN", "planted-token")
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "agent.sock"))
+    dist = probe_sdist(tmp_path / "dist", name, key=str(home / ".ssh" / "id_ed25519"),
+                       secrets=str(secrets / "all.toml"), marker=str(tmp_path / "marker"))
+    reqs = requirements(tmp_path, f"--find-links {dist}\n{name}==1.0\n")
+    release = build.release(APP, reqs, "3.11", "x86_64", (name,))
+    report = probe_report(release.wheels, name)
+    assert report["uid"] == 65534 and report["home"] == "/tmp" and report["variables"] == [], report
+    for attempt in ("key", "home_key", "secrets", "root_ssh", "state", "dist"):
+        assert report[attempt].startswith("refused: "), (attempt, report)
+    # The marker lands, if anywhere, in the sandbox's own /tmp, gone with it: not here.
+    # /root holds at most the way to the Python installation (pyenv's, under /root here).
+    assert report["root"].startswith("refused: ") or ".ssh" not in report["root"], report
+    assert not (tmp_path / "marker").exists() and not (dist / "escaped").exists()
 
 
 def test_a_change_to_an_included_file_resolves_again(tmp_path):
@@ -311,3 +419,20 @@ def test_dependency_markers_are_those_of_the_hosts_python(cache, tmp_path):
               for python in ("3.11", "3.13")}
     assert "async-timeout" in locked["3.11"], locked
     assert "async-timeout" not in locked["3.13"], locked
+
+
+def test_a_dry_run_of_the_deploy_says_what_it_would_build_and_builds_nothing(tmp_path):
+    """Through pyinfra --dry, the allowance in the app's own djdeploy.toml: one line saying
+    what would be built, no host changed, nothing built; without it, one line naming the key."""
+    project = project_requiring(tmp_path, "django==5.2.19\ngunicorn\nhttp_ece==1.2.1\n")
+    refused = plan_with_pythons(project, tmp_path / "cache", "web-a=3.11.2")
+    errors = [line for line in refused.stdout.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 1 and len(errors) == 1, refused.stdout[-3000:]
+    assert "http_ece==1.2.1 has no wheel" in errors[0] and 'source_builds = ["http-ece"]' in errors[0], errors
+    (project / "app" / "djdeploy.toml").write_text('source_builds = ["http-ece"]\n')
+    dry = plan_with_pythons(project, tmp_path / "cache", "web-a=3.11.2")
+    errors = [line for line in dry.stdout.splitlines() if line.startswith("error:")]
+    assert dry.returncode == 1 and len(errors) == 1, dry.stdout[-3000:]
+    assert errors[0].startswith("error: host @fake/web-a: would build http_ece==1.2.1 from source"), errors
+    assert errors[0].endswith("no host was changed") and "Traceback" not in dry.stdout
+    assert not list((tmp_path / "cache" / "built").iterdir()) and not (tmp_path / "cache" / "locks").exists()

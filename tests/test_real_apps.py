@@ -59,9 +59,13 @@ def projects(tmp_path_factory):
                     "--ext=html,rst", "--name=Dockerfile", "news"], cwd=where, check=True)
     # Its own requirements, and the fix for django-tasks 0.9 on Python 3.11 (django-tasks#223).
     (where / "news-requirements.txt").write_text(f"-r {where / 'news' / 'requirements.txt'}\ndjango-tasks<0.9\n")
-    # ephios as its authors publish its source: the project folder is the unpacked sdist.
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary=:all:",
-                    f"ephios=={EPHIOS}", "-d", str(where / "dl")], check=True)
+    # ephios as its authors publish its source: the project folder is the unpacked sdist, fetched
+    # as a file (`pip download --no-binary` would run its build backend here, for its metadata).
+    index = urllib.request.Request("https://pypi.org/simple/ephios/",
+                                   headers={"Accept": "application/vnd.pypi.simple.v1+json"})  # PEP 691
+    with urllib.request.urlopen(index, timeout=60) as answer:
+        (url,) = [f["url"] for f in json.load(answer)["files"] if f["filename"] == f"ephios-{EPHIOS}.tar.gz"]
+    (where / "dl" / f"ephios-{EPHIOS}.tar.gz").write_bytes(urllib.request.urlopen(url, timeout=120).read())
     with tarfile.open(next((where / "dl").glob("ephios-*.tar.gz"))) as sdist:
         sdist.extractall(where, filter="data")
     (where / f"ephios-{EPHIOS}").rename(where / "ephios")
@@ -256,12 +260,15 @@ def test_a_twelve_factor_app_reading_database_url(fleet, projects, tmp_path):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                     "-days", "2", "-subj", f"/CN={domain}", "-addext", f"subjectAltName=DNS:{domain}",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    # Its two dependencies published as source only: built on the controller, in the sandbox.
     args = data("ephios", 8003, projects, release_commands='["build"]', debian_packages='["gettext"]',
+                source_builds='["django-jquery-js", "http-ece"]',
                 keep_app_settings='["STATIC_ROOT", "DATABASES"]', app_env=json.dumps(EPHIOS_ENV), domain=domain,
                 tls=json.dumps({"certificate": str(cert), "key": str(key)}))
     deploy(*args)
     for host in fleet.hosts:
-        # Published as source only: built into a wheel on the controller, locked like the rest.
+        # Published as source only: built into a wheel on the controller (source_builds allows it,
+        # the sandbox runs it), locked like the rest.
         lock = fleet.ssh(host, "cat /srv/ephios/wheels/requirements-*.lock").stdout
         assert re.search(r"^django-jquery-js==3\.1\.1 --hash=sha256:", lock, re.M), lock
 

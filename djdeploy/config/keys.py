@@ -61,7 +61,8 @@ OVERRIDES = ("ALLOWED_HOSTS", "DEBUG", "SECRET_KEY", "DATABASES", "STATIC_ROOT",
 # in its pyproject.toml): what the app needs, as against what the fleet decides.
 APP_FILE = "djdeploy.toml"
 APP_KEYS = ("requirements", "settings_module", "wsgi_module", "health_path", "release_commands", "processes",
-            "timers", "debian_packages", "app_env", "keep_app_settings", "serve_files", "static_url")
+            "timers", "debian_packages", "app_env", "keep_app_settings", "serve_files", "static_url",
+            "source_builds")  # package_indexes: the fleet's (operator's) to allow, never the app's
 # What serves an app that names no WSGI application and has no wsgi.py: Django's own, as
 # runserver takes it when WSGI_APPLICATION is unset.
 DJANGO_WSGI = "django.core.wsgi:get_wsgi_application()"
@@ -110,6 +111,16 @@ KEYS: dict[str, Key] = {
     "debian_packages": Key([], schema.list_of(schema.string(r"^[a-z0-9][a-z0-9+.-]{1,62}$")),
                            "what the app needs from Debian beyond Python, e.g. [\"gettext\"]",
                            'a list of Debian package names, e.g. ["gettext", "libmagic1"]'),
+    "source_builds": Key([], schema.list_of(schema.string(r"^(\*|[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?)$")),
+                         "packages with no wheel that the controller may build from source, in a sandbox "
+                         "(bubblewrap: nobody, no home, secrets or SSH key; pure Python only), or [\"*\"] for all; "
+                         "any other package without a wheel stops the run (docs/hardening.md)",
+                         'a list of package names, e.g. source_builds = ["django-jquery-js"], or ["*"]'),
+    "package_indexes": Key([], schema.list_of(schema.string(ONE_LINE)),
+                           "the package indexes the requirements file may name itself (--index-url, "
+                           "--extra-index-url, --find-links, and their --trusted-host); --no-index when any is "
+                           "given; any other index option in it stops the run",
+                           'a list of index URLs or --find-links folders, e.g. ["https://pypi.example.com/simple"]'),
     "release_commands": Key([], schema.list_of(schema.string(ONE_LINE)),
                             "manage.py commands run in each new release before it serves, e.g. \"compress\"",
                             'a list of manage.py commands on one line each, e.g. ["compress --force"]'),

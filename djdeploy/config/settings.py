@@ -99,6 +99,8 @@ class AppSettings:
     acme_email: str | None = None
     acme_renew_interval: str = "10m"
     static_url: str = "/static/"
+    source_builds: tuple = ()  # packages the controller may build from source, in a sandbox ("*": all)
+    package_indexes: tuple = ()  # indexes the requirements file may name itself
 
     @property
     def https(self) -> bool:
@@ -420,6 +422,9 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     if requirements and not Path(requirements).is_file():
         problems.append(f"{where}: requirements file {requirements!r} does not exist: point it at the "
                         "project's requirements (relative to the directory you run pyinfra from)")
+    elif requirements and "package_indexes" not in bad:
+        from djdeploy.build import requirements_problems  # (build reads the secrets folder's name)
+        problems += requirements_problems(Path(requirements), chosen.package_indexes, where)
     srv = PurePosixPath(chosen.srv)
     if not srv.is_absolute() or ".." in srv.parts:
         problems.append(f"{where}: srv = {chosen.srv!r}: not an absolute path: {HINTS['srv']}")
@@ -483,7 +488,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, timers=tuple(timers),
         domain=chosen.domain, tls=tls, tls_files=tls_files, hsts=chosen.hsts,
         acme_ca=chosen.acme_ca, acme_ca_root=chosen.acme_ca_root, acme_email=chosen.acme_email, acme_renew_interval=chosen.acme_renew_interval,
-        static_url=chosen.static_url, processes=tuple(processes),
+        static_url=chosen.static_url, processes=tuple(processes), source_builds=tuple(chosen.source_builds),
+        package_indexes=tuple(chosen.package_indexes),
         release_command=(found.get("procfile") or {}).get("release"),
     )
 
