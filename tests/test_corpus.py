@@ -23,10 +23,6 @@ FLEET = "cpcorpus"
 CORPUS = ROOT / "tests" / "corpus"
 REQUIREMENTS = CORPUS / "requirements"  # for the projects that ship none usable (SOURCES.md)
 
-# Found in corpus-findings (lead's notes), still open on the deploy's side:
-MARKERS_ON_CONTROLLER = ("a lock resolved on the controller (Python 3.11.7) drops dependencies whose marker "
-                         "holds on Debian 12's Python 3.11.2: redis needs async-timeout there")
-
 
 @pytest.fixture(scope="module")
 def fleet():
@@ -136,16 +132,13 @@ def celery_deployed(fleet, tmp_path_factory):
     return deploy_and_rerun(project)
 
 
-@pytest.mark.parametrize("suite", [
-    pytest.param("bookworm", marks=pytest.mark.xfail(strict=True, reason=MARKERS_ON_CONTROLLER)),
-    "trixie"])
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])  # bookworm: redis's async-timeout (markers)
 def test_celery_example_runs_tasks_through_redis(fleet, celery_deployed, suite):
     """Celery's own Django example (celery 5.7.0): a worker process beside the site takes
     tasks through Redis from Debian, and writes the site's database."""
     celery_checks(fleet, next(h for h in fleet.hosts if h["suite"] == suite))
 
 
-@pytest.mark.xfail(strict=True, reason=MARKERS_ON_CONTROLLER + " (the worker that cannot start is started again)")
 def test_celery_example_rerun_changes_nothing(celery_deployed):
     celery_deployed()
 
