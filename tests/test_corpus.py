@@ -233,3 +233,21 @@ def test_django_6_on_debian_12_is_refused_in_one_line(fleet, tmp_path):
     assert result.returncode != 0 and len(errors) == 1, result.stdout[-3000:]
     assert errors[0].startswith(f"error: host {bookworm}") and "Python 3.11" in errors[0], errors
     assert http_get(f"http://{trixie}:8106/admin/login/")[0] == 200  # the Debian 13 host serves on
+
+
+def test_tables2_example_a_flat_project_without_a_wsgi_module(fleet, tmp_path):
+    """django-tables2's example: a flat layout (settings.py and urls.py at the top), no
+    wsgi.py and no WSGI_APPLICATION (served by Django's own handler, as runserver does),
+    templates found relative to the working directory, its fixture loaded in each release."""
+    rerun = deploy_and_rerun(newcomer_copy(
+        tmp_path, "tables2-example", 8107, requirements=str(REQUIREMENTS / "tables2-example.txt"),
+        release_commands=["loaddata app/fixtures/initial_data.json"]))
+    for host in fleet.hosts:
+        url = base(host, 8107)
+        page(f"{url}/", "<table", "</table>")
+        page(f"{url}/class-based/", "<table")
+        static(f"{url}/static/admin/css/base.css")
+        assert manage(fleet, host, "tables2_example", "from django.conf import settings as s; "
+                      "print(s.DEBUG, s.WSGI_APPLICATION)") == "False None"
+        not_debug_404(f"{url}/no-such-page/")
+    rerun()
