@@ -118,7 +118,9 @@ print(add.delay(2, 3).get(timeout=30), Widget.objects.get(id=w.id).name)
 
 
 def celery_checks(fleet, host):
-    assert fleet.ssh(host, "systemctl is-active celery_django-worker@1 redis-server").stdout.split() == ["active"] * 2
+    states = fleet.ssh(host, "systemctl is-active celery_django-worker@1 redis-server", check=False).stdout.split()
+    assert states == ["active"] * 2, (states, fleet.ssh(host, "journalctl -u celery_django-worker@1 --no-pager -n 40",
+                                                        check=False).stdout)
     assert manage(fleet, host, "celery_django", CELERY_ROUND_TRIP) == "5 renamed by the worker"
     journal = fleet.ssh(host, "journalctl -u celery_django-worker@1 --no-pager").stdout
     assert re.search(r"Task demoapp\.tasks\.rename_widget\[[-0-9a-f]+\] succeeded", journal), journal[-2000:]
