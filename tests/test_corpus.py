@@ -253,3 +253,88 @@ def test_tables2_example_a_flat_project_without_a_wsgi_module(fleet, tmp_path):
                       "print(s.DEBUG, s.WSGI_APPLICATION)") == "False None"
         not_debug_404(f"{url}/no-such-page/")
     rerun()
+
+
+HUEY_KEYS = {
+    "requirements": str(REQUIREMENTS / "huey-django.txt"),  # huey[redis,stats], Django
+    "debian_packages": ["redis-server"],  # its settings take huey's default: Redis on localhost
+    "processes": {"worker": {"command": "python manage.py run_huey", "count": 1}},  # its README's consumer
+}
+
+
+@pytest.fixture(scope="module")
+def huey_deployed(fleet, tmp_path_factory):
+    return deploy_and_rerun(newcomer_copy(tmp_path_factory.mktemp("huey"), "huey-django", 8110, **HUEY_KEYS))
+
+
+def huey_journal(fleet, host):
+    return fleet.ssh(host, "journalctl -u huey_django-worker@1 --no-pager", check=False).stdout
+
+
+def test_huey_example_runs_tasks_through_its_consumer(fleet, huey_deployed):
+    """huey's own Django example (huey 3.5.4): the consumer (`manage.py run_huey`) beside the
+    site takes tasks through Redis from Debian. No WSGI_APPLICATION and no wsgi.py."""
+    for host in fleet.hosts:
+        states = fleet.ssh(host, "systemctl is-active huey_django-worker@1 redis-server", check=False).stdout.split()
+        assert states == ["active"] * 2, (states, huey_journal(fleet, host)[-3000:])
+        assert manage(fleet, host, "huey_django", "from djangoex.test_app.tasks import add, mul; print("
+                      "add(2, 3).get(blocking=True, timeout=30), mul(4, 5).get(blocking=True, timeout=30))") == "5 20"
+        assert "djangoex.test_app.tasks.mul" in huey_journal(fleet, host), huey_journal(fleet, host)[-2000:]
+        url = base(host, 8110)
+        page(f"{url}/admin/login/", "Django administration")
+        static(f"{url}/static/admin/css/base.css")
+        not_debug_404(f"{url}/")  # the example routes the admin only
+
+
+@pytest.mark.xfail(strict=True, reason="corpus-findings 8: huey's stats database is a SQLite file at "
+                   "BASE_DIR, in the release, which the app cannot write")
+def test_huey_example_records_its_stats(fleet, huey_deployed):
+    """huey's stats app (in its INSTALLED_APPS) records to a SQLite file beside the settings'
+    BASE_DIR: the consumer starts its recorder."""
+    for host in fleet.hosts:
+        journal = fleet.ssh(host, "journalctl -u huey_django-worker@1 -u huey_django --no-pager", check=False).stdout
+        assert "stats recorder failed to start" not in journal, journal[-3000:]
+
+
+def test_huey_example_rerun_changes_nothing(huey_deployed):
+    huey_deployed()
+
+
+@pytest.mark.xfail(strict=True, reason="corpus-findings 7: a manage.py inside the package it imports "
+                   "(example.project.settings): the release has no folder named example")
+def test_unicorn_example_its_own_static_folder(fleet, tmp_path):
+    """django-unicorn's example: the project's own static/ folder (STATICFILES_DIRS beside
+    manage.py), and a manage.py inside the package it imports (example.project.settings),
+    which it reaches by putting the folder above on sys.path."""
+    rerun = deploy_and_rerun(newcomer_copy(tmp_path, "unicorn-example", 8111,
+                                           requirements=str(REQUIREMENTS / "unicorn-example.txt")))
+    for host in fleet.hosts:
+        url = base(host, 8111)
+        page(f"{url}/", "unicorn")
+        static(f"{url}/static/css/styles.css", b"")  # from its own static/ folder
+        static(f"{url}/static/unicorn/js/unicorn.js", b"Unicorn")  # the library's, through its app
+        not_debug_404(f"{url}/no-such-page/")
+    rerun()
+
+
+def test_drf_yasg_test_project_with_dj_database_url(fleet, tmp_path):
+    """drf-yasg's test project (drf-yasg 1.21.18), with its own production settings
+    (`testproj.settings.prod`: WhiteNoise, the secret key from the environment): its
+    settings build DATABASES with dj-database-url and name its own static/ folder in
+    STATICFILES_DIRS; the OpenAPI document, Swagger UI and its static files. One of its
+    dependencies has no wheel: the deploy may build it (pure Python) as data allows."""
+    rerun = deploy_and_rerun(newcomer_copy(
+        tmp_path, "drf-yasg-testproj", 8112, requirements=str(REQUIREMENTS / "drf-yasg-testproj.txt"),
+        settings_module="testproj.settings.prod", source_builds=["djangorestframework-camel-case"]))
+    for host in fleet.hosts:
+        url = base(host, 8112)
+        page(f"{url}/swagger.json", '"title": "Snippets API"', '"/snippets/"')
+        ui = page(f"{url}/cached/swagger/", "swagger-ui")
+        css = re.search(r'href="(/static/drf-yasg/swagger-ui-dist/swagger-ui\.css)"', ui)
+        assert css, ui[:1500]
+        static(url + css.group(1), b"swagger-ui")
+        assert manage(fleet, host, "drf_yasg_testproj", "from django.conf import settings as s; "
+                      "print(s.DEBUG, s.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1], "
+                      "s.STATICFILES_DIRS[0].endswith('/testproj/static'))") == "False sqlite3 True"
+        not_debug_404(f"{url}/no-such-page/")
+    rerun()
