@@ -1,0 +1,5 @@
+from django_unicorn.components import UnicornView
+
+
+class SidebarMenuView(UnicornView):
+    pass
