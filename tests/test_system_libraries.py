@@ -10,7 +10,7 @@ import pytest
 
 from conftest import PROJECT, copy_project, own_fleet, results, run_pyinfra, wait_http_200
 
-FLEET = "lklibs"
+FLEET = "syslibs"
 pytestmark = pytest.mark.fleet  # its fleet is its own (not one of conftest's FLEET_FIXTURES)
 
 
