@@ -195,8 +195,8 @@ CATALOGUE = {
         lambda p, t, f: ([], {"DJDEPLOY_SECRET_API_TOKEN": "a\x07b"}),
         ["environment variable DJDEPLOY_SECRET_API_TOKEN: API_TOKEN holds a control character"], 1),
     "secret that would replace a deploy variable": (
-        lambda p, t, f: ([], {"DJDEPLOY_SECRET_PORT": "9000"}),
-        ["secret PORT (DJDEPLOY_SECRET_PORT) would replace a variable the deploy sets"], 3),
+        lambda p, t, f: ([], {"DJDEPLOY_SECRET_PYTHONPATH": "/tmp"}),
+        ["secret PYTHONPATH (DJDEPLOY_SECRET_PYTHONPATH) would replace a variable the deploy sets"], 3),
     "SSH user that does not exist": (
         lambda p, t, f: ([], {"DJDEPLOY_SERVERS": servers_file(
             t, f, f'[web]\nhosts = ["{f.hosts[0]["address"]}"]\n', user="nosuchuser")}),

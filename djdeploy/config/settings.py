@@ -117,8 +117,14 @@ class AppSettings:
         return f"{self.project}-{process.name}@.service"
 
     @property
+    def running_processes(self) -> tuple:
+        """The process types this host runs: a count above 0 (a Procfile's or the app file's
+        type runs where data gives it one; elsewhere it has no unit at all)."""
+        return tuple(p for p in self.processes if p.count > 0)
+
+    @property
     def process_unit_files(self) -> tuple:
-        return tuple(f"/etc/systemd/system/{self.process_unit(p)}" for p in self.processes)
+        return tuple(f"/etc/systemd/system/{self.process_unit(p)}" for p in self.running_processes)
 
     @property
     def process_instances(self) -> tuple:

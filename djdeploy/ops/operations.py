@@ -467,7 +467,7 @@ def process_units(s):
     + s: the host's AppSettings
     """
     changed = False
-    for process, dest in zip(s.processes, s.process_unit_files):
+    for process, dest in zip(s.running_processes, s.process_unit_files):
         commands = list(upload._inner(src="templates/process.service.j2", dest=dest, mode="0644", s=s,
                                       process=process))
         changed = changed or bool(commands)
@@ -485,7 +485,7 @@ def processes(s):
     + s: the host's AppSettings
     """
     wanted = set(s.process_instances)
-    templates = {s.process_unit(p) for p in s.processes}
+    templates = {s.process_unit(p) for p in s.running_processes}
     owned = set(host.get_fact(ProjectProcessUnits, project=s.project))  # another project's are not ours
     extra = [n for n in host.get_fact(DirectoryFiles, path=WANTS)
              if n.split("@", 1)[0] + "@.service" in owned and n not in wanted]

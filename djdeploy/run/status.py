@@ -44,7 +44,7 @@ def report(host, s) -> None:
         f"releases={','.join(deployed['releases']) or 'none'}",
         f"lock={lock['owner'] + ' since ' + lock['since'] if lock else 'free'}",
     ]
-    if s.processes:  # every process beside the web: state since when, restarts
+    if s.running_processes:  # every process beside the web: state since when, restarts
         states = host.get_fact(UnitStates, units=list(s.process_instances))
         shown = []
         for name in s.process_instances:
