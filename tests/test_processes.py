@@ -74,7 +74,9 @@ def runs_of(host: dict, prefix: str) -> dict:
 def wait_done(host: dict, prefix: str, keys: list[str], timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     seen = runs_of(host, prefix)
-    while set(seen["runs"]) != set(keys) and time.monotonic() < deadline:
+    # Each job records its run as it starts: done is every key recorded and none still running.
+    while ((set(seen["runs"]) != set(keys) or {"RUNNING", "READY"} & set(seen.get("statuses", {})))
+           and time.monotonic() < deadline):
         time.sleep(1)
         seen = runs_of(host, prefix)
     return seen
