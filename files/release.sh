@@ -158,8 +158,8 @@ prepare() {
     WRITABLE=$NEW
     check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
     ln -s "../../venvs/$venv" "$NEW/venv"
-    check "the WSGI import ($WSGI)" as_app "$NEW" python -c \
-        'import importlib, sys; m, _, a = sys.argv[1].partition(":"); app = getattr(importlib.import_module(m), (a or "application").removesuffix("()")); a.endswith("()") and app()' "$WSGI"
+    # The deploy's WSGI entry, as gunicorn loads it: it imports (or makes) the app's ($WSGI).
+    check "the WSGI import ($WSGI)" as_app "$NEW" python -c 'import djdeploy_wsgi'
     check "manage.py check --deploy --fail-level $CHECK_LEVEL" \
         as_app "$NEW" python manage.py check --deploy --fail-level "$CHECK_LEVEL"
     # SQLite: each host migrates its own database. PostgreSQL: one host, later (migrate).
