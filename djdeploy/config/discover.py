@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from djdeploy.config.keys import DJANGO_WSGI
+
 SETTINGS_DEFAULT = re.compile(r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]""")
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+)\s*:\s*(\S.*?)\s*$")
 WSGI_SETTING = re.compile(r"""^WSGI_APPLICATION\s*=\s*['"]([A-Za-z_][\w.]*)['"]""", re.M)
@@ -13,7 +15,8 @@ WSGI_SETTING = re.compile(r"""^WSGI_APPLICATION\s*=\s*['"]([A-Za-z_][\w.]*)['"]"
 
 def discover(app_path: Path, settings_module: str | None) -> dict:
     """What a Django project's own files say: the settings module its manage.py sets, the
-    WSGI application its settings name (else <package>.wsgi), its requirements.txt."""
+    WSGI application its settings name (else <package>.wsgi, else Django's own handler),
+    its requirements.txt."""
     found = {}
     match = SETTINGS_DEFAULT.search((app_path / "manage.py").read_text(errors="replace"))
     settings_module = settings_module or (match.group(1) if match else None)
@@ -29,6 +32,8 @@ def discover(app_path: Path, settings_module: str | None) -> dict:
             found["wsgi_module"] = settings_module.split(".")[0] + ".wsgi"
         if "wsgi_module" in found:
             break
+    if settings_module and "wsgi_module" not in found:  # none of its own: as runserver serves it
+        found["wsgi_module"] = DJANGO_WSGI
     if (app_path / "requirements.txt").is_file():
         found["requirements"] = str(app_path / "requirements.txt")
     if (app_path / "Procfile").is_file():

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 from djdeploy.config import appfile, schema
 from djdeploy.config.discover import discover
-from djdeploy.config.keys import (DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DJANGO_WSGI, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
+from djdeploy.config.keys import (DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
                                   REMOVED, REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, TIMER_NAME, PROCESS_NAME, UP_PATH, check_value, control_character,
                                   named_groups)
 from djdeploy.errors import DataError
@@ -419,8 +419,6 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         for key in ("settings_module", "wsgi_module", "requirements"):
             if key != "requirements" and found.get(key) and schema.validate({key: DATA[key]}, {key: found[key]}):
                 found[key] = None  # not a module name (a..b): as if not found
-            if key == "wsgi_module" and found.get(key) is None:
-                found[key] = DJANGO_WSGI  # none of its own: Django's handler, as runserver's
             if getattr(chosen, key) is None and key not in bad and found.get(key) is None:
                 problems.append(f"{where}: {key} is not set and could not be found from {chosen.app_path}/manage.py: "
                                 f"set it in group_data ({HINTS[key]})")
