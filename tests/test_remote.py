@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
+import shlex
 import subprocess
 import sys
 import time
@@ -72,15 +74,39 @@ def test_exec_runs_manage_py_on_every_host_of_a_group_as_the_app_user(fleet, dep
     assert sorted(result.stderr.splitlines()) == sorted(f"[{h['address']}] exited 7" for h in fleet.by_group("web"))
 
 
+def converse(argv: list[str], lines: list[str], prompt: bytes, timeout: float = 120) -> tuple[int, str]:
+    """Run `argv` under a terminal (script(1)) and type each line as a person does: after the
+    prompt shows. Returns the exit code and all the terminal showed."""
+    child = subprocess.Popen(["script", "-qec", shlex.join(argv), "/dev/null"], cwd=ROOT, env=VERB_ENV,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    shown, seen, deadline = b"", 0, time.monotonic() + timeout
+    pending = list(lines)
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([child.stdout], [], [], 1)
+            if ready:
+                chunk = os.read(child.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                shown += chunk
+            if pending and shown.count(prompt) > seen:
+                seen = shown.count(prompt)
+                child.stdin.write(pending.pop(0).encode() + b"\n")
+                child.stdin.flush()
+        return child.wait(timeout=max(1, deadline - time.monotonic())), shown.decode(errors="replace")
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 def test_exec_on_one_host_with_a_terminal_is_interactive(fleet, deployed):
     web = fleet.by_group("web")[0]
-    typed = "import pwd, os\nprint('answer', 6 * 7, pwd.getpwuid(os.getuid()).pw_name)\nexit()\n"
-    result = subprocess.run(["script", "-qec", f"{sys.executable} exec.py {web['address']} -- shell -i python",
-                             "/dev/null"], cwd=ROOT, env=VERB_ENV, input=typed, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stdout[-2000:]
-    assert "answer 42 web" in result.stdout.replace("\r", ""), result.stdout[-2000:]
-    assert ">>> " in result.stdout  # Python's prompt: it had a terminal
+    typed = ["import pwd, os", "print('answer', 6 * 7, pwd.getpwuid(os.getuid()).pw_name)", "exit()"]
+    code, shown = converse([sys.executable, "exec.py", web["address"], "--", "shell", "-i", "python"], typed,
+                           prompt=b">>> ")
+    assert code == 0, shown[-2000:]
+    assert "answer 42 web" in shown.replace("\r", ""), shown[-2000:]  # Python's prompt came: it had a terminal
 
 
 def test_exec_says_what_is_wrong_in_one_line(fleet, deployed):
