@@ -104,20 +104,76 @@ database_path() {
 check() {
     local name=$1 out; shift
     out=$(mktemp)
-    if ! "$@" > "$out" 2>&1; then
-        echo "release: $ID failed $name:" >&2
-        shown "$out" | sed 's/^/    /' >&2
-        if grep -q 'unable to open database file' "$out"; then
-            echo "release: the database is $(database_path "${NEW:-$ROOT/current}"): the app user $APP_USER" \
-                 "cannot create or write it there; only $ROOT/shared/data is writable (where the deploy's" \
-                 "DATABASES puts it, unless keep_app_settings keeps the app's own)" >&2
-        fi
-        rm -f "$out"
-        [ -z "${NEW:-}" ] || rm -rf "$NEW"
-        [ -z "${ARCHIVE:-}" ] || rm -f "$ARCHIVE"
-        exit 1
-    fi
+    "$@" > "$out" 2>&1 || failed "$name" "$out"
     rm -f "$out"
+}
+
+# failed NAME OUTPUT: check's end when it failed.
+failed() {
+    echo "release: $ID failed $1:" >&2
+    shown "$2" | sed 's/^/    /' >&2
+    if grep -q 'unable to open database file' "$2"; then
+        echo "release: the database is $(database_path "${NEW:-$ROOT/current}"): the app user $APP_USER" \
+             "cannot create or write it there; only $ROOT/shared/data is writable (where the deploy's" \
+             "DATABASES puts it, unless keep_app_settings keeps the app's own)" >&2
+    fi
+    rm -f "$2"
+    [ -z "${NEW:-}" ] || rm -rf "$NEW"
+    [ -z "${ARCHIVE:-}" ] || rm -f "$ARCHIVE"
+    exit 1
+}
+
+# The steps of a new release that run the app's code, in one unit (one sandbox, started
+# once) and one Python process (Django set up once), as manage.py runs each: the deploy's
+# WSGI entry as gunicorn loads it, the checks, the migrations, collectstatic (if the
+# project has it), the release commands (data: release_commands, each as shell words the
+# deploy quoted: e.g. compilemessages). Each says its name on a line of its own after
+# argv[1], so a failure is named after the step that ran last. Then argv: WSGI, the check
+# level, "migrate" or "", the release commands.
+read -r -d '' STEPS << 'PYTHON' || true
+import shlex, sys
+
+mark, wsgi, level, migrate, *commands = sys.argv[1:]
+
+
+def step(name, *words):
+    print(mark, name, flush=True)
+    if words:
+        try:
+            execute_from_command_line(["manage.py", *words])
+        except SystemExit as exit:  # manage.py's end: a CommandError printed, exit 1
+            if exit.code:
+                raise
+
+
+step(f"the WSGI import ({wsgi})")
+import djdeploy_wsgi  # noqa: E402,F401  (it sets Django up, as gunicorn's import does)
+from django.core.management import execute_from_command_line, get_commands  # noqa: E402
+
+step(f"manage.py check --deploy --fail-level {level}", "check", "--deploy", "--fail-level", level)
+if migrate:  # SQLite: each host migrates its own database. PostgreSQL: one host, later
+    step("its migrations", "migrate", "--noinput")
+if "collectstatic" in get_commands():
+    step("collectstatic", "collectstatic", "--noinput")
+for line in commands:
+    step(f"manage.py {line}", *shlex.split(line))
+PYTHON
+
+# Runs STEPS in release $NEW as the app user; on failure, check's end for the step that failed.
+app_steps() {
+    local mark out name migrate=migrate line commands=()
+    mark="release-step-$RANDOM$RANDOM$RANDOM"
+    [ "${DATABASE:-sqlite}" != postgresql ] || migrate=
+    while IFS= read -r line; do [ -z "$line" ] || commands+=("$line"); done <<< "${RELEASE_COMMANDS:-}"
+    out=$(mktemp)
+    if as_app "$NEW" python -c "$STEPS" "$mark" "$WSGI" "$CHECK_LEVEL" "$migrate" "${commands[@]}" \
+            < /dev/null > "$out" 2>&1; then
+        rm -f "$out"
+        return 0
+    fi
+    name=$(grep "^$mark " "$out" | tail -n 1 | cut -d' ' -f2-)
+    sed -i "/^$mark /d" "$out"
+    failed "${name:-its release steps}" "$out"
 }
 
 # Fails, naming them, if folder $1 holds links that lead out of it (but its venv) or files
@@ -134,19 +190,6 @@ confined() {
     [ -z "$found" ] || { echo "links out of the release, or files linked from elsewhere: $found"; return 1; }
 }
 
-# STATIC_ROOT as the settings of release $1 say, writable by the app user for collectstatic
-# when it lies in the release (another place is the app's own to make writable).
-static_root() {
-    local root release
-    root=$(as_app "$1" python -c 'import django; django.setup(); from django.conf import settings
-print(settings.STATIC_ROOT or "")' 2> /dev/null | tail -n 1) || return 0
-    [ -n "$root" ] || return 0
-    root=$(realpath -m -- "$root") release=$(realpath -- "$1")
-    case $root in
-        "$release"/*) install -d -m 0755 "$root" && chown -R "$APP_USER" "$root" ;;
-    esac
-}
-
 prepare() {
     ID=$1 ARCHIVE=$2 venv=$3
     local final="$ROOT/releases/$ID"
@@ -158,32 +201,12 @@ prepare() {
     WRITABLE=$NEW
     check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
     ln -s "../../venvs/$venv" "$NEW/venv"
-    # The deploy's WSGI entry, as gunicorn loads it: it imports (or makes) the app's ($WSGI).
-    check "the WSGI import ($WSGI)" as_app "$NEW" python -c 'import djdeploy_wsgi'
-    check "manage.py check --deploy --fail-level $CHECK_LEVEL" \
-        as_app "$NEW" python manage.py check --deploy --fail-level "$CHECK_LEVEL"
-    # SQLite: each host migrates its own database. PostgreSQL: one host, later (migrate).
-    if [ "${DATABASE:-sqlite}" != postgresql ]; then
-        check "its migrations" as_app "$NEW" python manage.py migrate --noinput
-    fi
-    # collectstatic (if the project has staticfiles) writes into the release as the app
-    # user; the result is root's, read-only. STATIC_ROOT is the deploy's (.djdeploy/static)
-    # or, kept as the app has it, the app's: made the app user's when it is in the release.
-    if as_app "$NEW" python manage.py help collectstatic > /dev/null 2>&1; then
-        static_root "$NEW"
-        check "collectstatic" as_app "$NEW" python manage.py collectstatic --noinput
-    fi
-    # The app's own release commands (data: release_commands), one per line, each as shell
-    # words the deploy quoted (never the user's raw text): e.g. compilemessages, compress.
-    # Build steps write into the code, so the new release is the app user's while they run
-    # (not yet serving), then root's and read-only again, as every release is.
-    local line
-    if [ -n "${RELEASE_COMMANDS:-}" ]; then chown -R "$APP_USER" "$NEW"; fi
-    while IFS= read -r line <&3; do
-        [ -n "$line" ] || continue
-        eval "set -- $line"
-        check "manage.py $line" as_app "$NEW" python manage.py "$@" < /dev/null
-    done 3<<< "${RELEASE_COMMANDS:-}"
+    # The app's steps write into the release (collectstatic's STATIC_ROOT, compiled
+    # messages, compressed assets): it is the app user's while they run (not yet serving,
+    # and every process they start ends with their unit), then root's and read-only again,
+    # as every release is.
+    chown -R "$APP_USER" "$NEW"
+    app_steps
     WRITABLE=
     # Root's and read-only to the app again; what the app user wrote may not reach out of it.
     chown -R root:root "$NEW"

@@ -1,6 +1,8 @@
 """Pieces of files/release.sh that need no host: what a failed check shows."""
 
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,3 +132,75 @@ def test_prune_deletes_release_folders_only_whatever_a_release_file_says(tmp_pat
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "precious").is_dir()
     assert sorted(p.name for p in (root / "releases").iterdir()) == ["cccccccccccc"]
+
+
+
+
+# A small Django project for the release steps: staticfiles (or not), and a command `say`
+# that prints its words, or fails as asked.
+STEP_PROJECT = {
+    "project/__init__.py": "",
+    "project/settings.py": (
+        "import os\nSECRET_KEY = 'x' * 50\nUSE_TZ = True\nROOT_URLCONF = 'project.urls'\n"
+        "INSTALLED_APPS = ['project', 'django.contrib.contenttypes'] + (['django.contrib.staticfiles'] if os.environ['STATIC'] else [])\n"
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': os.environ['DB']}}\n"
+        "STATIC_URL = '/static/'\nSTATIC_ROOT = os.environ['STATIC'] or None\n"),
+    "project/urls.py": "urlpatterns = []\n",
+    "project/static/app.css": "body {}\n",
+    "project/management/__init__.py": "",
+    "project/management/commands/__init__.py": "",
+    "project/management/commands/say.py": (
+        "import os\nfrom django.core.management.base import BaseCommand, CommandError\n\n\n"
+        "class Command(BaseCommand):\n    def add_arguments(self, parser):\n        parser.add_argument('words', nargs='*')\n\n"
+        "    def handle(self, *args, words, **options):\n"
+        "        if os.environ['FAIL'] == 'say':\n            raise CommandError('say broke')\n"
+        "        with open(os.environ['LOG'], 'a') as log:\n            log.write('|'.join(words) + '\\n')\n"),
+    "djdeploy_wsgi.py": "import django\nif __import__('os').environ['FAIL'] == 'wsgi':\n    raise ImportError('wsgi broke')\ndjango.setup()\n",
+}
+
+
+def steps(tmp_path, fail="", commands="say 'two words' \\$HOME\nsay again", static=True):
+    """release.sh's app_steps with its unit run in place, on STEP_PROJECT: (result, what
+    `say` was told, whether STATIC_ROOT was collected)."""
+    release = tmp_path / "new"
+    for name, text in STEP_PROJECT.items():
+        (release / name).parent.mkdir(parents=True, exist_ok=True)
+        (release / name).write_text(text)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # this venv's, with Django
+    (bin_dir / "python").chmod(0o755)
+    log = tmp_path / "said"
+    log.write_text("")
+    call = f'as_app() {{ shift; (cd {release} && "$@"); }}; database_path() {{ :; }}; app_steps'
+    result = run_function(tmp_path, call, {
+        "PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log), "FAIL": fail, "NEW": str(release),
+        "STATIC": str(tmp_path / "static") if static else "", "DB": str(tmp_path / "db.sqlite3"),
+        "DJANGO_SETTINGS_MODULE": "project.settings", "PYTHONPATH": str(release), "ID": "0123456789ab",
+        "WSGI": "project.wsgi:application", "CHECK_LEVEL": "ERROR", "RELEASE_COMMANDS": commands})
+    return result, log.read_text().splitlines(), (tmp_path / "static" / "app.css").is_file()
+
+
+def test_the_release_steps_run_in_one_process_with_each_commands_words_intact(tmp_path):
+    result, said, collected = steps(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert said == ["two words|$HOME", "again"]  # the words as the deploy quoted them, in order
+    assert collected and (tmp_path / "db.sqlite3").stat().st_size > 0  # collectstatic ran, and migrate
+    shutil.rmtree(tmp_path / "new")
+    shutil.rmtree(tmp_path / "static")
+    result, said, collected = steps(tmp_path, commands="", static=False)  # no staticfiles, nothing more
+    assert result.returncode == 0 and said == [] and not collected, result.stderr
+
+
+def test_a_failed_release_step_is_named_and_only_its_output_shown(tmp_path):
+    for fail, name, error in [
+            ("wsgi", "the WSGI import (project.wsgi:application)", "ImportError: wsgi broke"),
+            ("say", "manage.py say 'two words' \\$HOME", "CommandError: say broke")]:
+        result, said, _ = steps(tmp_path, fail=fail)
+        assert result.returncode == 1
+        lines = result.stderr.splitlines()
+        assert lines[0] == f"release: 0123456789ab failed {name}:", result.stderr
+        assert lines[1] == f"    {error}", result.stderr
+        assert "release-step-" not in result.stderr
+        assert not (tmp_path / "new").exists()  # nothing of the release left
+        assert said == []  # and nothing ran after the step that failed
