@@ -15,9 +15,12 @@ demo: deps
 	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra -y inventory.py deploy.py
 	DJDEPLOY_FLEET=$(FLEET) $(PY) -m fleet.answers inventory.py /
 
-## All tests: real deploys to test fleets of their own, and fast ones (those planning in process last: tests/conftest.py).
+## All tests: real deploys to test fleets of their own, and fast ones; test files side by side
+## on $(WORKERS) workers, the longest first, then the one test that must run alone (tests/conftest.py).
+WORKERS ?= 3
 test: deps
-	.venv/bin/pytest -q --durations=20 tests
+	.venv/bin/pytest -q --durations=20 -n $(WORKERS) --dist loadgroup --no-loadscope-reorder -m "not alone" tests
+	.venv/bin/pytest -q -m alone tests
 
 ## The fast layers only (pure functions, facts and operations, plans with @fake): no fleet, no root, about a minute.
 test-fast: .venv/.installed

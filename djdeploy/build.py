@@ -14,6 +14,7 @@ wheelhouse carries it (requirements-<12 hex>.lock) and the host installs it exac
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import io
@@ -679,14 +680,17 @@ def _why(output: str, requirements: Path, python: str, machine: str) -> str:
 
 
 def _finish(tmp: Path, target: Path, text: str) -> Path:
-    """Write wheelhouse `tmp`'s lock file, then move it to `target` (unless already built)."""
+    """Write wheelhouse `tmp`'s lock file, then move it to `target` (unless already built,
+    by this run or another one at the same time)."""
     (tmp / f"requirements-{hashlib.sha256(text.encode()).hexdigest()[:12]}.lock").write_text(text)
     (tmp / ".complete").write_text("")
-    if (target / ".complete").exists():
-        shutil.rmtree(tmp, ignore_errors=True)
-        return target
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    with open(target.parent / ".finish.lock", "w") as lock:  # another run may finish the same one
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".complete").exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
     return target
 
 

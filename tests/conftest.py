@@ -16,10 +16,21 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from gevent import monkey
+
+# pyinfra's CLI package patches the whole process for gevent when it is imported (the tests
+# that plan in process import it). Under a patched `subprocess`, a long `pyinfra` run the
+# same process started later leaked file descriptors ("Too many open files"), and with
+# test files spread over workers (make test) any process may run both. Planning @fake
+# hosts does no I/O a patch would serve: the test processes keep the plain stdlib.
+monkey.patch_all = lambda *args, **kwargs: None
 
 ROOT = Path(__file__).resolve().parent.parent
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
-TEST_FLEET = os.environ.get("DJDEPLOY_TEST_FLEET", "test")  # not the demo fleet: other addresses
+# The shared fleet's name: not the demo's (other addresses); under pytest-xdist (make test)
+# each worker that runs its tests boots one of its own: test, test1, test2, ...
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+TEST_FLEET = os.environ.get("DJDEPLOY_TEST_FLEET", "test") + (str(_WORKER) if _WORKER else "")
 PROJECT = "my_awesome_project"
 PROJECT_FILES = ["deploy.py", "rollback.py", "status.py", "unlock.py", "inventory.py", "group_data",
                  "templates", "files", "app"]
@@ -261,22 +272,32 @@ def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None, 
     return state, planned, order
 
 
-# pyinfra's CLI package patches this process for gevent once a test plans a deploy in
-# process (plan_deploy, make_inventory). Under the patched subprocess module a long
-# `pyinfra` subprocess leaked file descriptors (seen: over a thousand deleted temporary
-# files within seconds of a four-minute cold deploy, then "Too many open files"). So the
-# tests that plan in process run last, after every test that runs pyinfra as a command.
-IN_PROCESS = {"test_controller_builds", "test_data", "test_database_plan", "test_plan", "test_synth"}
+# make test spreads the tests over workers (pytest-xdist, --dist loadgroup): each file is
+# a group that runs on one worker, in this order, the longest first, so that none starts
+# last and ends alone (seconds per file, from `--durations=0`). Files that share something
+# of this machine run as one group: the ACME CA (pebble, one per machine).
+LONGEST_FIRST = ["test_corpus", "test_adversarial", "test_real_apps", "test_releases", "test_postgresql",
+                 "test_https", "test_processes", "test_units", "test_secrets", "test_system_libraries"]
+SAME_GROUP = {"test_acme_ca": "test_https"}
+# A test that stops what every fleet shares (the apt proxy) runs alone, after the others
+# (make test's second command).
+ALONE = {"test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_leaves_nothing"}
 
 
 FLEET_FIXTURES = {"fleet", "deployed", "pg"}  # a test that asks one of these runs on a fleet
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
 def pytest_collection_modifyitems(session, config, items):
-    """Marks each test of the fleet layer (`-m "not fleet"` leaves the fast layers), then
-    puts the tests that plan in process last."""
+    """Marks each test of the fleet layer (`-m "not fleet"` leaves the fast layers) and its
+    group, and puts the longest files first."""
     for item in items:
         callspec = getattr(item, "callspec", None)  # a parametrized argument is no fixture
         if FLEET_FIXTURES & (set(item.fixturenames) - set(callspec.params if callspec else ())):
             item.add_marker(pytest.mark.fleet)
-    items.sort(key=lambda item: item.module.__name__ in IN_PROCESS)  # stable: file order otherwise
+        module = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(SAME_GROUP.get(module, module)))
+        if item.originalname in ALONE:
+            item.add_marker(pytest.mark.alone)
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(SAME_GROUP.get(item.module.__name__, item.module.__name__), len(rank)))  # stable: file order otherwise

@@ -11,6 +11,7 @@ import re
 import shutil
 import socketserver
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -81,8 +82,8 @@ class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = tmp_path / "srv"
+def server():
+    srv = Path(tempfile.mkdtemp(prefix="srv-"))  # short: a unix socket's path has at most 107 bytes
     (srv / "my_awesome_project" / "socket").mkdir(parents=True)
     httpd = UnixServer(str(srv / "my_awesome_project" / "socket" / "gunicorn.sock"), Recorder)
     # Its request threads are joined when it closes: a thread alive later would be there
@@ -93,6 +94,7 @@ def server(tmp_path):
     yield str(srv)
     httpd.shutdown()
     httpd.server_close()
+    shutil.rmtree(srv)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is what the hosts' release tool uses")
