@@ -19,7 +19,7 @@ demo: deps
 ## on $(WORKERS) workers, the longest first, then the one test that must run alone (tests/conftest.py).
 WORKERS ?= 3
 test: deps
-	.venv/bin/pytest -q --durations=20 -n $(WORKERS) --dist loadgroup --no-loadscope-reorder -m "not alone" tests
+	.venv/bin/pytest -q --durations=20 -n $(WORKERS) --dist loadfile --no-loadscope-reorder -m "not alone" tests
 	.venv/bin/pytest -q -m alone tests
 
 ## The fast layers only (pure functions, facts and operations, plans with @fake): no fleet, no root, about a minute.

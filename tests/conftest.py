@@ -272,13 +272,11 @@ def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None, 
     return state, planned, order
 
 
-# make test spreads the tests over workers (pytest-xdist, --dist loadgroup): each file is
-# a group that runs on one worker, in this order, the longest first, so that none starts
-# last and ends alone (seconds per file, from `--durations=0`). Files that share something
-# of this machine run as one group: the ACME CA (pebble, one per machine).
+# make test spreads the test files over workers (pytest-xdist, --dist loadfile): each file
+# runs on one worker, in this order, the longest first, so that none starts last and ends
+# alone (seconds per file, from `--durations=0`).
 LONGEST_FIRST = ["test_corpus", "test_adversarial", "test_real_apps", "test_releases", "test_postgresql",
                  "test_https", "test_processes", "test_units", "test_secrets", "test_system_libraries"]
-SAME_GROUP = {"test_acme_ca": "test_https"}
 # A test that stops what every fleet shares (the apt proxy) runs alone, after the others
 # (make test's second command).
 ALONE = {"test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_leaves_nothing"}
@@ -287,17 +285,20 @@ ALONE = {"test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_lea
 FLEET_FIXTURES = {"fleet", "deployed", "pg"}  # a test that asks one of these runs on a fleet
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
+@pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(session, config, items):
-    """Marks each test of the fleet layer (`-m "not fleet"` leaves the fast layers) and its
-    group, and puts the longest files first."""
+    """Marks each test of the fleet layer (`-m "not fleet"` leaves the fast layers) and the
+    one that runs alone; then, once pytest has ordered the tests (by fixture) and kept those
+    asked for, puts the longest files first, each file's tests together in pytest's order."""
     for item in items:
         callspec = getattr(item, "callspec", None)  # a parametrized argument is no fixture
         if FLEET_FIXTURES & (set(item.fixturenames) - set(callspec.params if callspec else ())):
             item.add_marker(pytest.mark.fleet)
-        module = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(SAME_GROUP.get(module, module)))
         if item.originalname in ALONE:
             item.add_marker(pytest.mark.alone)
+    yield
     rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(SAME_GROUP.get(item.module.__name__, item.module.__name__), len(rank)))  # stable: file order otherwise
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(item.module.__name__, index)
+    items.sort(key=lambda item: (rank.get(item.module.__name__, len(rank)), first[item.module.__name__]))

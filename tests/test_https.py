@@ -1,8 +1,10 @@
 """HTTPS at the front door against a real ACME CA, offline: Pebble (Let's Encrypt's test
 CA, from Debian) runs on this machine's side of a fleet of its own (fleet/acme.py) and
-resolves the host's name to it. Issuance by a real HTTP-01 challenge, HTTP/2, the redirect,
-HSTS, Django's TLS settings, a no-op that orders nothing, a renewal before expiry, the
-user's own certificate files, and tls = "off".
+resolves the host's name to it. First the CA itself (on the fleet side only, trusted
+through the listener CA it is given, resolving the caller's names, gone after `stop`);
+then issuance by a real HTTP-01 challenge, HTTP/2, the redirect, HSTS, Django's TLS
+settings, a no-op that orders nothing, a renewal before expiry, the user's own
+certificate files, and tls = "off". One file: a machine runs one Pebble at a time.
 """
 
 import os
@@ -12,6 +14,8 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from types import SimpleNamespace
 
 import pytest
@@ -24,6 +28,96 @@ pytestmark = pytest.mark.fleet
 FLEET = "tls"
 VALIDITY = 120  # seconds of each certificate: Caddy renews it in its last third
 
+
+# --- The CA itself (fleet/acme.py), before the fleet's tests start it --------------------------
+
+def get(url, cafile):
+    context = ssl.create_default_context(cafile=str(cafile))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                          urllib.request.HTTPSHandler(context=context))
+    with opener.open(url, timeout=5) as response:
+        return response.read().decode()
+
+
+def listening(port):
+    return subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+@pytest.fixture
+def acme():
+    from fleet import acme as fleet_acme
+
+    if fleet_acme.pebble_pid() is not None:
+        pytest.skip("a pebble is already running on this machine (`python -m fleet.acme down`)")
+    started = fleet_acme.start({"web1.fleet.test": "169.254.1.2"}, validity=120)
+    try:
+        yield started
+    finally:
+        fleet_acme.stop()
+
+
+def test_pebble_serves_acme_on_the_fleet_side_only_and_resolves_the_given_names(acme):
+    from fleet.acme import ACME_DIR, FleetError, check_names
+
+    directory = get(acme.directory, acme.ca_root_file)
+    assert '"newOrder"' in directory and "https://169.254.254.1:14000/" in directory
+    roots = acme.issuing_roots()
+    assert roots.startswith("-----BEGIN CERTIFICATE-----") and roots.count("BEGIN CERTIFICATE") == 1
+    assert "BEGIN CERTIFICATE" in acme.intermediates()
+    for port in (14000, 15000):
+        assert [w for w in listening(port) if w.endswith(f":{port}")] == [f"169.254.254.1:{port}"]
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # not a public CA
+        get(acme.directory, ssl.get_default_verify_paths().openssl_cafile)
+
+    # The names resolve inside pebble's own mount namespace, not on this machine.
+    resolved = subprocess.run(["nsenter", "-t", str(acme.pid), "-m", "getent", "hosts", "web1.fleet.test"],
+                              capture_output=True, text=True)
+    assert resolved.stdout.split() == ["169.254.1.2", "web1.fleet.test"]
+    with pytest.raises(OSError):
+        socket.gethostbyname("web1.fleet.test")
+    assert '"certificateValidityPeriod": 120' in (ACME_DIR / "pebble.json").read_text()
+
+    with pytest.raises(FleetError, match="not a fleet address"):
+        check_names({"web1.fleet.test": "10.0.0.1"})
+
+
+def test_stop_leaves_nothing_and_a_stale_pebble_is_cleared():
+    from fleet import acme as fleet_acme
+    from fleet.acme import ACME_DIR
+
+    if fleet_acme.pebble_pid() is not None:
+        pytest.skip("a pebble is already running on this machine")
+    first = fleet_acme.start({"web1.fleet.test": "169.254.1.2"})
+    os.kill(first.pid, 9)  # a killed session: its files stay behind
+    os.waitpid(first.pid, 0)
+    assert ACME_DIR.exists() and fleet_acme.pebble_pid() is None
+    second = fleet_acme.start({"web2.fleet.test": "169.254.1.3"})  # clears it and starts
+    assert "BEGIN CERTIFICATE" in second.issuing_roots()
+    with pytest.raises(fleet_acme.FleetError, match="already running"):
+        fleet_acme.start({"web1.fleet.test": "169.254.1.2"})
+    fleet_acme.stop()
+    assert not ACME_DIR.exists() and fleet_acme.pebble_pid() is None
+    assert not listening(14000) and not listening(15000)
+    assert not pebble_processes()
+
+
+def pebble_processes():
+    from fleet.acme import ACME_DIR
+
+    found = []
+    for proc in os.scandir("/proc"):
+        try:
+            with open(os.path.join(proc.path, "cmdline"), "rb") as handle:
+                cmdline = handle.read()
+        except OSError:
+            continue
+        if b"pebble" in cmdline and str(ACME_DIR).encode() in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+# --- HTTPS at the front door -----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def https(tmp_path_factory):
