@@ -123,57 +123,79 @@ failed() {
     exit 1
 }
 
-# The steps of a new release that run the app's code, in one unit (one sandbox, started
-# once) and one Python process (Django set up once), as manage.py runs each: the deploy's
-# WSGI entry as gunicorn loads it, the checks, the migrations, collectstatic (if the
-# project has it), the release commands (data: release_commands, each as shell words the
-# deploy quoted: e.g. compilemessages). Each says its name on a line of its own after
-# argv[1], so a failure is named after the step that ran last. Then argv: WSGI, the check
-# level, "migrate" or "", the release commands.
-read -r -d '' STEPS << 'PYTHON' || true
-import shlex, sys
-
-mark, wsgi, level, migrate, *commands = sys.argv[1:]
-
-
-def step(name, *words):
-    print(mark, name, flush=True)
-    if words:
-        try:
-            execute_from_command_line(["manage.py", *words])
-        except SystemExit as exit:  # manage.py's end: a CommandError printed, exit 1
-            if exit.code:
-                raise
-
-
-step(f"the WSGI import ({wsgi})")
-import djdeploy_wsgi  # noqa: E402,F401  (it sets Django up, as gunicorn's import does)
-from django.core.management import execute_from_command_line, get_commands  # noqa: E402
-
-step(f"manage.py check --deploy --fail-level {level}", "check", "--deploy", "--fail-level", level)
-if migrate:  # SQLite: each host migrates its own database. PostgreSQL: one host, later
-    step("its migrations", "migrate", "--noinput")
+# The steps of a new release that run the app's code, each as the project's own manage.py
+# runs it, in two units with the app's sandbox (not one per step: each unit costs its
+# start). In the first, the release is root's and read-only: the deploy's WSGI entry as
+# gunicorn loads it (it also says where STATIC_ROOT is, if the project has collectstatic),
+# the checks, the migrations (SQLite: each host its own database; PostgreSQL: one host,
+# later). In the second, what the steps may write is the app user's: collectstatic, then
+# the release commands (data: release_commands, each as shell words the deploy quoted:
+# e.g. compilemessages, compress). Each step says its name on a line of its own after $1,
+# so a failure is named after the step that ran last.
+CHECKS='mark=$1 wsgi=$2 level=$3 migrate=$4 probe=$5
+step() { printf "%s %s\n" "$mark" "$1"; }
+step "the WSGI import ($wsgi)"
+python -c "$probe" "$mark"
+step "manage.py check --deploy --fail-level $level"
+python manage.py check --deploy --fail-level "$level"
+if [ -n "$migrate" ]; then step "its migrations"; python manage.py migrate --noinput; fi'
+PROBE='import sys
+import djdeploy_wsgi  # noqa: F401 (it sets Django up, as gunicorn does)
+from django.conf import settings
+from django.core.management import get_commands
 if "collectstatic" in get_commands():
-    step("collectstatic", "collectstatic", "--noinput")
-for line in commands:
-    step(f"manage.py {line}", *shlex.split(line))
-PYTHON
+    print(sys.argv[1], "static", getattr(settings, "STATIC_ROOT", None) or "", flush=True)'
+BUILDS='mark=$1 collect=$2; shift 2
+step() { printf "%s %s\n" "$mark" "$1"; }
+if [ -n "$collect" ]; then step collectstatic; python manage.py collectstatic --noinput; fi
+for line; do
+    step "manage.py $line"
+    eval "set -- $line"
+    python manage.py "$@" < /dev/null
+done'
 
-# Runs STEPS in release $NEW as the app user; on failure, check's end for the step that failed.
+# in_unit OUT SCRIPT MARK ARGS...: SCRIPT in release $NEW as the app user (as_app), its
+# output in file OUT; on failure, check's end for the step that ran last.
+in_unit() {
+    local out=$1 script=$2 mark=$3 name
+    shift 2
+    as_app "$NEW" /bin/bash -euc "$script" steps "$@" < /dev/null > "$out" 2>&1 && return 0
+    name=$(grep "^$mark " "$out" | grep -v "^$mark static " | tail -n 1 | cut -d' ' -f2-)
+    sed -i "/^$mark /d" "$out"
+    failed "${name:-its release steps}" "$out"
+}
+
+# STATIC_ROOT ($1, as the release's settings say) made the app user's for collectstatic
+# when it lies in the release (another place is the app's own to make writable).
+static_root() {
+    local root=$1 release
+    [ -n "$root" ] || return 0
+    root=$(realpath -m -- "$root") release=$(realpath -- "$NEW")
+    case $root in
+        "$release"/*) install -d -m 0755 "$root" && chown -R "$APP_USER" "$root" ;;
+    esac
+}
+
 app_steps() {
-    local mark out name migrate=migrate line commands=()
+    local mark out migrate=migrate collect= line commands=()
     mark="release-step-$RANDOM$RANDOM$RANDOM"
     [ "${DATABASE:-sqlite}" != postgresql ] || migrate=
     while IFS= read -r line; do [ -z "$line" ] || commands+=("$line"); done <<< "${RELEASE_COMMANDS:-}"
     out=$(mktemp)
-    if as_app "$NEW" python -c "$STEPS" "$mark" "$WSGI" "$CHECK_LEVEL" "$migrate" "${commands[@]}" \
-            < /dev/null > "$out" 2>&1; then
-        rm -f "$out"
-        return 0
+    in_unit "$out" "$CHECKS" "$mark" "$WSGI" "$CHECK_LEVEL" "$migrate" "$PROBE"
+    if grep -q "^$mark static " "$out"; then
+        collect=yes
+        static_root "$(sed -n "s/^$mark static //p" "$out" | tail -n 1)"
     fi
-    name=$(grep "^$mark " "$out" | tail -n 1 | cut -d' ' -f2-)
-    sed -i "/^$mark /d" "$out"
-    failed "${name:-its release steps}" "$out"
+    rm -f "$out"
+    # Release commands write into the code (compiled messages, compressed assets): the
+    # release is the app user's while they run (not yet serving, and their processes end
+    # with their unit), then root's and read-only again, as every release is.
+    [ ${#commands[@]} = 0 ] || chown -R "$APP_USER" "$NEW"
+    [ -n "$collect" ] || [ ${#commands[@]} -gt 0 ] || return 0
+    out=$(mktemp)
+    in_unit "$out" "$BUILDS" "$mark" "$collect" "${commands[@]}"
+    rm -f "$out"
 }
 
 # Fails, naming them, if folder $1 holds links that lead out of it (but its venv) or files
@@ -201,11 +223,6 @@ prepare() {
     WRITABLE=$NEW
     check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
     ln -s "../../venvs/$venv" "$NEW/venv"
-    # The app's steps write into the release (collectstatic's STATIC_ROOT, compiled
-    # messages, compressed assets): it is the app user's while they run (not yet serving,
-    # and every process they start ends with their unit), then root's and read-only again,
-    # as every release is.
-    chown -R "$APP_USER" "$NEW"
     app_steps
     WRITABLE=
     # Root's and read-only to the app again; what the app user wrote may not reach out of it.

@@ -139,6 +139,9 @@ def test_prune_deletes_release_folders_only_whatever_a_release_file_says(tmp_pat
 # A small Django project for the release steps: staticfiles (or not), and a command `say`
 # that prints its words, or fails as asked.
 STEP_PROJECT = {
+    "manage.py": ("import os, sys\nfrom django.core.management import execute_from_command_line\n"
+                  "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'project.settings')\n"
+                  "execute_from_command_line(sys.argv)\n"),
     "project/__init__.py": "",
     "project/settings.py": (
         "import os\nSECRET_KEY = 'x' * 50\nUSE_TZ = True\nROOT_URLCONF = 'project.urls'\n"
@@ -159,7 +162,7 @@ STEP_PROJECT = {
 }
 
 
-def steps(tmp_path, fail="", commands="say 'two words' \\$HOME\nsay again", static=True):
+def steps(tmp_path, fail="", commands="say 'two words' \\$HOME\nsay again", static=True, inside=False):
     """release.sh's app_steps with its unit run in place, on STEP_PROJECT: (result, what
     `say` was told, whether STATIC_ROOT was collected)."""
     release = tmp_path / "new"
@@ -173,15 +176,17 @@ def steps(tmp_path, fail="", commands="say 'two words' \\$HOME\nsay again", stat
     log = tmp_path / "said"
     log.write_text("")
     call = f'as_app() {{ shift; (cd {release} && "$@"); }}; database_path() {{ :; }}; app_steps'
+    release.chmod(0o755)
     result = run_function(tmp_path, call, {
-        "PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log), "FAIL": fail, "NEW": str(release),
-        "STATIC": str(tmp_path / "static") if static else "", "DB": str(tmp_path / "db.sqlite3"),
+        "PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log), "FAIL": fail, "NEW": str(release), "APP_USER": "nobody",
+        "STATIC": (str(release / ".djdeploy" / "static") if inside else str(tmp_path / "static")) if static else "", "DB": str(tmp_path / "db.sqlite3"),
         "DJANGO_SETTINGS_MODULE": "project.settings", "PYTHONPATH": str(release), "ID": "0123456789ab",
         "WSGI": "project.wsgi:application", "CHECK_LEVEL": "ERROR", "RELEASE_COMMANDS": commands})
-    return result, log.read_text().splitlines(), (tmp_path / "static" / "app.css").is_file()
+    collected = (release / ".djdeploy" / "static" if inside else tmp_path / "static") / "app.css"
+    return result, log.read_text().splitlines(), collected.is_file()
 
 
-def test_the_release_steps_run_in_one_process_with_each_commands_words_intact(tmp_path):
+def test_the_release_steps_run_in_order_each_by_manage_py_with_the_commands_words_intact(tmp_path):
     result, said, collected = steps(tmp_path)
     assert result.returncode == 0, result.stderr
     assert said == ["two words|$HOME", "again"]  # the words as the deploy quoted them, in order
@@ -190,6 +195,11 @@ def test_the_release_steps_run_in_one_process_with_each_commands_words_intact(tm
     shutil.rmtree(tmp_path / "static")
     result, said, collected = steps(tmp_path, commands="", static=False)  # no staticfiles, nothing more
     assert result.returncode == 0 and said == [] and not collected, result.stderr
+    shutil.rmtree(tmp_path / "new")
+    result, _, collected = steps(tmp_path, commands="", inside=True)  # STATIC_ROOT in the release
+    static = tmp_path / "new" / ".djdeploy" / "static"
+    assert result.returncode == 0 and collected, result.stderr
+    assert static.owner() == "nobody" and (tmp_path / "new").owner() == "root"  # that folder only
 
 
 def test_a_failed_release_step_is_named_and_only_its_output_shown(tmp_path):
