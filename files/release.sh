@@ -10,7 +10,7 @@
 #   release.sh manage ARGS...            manage.py ARGS in the current release, as the app user (exec.py)
 # Settings come from the environment the deploy sets: ROOT UNIT APP_USER SOCKET WSGI
 # HTTPS CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DJANGO_DIR
-# DATABASE RELEASE_COMMANDS.
+# DATABASE RELEASE_COMMANDS PROCESSES.
 # The files the app reads at start (CONFIG_FILES) that this run changed wait beside the old
 # ones as <name>.next: a release is checked with them, and the switch moves them in.
 set -euo pipefail
@@ -355,6 +355,30 @@ restart_processes() {
     # shellcheck disable=SC2086
     systemctl "$how" $PROCESSES 2>/dev/null || {
         HEALTH="systemctl $how $PROCESSES failed (journalctl -u ${PROCESSES%% *})"; return 1; }
+    [ "$how" = restart ] || return 0
+    stay_up
+}
+
+# Each instance of $PROCESSES still running PROCESS_SETTLE seconds after its restart: a
+# worker that cannot start (an import that fails, a broker it cannot reach) exits within
+# them, and systemd would start it again and again (Restart=always) while the deploy
+# said it was done.
+stay_up() {
+    local until=$((SECONDS + ${PROCESS_SETTLE:-3})) unit state line
+    while :; do
+        for unit in $PROCESSES; do
+            state=$(systemctl show -P SubState "$unit" 2>/dev/null || true)
+            [ "$state" = running ] && continue
+            # What the process itself wrote: its last error line, else its first line.
+            line=$(journalctl "_SYSTEMD_UNIT=$unit" _TRANSPORT=stdout --since "@$STARTED" -o cat --no-pager -q \
+                   2>/dev/null | awk '/Error|Exception|error|Traceback|Invalid/ { e = $0 } NR == 1 { f = $0 }
+                                      END { print (e != "" ? e : f) }' | cut -c1-300 || true)
+            HEALTH="$unit did not stay up (${state:-unknown}, journalctl -u $unit)${line:+; it said: $line}"
+            return 1
+        done
+        [ "$SECONDS" -lt "$until" ] || return 0
+        sleep 0.5
+    done
 }
 
 switch() {

@@ -244,3 +244,26 @@ def test_a_procfile_release_line_runs_once_per_deploy_before_the_switch(procs, d
     again = run("-y", cwd=project)
     assert results(again.stdout)["Grand total"]["changed"] == 0  # once per release, not per run
     assert run("-y").returncode == 0  # back to the project as the other tests have it
+
+
+def test_a_release_whose_worker_cannot_start_is_reverted_with_one_line(procs, deployed, run, tmp_path):
+    """Before: the deploy said done while the new release's worker exited at start and
+    systemd started it again every 2 s. Now each instance must stay up a few seconds after
+    the switch, or the release goes back as a failed health check does, naming the unit."""
+    before = current(procs, worker(procs))
+    project = app_version(tmp_path / "p", "worker-broken")
+    app_file = project / "app" / "djdeploy.toml"
+    app_file.write_text(app_file.read_text().replace("db_worker --no-startup-delay", "no_such_worker_command"))
+    broken = run("-y", cwd=project)
+    assert broken.returncode != 0
+    errors = [line for line in broken.stdout.splitlines() if "did not stay up" in line]
+    assert errors and re.search(rf"{re.escape(PROJECT)}-worker@[12]\.service did not stay up \(.*reverted to {before}, "
+                                r"which serves again", errors[0]), broken.stdout[-3000:]
+    assert "no_such_worker_command" in errors[0]  # what it said, from its journal
+    assert current(procs, worker(procs)) == before
+    time.sleep(3)  # the old release's workers, restarted: they stay up
+    assert states(procs, worker(procs)) == ["active", "active"]
+    keys = enqueue(web(procs), "reverted", 2)
+    assert set(wait_done(web(procs), "reverted", keys)["runs"]) == set(keys)
+    again = run("-y")  # the project as the other tests have it: nothing to change on the worker host
+    assert again.returncode == 0, again.stdout[-3000:]
