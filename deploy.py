@@ -11,18 +11,19 @@ from pyinfra import host
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
+from djdeploy import speed_up
 from djdeploy.ops import front, operations, postgresql
-from djdeploy.preflight import app_settings, build_release, first_app_host, host_python, host_secrets, preflight, timers_here
+from djdeploy.preflight import (app_settings, build_release, database_clients, first_app_host, host_python, host_secrets,
+                                migrates_here, preflight, timers_here)
 from djdeploy.run import lock, rollout
-from djdeploy.speed import factcache
 
-factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
+speed_up(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)  # every host reachable and its data valid, or nothing changes anywhere
 s = app_settings(host)  # this host's settings, from group_data/ and --data
 
 if s.database_server:
     # The db group: PostgreSQL, a role and a database per project, open to its web hosts only.
-    postgresql.server(s)
+    postgresql.server(s, projects=database_clients(host.state, host.name))
 else:
     python, machine = host_python(host)
     release = build_release(host, s, python, machine)  # built once per run: code, locked wheels
@@ -108,7 +109,7 @@ else:
     operations.upload(name="Release step sandbox", src="templates/sandbox.j2", dest=s.step_sandbox, mode="0644", s=s)
     operations.release(name="Release", s=s, release_id=release.id, archive=release.archive, venv=release.venv)
     # PostgreSQL: migrated once, by one host, when every host has the release and before any switches.
-    postgresql.migrations(name="Migrations", s=s, release_id=release.id)
+    postgresql.migrations(name="Migrations", s=s, release_id=release.id, here=migrates_here(host, s))
     # The Procfile's release line, once per deploy, on the first app host, before any switch.
     operations.release_command(name="Release command", s=s, release_id=release.id,
                                here=host.name == first_app_host(host.state, s))

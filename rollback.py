@@ -7,12 +7,12 @@ release=<id>), in batches, through the same health gate as a deploy.
 
 from pyinfra import host
 
+from djdeploy import speed_up
 from djdeploy.ops import operations
 from djdeploy.preflight import app_settings, preflight, rollback_target
 from djdeploy.run import lock, rollout
-from djdeploy.speed import factcache
 
-factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
+speed_up(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)
 s = app_settings(host)
 if not s.database_server:  # the database is not rolled back: migrations only ever go forward

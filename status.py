@@ -7,14 +7,14 @@ state and the databases it serves. Changes nothing.
 
 from pyinfra import host
 
-from djdeploy.preflight import app_settings, preflight
+from djdeploy import speed_up
+from djdeploy.preflight import app_settings, database_clients, preflight
 from djdeploy.run.status import report, report_database
-from djdeploy.speed import factcache
 
-factcache.install(host)  # this host's facts in one SSH command (those the last run asked)
+speed_up(host)  # this host's facts in one SSH command (those the last run asked)
 preflight(host.state)
 s = app_settings(host)
 if s.database_server:
-    report_database(host)
+    report_database(host, database_clients(host.state, host.name))
 else:
     report(host, s)

@@ -30,9 +30,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from djdeploy import errors, terminal
-from djdeploy import speed
-from djdeploy.speed import bookkeeping
+from djdeploy import SPEED, errors, terminal
 
 FLEETS = Path(os.environ.get("DJDEPLOY_FLEET_DIR", "/var/lib/djdeploy/fleets"))  # the local fleets'
 SSH_KEYS = {
@@ -144,7 +142,9 @@ def check_group_data(group_data: Path) -> None:
 
 def load(project_dir: Path) -> dict[str, list]:
     """Host lists per group for inventory.py; exits with one line when there are none."""
-    if speed.ENABLED:
+    if SPEED:
+        from djdeploy.speed import bookkeeping
+
         bookkeeping.install()  # before deploy files import pyinfra's operations and facts
     errors.install()  # a DeployError: its own lines, no traceback
     terminal.install()  # hosts' words reach the terminal as text, never as its commands

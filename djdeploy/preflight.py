@@ -19,7 +19,7 @@ from urllib.parse import quote
 from djdeploy import build, errors
 from djdeploy.config import envfile
 from djdeploy.config.keys import DB_PASSWORD, DB_PORT, ENV_FILE_MAX
-from djdeploy.config.secrets import _passwords, check_database_passwords
+from djdeploy.config.secrets import _passwords, check_database_passwords, database_password
 from djdeploy.config.settings import AppSettings, Process, Timer, parse
 from djdeploy.errors import DataError, DeployError, fail
 from djdeploy.ops.facts import HostPython
@@ -109,6 +109,30 @@ def first_app_host(state, s: AppSettings) -> str | None:
     hosts = checked(state)
     return next((h.name for h in state.inventory if h.name in hosts and not hosts[h.name][0].database_server
                  and hosts[h.name][0].project == s.project), None)
+
+
+def database_clients(state, server_name: str) -> list[dict]:
+    """The projects that use database server `server_name`, from their web hosts' checked
+    settings: [{"name": database and role, "password", "hosts": [names]}]."""
+    projects: dict[str, dict] = {}
+    for name, (s, _) in checked(state).items():
+        if s.database == "postgresql" and s.db_host == server_name:
+            entry = projects.setdefault(s.db_name, {"name": s.db_name, "hosts": [],
+                                                    "password": database_password(name)})
+            entry["hosts"].append(name)
+    return [projects[key] for key in sorted(projects)]
+
+
+def migrates_here(host, s: AppSettings) -> bool:
+    """Whether `host` runs the migrations of `s`'s shared database: the first of the
+    project's web hosts in the inventory."""
+    hosts = checked(host.state)
+    for other in host.state.inventory:
+        if other.name in hosts:
+            theirs = hosts[other.name][0]
+            if not theirs.database_server and (theirs.db_host, theirs.db_name) == (s.db_host, s.db_name):
+                return other.name == host.name
+    return False
 
 
 def timers_here(host, s: AppSettings) -> list:

@@ -174,3 +174,44 @@ def test_the_listen_mode_changes_both_ways_and_the_app_serves(fleet, deployed):
             assert results(again.stdout)["Grand total"]["changed"] == 0, (mode, again.stdout[-3000:])
     finally:
         assert run_pyinfra("-y", "--limit", staging["address"]).returncode == 0  # ambient, as group_data says
+
+
+SPEED_BLOCKED = """import sys
+
+
+class Blocked:  # djdeploy/speed cannot be imported in this process
+    def find_spec(self, name, path=None, target=None):
+        if name == "djdeploy.speed" or name.startswith("djdeploy.speed."):
+            raise ImportError("djdeploy.speed is blocked in this test")
+
+
+sys.meta_path.insert(0, Blocked())
+"""
+
+
+def test_plain_pyinfra_deploys_with_the_speed_ups_unimportable(fleet, deployed, tmp_path):
+    """DJDEPLOY_SPEED=off, and djdeploy/speed cannot even be imported: a deploy of new code
+    still works. Every use of pyinfra's private names is under speed/ (tests/test_layout.py),
+    so a pyinfra upgrade that drops one breaks the speed-ups only, and this is the way on."""
+    from conftest import app_version
+
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(SPEED_BLOCKED)
+    env = {"DJDEPLOY_SPEED": "off", "PYTHONPATH": str(blocker)}
+    import os
+    import subprocess
+    import sys
+
+    probe = subprocess.run([sys.executable, "-c", "import djdeploy.speed"], capture_output=True, text=True,
+                           env={**os.environ, **env})
+    assert probe.returncode != 0 and "blocked" in probe.stderr  # the block holds
+    project = app_version(tmp_path / "p", "plain-pyinfra")
+    try:
+        result = run_pyinfra("-y", cwd=project, env=env)
+        assert result.returncode == 0, result.stdout[-3000:]
+        for host in fleet.hosts:
+            status, body = wait_http_200(f"http://{host['address']}:{PORTS[host['group']]}/", timeout=30)
+            assert status == 200 and "Django plain-pyinfra behind gunicorn" in body, body[:300]
+    finally:
+        assert run_pyinfra("-y").returncode == 0  # the fleet as the other tests expect it

@@ -1,10 +1,16 @@
 """The layout holds: no import circle in djdeploy/, the deploy never imports the test
-tooling (fleet/), and pyinfra's private names are imported under djdeploy/speed/ only."""
+tooling (fleet/), pyinfra's private names are used under djdeploy/speed/ only, and the
+layers docs/architecture.md draws are the ones the imports draw."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "djdeploy"
@@ -73,3 +79,100 @@ def test_pyinfras_private_names_are_used_under_speed_only():
             if module.split(".")[0] in ("pyinfra", "pyinfra_cli") and any(n.startswith("_") for n in names):
                 users.add(path.relative_to(PACKAGE).parts[0])
     assert users == {"speed"}
+
+
+def importers(target: str) -> dict[str, list[ast.AST]]:
+    """{module: [import nodes]} of the modules of djdeploy/ and the verbs (*.py at the top)
+    that import `target` or a module under it."""
+    found: dict[str, list] = {}
+    for path in [*PACKAGE.rglob("*.py"), *ROOT.glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            if any(n == target or n.startswith(target + ".") for n in names):
+                found.setdefault(module_name(path), []).append(node)
+    return found
+
+
+def layer(name: str) -> str:
+    """A module's layer: its folder under djdeploy/ (config, ops, run, speed), else its name."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "djdeploy" else parts[0]
+
+
+# What each layer may import besides itself (docs/architecture.md): config < build < ops <
+# run < preflight < the verbs (deploy.py, ...); speed (switched on in djdeploy/__init__.py
+# and inventory.py only) reaches into any of them, none of them into it.
+MAY_IMPORT = {
+    "errors": set(), "terminal": set(), "shell": set(),
+    "config": {"errors"},
+    "build": {"config", "errors"},
+    "ops": {"config", "errors", "shell", "terminal"},
+    "run": {"ops", "config", "errors", "shell", "terminal"},
+    "preflight": {"build", "ops", "config", "errors", "shell", "terminal"},
+    "inventory": {"djdeploy", "errors", "terminal", "speed"},
+    "djdeploy": {"speed"},
+    "speed": {"build", "ops", "run", "config", "errors", "shell", "terminal"},
+}
+
+
+def test_each_layer_imports_only_those_below_it():
+    """Ops never import run (run reads ops' facts), nothing below preflight imports it,
+    config imports nothing of the deploy, and nothing but its switch imports speed."""
+    wrong = []
+    for module, targets in graph().items():
+        for target in targets:
+            if layer(target) != layer(module) and layer(target) not in MAY_IMPORT[layer(module)]:
+                wrong.append(f"{module} imports {target}")
+    assert sorted(MAY_IMPORT) == sorted({layer(m) for m in graph()})  # every layer has its rule
+    assert wrong == []
+
+
+def test_speed_is_imported_only_where_it_is_switched_on():
+    """djdeploy.speed_up and djdeploy.inventory import it, inside a function and under
+    `if SPEED` (DJDEPLOY_SPEED=off: plain pyinfra, nothing under speed/ imported)."""
+    users = {m: nodes for m, nodes in importers("djdeploy.speed").items() if layer(m) != "speed"
+             and m != "tests"}
+    assert set(users) == {"djdeploy", "djdeploy.inventory"}, sorted(users)
+    for module, nodes in users.items():
+        path = PACKAGE / ("__init__.py" if module == "djdeploy" else "inventory.py")
+        tree = ast.parse(path.read_text())
+        guarded = [n for n in ast.walk(tree) if isinstance(n, ast.If) and isinstance(n.test, ast.Name)
+                   and n.test.id == "SPEED"]
+        inside = {n.lineno for g in guarded for n in ast.walk(g) if isinstance(n, (ast.Import, ast.ImportFrom))}
+        for node in nodes:
+            assert node.lineno in inside, f"{module} line {node.lineno}: speed imported outside `if SPEED`"
+
+
+def test_with_speed_off_nothing_under_speed_is_imported():
+    """What the verbs import, in a process of their own with DJDEPLOY_SPEED=off."""
+    code = ("import sys; import djdeploy.inventory, djdeploy.preflight, djdeploy.ops.front, djdeploy.ops.postgresql, "
+            "djdeploy.run.lock, djdeploy.run.rollout, djdeploy.run.remote, djdeploy.run.status; "
+            "print(sorted(m for m in sys.modules if m.startswith('djdeploy.speed')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "DJDEPLOY_SPEED": "off"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_no_pyinfra_private_attribute_is_touched_outside_speed():
+    """Outside djdeploy/speed/ the deploy uses pyinfra's public API: `_inner`, how pyinfra's
+    documentation has an operation call another (docs.pyinfra.com, "Writing Operations"),
+    is the one underscore name it reaches."""
+    own = {node.name if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else node.id
+           for path in PACKAGE.rglob("*.py") for node in ast.walk(ast.parse(path.read_text()))
+           if isinstance(node, (ast.FunctionDef, ast.ClassDef)) or (isinstance(node, ast.Name)
+                                                                     and isinstance(node.ctx, ast.Store))}
+    touched = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] == "speed":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and node.attr != "_inner" and node.attr not in own):
+                touched.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
+    assert touched == []

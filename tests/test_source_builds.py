@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from djdeploy import build
+from djdeploy.config.requirements import requirements_problems
 from djdeploy.config.settings import parse
 from djdeploy.errors import DataError
 
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def problems(tmp_path, text, indexes=()):
     (tmp_path / "requirements.txt").write_text(text)
-    return build.requirements_problems(tmp_path / "requirements.txt", indexes, "host web-1")
+    return requirements_problems(tmp_path / "requirements.txt", indexes, "host web-1")
 
 
 @pytest.mark.parametrize("line, option", [

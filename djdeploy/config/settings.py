@@ -17,6 +17,7 @@ from djdeploy.config.discover import discover
 from djdeploy.config.keys import (DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
                                   REMOVED, REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, TIMER_NAME, PROCESS_NAME, UP_PATH, check_value, control_character,
                                   named_groups)
+from djdeploy.config.requirements import requirements_problems
 from djdeploy.errors import DataError
 
 
@@ -427,7 +428,6 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         problems.append(f"{where}: requirements file {requirements!r} does not exist: point it at the "
                         "project's requirements (relative to the directory you run pyinfra from)")
     elif requirements and "package_indexes" not in bad:
-        from djdeploy.build import requirements_problems  # (build reads the secrets folder's name)
         problems += requirements_problems(Path(requirements), chosen.package_indexes, where)
     srv = PurePosixPath(chosen.srv)
     if not srv.is_absolute() or ".." in srv.parts:

@@ -21,7 +21,7 @@ from pyinfra.operations import files as pyinfra_files
 
 from djdeploy.ops import operations
 from djdeploy.ops.facts import FrontApplied, NamedAcl
-from djdeploy.run.lock import shell_quote
+from djdeploy.shell import shell_quote
 
 PACKAGE = "caddy"
 PACKAGES = [PACKAGE, "acl"]  # acl: setfacl, so the front alone may pass through a project folder

@@ -22,7 +22,7 @@ from djdeploy.config import envfile
 from djdeploy.ops.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
                             MissingPackages, ProjectProcessUnits, SocketListens)
 from djdeploy.errors import fail
-from djdeploy.run.lock import CONTROLLER, shell_quote
+from djdeploy.shell import CONTROLLER, shell_quote
 
 STAMP = ".djdeploy-requirements"
 NEXT = ".next"  # a file the app reads at start, waiting beside it for the switch (release.sh)

@@ -24,10 +24,8 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import systemd
 
-from djdeploy.config.secrets import database_password
 from djdeploy.ops.facts import FileText
 from djdeploy.ops.operations import debian_packages, tool_env
-from djdeploy.preflight import checked
 
 PSQL = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
 FIND_CLUSTER = "ls -1d /etc/postgresql/*/main 2>/dev/null | sort -V | tail -n 1"  # the newest version's
@@ -54,18 +52,6 @@ def scram_verifier(password: str, role: str, iterations: int = 4096) -> str:
 def verifier_digest(verifier: str, role: str) -> str:
     """What the PostgresRole fact reports for a role with this verifier."""
     return hashlib.sha256(f"djdeploy-role:{role}:{verifier}".encode()).hexdigest()
-
-
-def clients(state, server_name: str) -> list[dict]:
-    """The projects that use this database server, from their web hosts' settings as
-    preflight checked them: [{"name": database and role, "password", "hosts": [names]}]."""
-    projects: dict[str, dict] = {}
-    for name, (s, _) in checked(state).items():
-        if s.database == "postgresql" and s.db_host == server_name:
-            entry = projects.setdefault(s.db_name, {"name": s.db_name, "hosts": [],
-                                                    "password": database_password(name)})
-            entry["hosts"].append(name)
-    return [projects[key] for key in sorted(projects)]
 
 
 def hba_address(name: str) -> str:
@@ -203,11 +189,11 @@ def role_and_database(role: str, password: str):
 
 
 @deploy("PostgreSQL for the web hosts")
-def server(s):
-    """Debian's PostgreSQL, listening for the web hosts; a role and database per project."""
+def server(s, projects: list[dict]):
+    """Debian's PostgreSQL, listening for the web hosts; a role and database per project
+    (`projects`, preflight.database_clients: [{"name", "password", "hosts"}])."""
     debian_packages(name="PostgreSQL package", packages=["postgresql"])
     listening = listen(name="PostgreSQL listens for the web hosts", addresses=["localhost", s.db_address])
-    projects = clients(host.state, host.name)
     allowed = [hba(name=f"pg_hba for {p['name']}", project=p["name"], database=p["name"], role=p["name"],
                    addresses=p["hosts"]) for p in projects]
     systemd.service(name="PostgreSQL running", service="postgresql", running=True, enabled=True)
@@ -232,32 +218,22 @@ def migration_names(app_path: Path) -> list[str]:
     return found
 
 
-def migrator(state, s) -> str | None:
-    """The web host that runs a project's migrations: the first of its hosts in the inventory."""
-    hosts = checked(state)
-    for other in state.inventory:
-        if other.name in hosts:
-            theirs = hosts[other.name][0]
-            if not theirs.database_server and (theirs.db_host, theirs.db_name) == (s.db_host, s.db_name):
-                return other.name
-    return None
-
-
 def lock_key(project: str) -> int:
     """The advisory lock every deploy of `project` migrates under (a positive bigint)."""
     return int(hashlib.sha256(f"djdeploy-migrate:{project}".encode()).hexdigest()[:15], 16)
 
 
 @operation()
-def migrations(s, release_id: str):
+def migrations(s, release_id: str, here: bool):
     """The shared database has every migration of release `release_id`: applied once,
-    by one host of the project (`migrator`), under an advisory lock; the other hosts
-    yield nothing. A dry run lists the migrations that would run.
+    by one host of the project, under an advisory lock; the other hosts yield nothing.
+    A dry run lists the migrations that would run.
 
     + s: the host's AppSettings
     + release_id: the release, ready on this host (operations.release)
+    + here: this host is the project's one that migrates (preflight.migrates_here)
     """
-    if s.database != "postgresql" or migrator(host.state, s) != host.name:
+    if s.database != "postgresql" or not here:
         return
     server = host.state.inventory.get_host(s.db_host)
     applied = set(server.get_fact(AppliedMigrations, database=s.db_name))

@@ -17,28 +17,22 @@ import atexit
 import contextlib
 import getpass
 import os
-import shlex
-import socket
 import sys
 import uuid
 
 import gevent
 from pyinfra.api import StringCommand
 from pyinfra.api.state import BaseStateCallback
-from pyinfra.context import ctx_host, ctx_state
+
+from pyinfra.api.arguments import pop_global_arguments
 
 from djdeploy.errors import fail
-from djdeploy.terminal import printable
 from djdeploy.ops.facts import LockHolder
-from djdeploy.speed.factcache import batched, not_a_change, privilege
+from djdeploy.shell import CONTROLLER, shell_quote
+from djdeploy.terminal import printable
 
-CONTROLLER = socket.gethostname()
 RUN_ID = uuid.uuid4().hex[:16]  # this run, as written into the locks it takes
 OWNER = f"{getpass.getuser()}@{CONTROLLER} pid {os.getpid()}"
-
-
-def shell_quote(value) -> str:
-    return shlex.quote(str(value))
 
 
 def take_command(root: str, path: str, wait: int, stale_run: str | None = None) -> str:
@@ -80,15 +74,39 @@ def _left_by_killed_deploy(owner: str) -> bool:
     return False
 
 
+PRIVILEGE = ("_sudo", "_sudo_user", "_sudo_password", "_use_sudo_login", "_preserve_sudo_env",
+             "_su_user", "_use_su_login", "_su_shell", "_preserve_su_env", "_su_password",
+             "_doas", "_doas_user", "_dzdo", "_dzdo_user")
+
+
+def privilege(host) -> dict:
+    """The run's sudo/su arguments (--sudo, host data), for commands run outside operations."""
+    arguments, _ = pop_global_arguments(host.state, host, {})
+    return {k: v for k, v in arguments.items() if k in PRIVILEGE and v}
+
+
+class Batch:
+    """What the lock asks of the way facts are read. Plain pyinfra (DJDEPLOY_SPEED=off):
+    every host of the run is locked, and a lock command is a command like any other. The
+    fact batch (djdeploy/speed/factcache.py) lends its own when it is on."""
+
+    @staticmethod
+    def quiet(host):
+        """A block whose commands read or coordinate, and change nothing on `host`."""
+        return contextlib.nullcontext()
+
+    def needs_lock(self, state, host, path: str) -> bool:
+        return True
+
+
+BATCH = Batch()
+
+
 def _run(host, command: str):
-    with not_a_change(host):  # coordination: the host's batched facts still hold
+    with BATCH.quiet(host):  # coordination: the host's batched facts still hold
         status, output = host.run_shell_command(StringCommand(command), print_output=False,
                                                 print_input=False, **privilege(host))
     return status, [line.line for line in output]
-
-
-def _nothing():
-    return iter(())
 
 
 class DeployLock(BaseStateCallback):
@@ -113,35 +131,12 @@ class DeployLock(BaseStateCallback):
         self.held.add(host)
         return None
 
-    def needs_lock(self, state, host) -> bool:
-        """Whether this run changes `host`, or someone else holds its lock (then the run
-        waits for it as usual). A host the run leaves as it is needs no lock: its
-        operations yield nothing, from the facts read before the run; they are then not
-        asked a second time when pyinfra executes them (nothing ran on the host since)."""
-        if not batched(host):  # deciding would ask every fact a second time: just lock
-            return True
-        if host.get_fact(LockHolder, path=self.locks[host.name][1]) is not None:
-            return True
-        settled = []
-        with ctx_state.use(state), ctx_host.use(host):
-            for op_hash in host.op_hash_order:
-                op_data = state.get_op_data_for_host(host, op_hash)
-                try:
-                    if op_data.operation_meta.will_change:
-                        return True
-                except RuntimeError:  # its _if asks whether an earlier one changed: counted there
-                    continue
-                settled.append(op_data)
-        for op_data in settled:
-            op_data.command_generator = _nothing
-        return False
-
     def operation_start(self, state, op_hash):
         if self.started or op_hash != state.get_op_order()[0]:
             return
         self.started = True
         hosts = [h for h in state.inventory.get_active_hosts()
-                 if h.name in self.locks and self.needs_lock(state, h)]
+                 if h.name in self.locks and BATCH.needs_lock(state, h, self.locks[h.name][1])]
         # One host after another, in one order for every deploy (by name), each waiting up
         # to lock_wait: two deploys started together meet at the same first host, where one
         # waits for the other, instead of each taking some hosts and both waiting in vain.

@@ -10,7 +10,6 @@ from pyinfra.facts.systemd import SystemdStatus
 from djdeploy.ops.facts import FileText, HealthAnswer, JobTimers, UnitStates
 from djdeploy.ops.operations import deployment, tool_env
 from djdeploy.terminal import printable
-from djdeploy.ops.postgresql import clients
 
 
 def went_live(revisions: str | None, release_id: str | None) -> str:
@@ -59,9 +58,9 @@ def report(host, s) -> None:
     print("    " + printable(" ".join(fields)), file=sys.stderr, flush=True)
 
 
-def report_database(host) -> None:
+def report_database(host, projects: list[dict]) -> None:
     """One line for a database server: PostgreSQL's state and the projects it serves."""
     active = host.get_fact(SystemdStatus, services=["postgresql.service"]).get("postgresql.service")
-    served = [f"{p['name']} ({len(p['hosts'])} web hosts)" for p in clients(host.state, host.name)]
+    served = [f"{p['name']} ({len(p['hosts'])} web hosts)" for p in projects]
     print(f"    {host.name}: database server postgresql={'active' if active else 'inactive'} "
           f"databases={','.join(served) or 'none'}", file=sys.stderr, flush=True)

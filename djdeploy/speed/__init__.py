@@ -2,10 +2,7 @@
 command (factcache, synth), and pyinfra's per-operation bookkeeping made cheap, with the
 same results (bookkeeping).
 
-DJDEPLOY_SPEED=off runs plain pyinfra: none of them is installed. The fast tests pass
+Only djdeploy.speed_up and djdeploy.inventory import them, each when djdeploy.SPEED is on:
+DJDEPLOY_SPEED=off runs plain pyinfra, and nothing here is imported. The fast tests pass
 both ways (CI runs them both ways).
 """
-
-import os
-
-ENABLED = os.environ.get("DJDEPLOY_SPEED", "on").lower() != "off"

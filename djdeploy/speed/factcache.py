@@ -34,11 +34,13 @@ import pyinfra.api.host as pyinfra_host
 from pyinfra.api import StringCommand
 from pyinfra.api.facts import _MISSING_COMMAND_MARKER as MISSING_COMMAND
 from pyinfra.api.facts import _make_command
-from pyinfra.context import ctx_host
+from pyinfra.context import ctx_host, ctx_state
 
-from djdeploy import speed
-from djdeploy.speed import bookkeeping, synth
 from djdeploy.build import CACHE
+from djdeploy.ops.facts import LockHolder
+from djdeploy.run import lock
+from djdeploy.run.lock import privilege
+from djdeploy.speed import bookkeeping, synth
 
 PLANS = CACHE / "facts"
 _live_get_fact = pyinfra_host.get_fact
@@ -152,19 +154,6 @@ class HostFacts:
                 self.values[key] = fact.process(stdout) if stdout else fact.default()
             except Exception:
                 continue
-
-
-PRIVILEGE = ("_sudo", "_sudo_user", "_sudo_password", "_use_sudo_login", "_preserve_sudo_env",
-             "_su_user", "_use_su_login", "_su_shell", "_preserve_su_env", "_su_password",
-             "_doas", "_doas_user", "_dzdo", "_dzdo_user")
-
-
-def privilege(host) -> dict:
-    """The run's sudo/su arguments (--sudo, host data), for commands run outside operations."""
-    from pyinfra.api.arguments import pop_global_arguments
-
-    arguments, _ = pop_global_arguments(host.state, host, {})
-    return {k: v for k, v in arguments.items() if k in PRIVILEGE and v}
 
 
 def _build(state, host, cls, args, kwargs, group=None):
@@ -299,16 +288,16 @@ def install(host) -> None:
     """Serve this host's facts from one batched command (see the module's docstring).
 
     DJDEPLOY_FACT_BATCH=off turns it off (pyinfra's one command per fact), to compare;
-    DJDEPLOY_SPEED=off turns off every speed-up (plain pyinfra: see djdeploy.speed).
+    DJDEPLOY_SPEED=off turns off every speed-up (plain pyinfra: djdeploy.speed_up never
+    calls this).
     """
-    if not speed.ENABLED:
-        return
     batching = os.environ.get("DJDEPLOY_FACT_BATCH") != "off"
     state = host.state
     real = ctx_host.get()  # deploy files see a proxy; facts need the Host itself
     if not _hosts:
         atexit.register(_report)
         bookkeeping.install()
+        lock.BATCH = LockBatch()
     if batching and pyinfra_host.get_fact is not get_fact:
         pyinfra_host.get_fact = get_fact
     if host.name in _hosts and entry_state.get(host.name) is state:
@@ -319,3 +308,37 @@ def install(host) -> None:
     _watch(real, entry)
     if batching:
         entry.prefetch(state, real)
+
+
+def _nothing():
+    return iter(())
+
+
+class LockBatch(lock.Batch):
+    """The deploy lock with the fact batch (djdeploy/run/lock.py): its commands leave a
+    host's batched facts valid, and a host the run leaves as it is needs no lock."""
+
+    quiet = staticmethod(not_a_change)
+
+    def needs_lock(self, state, host, path: str) -> bool:
+        """Whether this run changes `host`, or someone else holds its lock (then the run
+        waits for it as usual). A host the run leaves as it is needs no lock: its
+        operations yield nothing, from the facts read before the run; they are then not
+        asked a second time when pyinfra executes them (nothing ran on the host since)."""
+        if not batched(host):  # deciding would ask every fact a second time: just lock
+            return True
+        if host.get_fact(LockHolder, path=path) is not None:
+            return True
+        settled = []
+        with ctx_state.use(state), ctx_host.use(host):
+            for op_hash in host.op_hash_order:
+                op_data = state.get_op_data_for_host(host, op_hash)
+                try:
+                    if op_data.operation_meta.will_change:
+                        return True
+                except RuntimeError:  # its _if asks whether an earlier one changed: counted there
+                    continue
+                settled.append(op_data)
+        for op_data in settled:
+            op_data.command_generator = _nothing
+        return False
