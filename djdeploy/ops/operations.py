@@ -21,7 +21,6 @@ from pyinfra.operations import files
 from djdeploy.config import envfile
 from djdeploy.ops.facts import (Account, Deployment, DirectoryFiles, EnvFile, EnvFileLines, FileText, LockHolder,
                             MissingPackages, ProjectProcessUnits, SocketListens)
-from djdeploy.errors import fail
 from djdeploy.shell import CONTROLLER, shell_quote
 
 STAMP = ".djdeploy-requirements"
