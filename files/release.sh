@@ -128,17 +128,20 @@ failed() {
 # start). In the first, the release is root's and read-only: the deploy's WSGI entry as
 # gunicorn loads it (it also says where STATIC_ROOT is, if the project has collectstatic),
 # the checks, the migrations (SQLite: each host its own database; PostgreSQL: one host,
-# later). In the second, what the steps may write is the app user's: collectstatic, then
+# later), and collectstatic when STATIC_ROOT is the deploy's (STATIC_DIR, made the app
+# user's first: a folder of static files only). In the second, if needed, what the steps may write is the app user's: collectstatic, then
 # the release commands (data: release_commands, each as shell words the deploy quoted:
 # e.g. compilemessages, compress). Each step says its name on a line of its own after $1,
 # so a failure is named after the step that ran last.
-CHECKS='mark=$1 wsgi=$2 level=$3 migrate=$4 probe=$5
+CHECKS='mark=$1 wsgi=$2 level=$3 migrate=$4 probe=$5 collect=$6
 step() { printf "%s %s\n" "$mark" "$1"; }
 step "the WSGI import ($wsgi)"
-python -c "$probe" "$mark"
+found=$(python -c "$probe" "$mark")
+[ -z "$found" ] || printf "%s\n" "$found"
 step "manage.py check --deploy --fail-level $level"
 python manage.py check --deploy --fail-level "$level"
-if [ -n "$migrate" ]; then step "its migrations"; python manage.py migrate --noinput; fi'
+if [ -n "$migrate" ]; then step "its migrations"; python manage.py migrate --noinput; fi
+case $found in *"$mark static "*) [ -z "$collect" ] || { step collectstatic; python manage.py collectstatic --noinput; } ;; esac'
 PROBE='import sys
 import djdeploy_wsgi  # noqa: F401 (it sets Django up, as gunicorn does)
 from django.conf import settings
@@ -181,11 +184,17 @@ app_steps() {
     mark="release-step-$RANDOM$RANDOM$RANDOM"
     [ "${DATABASE:-sqlite}" != postgresql ] || migrate=
     while IFS= read -r line; do [ -z "$line" ] || commands+=("$line"); done <<< "${RELEASE_COMMANDS:-}"
+    local static=${STATIC_DIR:+$NEW/$STATIC_DIR} now=
+    if [ -n "$static" ] && [ ${#commands[@]} = 0 ]; then  # collectstatic in the first unit
+        install -d -m 0755 "$static" && chown "$APP_USER" "$static"
+        now=yes
+    fi
     out=$(mktemp)
-    in_unit "$out" "$CHECKS" "$mark" "$WSGI" "$CHECK_LEVEL" "$migrate" "$PROBE"
+    in_unit "$out" "$CHECKS" "$mark" "$WSGI" "$CHECK_LEVEL" "$migrate" "$PROBE" "$now"
     if grep -q "^$mark static " "$out"; then
-        collect=yes
-        static_root "$(sed -n "s/^$mark static //p" "$out" | tail -n 1)"
+        [ -n "$now" ] || { collect=yes; static_root "$(sed -n "s/^$mark static //p" "$out" | tail -n 1)"; }
+    elif [ -n "$now" ]; then
+        rmdir "$static" "$(dirname "$static")" 2> /dev/null || true  # no staticfiles: no folder for them
     fi
     rm -f "$out"
     # Release commands write into the code (compiled messages, compressed assets): the

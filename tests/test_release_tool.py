@@ -162,7 +162,7 @@ STEP_PROJECT = {
 }
 
 
-def steps(tmp_path, fail="", commands="say 'two words' \\$HOME\nsay again", static=True, inside=False):
+def steps(tmp_path, fail="", commands="say 'two words' \\$HOME\nsay again", static=True, inside=False, known=False):
     """release.sh's app_steps with its unit run in place, on STEP_PROJECT: (result, what
     `say` was told, whether STATIC_ROOT was collected)."""
     release = tmp_path / "new"
@@ -175,10 +175,13 @@ def steps(tmp_path, fail="", commands="say 'two words' \\$HOME\nsay again", stat
     (bin_dir / "python").chmod(0o755)
     log = tmp_path / "said"
     log.write_text("")
-    call = f'as_app() {{ shift; (cd {release} && "$@"); }}; database_path() {{ :; }}; app_steps'
+    (tmp_path / "units").write_text("")  # one line per unit this call starts
+    call = (f'as_app() {{ echo unit >> {tmp_path / "units"}; shift; (cd {release} && "$@"); }}; '
+            'database_path() { :; }; app_steps')
     release.chmod(0o755)
     result = run_function(tmp_path, call, {
         "PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log), "FAIL": fail, "NEW": str(release), "APP_USER": "nobody",
+        "STATIC_DIR": ".djdeploy/static" if known else "",
         "STATIC": (str(release / ".djdeploy" / "static") if inside else str(tmp_path / "static")) if static else "", "DB": str(tmp_path / "db.sqlite3"),
         "DJANGO_SETTINGS_MODULE": "project.settings", "PYTHONPATH": str(release), "ID": "0123456789ab",
         "WSGI": "project.wsgi:application", "CHECK_LEVEL": "ERROR", "RELEASE_COMMANDS": commands})
@@ -200,6 +203,13 @@ def test_the_release_steps_run_in_order_each_by_manage_py_with_the_commands_word
     static = tmp_path / "new" / ".djdeploy" / "static"
     assert result.returncode == 0 and collected, result.stderr
     assert static.owner() == "nobody" and (tmp_path / "new").owner() == "root"  # that folder only
+    assert (tmp_path / "units").read_text().count("unit") == 2  # checks, then collectstatic
+    for commands, units in [("", 1), ("say again", 2)]:  # the deploy's own STATIC_ROOT: one unit unless
+        shutil.rmtree(tmp_path / "new")                    # release commands need the release writable
+        result, _, collected = steps(tmp_path, commands=commands, inside=True, known=True)
+        assert result.returncode == 0 and collected, result.stderr
+        assert (tmp_path / "units").read_text().count("unit") == units
+        assert static.owner() == "nobody" and ((tmp_path / "new").owner() == "root") == (not commands)
 
 
 def test_a_failed_release_step_is_named_and_only_its_output_shown(tmp_path):

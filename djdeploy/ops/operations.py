@@ -38,6 +38,8 @@ def tool_env(s) -> str:
         "ORIGIN": f"{getpass.getuser()}@{CONTROLLER}",
         "CONFIG_FILES": " ".join(s.config_files),
         "DJANGO_DIR": s.django_dir,
+        # STATIC_ROOT in the release, where the deploy's settings put it (unless the app's own is kept)
+        "STATIC_DIR": ".djdeploy/static" if "STATIC_ROOT" in s.overrides else "",
         "DATABASE": s.database,  # postgresql: migrations run once, by `postgresql.migrations`
         "RELEASE_COMMANDS": "\n".join(s.release_commands),  # each one shell-quoted (settings.parse)
         "PROCESSES": " ".join(s.process_instances),  # restarted once the web is healthy
