@@ -368,6 +368,14 @@ restart_processes() {
     stay_up
 }
 
+# What process unit $1 wrote since the restart (of its run $2 if given: not what the one
+# before wrote as it stopped): its last error line, else its first line.
+said() {
+    journalctl "_SYSTEMD_UNIT=$1" _TRANSPORT=stdout ${2:+"$2"} --since "@$STARTED" -o cat --no-pager -q 2>/dev/null |
+        awk '/Error|Exception|error|Traceback|Invalid/ { e = $0 } NR == 1 { f = $0 } END { print (e != "" ? e : f) }' |
+        cut -c1-300 || true
+}
+
 # Each instance of $PROCESSES still running PROCESS_SETTLE seconds after its restart: a
 # worker that cannot start (an import that fails, a broker it cannot reach) exits within
 # them, and systemd would start it again and again (Restart=always) while the deploy
@@ -378,10 +386,8 @@ stay_up() {
         for unit in $PROCESSES; do
             state=$(systemctl show -P SubState "$unit" 2>/dev/null || true)
             [ "$state" = running ] && continue
-            # What the process itself wrote: its last error line, else its first line.
-            line=$(journalctl "_SYSTEMD_UNIT=$unit" _TRANSPORT=stdout --since "@$STARTED" -o cat --no-pager -q \
-                   2>/dev/null | awk '/Error|Exception|error|Traceback|Invalid/ { e = $0 } NR == 1 { f = $0 }
-                                      END { print (e != "" ? e : f) }' | cut -c1-300 || true)
+            line=$(said "$unit" "_SYSTEMD_INVOCATION_ID=$(systemctl show -P InvocationID "$unit" 2>/dev/null)")
+            [ -n "$line" ] || line=$(said "$unit")
             HEALTH="$unit did not stay up (${state:-unknown}, journalctl -u $unit)${line:+; it said: $line}"
             return 1
         done
