@@ -19,6 +19,13 @@ def site(host: dict, path: str = "/") -> str:
     return f"http://{host['address']}:{80 if host['group'] == 'web' else 8080}{path}"
 
 
+def converge():
+    """The fleet as this checkout deploys it, before a test that measures one change: the
+    test files that ran before on this worker's fleet may have left another state."""
+    result = run_pyinfra("-y")
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
 def app_journal(fleet, host: dict) -> str:
     return fleet.ssh(host, f"journalctl -u {PROJECT} --no-pager -q -o cat --since -5min").stdout
 
@@ -100,6 +107,7 @@ def test_a_changed_front_configuration_reloads_without_failing_a_request(fleet, 
     """Two graceful reloads (`caddy reload`) under load. Measured: 0 of 10,009 requests failed
     in one run, 1 of 7,378 (a connection reset, as Caddy 2.6's old server let go of the
     shared listener) in another: at most one reset per reload is allowed here, and shown."""
+    converge()
     before = {h["machine"]: caddy_pid(fleet, h) for h in fleet.hosts}
     with LoadRun([site(h) for h in fleet.hosts]) as load:
         changed = run_pyinfra("-y", "--data", "static_url=/assets/")
@@ -157,6 +165,7 @@ def test_an_app_on_a_tcp_port_moves_to_its_unix_socket_and_the_front_follows_fai
     local user could take between two binds): the socket moves to the app's unix socket
     before any switch, and the front follows in the same step (it tries again until the
     app listens there), the old socket stopped once gunicorn took what it queued."""
+    converge()
     web = fleet.by_group("web")
     for host in web:
         fleet.ssh(host, f"sed -i 's#^ListenStream=.*#ListenStream=127.0.0.1:8000#' /etc/systemd/system/{PROJECT}.socket; "
@@ -186,6 +195,7 @@ def test_a_host_deployed_before_the_front_hands_its_port_to_the_front_at_once(fl
     """A host deployed before the front: the app's socket holds port 80 itself and no front
     runs. The deploy moves the socket to 127.0.0.1 and starts the front in one step; before,
     port 80 stayed dark from that move until the front's step after every switch."""
+    converge()
     web = fleet.by_group("web")[0]
     fleet.ssh(web, f"systemctl stop caddy {PROJECT}.service {PROJECT}.socket; "
                    f"sed -i 's/^ListenStream=.*/ListenStream=80/' /etc/systemd/system/{PROJECT}.socket; "

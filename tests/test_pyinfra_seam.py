@@ -96,8 +96,7 @@ def test_the_fact_batch_answers_as_pyinfras_get_fact_on_this_machine(tmp_path, m
     # reports, while it is not later than its mtime (relatime): made later, so it stays.
     now = time.time()
     for path in [tmp_path / "dir", *(tmp_path / "dir").iterdir(), tmp_path / "lock", *(tmp_path / "lock").iterdir()]:
-        if not path.is_symlink():
-            os.utime(path, (now, now - 60))
+        os.utime(path, (now, now - 60), follow_symlinks=False)  # a link's own times too
     asked = [(File, {"path": str(tmp_path / "dir" / "a file")}), (File, {"path": str(tmp_path / "missing")}),
              (File, {"path": str(tmp_path / "dir" / "it's")}), (Directory, {"path": str(tmp_path / "dir")}),
              (Directory, {"path": str(tmp_path / "missing")}), (Link, {"path": str(tmp_path / "dir" / "link")}),
