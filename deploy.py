@@ -179,4 +179,4 @@ else:
     # release, each on one host of the fleet.
     operations.scheduled_jobs(name="Scheduled jobs", s=s, timers=timers_here(host, s),
                               _if=rollout.nothing_failed(host.state))
-    operations.releases_pruned(name="Old releases", s=s, keep=s.keep_releases)
+    operations.releases_pruned(name="Old releases", s=s, keep=s.keep_releases, release_id=release.id)

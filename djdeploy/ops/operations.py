@@ -358,14 +358,17 @@ def arrived_whole(final: str, sha1: str, user: str, group: str, mode: str, shown
 
 
 @operation()
-def releases_pruned(s, keep: int):
+def releases_pruned(s, keep: int, release_id: str | None = None):
     """At most `keep` releases stay (and never `current` or `previous`), and their venvs.
 
     + s: the host's AppSettings
     + keep: how many releases to keep
+    + release_id: the release this run made, counted even if the Deployment fact was read
+      before it was there (pyinfra keeps a fact it read for the rest of the run): else the
+      next run, with nothing to change, would prune it
     """
-    deployed = deployment(s)
-    if len(deployed["releases"]) > keep:
+    releases = set(deployment(s)["releases"]) | ({release_id} if release_id else set())
+    if len(releases) > keep:
         yield f"{tool_env(s)} {shell_quote(s.release_tool)} prune {int(keep)}"
 
 
