@@ -129,9 +129,9 @@ failed() {
 # gunicorn loads it (it also says where STATIC_ROOT is, if the project has collectstatic),
 # the checks, the migrations (SQLite: each host its own database; PostgreSQL: one host,
 # later), and collectstatic when STATIC_ROOT is the deploy's (STATIC_DIR, made the app
-# user's first: a folder of static files only). In the second, if needed, what the steps may write is the app user's: collectstatic, then
-# the release commands (data: release_commands, each as shell words the deploy quoted:
-# e.g. compilemessages, compress). Each step says its name on a line of its own after $1,
+# user's first: a folder of static files only). In the second, if needed, with what the
+# steps may write the app user's: collectstatic, then the release commands (data:
+# release_commands, each as shell words the deploy quoted: e.g. compilemessages, compress). Each step says its name on a line of its own after $1,
 # so a failure is named after the step that ran last.
 CHECKS='mark=$1 wsgi=$2 level=$3 migrate=$4 probe=$5 collect=$6
 step() { printf "%s %s\n" "$mark" "$1"; }
