@@ -687,14 +687,15 @@ class Release(tuple):
 
 
 def release(app_path: Path, requirements: Path, python: str, machine: str, source_builds: tuple = (),
-            dry: bool = False) -> Release:
+            dry: bool = False, linked: tuple = ()) -> Release:
     """The release of this code and its locked requirements on `python` (`machine`),
     built once per run.
 
     Its id is a hash of the code, the requirements, the Python, the machine and the
     versions its lock pins: the same on every host with that Python, and on every run
     with the same code and lock; hosts on another Python have their own (their release
-    runs other wheels). `source_builds` and `dry`: see `wheelhouse`. The virtualenv key is a hash of the lock file (e.g.
+    runs other wheels); and of `linked`, the release's paths linked to shared/ (they are part of
+    its tree). `source_builds` and `dry`: see `wheelhouse`. The virtualenv key is a hash of the lock file (e.g.
     "1a2b3c4d5e6f-py311"), so a code-only change reuses the virtualenv.
     """
     if not python_supported(python):
@@ -704,6 +705,9 @@ def release(app_path: Path, requirements: Path, python: str, machine: str, sourc
     lock = wheel_lock(wheels).read_text()
     locked = "".join(f"{name}=={version}\n" for name, version in sorted(pins(lock).items()))
     requirements_hash = hashlib.sha256(requirements_text(requirements)).hexdigest()
-    release_id = hashlib.sha256(f"{digest}\n{requirements_hash}\n{python} {machine}\n{locked}".encode()).hexdigest()[:12]
+    identity = f"{digest}\n{requirements_hash}\n{python} {machine}\n{locked}"
+    if linked:
+        identity += "".join(f"linked {path}\n" for path in linked)
+    release_id = hashlib.sha256(identity.encode()).hexdigest()[:12]
     venv = f"{hashlib.sha256(lock.encode()).hexdigest()[:12]}-py{python.replace('.', '')}"
     return Release(release_id, archive, wheels, venv, system_packages(lock))

@@ -285,7 +285,8 @@ def build_release(host, s: AppSettings, python: str, machine: str) -> build.Rele
     failure names every host of the run that shares that Python."""
     try:
         return build.release(s.app_path, s.requirements, python, machine, s.source_builds,
-                             "--dry" in sys.argv[1:])  # a dry run builds nothing from source
+                             "--dry" in sys.argv[1:],  # a dry run builds nothing from source
+                             s.linked)
     except build.BuildError as error:
         same = [host.name, *(h for h in _hosts_on(host.state, s, python, machine) if h != host.name)]
         fail([f"{'hosts' if len(same) > 1 else 'host'} {', '.join(same)}: {error}; no host was changed"])

@@ -22,6 +22,8 @@ UP_PATH = "/-/up"
 # its folder, and the front always sends X-Forwarded-For, which the check below refuses.
 LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1", "")
 
+if os.environ.get("DJDEPLOY_APP_PACKAGE"):  # the deploy's settings import the release as that package
+    importlib.import_module(os.environ["DJANGO_SETTINGS_MODULE"])
 _module, _, _name = os.environ["DJDEPLOY_APP_WSGI"].partition(":")
 app = getattr(importlib.import_module(_module), (_name or "application").removesuffix("()"))
 if _name.endswith("()"):  # a factory, e.g. Django's own get_wsgi_application()

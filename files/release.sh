@@ -207,14 +207,41 @@ app_steps() {
     rm -f "$out"
 }
 
-# Fails, naming them, if folder $1 holds links that lead out of it (but its venv) or files
-# linked from elsewhere: a release must not give the app a way to write what it runs.
+# The release's paths the app writes (data's linked_files and linked_dirs, as LINKED's
+# "file PATH" / "dir PATH" lines): each becomes a link to shared/data/linked/PATH, kept
+# across releases, as Capistrano links them. What the code has at PATH is replaced; a
+# folder (and a file's folder) is made there, the app user's; a file is left for the app
+# to make. Folders on the way inside the release are root's, as the rest of it.
+LINKS=()
+link_shared() {
+    local line kind path target data="$ROOT/shared/data"
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        kind=${line%% *} path=${line#* }
+        target="$data/linked/$path"
+        case $(realpath -m "$NEW/$path") in "$NEW"/*) ;; *) echo "linked $kind $path leads out of the release"; return 1 ;; esac
+        if [ "$kind" = dir ]; then
+            runuser -u "$APP_USER" -- mkdir -p "$target"
+        else
+            runuser -u "$APP_USER" -- mkdir -p "$(dirname "$target")"
+        fi
+        rm -rf "$NEW/$path"
+        install -d -m 0755 "$(dirname "$NEW/$path")"
+        ln -s "$target" "$NEW/$path"
+        LINKS+=("$NEW/$path")
+    done <<< "${LINKED:-}"
+}
+
+# Fails, naming them, if folder $1 holds links that lead out of it (but its venv and its
+# linked paths) or files linked from elsewhere: a release must not give the app a way to
+# write what it runs.
 confined() {
     local found
     found=$(find "$1" -mindepth 1 \( -type l ! -path "$1/venv" -print \) -o \( -type f -links +1 -print \) |
         while IFS= read -r path; do
             if [ -L "$path" ]; then
                 case $(readlink -f "$path") in "$1"/*) continue ;; esac
+                case " ${LINKS[*]} " in *" $path "*) [ "$(readlink "$path")" = "$ROOT/shared/data/linked/${path#"$1"/}" ] && continue ;; esac
             fi
             echo "$path"
         done | head -n 3)
@@ -232,6 +259,7 @@ prepare() {
     WRITABLE=$NEW
     check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
     ln -s "../../venvs/$venv" "$NEW/venv"
+    check "to link the paths the app writes" link_shared
     app_steps
     WRITABLE=
     # Root's and read-only to the app again; what the app user wrote may not reach out of it.

@@ -259,6 +259,7 @@ HUEY_KEYS = {
     "requirements": str(REQUIREMENTS / "huey-django.txt"),  # huey[redis,stats], Django
     "debian_packages": ["redis-server"],  # its settings take huey's default: Redis on localhost
     "processes": {"worker": {"command": "python manage.py run_huey", "count": 1}},  # its README's consumer
+    "linked_files": ["huey-stats.db"],  # its stats app's SQLite file, at the settings' BASE_DIR
 }
 
 
@@ -286,22 +287,27 @@ def test_huey_example_runs_tasks_through_its_consumer(fleet, huey_deployed):
         not_debug_404(f"{url}/")  # the example routes the admin only
 
 
-@pytest.mark.xfail(strict=True, reason="corpus-findings 8: huey's stats database is a SQLite file at "
-                   "BASE_DIR, in the release, which the app cannot write")
 def test_huey_example_records_its_stats(fleet, huey_deployed):
-    """huey's stats app (in its INSTALLED_APPS) records to a SQLite file beside the settings'
-    BASE_DIR: the consumer starts its recorder."""
+    """huey's stats app (in its INSTALLED_APPS) records to a SQLite file at the settings'
+    BASE_DIR, the read-only release: `linked_files` keeps it in shared/data, where the
+    consumer records every task it ran, and the next release finds the same file."""
     for host in fleet.hosts:
         journal = fleet.ssh(host, "journalctl -u huey_django-worker@1 -u huey_django --no-pager", check=False).stdout
         assert "stats recorder failed to start" not in journal, journal[-3000:]
+        events = manage(fleet, host, "huey_django", "from djangoex.test_app.tasks import add; "
+                        "add(1, 1).get(blocking=True, timeout=30); "
+                        "from huey.contrib.djhuey.stats.apps import stats_database; "
+                        "print(stats_database().execute_sql('select count(*) from huey_event').fetchone()[0])")
+        assert int(events) > 0, events
+        link = fleet.ssh(host, "readlink /srv/huey_django/current/huey-stats.db; "
+                         "stat -c %U /srv/huey_django/shared/data/linked/huey-stats.db").stdout.split()
+        assert link == ["/srv/huey_django/shared/data/linked/huey-stats.db", "huey_django"], link
 
 
 def test_huey_example_rerun_changes_nothing(huey_deployed):
     huey_deployed()
 
 
-@pytest.mark.xfail(strict=True, reason="corpus-findings 7: a manage.py inside the package it imports "
-                   "(example.project.settings): the release has no folder named example")
 def test_unicorn_example_its_own_static_folder(fleet, tmp_path):
     """django-unicorn's example: the project's own static/ folder (STATICFILES_DIRS beside
     manage.py), and a manage.py inside the package it imports (example.project.settings),

@@ -222,3 +222,18 @@ def test_app_env_cannot_replace_what_the_deploy_sets(monkeypatch):
         parse("app1", {"app_user": "web", "port": 80, "app_env": {"DJANGO_SETTINGS_MODULE": "project.settings"}},
               ["web"])
     assert "app_env key 'DJANGO_SETTINGS_MODULE' is a variable the deploy sets" in error.value.problems[0]
+
+
+@pytest.mark.parametrize("path", ["../etc/passwd", "/etc/passwd", "venv", "venv/bin/python", ".env",
+                                  "a/../../b", "-rf", "a//b", "stats.db\n", "a b"])
+def test_a_linked_path_that_could_leave_the_release_is_one_line(monkeypatch, path):
+    """linked_files and linked_dirs name paths inside the release (release.sh replaces each
+    with a link to shared/data/linked): nothing outside it, not its venv, no option."""
+    monkeypatch.chdir(ROOT)
+    for key in ("linked_files", "linked_dirs"):
+        with pytest.raises(DataError) as error:
+            parse("app1", {"app_user": "web", "port": 80, key: ["ok.db", path]}, ["web"])
+        assert len(error.value.problems) == 1 and f"app1 (group web): {key}.1 " in error.value.problems[0], error.value.problems
+    s = parse("app1", {"app_user": "web", "port": 80, "linked_files": ["huey-stats.db", "var/x.db"],
+                       "linked_dirs": ["cache"]}, ["web"])
+    assert s.linked == ("file huey-stats.db", "file var/x.db", "dir cache")

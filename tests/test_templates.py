@@ -242,3 +242,43 @@ def test_a_secret_key_given_as_a_secret_wins(settings, tmp_path, monkeypatch):
     assert module.SECRET_KEY == "from-secrets"
     import os
     assert "SECRET_KEY" not in os.environ  # what the module set for the app's import is gone
+
+
+def test_a_project_that_imports_its_own_folder_as_a_package_finds_it_in_the_release(tmp_path, monkeypatch):
+    """django-unicorn's example: manage.py sits inside the package it names
+    (example.project.settings) and puts the folder above on sys.path. The deploy finds
+    that, and its settings import the release as `example`, whatever its folder's name."""
+    import importlib
+    import sys
+
+    app = tmp_path / "unicorn"  # not named "example", as a copy of it may not be
+    (app / "project").mkdir(parents=True)
+    (app / "manage.py").write_text('import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", '
+                                   '"example.project.settings")\n')
+    (app / "project" / "__init__.py").write_text("")
+    (app / "project" / "settings.py").write_text(
+        "import os\nBASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))\n"
+        'WSGI_APPLICATION = "example.project.wsgi.application"\n')
+    (app / "project" / "wsgi.py").write_text("application = 'the app'\n")
+    monkeypatch.chdir(tmp_path)
+    s = parse("web1", {"app_user": "web", "port": 80, "app_path": "unicorn",
+                       "requirements": str(ROOT / "app" / "requirements.txt")})
+    assert (s.settings_module, s.wsgi_module, s.app_package) == (
+        "example.project.settings", "example.project.wsgi", "example")
+    assert s.environment["DJDEPLOY_APP_PACKAGE"] == "example"
+    (tmp_path / "django").mkdir()
+    (tmp_path / "django" / "djdeploy_settings.py").write_text(render("settings.py.j2", s))
+    monkeypatch.setenv("DJDEPLOY_RELEASE", str(app))
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "a-secret")
+    monkeypatch.setenv("DATABASE_URL", "sqlite://")
+    monkeypatch.syspath_prepend(str(tmp_path / "django"))
+    names = ("djdeploy_settings", "example", "example.project", "example.project.settings", "example.project.wsgi")
+    try:
+        module = importlib.import_module("djdeploy_settings")
+        assert module.BASE_DIR == str(app)
+        assert importlib.import_module("example.project.wsgi").application == "the app"
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+    plain = parse("web1", {"app_user": "web", "port": 80, "app_path": str(ROOT / "app")})
+    assert plain.app_package == "" and "DJDEPLOY_APP_PACKAGE" not in plain.environment

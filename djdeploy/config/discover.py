@@ -21,8 +21,12 @@ def discover(app_path: Path, settings_module: str | None) -> dict:
     match = SETTINGS_DEFAULT.search((app_path / "manage.py").read_text(errors="replace"))
     settings_module = settings_module or (match.group(1) if match else None)
     found["settings_module"] = settings_module
+    package = own_package(app_path, settings_module)
+    if package:
+        found["app_package"] = package
     for top in (app_path, app_path / "src") if settings_module else ():  # src/: a packaged project
-        base = top.joinpath(*settings_module.split("."))
+        parts = settings_module.split(".")[1:] if package else settings_module.split(".")
+        base = top.joinpath(*parts)
         source = next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
         wsgi = WSGI_SETTING.search(source.read_text(errors="replace")) if source else None
         if wsgi and "." in wsgi.group(1):
@@ -39,6 +43,20 @@ def discover(app_path: Path, settings_module: str | None) -> dict:
     if (app_path / "Procfile").is_file():
         found["procfile"] = procfile(app_path / "Procfile")
     return found
+
+
+def own_package(app_path: Path, settings_module: str | None) -> str | None:
+    """The package name a project imports its own folder as, when its manage.py sits inside
+    the package it names (settings `example.project.settings` with project/settings.py beside
+    manage.py, and no example/ folder): it puts the folder above on sys.path. The release is
+    imported under that name on the hosts."""
+    if not settings_module or "." not in settings_module:
+        return None
+    first, _, rest = settings_module.partition(".")
+    if (app_path / first).exists() or (app_path / "src" / first).exists():
+        return None
+    base = app_path.joinpath(*rest.split("."))
+    return first if base.with_suffix(".py").is_file() or (base / "__init__.py").is_file() else None
 
 
 def procfile(path: Path) -> dict:

@@ -52,6 +52,9 @@ PROCESS_FIELDS = {
     "stop_timeout": schema.integer(1, 86400),
     "stop_signal": schema.one_of("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"),
 }
+# A path inside a release, for the app to write (linked_files, linked_dirs): words of
+# letters, digits, '.', '_', '-', none starting with '.' or '-', and never the release's venv.
+RELEASE_PATH = r"^(?!venv(/|$))[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$"
 # What production needs, set by the deploy's settings module on top of the app's own
 # (templates/settings.py.j2); `keep_app_settings` leaves any of them as the app has it.
 OVERRIDES = ("ALLOWED_HOSTS", "DEBUG", "SECRET_KEY", "DATABASES", "STATIC_ROOT", "MEDIA_ROOT",
@@ -62,7 +65,7 @@ OVERRIDES = ("ALLOWED_HOSTS", "DEBUG", "SECRET_KEY", "DATABASES", "STATIC_ROOT",
 APP_FILE = "djdeploy.toml"
 APP_KEYS = ("requirements", "settings_module", "wsgi_module", "health_path", "release_commands", "processes",
             "timers", "debian_packages", "app_env", "keep_app_settings", "serve_files", "static_url",
-            "source_builds")  # package_indexes: the fleet's (operator's) to allow, never the app's
+            "source_builds", "linked_files", "linked_dirs")  # package_indexes: the fleet's (operator's) to allow, never the app's
 # What serves an app that names no WSGI application and has no wsgi.py: Django's own, as
 # runserver takes it when WSGI_APPLICATION is unset.
 DJANGO_WSGI = "django.core.wsgi:get_wsgi_application()"
@@ -70,7 +73,7 @@ UP_PATH = "/-/up"  # the deploy's health endpoint, answered before the app's URL
 SETTINGS_MODULE = "djdeploy_settings"
 # What .env holds for the deploy itself (AppSettings.environment): app_env may not replace them.
 DEPLOY_VARIABLES = ("VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE", "DJDEPLOY_APP_WSGI", "PYTHONPATH",
-                    "DJDEPLOY_SERVE_FILES", "DJANGO_SECRET_KEY_FILE")  # DJANGO_SETTINGS_MODULE on the hosts: imports the app's, then OVERRIDES
+                    "DJDEPLOY_SERVE_FILES", "DJANGO_SECRET_KEY_FILE", "DJDEPLOY_APP_PACKAGE")  # DJANGO_SETTINGS_MODULE on the hosts: imports the app's, then OVERRIDES
 # Keys older data may hold, with what to do about each.
 REMOVED = {"app_port": "the front reaches gunicorn on a unix socket in /srv/<project>/socket, which no other local "
                        "user can take, not on a TCP port: remove app_port"}
@@ -111,6 +114,14 @@ KEYS: dict[str, Key] = {
     "debian_packages": Key([], schema.list_of(schema.string(r"^[a-z0-9][a-z0-9+.-]{1,62}$")),
                            "what the app needs from Debian beyond Python, e.g. [\"gettext\"]",
                            'a list of Debian package names, e.g. ["gettext", "libmagic1"]'),
+    "linked_files": Key([], schema.list_of(schema.string(RELEASE_PATH)),
+                        "files in the release that the app writes, kept across releases (Capistrano's "
+                        "linked_files): each is a link to shared/data/linked/<path>, e.g. [\"huey-stats.db\"]",
+                        'a list of paths relative to manage.py\'s folder, e.g. ["huey-stats.db", "var/cache.db"]'),
+    "linked_dirs": Key([], schema.list_of(schema.string(RELEASE_PATH)),
+                       "folders in the release that the app writes, kept across releases (Capistrano's "
+                       "linked_dirs), as linked_files",
+                       'a list of paths relative to manage.py\'s folder, e.g. ["var/cache"]'),
     "source_builds": Key([], schema.list_of(schema.string(r"^(\*|[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?)$")),
                          "packages with no wheel that the controller may build from source, in a sandbox "
                          "(bubblewrap: nobody, no home, secrets or SSH key; pure Python only), or [\"*\"] for all; "

@@ -102,6 +102,15 @@ class AppSettings:
     static_url: str = "/static/"
     source_builds: tuple = ()  # packages the controller may build from source, in a sandbox ("*": all)
     package_indexes: tuple = ()  # indexes the requirements file may name itself
+    app_package: str = ""  # the package the project imports its own folder as (discover.own_package)
+    linked_files: tuple = ()  # release paths kept in shared/data/linked, writable by the app
+    linked_dirs: tuple = ()
+
+    @property
+    def linked(self) -> tuple:
+        """The release's paths linked to shared/data/linked, as release.sh reads them:
+        ("file <path>", "dir <path>")."""
+        return (*(f"file {p}" for p in self.linked_files), *(f"dir {p}" for p in self.linked_dirs))
 
     @property
     def https(self) -> bool:
@@ -305,6 +314,8 @@ class AppSettings:
             "DJANGO_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
             "PYTHONUNBUFFERED": "1",  # every line in the journal as it is printed (app_env may say 0)
         }
+        if self.app_package:  # the deploy's settings import the release under this name
+            env["DJDEPLOY_APP_PACKAGE"] = self.app_package
         if self.database != "postgresql":  # postgresql: DATABASE_URL, with the secrets
             env["DJANGO_DB_PATH"] = f"{self.data_dir}/db.sqlite3"
         env.update(self.app_env)
@@ -495,6 +506,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         static_url=chosen.static_url, processes=tuple(processes), source_builds=tuple(chosen.source_builds),
         package_indexes=tuple(chosen.package_indexes),
         release_command=(found.get("procfile") or {}).get("release"),
+        app_package=found.get("app_package") or "",
+        linked_files=tuple(chosen.linked_files), linked_dirs=tuple(chosen.linked_dirs),
     )
 
 

@@ -44,6 +44,7 @@ def tool_env(s) -> str:
         "RELEASE_COMMANDS": "\n".join(s.release_commands),  # each one shell-quoted (settings.parse)
         "PROCESSES": " ".join(s.process_instances),  # restarted once the web is healthy
         "RELEASE_COMMAND": s.release_command or "",  # the Procfile's release line
+        "LINKED": "\n".join(s.linked),  # release paths the app writes, kept in shared/data/linked
     }
     return "env " + " ".join(f"{k}={shell_quote(v)}" for k, v in values.items())
 
