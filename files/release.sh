@@ -133,15 +133,34 @@ failed() {
 # steps may write the app user's: collectstatic, then the release commands (data:
 # release_commands, each as shell words the deploy quoted: e.g. compilemessages, compress). Each step says its name on a line of its own after $1,
 # so a failure is named after the step that ran last.
-CHECKS='mark=$1 wsgi=$2 level=$3 migrate=$4 probe=$5 collect=$6
+CHECKS='mark=$1 wsgi=$2 level=$3 migrate=$4 probe=$5 collect=$6 manage=$7
 step() { printf "%s %s\n" "$mark" "$1"; }
 step "the WSGI import ($wsgi)"
 found=$(python -c "$probe" "$mark")
 [ -z "$found" ] || printf "%s\n" "$found"
-step "manage.py check --deploy --fail-level $level"
-python manage.py check --deploy --fail-level "$level"
-if [ -n "$migrate" ]; then step "its migrations"; python manage.py migrate --noinput; fi
-case $found in *"$mark static "*) [ -z "$collect" ] || { step collectstatic; python manage.py collectstatic --noinput; } ;; esac'
+set -- check --deploy --fail-level "$level"
+[ -z "$migrate" ] || set -- "$@" ";" migrate --noinput
+case $found in *"$mark static "*) [ -z "$collect" ] || set -- "$@" ";" collectstatic --noinput ;; esac
+python -c "$manage" "$mark" "$@"'
+# MANAGE MARK COMMAND [; COMMAND...]: each command as `python manage.py COMMAND` runs it
+# (the project's own manage.py, run as __main__, with what it does to sys.path), one
+# after the other in one Python process: Django starts once, not once per command. Each
+# says its name after MARK first; the first that fails ends them all with its status.
+MANAGE='import runpy, sys
+mark, words = sys.argv[1], sys.argv[2:]
+names = {"migrate": "its migrations", "collectstatic": "collectstatic"}
+while words:
+    command = words[:words.index(";")] if ";" in words else words
+    words = words[len(command) + 1:]
+    print(mark, names.get(command[0], "manage.py " + " ".join(command)), flush=True)
+    sys.argv = ["manage.py", *command]
+    try:
+        runpy.run_path("manage.py", run_name="__main__")
+    except SystemExit as end:
+        if end.code not in (None, 0):
+            raise
+    sys.stdout.flush()
+    sys.stderr.flush()'
 PROBE='import sys
 import djdeploy_wsgi  # noqa: F401 (it sets Django up, as gunicorn does)
 from django.conf import settings
@@ -190,7 +209,7 @@ app_steps() {
         now=yes
     fi
     out=$(mktemp)
-    in_unit "$out" "$CHECKS" "$mark" "$WSGI" "$CHECK_LEVEL" "$migrate" "$PROBE" "$now"
+    in_unit "$out" "$CHECKS" "$mark" "$WSGI" "$CHECK_LEVEL" "$migrate" "$PROBE" "$now" "$MANAGE"
     if grep -q "^$mark static " "$out"; then
         [ -n "$now" ] || { collect=yes; static_root "$(sed -n "s/^$mark static //p" "$out" | tail -n 1)"; }
     elif [ -n "$now" ]; then

@@ -147,7 +147,8 @@ STEP_PROJECT = {
         "import os\nSECRET_KEY = 'x' * 50\nUSE_TZ = True\nROOT_URLCONF = 'project.urls'\n"
         "INSTALLED_APPS = ['project', 'django.contrib.contenttypes'] + (['django.contrib.staticfiles'] if os.environ['STATIC'] else [])\n"
         "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': os.environ['DB']}}\n"
-        "STATIC_URL = '/static/'\nSTATIC_ROOT = os.environ['STATIC'] or None\n"),
+        "STATIC_URL = '/static/'\nSTATIC_ROOT = os.environ['STATIC'] or None\n"
+        "STATICFILES_DIRS = [STATIC_ROOT] if os.environ['FAIL'] == 'check' else []  # staticfiles.E002\n"),
     "project/urls.py": "urlpatterns = []\n",
     "project/static/app.css": "body {}\n",
     "project/management/__init__.py": "",
@@ -215,6 +216,7 @@ def test_the_release_steps_run_in_order_each_by_manage_py_with_the_commands_word
 def test_a_failed_release_step_is_named_and_only_its_output_shown(tmp_path):
     for fail, name, error in [
             ("wsgi", "the WSGI import (project.wsgi:application)", "ImportError: wsgi broke"),
+            ("check", "manage.py check --deploy --fail-level ERROR", "ERRORS:"),
             ("say", "manage.py say 'two words' \\$HOME", "CommandError: say broke")]:
         result, said, _ = steps(tmp_path, fail=fail)
         assert result.returncode == 1
