@@ -111,7 +111,7 @@ else:
     # PostgreSQL: migrated once, by one host, when every host has the release and before any switches.
     postgresql.migrations(name="Migrations", s=s, release_id=release.id, here=migrates_here(host, s))
     # The Procfile's release line, once per deploy, on the first app host, before any switch.
-    operations.release_command(name="Release command", s=s, release_id=release.id,
+    operations.procfile_release(name="Release command", s=s, release_id=release.id,
                                here=host.name == first_app_host(host.state, s))
 
     # The systemd unit (it waits for the switch too, unless the port changes hands: socket

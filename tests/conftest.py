@@ -204,9 +204,36 @@ def deploy_killed_at(project, markers, *args, env=None):
     return "".join(seen)
 
 
+class Runs:
+    """pyinfra runs on fleet `fleet` with the database password given as a user gives it
+    (DJDEPLOY_SECRET_DATABASE_PASSWORD); every output is kept, for tests that search them
+    for the password (`earlier`: passwords rotated away)."""
+
+    def __init__(self, password: str, fleet: str):
+        self.password, self.fleet = password, fleet
+        self.earlier: list[str] = []
+        self.outputs: list[tuple[str, str]] = []
+
+    def __call__(self, *args, cwd=ROOT, deploy="deploy.py", env=None):
+        environment = {"DJDEPLOY_SECRET_DATABASE_PASSWORD": self.password, **(env or {})}
+        result = run_pyinfra(*args, fleet=self.fleet, cwd=cwd, env=environment, deploy=deploy)
+        self.outputs.append((" ".join(args) + " " + deploy, result.stdout))
+        return result
+
+
 @pytest.fixture
 def project_copy(tmp_path):
     return copy_project(tmp_path)
+
+
+@pytest.fixture
+def settings(monkeypatch):
+    """A web host's AppSettings from the shipped data, with one app_env value."""
+    from djdeploy.config.settings import parse
+
+    monkeypatch.chdir(ROOT)
+    data = {"app_user": "web", "port": 80, "app_env": {"SENTRY_ENVIRONMENT": "production"}}
+    return parse("app1.example.com", data, ["web"])
 
 
 class LoadRun:

@@ -636,7 +636,7 @@ def test_a_procfile_gives_process_types_and_a_release_command(tmp_path, monkeypa
     assert [(p.name, p.command, p.count) for p in s.processes] == [
         ("clock", "python manage.py clock", 0), ("high_priority", "python manage.py db_worker --queue-name high", 0),
         ("worker", "python manage.py db_worker", 3)]  # a type data does not name runs nowhere (Heroku's scale)
-    assert s.release_command == "python manage.py migrate"
+    assert s.procfile_release == "python manage.py migrate"
     assert s.process_instances == tuple(f"my_awesome_project-worker@{n}.service" for n in (1, 2, 3))
     with pytest.raises(DataError) as refused:
         parse("web1", {"app_user": "web", "port": 8080, "processes": {"beat": {"count": 1}}}, ["web"])
@@ -733,13 +733,15 @@ def test_a_failed_run_leaves_every_host_with_the_files_of_the_release_it_serves(
 
 @pytest.mark.fleet
 def test_kill_9_at_every_operation_boundary_then_the_next_deploy_converges(fleet, deployed, tmp_path):
-    """The controller is killed as each operation of the recipe starts, in turn, deploy after
-    deploy (two versions, and .env data, alternating: every run has work at every step). After
-    each kill the host serves, unchanged or wholly on the new release with its files, and the
-    next deploy goes on from there; every row written through the app in between is kept."""
+    """The controller is killed as each operation of the recipe that changes something
+    starts, in turn, deploy after deploy (two versions, and .env data, alternating: every
+    run has new code and a new .env). After each kill the host serves, unchanged or wholly
+    on the new release with its files, and the next deploy goes on from there; every row
+    written through the app in between is kept. A kill as an operation with nothing to do
+    starts leaves the host as a kill at the next one that has work: those are not repeated."""
     from secrets import token_urlsafe
 
-    from conftest import app_version, deploy_killed_at, run_pyinfra, wait_http_200
+    from conftest import app_version, deploy_killed_at, results, run_pyinfra, wait_http_200
     from test_plan import RECIPE
 
     web = fleet.by_group("web")[0]
@@ -762,7 +764,16 @@ def test_kill_9_at_every_operation_boundary_then_the_next_deploy_converges(fleet
         pytest.fail(f"no row could be written through the app ({text})")
 
     secret = "killed-" + token_urlsafe(24)
-    for number, op in enumerate(RECIPE):
+    # What a run of the loop changes: a whole run of the other version, with new .env data
+    # (.env, Release, Switch to the release); what the run after a kill has to clear ("Files
+    # a stopped run left"); and the pruning of old releases, whatever the count is now.
+    reference = run_pyinfra("-y", "--limit", web["address"], "--data", 'app_env={"KILLED_AT": "reference"}',
+                            cwd=versions[1], env={"DJDEPLOY_SECRET_KILL": secret})
+    assert reference.returncode == 0, reference.stdout[-3000:]
+    changed = {name for name, row in results(reference.stdout).items() if row["changed"]}
+    boundaries = [op for op in RECIPE if op in changed or op in ("Files a stopped run left", "Old releases")]
+    assert {".env", "Release", "Switch to the release"} <= set(boundaries), boundaries
+    for number, op in enumerate(boundaries):
         version = versions[number % 2]
         before = served_state(fleet, web)
         output = deploy_killed_at(version, [f"Starting operation: {op}\n"], "--limit", web["address"],

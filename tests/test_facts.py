@@ -11,13 +11,13 @@ def test_the_lock_owner_is_read_whole():
 
 def test_releases_are_release_folders_only():
     """An archive still being unpacked, or left by a failed release, is not a release."""
-    output = ["releases:", "0123456789ab", "ba9876543210.tar", ".new-ba9876543210", "", "venvs:", "k-py311"]
+    output = ["releases:", "0123456789ab", "ba9876543210.tar", ".new-ba9876543210"]
     state = Deployment().process(output)
-    assert state["releases"] == ["0123456789ab"] and state["venvs"] == ["k-py311"]
+    assert state["releases"] == ["0123456789ab"]
 
 
 def test_the_current_releases_dependency_set():
-    output = ["stat=current/venv 1700000000 'current/venv' -> '../../venvs/df689afd86d7-py311'"]
+    output = ["stat=current/venv 'current/venv' -> '../../venvs/df689afd86d7-py311'"]
     assert Deployment().process(output)["venv"] == "df689afd86d7-py311"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, app_version, own_fleet, results, run_pyinfra, wait_http_200
+from conftest import PROJECT, Runs, app_version, own_fleet, results, wait_http_200
 
 FLEET = "pgtest"
 MIGRATION = '''from django.db import migrations, models
@@ -52,26 +52,9 @@ def password():
     return secrets.token_urlsafe(24) + "%$@/"  # characters a URL must escape
 
 
-class Runs:
-    """Every pyinfra run of this module, with the password given as a user gives it; their
-    outputs are searched for it at the end."""
-
-    def __init__(self, password):
-        self.password = password
-        self.earlier: list[str] = []  # passwords rotated away
-        self.outputs: list[tuple[str, str]] = []
-
-    def __call__(self, *args, cwd=None, deploy="deploy.py", env=None):
-        environment = {"DJDEPLOY_SECRET_DATABASE_PASSWORD": self.password, **(env or {})}
-        kwargs = {"cwd": cwd} if cwd else {}
-        result = run_pyinfra(*args, fleet=FLEET, env=environment, deploy=deploy, **kwargs)
-        self.outputs.append((" ".join(args) + " " + deploy, result.stdout))
-        return result
-
-
 @pytest.fixture(scope="module")
 def runs(password):
-    return Runs(password)
+    return Runs(password, FLEET)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from conftest import PROJECT, ROOT, app_version, own_fleet, results, run_pyinfra, wait_http_200
+from conftest import PROJECT, ROOT, Runs, app_version, own_fleet, results, wait_http_200
 
 pytestmark = pytest.mark.fleet
 
@@ -35,12 +35,7 @@ def procs():
 
 @pytest.fixture(scope="module")
 def run(procs):
-    password = secrets.token_urlsafe(24)
-
-    def run(*args, cwd=ROOT, deploy="deploy.py", env=None):
-        return run_pyinfra(*args, fleet=FLEET, cwd=cwd, deploy=deploy,
-                           env={"DJDEPLOY_SECRET_DATABASE_PASSWORD": password, **(env or {})})
-    return run
+    return Runs(secrets.token_urlsafe(24), FLEET)
 
 
 @pytest.fixture(scope="module")

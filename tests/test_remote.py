@@ -138,16 +138,19 @@ def test_logs_follows_new_lines_until_stopped(fleet, deployed):
     web = fleet.by_group("web")[0]
     marker = uuid.uuid4().hex
     follow = subprocess.Popen([sys.executable, "logs.py", web["address"], "-f", "-n", "0"], cwd=ROOT, env=VERB_ENV,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         time.sleep(3)  # journalctl -f is waiting
         assert http_get(f"http://{web['address']}/healthz?follow={marker}")[0] == 200
-        deadline = time.monotonic() + 30
-        for line in follow.stdout:
-            if marker in line:
-                assert line.startswith(f"[{web['address']}] ")
-                break
-            assert time.monotonic() < deadline
+        shown, deadline = b"", time.monotonic() + 30
+        while marker.encode() not in shown:  # every read with a deadline: a silent follower fails, not hangs
+            assert time.monotonic() < deadline, shown[-2000:]
+            if select.select([follow.stdout], [], [], 1)[0]:
+                chunk = os.read(follow.stdout.fileno(), 65536)
+                assert chunk, shown[-2000:]  # it ended
+                shown += chunk
+        line = next(line for line in shown.decode(errors="replace").splitlines() if marker in line)
+        assert line.startswith(f"[{web['address']}] "), line
     finally:
         follow.terminate()
         follow.wait(timeout=30)

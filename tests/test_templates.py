@@ -12,13 +12,6 @@ from djdeploy.config.settings import parse
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def settings(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    data = {"app_user": "web", "port": 80, "app_env": {"SENTRY_ENVIRONMENT": "production"}}
-    return parse("app1.example.com", data, ["web"])
-
-
 def render(name, s):
     # pyinfra renders templates with Jinja2 and StrictUndefined too.
     env = Environment(loader=FileSystemLoader(ROOT), undefined=StrictUndefined,

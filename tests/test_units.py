@@ -61,42 +61,40 @@ SERVING_HASH = "0f3c9a1e2b7d4c6a"
 DEPLOYMENT_FIXTURES = {
     "nothing deployed (no project folder: the command prints nothing)": {
         "output": None,  # pyinfra returns default() for no output
-        "fact": {"current": None, "previous": None, "venv": None, "releases": [], "venvs": [],
-                 "lock": None, "serving": None, "config": None, "serving_since": None, "leftovers": []},
+        "fact": {"current": None, "previous": None, "venv": None, "releases": [],
+                 "lock": None, "serving": None, "config": None, "leftovers": []},
     },
     "folder made, nothing released yet": {
         "output": ["serving=",
                    "config=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 -"],
-        "fact": {"current": None, "previous": None, "venv": None, "releases": [], "venvs": [],
-                 "lock": None, "serving": None, "config": "e3b0c44298fc1c14", "serving_since": None,
+        "fact": {"current": None, "previous": None, "venv": None, "releases": [],
+                 "lock": None, "serving": None, "config": "e3b0c44298fc1c14",
                  "leftovers": []},
     },
     "two releases, serving the current one, a deploy holding the lock": {
         "output": [
-            "stat=.serving 1700000300 '.serving'",
-            "stat=current 1700000200 'current' -> 'releases/bbb222'",
-            "stat=previous 1700000100 'previous' -> '/srv/shop/releases/aaa111'",
-            "stat=current/venv 1700000200 'current/venv' -> '../../venvs/k2-py311'",
+            "stat=current 'current' -> 'releases/bbb222'",
+            "stat=previous 'previous' -> '/srv/shop/releases/aaa111'",
+            "stat=current/venv 'current/venv' -> '../../venvs/k2-py311'",
             f"serving=bbb222 {SERVING_HASH}",
             f"config={SERVING_HASH}9d2b77e1aa11c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ff -",
             "leftovers=/srv/shop/shared/.env.next /srv/shop/run.prev",
-            "releases:", "aaa111", "bbb222", "ccc333.tar", ".new-ccc333", "",
-            "venvs:", "k1-py311", "k2-py311",
+            "releases:", "aaa111", "bbb222", "ccc333.tar", ".new-ccc333",
             "lock=5f2c9a1e0b7d4c3a ci@build-7 pid 4242 2026-11-28T03:00:00Z",
         ],
         "fact": {"current": "bbb222", "previous": "aaa111", "venv": "k2-py311",
-                 "releases": ["aaa111", "bbb222"], "venvs": ["k1-py311", "k2-py311"],
+                 "releases": ["aaa111", "bbb222"],
                  "lock": {"run": "5f2c9a1e0b7d4c3a", "owner": "ci@build-7 pid 4242",
                           "since": "2026-11-28T03:00:00Z"},
-                 "serving": f"bbb222 {SERVING_HASH}", "config": SERVING_HASH, "serving_since": 1700000300,
+                 "serving": f"bbb222 {SERVING_HASH}", "config": SERVING_HASH,
                  "leftovers": ["/srv/shop/shared/.env.next", "/srv/shop/run.prev"]},
     },
     "a lock folder a killed deploy left empty still counts as held": {
         "output": ["serving=", "config=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 -",
                    "lock="],
-        "fact": {"current": None, "previous": None, "venv": None, "releases": [], "venvs": [],
+        "fact": {"current": None, "previous": None, "venv": None, "releases": [],
                  "lock": {"run": "", "owner": "", "since": ""}, "serving": None,
-                 "config": "e3b0c44298fc1c14", "serving_since": None, "leftovers": []},
+                 "config": "e3b0c44298fc1c14", "leftovers": []},
     },
 }
 
@@ -156,9 +154,9 @@ def test_deployment_fact_reads_what_its_command_prints_here(tmp_path):
 
     assert deployment_here(root, configs) == {
         "current": "bbb222", "previous": "aaa111", "venv": "k2-py311",
-        "releases": ["aaa111", "bbb222"], "venvs": ["k1-py311", "k2-py311"],
+        "releases": ["aaa111", "bbb222"],
         "lock": {"run": "5f2c9a1e0b7d4c3a", "owner": "ci@build-7 pid 4242", "since": "2026-11-28T03:00:00Z"},
-        "serving": f"bbb222 {SERVING_HASH}", "config": config, "serving_since": 1700000300,
+        "serving": f"bbb222 {SERVING_HASH}", "config": config,
         "leftovers": [str(root / "gunicorn.conf.py.next")],
     }
     # No project folder: nothing printed, pyinfra's default.
@@ -187,7 +185,6 @@ def test_what_the_app_was_started_with_matches_the_fact_until_a_config_file_chan
 
     state = deployment_here(root, configs)
     assert state["serving"] == f"bbb222 {state['config']}"
-    assert state["serving_since"] == int(os.stat(root / ".serving").st_mtime)
 
     configs[0].write_text('PORT="8080"\n')
     changed = deployment_here(root, configs)
@@ -265,14 +262,6 @@ def on(stand_in):
 def commands(operation, stand_in, *args, **kwargs) -> list[str]:
     with on(stand_in):
         return [str(c) for c in operation._inner(*args, **kwargs)]
-
-
-@pytest.fixture
-def settings(monkeypatch):
-    from djdeploy.config.settings import parse
-
-    monkeypatch.chdir(ROOT)
-    return parse("app1", {"app_user": "web", "port": 80}, ["web"])
 
 
 def test_system_group_and_user_from_the_account_fact():
@@ -462,7 +451,7 @@ def test_env_file_reports_names_and_sends_values_only_on_stdin(settings, monkeyp
 
 
 # ----------------------------------------------------------------------------------------
-# The deploy lock's shell (take_command, release_command), run here
+# The deploy lock's shell (take_command, unlock_command), run here
 
 @pytest.fixture
 def lock_paths(tmp_path):
@@ -549,12 +538,12 @@ def test_release_gives_back_only_this_runs_lock(lock_paths):
 
     root, path = lock_paths
     assert sh(lock.take_command(str(root), str(path), 0)).returncode == 0
-    assert sh(lock.release_command(str(path))).returncode == 0
+    assert sh(lock.unlock_command(str(path))).returncode == 0
     assert not path.exists() and root.is_dir()
-    assert sh(lock.release_command(str(path))).returncode == 0  # nothing held: nothing to do
+    assert sh(lock.unlock_command(str(path))).returncode == 0  # nothing held: nothing to do
     assert not path.exists()
     held_by(path, "cafe0000cafe0000")
-    assert sh(lock.release_command(str(path))).returncode == 0
+    assert sh(lock.unlock_command(str(path))).returncode == 0
     assert (path / "run").read_text() == "cafe0000cafe0000\n"  # another deploy's: kept
 
 

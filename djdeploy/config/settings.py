@@ -90,7 +90,7 @@ class AppSettings:
     serve_files: bool = True
     timers: tuple = ()  # Timer, by name
     processes: tuple = ()  # Process, by name
-    release_command: str | None = None  # the Procfile's release line: once per deploy, before the switch
+    procfile_release: str | None = None  # the Procfile's release line: once per deploy, before the switch
     domain: str | None = None
     tls: str = "off"  # "acme", "files" (tls_files) or "off": what the front serves HTTPS with
     tls_files: tuple = ()  # (certificate, key): paths on the controller
@@ -505,7 +505,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         acme_ca=chosen.acme_ca, acme_ca_root=chosen.acme_ca_root, acme_email=chosen.acme_email, acme_renew_interval=chosen.acme_renew_interval,
         static_url=chosen.static_url, processes=tuple(processes), source_builds=tuple(chosen.source_builds),
         package_indexes=tuple(chosen.package_indexes),
-        release_command=(found.get("procfile") or {}).get("release"),
+        procfile_release=(found.get("procfile") or {}).get("release"),
         app_package=found.get("app_package") or "",
         linked_files=tuple(chosen.linked_files), linked_dirs=tuple(chosen.linked_dirs),
     )

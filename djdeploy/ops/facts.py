@@ -176,37 +176,35 @@ class Deployment(FactBase):
     """A project's release state on a host, in one command.
 
     {"current": id or None, "previous": id or None, "venv": current's virtualenv key (the hash
-     of its locked dependencies) or None, "releases": [ids], "venvs": [keys],
-     "lock": {"run", "owner", "since"} or None, "serving": "<release> <config hash>" the
-     app was last started with, "serving_since": when the deploy last started it (Unix
-     time), "config": "<config hash>" of the files on disk now, "leftovers": [paths] of files
-     a stopped run left waiting for a switch (.next, .prev, .next.part)}
+     of its locked dependencies) or None, "releases": [ids], "lock": {"run", "owner",
+     "since"} or None, "serving": "<release> <config hash>" the app was last started with,
+     "config": "<config hash>" of the files on disk now, "leftovers": [paths] of files a
+     stopped run left waiting for a switch (.next, .prev, .next.part)}
     """
 
     def default(self):
         return self.process([])  # nothing there yet
 
     def command(self, root, lock_dir, config_files=()):
-        # Few processes (a no-op on a busy fleet pays for each): one stat for the links and
-        # .serving's time, one ls for both folders, one cat for the lock; parsed here.
+        # Few processes (a no-op on a busy fleet pays for each): one stat for the links, one
+        # ls for the releases, one cat for the lock; parsed here.
         r, lock = shlex.quote(root), shlex.quote(lock_dir)
         files = " ".join(shlex.quote(f) for f in config_files)
         waiting = " ".join(shlex.quote(f + end) for f in config_files for end in (".next", ".prev", ".next.part"))
         waiting += "".join(f" {shlex.quote(f)}.next.??????" for f in config_files)  # a cut .env upload (its mktemp)
         return (f"cd {r} 2>/dev/null || exit 0; "
-                f"stat -c 'stat=%n %Y %N' .serving current previous current/venv 2>/dev/null; "
+                f"stat -c 'stat=%n %N' current previous current/venv 2>/dev/null; "
                 f"echo serving=$(cat .serving 2>/dev/null); "
                 f"echo config=$(cat {files} 2>/dev/null | sha256sum); "
                 f"echo leftovers=$(ls -d {waiting} 2>/dev/null); "
-                f"ls -1A releases venvs 2>/dev/null; "
+                f"echo releases:; ls -1A releases 2>/dev/null; "
                 f"if [ -d {lock} ]; then echo lock=$(cat {lock}/run {lock}/owner {lock}/since 2>/dev/null); fi")
 
     def process(self, output):
-        values, links, times, listed, folder = {}, {}, {}, {"releases": [], "venvs": []}, None
+        values, links, listed, folder = {}, {}, {"releases": []}, None
         for line in output:
             if line.startswith("stat="):
-                name, mtime, shown = line[5:].split(" ", 2)
-                times[name] = int(mtime)
+                name, shown = line[5:].split(" ", 1)
                 if " -> " in shown:
                     links[name] = shown.split(" -> ", 1)[1].strip("'\"").rsplit("/", 1)[-1]
             elif line.endswith(":") and line[:-1] in listed:
@@ -227,11 +225,9 @@ class Deployment(FactBase):
             "previous": links.get("previous"),
             "venv": links.get("current/venv"),  # the locked dependency set current runs in
             "releases": listed["releases"],
-            "venvs": listed["venvs"],
             "lock": lock,
             "serving": values.get("serving") or None,
             "config": values.get("config", "")[:16] or None,
-            "serving_since": times.get(".serving"),
             "leftovers": values.get("leftovers", "").split(),
         }
 

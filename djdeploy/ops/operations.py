@@ -43,7 +43,7 @@ def tool_env(s) -> str:
         "DATABASE": s.database,  # postgresql: migrations run once, by `postgresql.migrations`
         "RELEASE_COMMANDS": "\n".join(s.release_commands),  # each one shell-quoted (settings.parse)
         "PROCESSES": " ".join(s.process_instances),  # restarted once the web is healthy
-        "RELEASE_COMMAND": s.release_command or "",  # the Procfile's release line
+        "RELEASE_COMMAND": s.procfile_release or "",  # the Procfile's release line
         "LINKED": "\n".join(s.linked),  # release paths the app writes, kept in shared/data/linked
     }
     return "env " + " ".join(f"{k}={shell_quote(v)}" for k, v in values.items())
@@ -451,7 +451,7 @@ WANTS = f"{UNITS}/multi-user.target.wants"
 
 
 @operation()
-def release_command(s, release_id: str, here: bool):
+def procfile_release(s, release_id: str, here: bool):
     """The app's Procfile `release:` line has run for release `release_id`: once per deploy,
     on one host (`here`), in the new release before any switch, as the app user with the
     files it will start with. A failure stops the run before any host switched.
@@ -460,7 +460,7 @@ def release_command(s, release_id: str, here: bool):
     + release_id: the release, ready on this host (operations.release)
     + here: this host runs it (the first app host of the inventory)
     """
-    if s.release_command and here and host.get_fact(FileText, path=f"{s.root}/.released") != release_id:
+    if s.procfile_release and here and host.get_fact(FileText, path=f"{s.root}/.released") != release_id:
         yield f"{tool_env(s)} {shell_quote(s.release_tool)} release-command {shell_quote(release_id)}"
 
 

@@ -56,7 +56,7 @@ def take_command(root: str, path: str, wait: int, stale_run: str | None = None) 
     )
 
 
-def release_command(path: str) -> str:
+def unlock_command(path: str) -> str:
     """Shell that gives the lock back, if this run still holds it."""
     return f"if [ \"$(cat {shell_quote(path)}/run 2>/dev/null)\" = {shell_quote(RUN_ID)} ]; then rm -rf {shell_quote(path)}; fi"
 
@@ -161,7 +161,7 @@ class DeployLock(BaseStateCallback):
             self.release_all()
 
     def release_all(self):
-        gevent.joinall([gevent.spawn(_run, h, release_command(self.locks[h.name][1])) for h in self.held])
+        gevent.joinall([gevent.spawn(_run, h, unlock_command(self.locks[h.name][1])) for h in self.held])
         self.held.clear()
 
     def operation_host_error(self, state, host, op_hash, retry_count=0, max_retries=0):
@@ -175,7 +175,7 @@ class DeployLock(BaseStateCallback):
         if held is not None:
             self.held.discard(held)
             with contextlib.suppress(Exception):  # a host that dropped its connection keeps it
-                _run(held, release_command(self.locks[held.name][1]))
+                _run(held, unlock_command(self.locks[held.name][1]))
 
     def operation_end(self, state, op_hash):
         if self.held and op_hash == state.get_op_order()[-1]:
