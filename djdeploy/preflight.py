@@ -19,13 +19,14 @@ from urllib.parse import quote
 from djdeploy import build, errors
 from djdeploy.config import envfile
 from djdeploy.config.keys import DB_PASSWORD, DB_PORT, ENV_FILE_MAX
-from djdeploy.config.secrets import _passwords, check_database_passwords, database_password
+from djdeploy.config.secrets import check_database_passwords
 from djdeploy.config.settings import AppSettings, Process, Timer, parse
 from djdeploy.errors import DataError, DeployError, fail
 from djdeploy.ops.facts import HostPython
 from djdeploy.ops.operations import deployment, render_env
 
-# id(state) -> {host name: (AppSettings, secrets)}: what preflight checked, for the run
+# id(state) -> {host name: (AppSettings, secrets, database password or None)}: the run's
+# plan, made once by preflight; nothing after it changes a host's settings
 _prepared: dict[int, dict[str, tuple] | DeployError] = {}
 def preflight(state) -> None:
     """Once per run: every host answered SSH and every host's data is valid.
@@ -48,13 +49,14 @@ def preflight(state) -> None:
 
 
 def checked(state) -> dict:
-    """{host name: (settings, secrets)} of every host, as this run's preflight checked them."""
+    """{host name: (settings, secrets, database password or None)} of every host, as this
+    run's preflight checked them."""
     prepared = _prepared.get(id(state), {})
     return {} if isinstance(prepared, DeployError) else prepared
 
 
 def _checked(state) -> dict:
-    """preflight's checks: {host name: (settings, secrets)}, or the run stops."""
+    """preflight's checks: {host name: (settings, secrets, password)}, or the run stops."""
     prepared = {}
     problems = [f"cannot reach {h.name} over SSH (reason above): check its address, port, user "
                 "and key, or remove it from the inventory; no host was changed"
@@ -69,15 +71,15 @@ def _checked(state) -> dict:
     problems += link_databases(parsed)
     for other, settings in parsed.values():
         if settings.database_server:
-            prepared[other.name] = (settings, None)
+            prepared[other.name] = (settings, None, None)
             continue
         try:
             batches.setdefault(settings.batch, other.name)
             machine = other.data.get("ssh_hostname") or other.name
             problems += _shared_machine(ports, machine, other.name, settings)
-            secrets = host_secrets(other, settings)
+            secrets, password = _secrets(other, settings)
             problems += check_templates(other, settings, secrets)
-            prepared[other.name] = (settings, secrets)
+            prepared[other.name] = (settings, secrets, password)
         except DataError as error:
             problems += error.problems
     problems += check_database_passwords(prepared)
@@ -115,10 +117,9 @@ def database_clients(state, server_name: str) -> list[dict]:
     """The projects that use database server `server_name`, from their web hosts' checked
     settings: [{"name": database and role, "password", "hosts": [names]}]."""
     projects: dict[str, dict] = {}
-    for name, (s, _) in checked(state).items():
+    for name, (s, _, password) in checked(state).items():
         if s.database == "postgresql" and s.db_host == server_name:
-            entry = projects.setdefault(s.db_name, {"name": s.db_name, "hosts": [],
-                                                    "password": database_password(name)})
+            entry = projects.setdefault(s.db_name, {"name": s.db_name, "hosts": [], "password": password})
             entry["hosts"].append(name)
     return [projects[key] for key in sorted(projects)]
 
@@ -139,7 +140,7 @@ def timers_here(host, s: AppSettings) -> list:
     """The timers of `s` this host runs. Each runs on one host of the fleet: the one its
     data names (host = "..."), or else the first host of the inventory whose checked
     settings have it (from data or the app's own file)."""
-    hosts = checked(host.state) or {host.name: (s, None)}
+    hosts = checked(host.state) or {host.name: (s, None, None)}
     here = []
     for timer in s.timers:
         # The app hosts of this project that have it (a database server runs no job).
@@ -223,10 +224,11 @@ def _template_line(error, path) -> str:
 
 
 def app_settings(host) -> AppSettings:
-    """This host's settings, as `preflight` checked them (parsed here if it did not run)."""
-    if host.name in checked(host.state):
-        return checked(host.state)[host.name][0]
-    return parse(host.name, host.data, host.groups)
+    """This host's settings, as `preflight` checked and linked them (it runs first if it
+    has not yet): one truth for every operation."""
+    if host.name not in checked(host.state):
+        preflight(host.state)
+    return checked(host.state)[host.name][0]
 
 
 def host_python(host) -> tuple:
@@ -245,19 +247,24 @@ def host_python(host) -> tuple:
 
 
 def host_secrets(host, s: AppSettings):
-    """This host's secrets (see djdeploy.config.envfile), checked against its settings."""
+    """This host's secrets (see djdeploy.config.envfile), as `preflight` checked them."""
     prepared = checked(host.state).get(host.name)
-    if prepared and prepared[0] is s:
-        return prepared[1]
+    return prepared[1] if prepared and prepared[0] is s else _secrets(host, s)[0]
 
+
+def _secrets(host, s: AppSettings) -> tuple:
+    """(secrets, database password or None) of a host: its secrets checked against its
+    settings; on PostgreSQL the app gets DATABASE_URL, and the password alone stays out
+    of .env (the database server's role is made from it)."""
     taken = {**s.environment, "DATABASE_URL": ""} if s.database == "postgresql" else s.environment
     secrets = envfile.load(host.name, host.groups, s.required_secrets, taken=taken)
-    if s.database == "postgresql":  # the app gets the URL; the password alone stays out of .env
-        password = _passwords[host.name] = secrets.pop(DB_PASSWORD)
-        address = f"[{s.db_address}]" if ":" in s.db_address else s.db_address
-        secrets["DATABASE_URL"] = (f"postgres://{s.db_name}:{quote(password, safe='')}@{address}:"
-                                   f"{DB_PORT}/{s.db_name}")
-    return secrets
+    if s.database != "postgresql":
+        return secrets, None
+    password = secrets.pop(DB_PASSWORD)
+    address = f"[{s.db_address}]" if ":" in s.db_address else s.db_address
+    secrets["DATABASE_URL"] = (f"postgres://{s.db_name}:{quote(password, safe='')}@{address}:"
+                               f"{DB_PORT}/{s.db_name}")
+    return secrets, password
 
 
 def rollback_target(host, s: AppSettings) -> str:

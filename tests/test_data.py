@@ -149,7 +149,7 @@ def test_one_port_for_two_projects_on_one_machine_is_refused(monkeypatch):
 
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(preflight, "check_templates", lambda host, s, secrets: [])
-    monkeypatch.setattr(preflight, "host_secrets", lambda host, s: {})
+    monkeypatch.setattr(preflight, "_secrets", lambda host, s: ({}, None))
     class Host(SimpleNamespace):
         __hash__ = object.__hash__
 

@@ -13,10 +13,9 @@ DB_SECRET = re.compile(r"^[\x21-\x7e]{16,}$")
 def check_database_passwords(prepared: dict) -> list[str]:
     """Every app host of a project on PostgreSQL has the same, usable DATABASE_PASSWORD."""
     problems, seen = [], {}
-    for name, (s, _) in prepared.items():
+    for name, (s, _, password) in prepared.items():
         if s.database != "postgresql":
             continue
-        password = database_password(name)
         if password is None:
             continue
         if not DB_SECRET.match(password):
@@ -28,9 +27,3 @@ def check_database_passwords(prepared: dict) -> list[str]:
                             f"database {s.db_name}: give every host of the project the same one")
     return problems
 
-
-_passwords: dict[str, str] = {}  # host name -> its DATABASE_PASSWORD, for the database server's role
-
-
-def database_password(host_name: str) -> str | None:
-    return _passwords.get(host_name)
