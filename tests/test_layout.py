@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,7 +108,7 @@ def layer(name: str) -> str:
 # and inventory.py only) reaches into any of them, none of them into it.
 MAY_IMPORT = {
     "errors": set(), "terminal": set(), "shell": set(),
-    "config": {"errors"},
+    "config": {"errors", "shell"},
     "build": {"config", "errors"},
     "ops": {"config", "errors", "shell", "terminal"},
     "run": {"ops", "config", "errors", "shell", "terminal"},
@@ -120,7 +121,8 @@ MAY_IMPORT = {
 
 def test_each_layer_imports_only_those_below_it():
     """Ops never import run (run reads ops' facts), nothing below preflight imports it,
-    config imports nothing of the deploy, and nothing but its switch imports speed."""
+    config imports nothing of the deploy but the shell quoting, and nothing but its switch
+    imports speed."""
     wrong = []
     for module, targets in graph().items():
         for target in targets:
@@ -174,3 +176,14 @@ def test_no_pyinfra_private_attribute_is_touched_outside_speed():
                     and node.attr != "_inner" and node.attr not in own):
                 touched.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
     assert touched == []
+
+
+def test_shell_words_are_quoted_in_one_place():
+    """Every word the deploy puts into a host's shell is quoted by djdeploy.shell: no module
+    quotes with shlex (or a helper of its own) beside it. (config/envfile.py's quote is the
+    .env format's, which systemd's EnvironmentFile= reads too: not a shell word.)"""
+    quoting = [f"{path.relative_to(PACKAGE)}: line {number}" for path in sorted(PACKAGE.rglob("*.py"))
+               if path.name not in ("shell.py", "envfile.py")
+               for number, line in enumerate(path.read_text().splitlines(), 1)
+               if "shlex.quote" in line or re.search(r"def _?quote\(", line)]
+    assert quoting == []

@@ -19,6 +19,7 @@ from djdeploy.config.keys import (DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPL
                                   named_groups)
 from djdeploy.config.requirements import requirements_problems
 from djdeploy.errors import DataError
+from djdeploy.shell import shell_quote
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Process:
     @property
     def quoted(self) -> str:
         """The command as one shell word (the process script hands it to bash)."""
-        return shlex.quote(self.command)
+        return shell_quote(self.command)
 
 
 @dataclass(frozen=True)

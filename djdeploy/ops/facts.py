@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import shlex
 
 from pyinfra.api import FactBase
+
+from djdeploy.shell import shell_quote
 
 
 class HostPython(FactBase):
@@ -30,7 +31,7 @@ class MissingPackages(FactBase):
 
     def command(self, packages):
         self.packages = list(packages)
-        names = " ".join(shlex.quote(p) for p in packages)
+        names = " ".join(shell_quote(p) for p in packages)
         # One process: the names asked, then the state of those dpkg knows ("ii" installed).
         return f"echo {names}; dpkg-query -W -f='${{db:Status-Abbrev}} ${{Package}}\\n' {names} 2>/dev/null; true"
 
@@ -57,7 +58,7 @@ class SocketListens(FactBase):
         return []
 
     def command(self, unit, service):
-        u, s = shlex.quote(unit), shlex.quote(service)
+        u, s = shell_quote(unit), shell_quote(service)
         return (f"pid=$(systemctl show -P MainPID {s} 2>/dev/null); bound=; "
                 f"[ \"${{pid:-0}}\" -gt 0 ] 2>/dev/null && bound=$({{ ss -Hltnp; ss -Hlxp; }} 2>/dev/null | grep -F \"pid=$pid,\" "
                 "| grep -F '\"systemd\",pid=1,' | awk '{print ($1 == \"u_str\" ? $5 : $4) \" (Stream)\"}'); "
@@ -77,7 +78,7 @@ class FrontApplied(FactBase):
 
     def command(self, files):
         marker = files.split()[1].rsplit("/", 1)[0] + "/.applied"  # beside the Caddyfile
-        return (f"[ -e {shlex.quote(marker)} ] || exit 0; cat {shlex.quote(marker)}; "
+        return (f"[ -e {shell_quote(marker)} ] || exit 0; cat {shell_quote(marker)}; "
                 f"cat {files} 2>/dev/null | sha1sum | cut -c1-40")
 
     def process(self, output):
@@ -93,7 +94,7 @@ class NamedAcl(FactBase):
         return []
 
     def command(self, path):
-        return f"getfacl -cp -- {shlex.quote(path)} 2>/dev/null || true"
+        return f"getfacl -cp -- {shell_quote(path)} 2>/dev/null || true"
 
     def process(self, output):
         return sorted(line.split("#")[0].strip() for line in output
@@ -109,7 +110,7 @@ class ProjectProcessUnits(FactBase):
         return []
 
     def command(self, project):
-        return (f"grep -lxF {shlex.quote('X-Djdeploy-Project=' + project)} /etc/systemd/system/*@.service "
+        return (f"grep -lxF {shell_quote('X-Djdeploy-Project=' + project)} /etc/systemd/system/*@.service "
                 "2>/dev/null || true")
 
     def process(self, output):
@@ -125,7 +126,7 @@ class UnitStates(FactBase):
         return {}
 
     def command(self, units):
-        names = " ".join(shlex.quote(u) for u in units)
+        names = " ".join(shell_quote(u) for u in units)
         return (f"systemctl show -p Id -p ActiveState -p ActiveEnterTimestamp -p NRestarts "
                 f"--timestamp=unix -- {names} 2>/dev/null || true")
 
@@ -153,7 +154,7 @@ class DirectoryFiles(FactBase):
         return []
 
     def command(self, path):
-        return f"ls -1A {shlex.quote(path)} 2>/dev/null || true"
+        return f"ls -1A {shell_quote(path)} 2>/dev/null || true"
 
     def process(self, output):
         return sorted(line.strip() for line in output if line.strip())
@@ -163,7 +164,7 @@ class FileText(FactBase):
     """A small file's text, stripped; None when the file does not exist."""
 
     def command(self, path):
-        quoted = shlex.quote(path)
+        quoted = shell_quote(path)
         return f"if [ -f {quoted} ]; then echo found; cat {quoted}; fi"
 
     def process(self, output):
@@ -188,10 +189,10 @@ class Deployment(FactBase):
     def command(self, root, lock_dir, config_files=()):
         # Few processes (a no-op on a busy fleet pays for each): one stat for the links, one
         # ls for the releases, one cat for the lock; parsed here.
-        r, lock = shlex.quote(root), shlex.quote(lock_dir)
-        files = " ".join(shlex.quote(f) for f in config_files)
-        waiting = " ".join(shlex.quote(f + end) for f in config_files for end in (".next", ".prev", ".next.part"))
-        waiting += "".join(f" {shlex.quote(f)}.next.??????" for f in config_files)  # a cut .env upload (its mktemp)
+        r, lock = shell_quote(root), shell_quote(lock_dir)
+        files = " ".join(shell_quote(f) for f in config_files)
+        waiting = " ".join(shell_quote(f + end) for f in config_files for end in (".next", ".prev", ".next.part"))
+        waiting += "".join(f" {shell_quote(f)}.next.??????" for f in config_files)  # a cut .env upload (its mktemp)
         return (f"cd {r} 2>/dev/null || exit 0; "
                 f"stat -c 'stat=%n %N' current previous current/venv 2>/dev/null; "
                 f"echo serving=$(cat .serving 2>/dev/null); "
@@ -238,8 +239,8 @@ class JobTimers(FactBase):
     "running"}}."""
 
     def command(self, project):
-        pattern = shlex.quote(f"{project}-job-*")
-        prefix = shlex.quote(f"{project}-job-")  # each service by name: a glob finds only loaded units
+        pattern = shell_quote(f"{project}-job-*")
+        prefix = shell_quote(f"{project}-job-")  # each service by name: a glob finds only loaded units
         return (f"echo prefix={prefix}; "
                 f"systemctl list-timers --all --no-pager -o json {pattern}.timer 2>/dev/null || echo '[]'; "
                 f"units=$(ls -1 /etc/systemd/system | grep -F -- {prefix} | grep '[.]service$'); "
@@ -280,7 +281,7 @@ class HealthAnswer(FactBase):
     header, timeout), so status.py shows what the gate would see."""
 
     def command(self, tool, tool_env):
-        quoted = shlex.quote(tool)
+        quoted = shell_quote(tool)
         return f"if [ -x {quoted} ]; then {tool_env} {quoted} health 2>/dev/null || echo none; else echo none; fi"
 
     def process(self, output):
@@ -291,7 +292,7 @@ class LockHolder(FactBase):
     """The deploy lock at `path`: {"run", "owner"} of whoever holds it, or None if free."""
 
     def command(self, path):
-        quoted = shlex.quote(path)
+        quoted = shell_quote(path)
         return f"if [ -d {quoted} ]; then cat {quoted}/run {quoted}/owner 2>/dev/null; fi"
 
     def process(self, output):
@@ -303,7 +304,7 @@ class Account(FactBase):
     "gid", "home", "shell", "group"} or None}. One cheap lookup, not every account."""
 
     def command(self, user, group):
-        u, g = shlex.quote(user), shlex.quote(group)
+        u, g = shell_quote(user), shell_quote(group)
         # Told apart by shape: group lines have 4 fields, passwd lines 7, id -gn none.
         return f"getent group {g}; getent passwd {u}; id -gn {u} 2>/dev/null; true"
 
@@ -327,9 +328,9 @@ class EnvFile(FactBase):
     with `-vvv`: a secret is compared, not read back)."""
 
     def command(self, path, salt):
-        quoted = shlex.quote(path)
+        quoted = shell_quote(path)
         return (f"if [ -f {quoted} ]; then stat -c '%U %G %a' {quoted} && "
-                f"{{ printf '%s\\0' {shlex.quote(salt)}; cat {quoted}; }} | sha256sum; fi")
+                f"{{ printf '%s\\0' {shell_quote(salt)}; cat {quoted}; }} | sha256sum; fi")
 
     def process(self, output):
         if len(output) < 2:
@@ -347,8 +348,8 @@ class EnvFileLines(FactBase):
                "else '#', hashlib.sha256(s + bytes(1) + l).hexdigest()[:32]) for l in d.split(bytes([10]))]")
 
     def command(self, path, salt):
-        quoted = shlex.quote(path)
-        return f"if [ -f {quoted} ]; then python3 -I -S -c {shlex.quote(self._SCRIPT)} {quoted} {shlex.quote(salt)}; fi"
+        quoted = shell_quote(path)
+        return f"if [ -f {quoted} ]; then python3 -I -S -c {shell_quote(self._SCRIPT)} {quoted} {shell_quote(salt)}; fi"
 
     def process(self, output):
         return [line.rsplit(" ", 1) for line in output]

@@ -17,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-import shlex
 from pathlib import Path
 
 from pyinfra import host, logger
@@ -26,6 +25,7 @@ from pyinfra.operations import systemd
 
 from djdeploy.ops.facts import FileText
 from djdeploy.ops.operations import debian_packages, tool_env
+from djdeploy.shell import shell_quote
 
 PSQL = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
 FIND_CLUSTER = "ls -1d /etc/postgresql/*/main 2>/dev/null | sort -V | tail -n 1"  # the newest version's
@@ -86,7 +86,7 @@ class PostgresRole(FactBase):
                f"encode(sha256(convert_to('djdeploy-role:{role}:' || coalesce(rolpassword, ''), 'UTF8')), 'hex') "
                f"FROM pg_authid WHERE rolname = '{role}'), 'absent') || '|' || "
                f"coalesce((SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{database}'), 'absent')")
-        return f"{PSQL} -d postgres -c {shlex.quote(sql)} 2>/dev/null || true"
+        return f"{PSQL} -d postgres -c {shell_quote(sql)} 2>/dev/null || true"
 
     def process(self, output):
         line = "".join(output).strip()
@@ -105,7 +105,7 @@ class AppliedMigrations(FactBase):
 
     def command(self, database):
         sql = "SELECT app || '.' || name FROM django_migrations ORDER BY id"
-        return f"{PSQL} -d {shlex.quote(database)} -c {shlex.quote(sql)} 2>/dev/null || true"
+        return f"{PSQL} -d {shell_quote(database)} -c {shell_quote(sql)} 2>/dev/null || true"
 
     def process(self, output):
         return [line.strip() for line in output if line.strip()]
@@ -242,5 +242,5 @@ def migrations(s, release_id: str, here: bool):
         return
     logger.info(f"{host.print_prefix}migrations for {s.db_name} on {s.db_host}: "
                 f"{', '.join(pending) or 'none of the project (checks those of its packages)'}")
-    yield (f"{tool_env(s)} {shlex.quote(s.release_tool)} migrate {shlex.quote(release_id)} "
+    yield (f"{tool_env(s)} {shell_quote(s.release_tool)} migrate {shell_quote(release_id)} "
            f"{lock_key(s.project)}")

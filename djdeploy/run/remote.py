@@ -14,7 +14,6 @@ import argparse
 import datetime
 import json
 import os
-import shlex
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from djdeploy.config.settings import AppSettings, parse
 from djdeploy.errors import DataError
 from djdeploy.terminal import printable
 from djdeploy.ops.operations import tool_env
+from djdeploy.shell import shell_quote
 
 SSH_OPTIONS = {  # inventory data -> ssh's own option
     "ssh_port": "Port", "ssh_user": "User", "ssh_key": "IdentityFile",
@@ -81,8 +81,8 @@ def ssh_argv(target: Target, terminal: bool) -> list[str]:
 
 def manage_command(s: AppSettings, args: list[str], sudo: bool) -> str:
     """manage.py `args` in the current release, by release.sh (as the app user, with .env)."""
-    words = " ".join(shlex.quote(a) for a in args)
-    return f"{'sudo -n ' if sudo else ''}{tool_env(s)} {shlex.quote(s.release_tool)} manage {words}"
+    words = " ".join(shell_quote(a) for a in args)
+    return f"{'sudo -n ' if sudo else ''}{tool_env(s)} {shell_quote(s.release_tool)} manage {words}"
 
 
 def logs_command(s: AppSettings, since: str | None, lines: int | None, follow: bool, sudo: bool) -> str:
@@ -95,7 +95,7 @@ def logs_command(s: AppSettings, since: str | None, lines: int | None, follow: b
         options += ["-n", str(lines)]
     if follow:
         options.append("-f")
-    return f"{'sudo -n ' if sudo else ''}journalctl " + " ".join(shlex.quote(o) for o in options)
+    return f"{'sudo -n ' if sudo else ''}journalctl " + " ".join(shell_quote(o) for o in options)
 
 
 def log_line(raw: str) -> str:

@@ -41,6 +41,7 @@ from djdeploy.ops.facts import LockHolder
 from djdeploy.run import lock
 from djdeploy.run.lock import privilege
 from djdeploy.speed import bookkeeping, synth
+from djdeploy.shell import shell_quote
 
 PLANS = CACHE / "facts"
 _live_get_fact = pyinfra_host.get_fact
@@ -181,10 +182,6 @@ def _build(state, host, cls, args, kwargs, group=None):
     return fact, made
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
 def frame(commands: list[str]) -> tuple[str, str]:
     """(script, marker): one shell script that runs `commands` one after another, each in
     its own subshell (a job's `exit` or `cd` stays there), its output framed by lines
@@ -192,7 +189,7 @@ def frame(commands: list[str]) -> tuple[str, str]:
     no temporary files, so the host spends its CPU on the facts' own commands. stderr is
     not read (a fact that fails is asked live, where pyinfra reports it); stdin is empty."""
     marker = hashlib.sha256("\0".join(commands).encode()).hexdigest()[:16]
-    script = "\n".join(f"echo '@@B {marker} {index}'; (eval {_quote(command)}) 2>/dev/null </dev/null; "
+    script = "\n".join(f"echo '@@B {marker} {index}'; (eval {shell_quote(command)}) 2>/dev/null </dev/null; "
                         f"printf '\\n@@S {marker} {index} %s\\n' $?" for index, command in enumerate(commands))
     return script, marker
 

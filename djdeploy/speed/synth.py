@@ -13,10 +13,11 @@ answer as expected (no GNU stat, no sha1sum) is dropped: its facts are asked liv
 from __future__ import annotations
 
 import re
-import shlex
 
 from pyinfra.facts.files import LINUX_STAT_COMMAND, STAT_REGEX, Directory, File, Link, Sha1File, _unquote_stat_name
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+
+from djdeploy.shell import shell_quote
 
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./@:+-]*$")
 SAFE_UNIT = re.compile(r"^[A-Za-z0-9:_.@-]+$")
@@ -72,13 +73,13 @@ def commands(facts: list[tuple]) -> dict[str, str]:
         elif group == "systemd":
             units += _units(args, kwargs)
     out = {}
-    quoted = {g: " ".join(shlex.quote(p) for p in dict.fromkeys(ps)) for g, ps in paths.items()}
+    quoted = {g: " ".join(shell_quote(p) for p in dict.fromkeys(ps)) for g, ps in paths.items()}
     if len(paths["stat"]) > 1:
         out["stat"] = f"{LINUX_STAT_COMMAND} -- {quoted['stat']} 2>/dev/null; true"
     if len(paths["sha1"]) > 1:
         out["sha1"] = f"sha1sum -- {quoted['sha1']} 2>/dev/null; true"
     if units:
-        names = " ".join(shlex.quote(u) for u in dict.fromkeys(units))
+        names = " ".join(shell_quote(u) for u in dict.fromkeys(units))
         out["systemd"] = ("systemctl show --all --property Id --property SubState "
                           f"--property UnitFileState {names}")
     return out
