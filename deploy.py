@@ -12,7 +12,7 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from djdeploy import speed_up
-from djdeploy.ops import front, operations, postgresql
+from djdeploy.ops import front, postgresql, releases, services, system, uploads
 from djdeploy.preflight import (app_settings, build_release, database_clients, first_app_host, host_python, host_secrets,
                                 migrates_here, preflight, timers_here)
 from djdeploy.run import lock, rollout
@@ -32,7 +32,7 @@ else:
     # check, Caddy for the front door (acl: it alone passes through the project folder),
     # the libraries its locked wheels load from the host (libpq5 for plain psycopg), and
     # what the app says it needs (debian_packages).
-    operations.debian_packages(name="Debian packages",
+    system.debian_packages(name="Debian packages",
                                packages=list(dict.fromkeys([f"python{python}-venv", "curl", *front.PACKAGES,
                                                             *release.packages, *s.debian_packages])))
 
@@ -40,8 +40,8 @@ else:
     lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
 
     # The app runs as its own system user, without a login shell.
-    operations.system_group(name="App group", group=s.group, user=s.user)
-    operations.system_user(name="App user", user=s.user, group=s.group, home=s.root)
+    system.system_group(name="App group", group=s.group, user=s.user)
+    system.system_user(name="App user", user=s.user, group=s.group, home=s.root)
 
     # /srv/<project>: root's, readable by the app; the front alone may pass through to the
     # release's static files. shared/ outlives releases; shared/data and shared/media are
@@ -59,83 +59,83 @@ else:
 
     # The virtualenv, filled offline from wheels built once on this controller; one per set
     # of requirements, so a code-only release reuses it.
-    operations.wheelhouse(name="Wheelhouse", src=release.wheels, dest=s.wheels_dir)
-    venv = operations.virtualenv(
+    releases.wheelhouse(name="Wheelhouse", src=release.wheels, dest=s.wheels_dir)
+    venv = releases.virtualenv(
         name="Virtualenv", path=f"{s.venvs_dir}/{release.venv}", wheels_dir=s.wheels_dir, src=release.wheels,
     )
 
     # The files the app reads at start: a new content waits beside the old one (<name>.next)
     # until the switch moves it in with its release, so a run that stops early, or a host
     # that never switches, keeps files and release that belong together.
-    operations.leftovers_cleared(name="Files a stopped run left", s=s)
+    releases.leftovers_cleared(name="Files a stopped run left", s=s)
 
     # .env: VIRTUAL_ENV, DJANGO_SETTINGS_MODULE, the app's settings and its secrets. Sent over
     # SSH's stdin, never shown: a dry run names the keys that change, not their values.
-    env = operations.env_file(name=".env", s=s, src="templates/env.j2", secrets=host_secrets(host, s))
-    key = operations.secret_key(name="Secret key", path=s.secret_key_file, group=s.group)
+    env = uploads.env_file(name=".env", s=s, src="templates/env.j2", secrets=host_secrets(host, s))
+    key = uploads.secret_key(name="Secret key", path=s.secret_key_file, group=s.group)
 
     # The run script: load .env, exec gunicorn from the virtualenv (of the current release).
-    run = operations.upload(
+    run = uploads.upload(
         name="run script", src="templates/run.j2", dest=f"{s.root}/run", group=s.group, mode="0750",
         staged=True, s=s,
     )
     # The manage script: the same, for manage.py (what scheduled jobs run).
-    operations.upload(name="manage script", src="templates/manage.j2", dest=f"{s.root}/manage", group=s.group,
+    uploads.upload(name="manage script", src="templates/manage.j2", dest=f"{s.root}/manage", group=s.group,
                       mode="0750", s=s)
     # The process script: the same, for the app's other process types (workers...).
-    process = operations.upload(name="process script", src="templates/process.j2", dest=s.process_script,
+    process = uploads.upload(name="process script", src="templates/process.j2", dest=s.process_script,
                                 group=s.group, mode="0750", staged=True, s=s)
     # The app's own settings with what production needs on top (ALLOWED_HOSTS, DEBUG off, the
     # host's key, the database and uploads in shared/, ...), and the WSGI entry that adds
     # the health endpoint: the app itself is not edited.
     files.directory(name="Django folder", path=s.django_dir, user="root", group=s.group, mode="0750")
-    django_settings = operations.upload(
+    django_settings = uploads.upload(
         name="Django settings", src="templates/settings.py.j2", dest=s.settings_file, group=s.group,
         mode="0640", staged=True, s=s, py=repr,
     )
-    wsgi = operations.upload(
+    wsgi = uploads.upload(
         name="WSGI entry", src="files/djdeploy_wsgi.py", dest=s.wsgi_file, group=s.group, mode="0640",
         staged=True,
     )
-    gunicorn = operations.upload(
+    gunicorn = uploads.upload(
         name="gunicorn settings", src="files/gunicorn.conf.py", dest=s.gunicorn_config, group=s.group,
         mode="0640", staged=True,
     )
 
     # The release: unpacked, checked, migrated and collected before it can serve.
-    operations.upload(name="Release tool", src="files/release.sh", dest=s.release_tool, mode="0750")
+    uploads.upload(name="Release tool", src="files/release.sh", dest=s.release_tool, mode="0750")
     # The app's sandbox, as the release tool runs each step of the app's code (checks,
     # migrate, collectstatic, release commands, exec.py) in a unit of its own.
-    operations.upload(name="Release step sandbox", src="templates/sandbox.j2", dest=s.step_sandbox, mode="0644", s=s)
-    operations.release(name="Release", s=s, release_id=release.id, archive=release.archive, venv=release.venv)
+    uploads.upload(name="Release step sandbox", src="templates/sandbox.j2", dest=s.step_sandbox, mode="0644", s=s)
+    releases.release(name="Release", s=s, release_id=release.id, archive=release.archive, venv=release.venv)
     # PostgreSQL: migrated once, by one host, when every host has the release and before any switches.
     postgresql.migrations(name="Migrations", s=s, release_id=release.id, here=migrates_here(host, s))
     # The Procfile's release line, once per deploy, on the first app host, before any switch.
-    operations.procfile_release(name="Release command", s=s, release_id=release.id,
+    releases.procfile_release(name="Release command", s=s, release_id=release.id,
                                here=host.name == first_app_host(host.state, s))
 
     # The systemd unit (it waits for the switch too, unless the port changes hands: socket
     # <-> ambient), and in socket mode the socket that holds the port across restarts.
-    unit = operations.upload(
+    unit = uploads.upload(
         name="systemd unit", src="templates/app.service.j2", dest=s.unit_file, mode="0644",
-        staged=not operations.listen_changes(s), s=s,
+        staged=not services.listen_changes(s), s=s,
     )
-    socket = operations.socket_unit(name="systemd socket", s=s, src="templates/app.socket.j2")
+    socket = services.socket_unit(name="systemd socket", s=s, src="templates/app.socket.j2")
     systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket))
     # Each process type's unit (<project>-<name>@.service), whose instances the switch restarts.
-    process_units = operations.process_units(name="Process units", s=s)
+    process_units = services.process_units(name="Process units", s=s)
     # The front door (Caddy): the world's HTTP on port (with a domain, HTTPS on 443 with a
     # certificate by ACME, and 80 redirected), static files and uploads; the rest goes to
     # gunicorn on 127.0.0.1. A changed configuration is reloaded gracefully.
     files.directory(name="Front unit folder", path=s.front_dropin_dir, user="root", group="root", mode="0755")
-    front_unit = operations.upload(name="Front unit", src="templates/front.conf.j2", dest=s.front_dropin, mode="0644",
+    front_unit = uploads.upload(name="Front unit", src="templates/front.conf.j2", dest=s.front_dropin, mode="0644",
                                    s=s)
     files.directory(name="Front folder", path=s.front_dir, user="root", group=front.USER, mode="0750")
     files.directory(name="Front sites", path=f"{s.front_dir}/sites", user="root", group=front.USER, mode="0750")
     front_files = [
-        operations.upload(name="Front Caddyfile", src="templates/Caddyfile.j2", dest=s.caddyfile,
+        uploads.upload(name="Front Caddyfile", src="templates/Caddyfile.j2", dest=s.caddyfile,
                           group=front.USER, mode="0640", s=s),
-        operations.upload(name="Front site", src="templates/site.caddy.j2", dest=s.site_file, group=front.USER,
+        uploads.upload(name="Front site", src="templates/site.caddy.j2", dest=s.site_file, group=front.USER,
                           mode="0640", s=s),
         # Trusted to talk to a private ACME CA (acme_ca_root); the user's certificate, and
         # its key, readable by the front only (tls = {certificate, key}).
@@ -147,13 +147,13 @@ else:
     # front that does not run yet starts as soon as this host switched (the seed's unit
     # held the site's port itself until then).
     follow = front.follow(s, restart=front_unit.will_change)
-    moves, starts = operations.socket_moves(s), not front.running()
-    listener = operations.listener(name="Listening socket", s=s, moving_from=moves, front=follow if moves else "true")
+    moves, starts = services.socket_moves(s), not front.running()
+    listener = services.listener(name="Listening socket", s=s, moving_from=moves, front=follow if moves else "true")
 
     # Switch to the release, a batch of hosts at a time, with the files that wait for it;
     # restart when something the service runs changed. Each switch is health-gated and
     # reverted on failure (release and files); a failed batch stops the batches after it.
-    operations.current_release(
+    releases.current_release(
         name="Switch to the release", s=s, release_id=release.id,
         restart_if=rollout.changed(venv, env, key, run, process, django_settings, wsgi, gunicorn, unit, socket,
                                    process_units, listener),
@@ -173,10 +173,10 @@ else:
     front.front_door(name="Front door running", s=s)
 
     # The process types' instances: as many as data says (scaled up or down), each enabled.
-    operations.processes(name="Processes", s=s, _if=rollout.nothing_failed(host.state))
+    services.processes(name="Processes", s=s, _if=rollout.nothing_failed(host.state))
 
     # Scheduled jobs (timers in data): systemd timers that run manage.py in the current
     # release, each on one host of the fleet.
-    operations.scheduled_jobs(name="Scheduled jobs", s=s, timers=timers_here(host, s),
+    services.scheduled_jobs(name="Scheduled jobs", s=s, timers=timers_here(host, s),
                               _if=rollout.nothing_failed(host.state))
-    operations.releases_pruned(name="Old releases", s=s, keep=s.keep_releases, release_id=release.id)
+    releases.releases_pruned(name="Old releases", s=s, keep=s.keep_releases, release_id=release.id)

@@ -8,7 +8,7 @@ release=<id>), in batches, through the same health gate as a deploy.
 from pyinfra import host
 
 from djdeploy import speed_up
-from djdeploy.ops import operations
+from djdeploy.ops import releases
 from djdeploy.preflight import app_settings, preflight, rollback_target
 from djdeploy.run import lock, rollout
 
@@ -19,7 +19,7 @@ if not s.database_server:  # the database is not rolled back: migrations only ev
     target = rollback_target(host, s)  # the previous release, or --data release; checked on every host
     lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)
 
-    operations.current_release(
+    releases.current_release(
         name="Roll back", s=s, release_id=target, rollback=True,
         _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
         _if=rollout.nothing_failed(host.state),

@@ -7,7 +7,7 @@ next deploy by itself). Check first that no deploy is running.
 
 from pyinfra import host
 
-from djdeploy.ops.operations import clear_lock
+from djdeploy.ops.releases import clear_lock
 from djdeploy.preflight import app_settings, preflight
 
 preflight(host.state)

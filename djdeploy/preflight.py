@@ -23,7 +23,8 @@ from djdeploy.config.secrets import check_database_passwords
 from djdeploy.config.settings import AppSettings, Process, Timer, parse
 from djdeploy.errors import DataError, DeployError, fail
 from djdeploy.ops.facts import HostPython
-from djdeploy.ops.operations import deployment, render_env
+from djdeploy.ops.releases import deployment
+from djdeploy.ops.uploads import render_env
 
 # id(state) -> {host name: (AppSettings, secrets, database password or None)}: the run's
 # plan, made once by preflight; nothing after it changes a host's settings

@@ -159,7 +159,7 @@ def test_a_unicode_line_break_in_a_secret_arrives_byte_for_byte(breaker, tmp_pat
     from pyinfra.connectors.util import write_stdin
 
     from djdeploy.config.envfile import Secrets, file_digest
-    from djdeploy.ops import operations
+    from djdeploy.ops import uploads
     from djdeploy.ops.facts import EnvFile
 
     monkeypatch.chdir(ROOT)
@@ -167,9 +167,9 @@ def test_a_unicode_line_break_in_a_secret_arrives_byte_for_byte(breaker, tmp_pat
     dest = tmp_path / ".env.next"  # waits there for the switch (release.sh move_in)
     s = type(s)(**{**s.__dict__, "srv": str(tmp_path), "project": "p"})
     secrets = Secrets(TOKEN=f"a{breaker}b")
-    monkeypatch.setattr(operations, "logger", type("L", (), {"info": staticmethod(lambda *a: None)}))
+    monkeypatch.setattr(uploads, "logger", type("L", (), {"info": staticmethod(lambda *a: None)}))
     with on(StandInHost({EnvFile: None})):
-        (command,) = list(operations.env_file._inner(s, "templates/env.j2", secrets))
+        (command,) = list(uploads.env_file._inner(s, "templates/env.j2", secrets))
     script = command.get_raw_value().replace(f"chown root:{s.group}", f"chown {os.getuid()}:{os.getgid()}")
     script = script.replace(s.env_file, str(tmp_path / ".env"))
     process = subprocess.Popen(["bash", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -186,7 +186,7 @@ def test_a_unicode_line_break_in_a_secret_arrives_byte_for_byte(breaker, tmp_pat
     said = process.stdout.read()
     assert process.wait(timeout=30) == 0
     assert f"a{breaker}b".encode() not in said and command.get_masked_value().count("a" + breaker) == 0
-    text = operations.render_env("templates/env.j2", s, secrets)
+    text = uploads.render_env("templates/env.j2", s, secrets)
     assert dest.read_bytes() == text.encode()
     salt = f"djdeploy-env:{s.project}"
     assert hashlib_digest(dest, salt) == file_digest(text, salt)
@@ -204,15 +204,15 @@ def test_a_cut_off_env_never_replaces_the_good_one(tmp_path, monkeypatch):
     """The controller is killed while .env is sent: the host keeps the .env it had, and no
     new one waits for the switch."""
     from djdeploy.config.envfile import Secrets
-    from djdeploy.ops import operations
+    from djdeploy.ops import uploads
     from djdeploy.ops.facts import EnvFile
 
     monkeypatch.chdir(ROOT)
     s = parse("web1", {"app_user": "web", "port": 8080}, ["web"])
     secrets = Secrets(**{f"S{i}": f"secret-{i}-" + "v" * 200 for i in range(20)})
-    monkeypatch.setattr(operations, "logger", type("L", (), {"info": staticmethod(lambda *a: None)}))
+    monkeypatch.setattr(uploads, "logger", type("L", (), {"info": staticmethod(lambda *a: None)}))
     with on(StandInHost({EnvFile: None})):
-        (command,) = list(operations.env_file._inner(s, "templates/env.j2", secrets))
+        (command,) = list(uploads.env_file._inner(s, "templates/env.j2", secrets))
     dest = tmp_path / ".env"
     dest.write_text("GOOD=1\n")
     script = command.get_raw_value().replace(f"chown root:{s.group}", f"chown {os.getuid()}:{os.getgid()}")
@@ -237,7 +237,7 @@ def test_a_cut_upload_never_replaces_the_file_in_place(cut, tmp_path):
     renamed only if its SHA-1 is the one the controller computed."""
     import hashlib
 
-    from djdeploy.ops.operations import arrived_whole
+    from djdeploy.ops.uploads import arrived_whole
 
     content = (ROOT / "files" / "release.sh").read_bytes()
     final = tmp_path / "run.next"
@@ -382,7 +382,7 @@ def test_a_stalled_apt_update_is_cut_and_tried_again(stalls, outcome, tmp_path, 
     """Seen on the fleet: a caching proxy asked by 8 hosts at once left two hosts' `apt-get
     update` waiting for ever (the deploy hung). Each try is cut after APT_UPDATE_TIMEOUT; a
     later one goes through; three stalls end in one line."""
-    from djdeploy.ops import operations
+    from djdeploy.ops import system
     from djdeploy.ops.facts import MissingPackages
 
     fake = tmp_path / "bin"
@@ -394,9 +394,9 @@ if [[ " $* " == *" update "* ]] && [ "$(grep -c update {calls})" -le {stalls} ];
 exit 0
 """)
     (fake / "apt-get").chmod(0o755)
-    monkeypatch.setattr(operations, "APT_UPDATE_TIMEOUT", 1)
+    monkeypatch.setattr(system, "APT_UPDATE_TIMEOUT", 1)
     with on(StandInHost({MissingPackages: ["curl"]})):
-        (command,) = list(operations.debian_packages._inner(["curl"]))
+        (command,) = list(system.debian_packages._inner(["curl"]))
     result = subprocess.run(["bash", "-c", command.get_raw_value()], env=dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}"),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == outcome, result.stderr
@@ -477,7 +477,8 @@ def rendered(s) -> dict:
     """Every file the deploy writes from data, as the deploy renders it."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    from djdeploy.ops.operations import render_env, tool_env
+    from djdeploy.ops.releases import tool_env
+    from djdeploy.ops.uploads import render_env
 
     env = Environment(loader=FileSystemLoader(ROOT), undefined=StrictUndefined, keep_trailing_newline=True)
     files = {name: env.get_template(f"templates/{name}").render(s=s, py=repr)

@@ -49,7 +49,7 @@ def test_a_domain_is_https_by_acme_with_django_told():
     site = render("site.caddy.j2", s)
     assert site.count("Strict-Transport-Security") == 1 and "defer" in site
     # The health check asks as the front does: X-Forwarded-Proto: https.
-    from djdeploy.ops.operations import tool_env
+    from djdeploy.ops.releases import tool_env
     assert "HTTPS=1" in tool_env(s)
 
 

@@ -21,7 +21,7 @@ import pytest
 from conftest import ROOT
 from djdeploy.config.settings import parse
 from djdeploy.ops.facts import Deployment, HealthAnswer
-from djdeploy.ops.operations import tool_env
+from djdeploy.ops.releases import tool_env
 
 RELEASE_TOOL = ROOT / "files" / "release.sh"
 

@@ -86,7 +86,7 @@ def test_socket_unit_holds_the_port(settings):
 
 def test_env_file_holds_the_seeds_variables_extras_and_secrets_quoted(settings):
     from djdeploy.config.envfile import Secrets
-    from djdeploy.ops.operations import render_env
+    from djdeploy.ops.uploads import render_env
 
     text = render_env(str(ROOT / "templates" / "env.j2"), settings, Secrets(API_TOKEN='a"b$c`d\\e f'))
     pairs = dict(line.split("=", 1) for line in lines(text))

@@ -265,21 +265,21 @@ def commands(operation, stand_in, *args, **kwargs) -> list[str]:
 
 
 def test_system_group_and_user_from_the_account_fact():
-    from djdeploy.ops import operations
+    from djdeploy.ops import system
     from djdeploy.ops.facts import Account
 
     def host_with(output):
         return StandInHost({Account: Account().process(output) if output else Account().default()})
 
     home, nologin = "/srv/my_awesome_project", "/usr/sbin/nologin"
-    assert commands(operations.system_group, host_with([]), "web", "web") == ["groupadd --system web"]
-    assert commands(operations.system_group, host_with(["web:x:998:"]), "web", "web") == []
-    assert commands(operations.system_user, host_with(["web:x:998:"]), "web", "web", home) == [
+    assert commands(system.system_group, host_with([]), "web", "web") == ["groupadd --system web"]
+    assert commands(system.system_group, host_with(["web:x:998:"]), "web", "web") == []
+    assert commands(system.system_user, host_with(["web:x:998:"]), "web", "web", home) == [
         f"useradd --system --no-create-home --home-dir {home} --shell {nologin} --gid web web"]
     right = ["web:x:998:", f"web:x:998:998::{home}:{nologin}", "web"]
-    assert commands(operations.system_user, host_with(right), "web", "web", home) == []
+    assert commands(system.system_user, host_with(right), "web", "web", home) == []
     wrong = ["web:x:998:", "web:x:1001:100::/home/web:/bin/bash", "users"]
-    assert commands(operations.system_user, host_with(wrong), "web", "web", home) == [
+    assert commands(system.system_user, host_with(wrong), "web", "web", home) == [
         f"usermod --home {home} --shell {nologin} --gid web web"]
 
 
@@ -314,11 +314,11 @@ def test_changed_asks_the_plan_before_and_the_outcome_after_execution():
 
 
 def switch_commands(settings, deployed, release="bbb222", executing=False, restart_if=None, rollback=False):
-    from djdeploy.ops import operations
+    from djdeploy.ops import releases
     from djdeploy.ops.facts import Deployment
 
     stand_in = StandInHost({Deployment: deployed}, executing=executing)
-    return commands(operations.current_release, stand_in, settings, release, restart_if=restart_if,
+    return commands(releases.current_release, stand_in, settings, release, restart_if=restart_if,
                     rollback=rollback)
 
 
@@ -415,14 +415,14 @@ def test_env_file_reports_names_and_sends_values_only_on_stdin(settings, monkeyp
     """The operation's log line and command text name the keys that change; the values go
     only into the command's stdin (never an argument, never a diff)."""
     from djdeploy.config.envfile import Secrets, file_digest, line_digests
-    from djdeploy.ops import operations
+    from djdeploy.ops import uploads
     from djdeploy.ops.facts import EnvFile, EnvFileLines
 
     logged = []
-    monkeypatch.setattr(operations, "logger", SimpleNamespace(info=logged.append))
+    monkeypatch.setattr(uploads, "logger", SimpleNamespace(info=logged.append))
     src = str(ROOT / "templates" / "env.j2")
     salt = f"djdeploy-env:{settings.project}"
-    old_text = operations.render_env(src, settings, Secrets(API_TOKEN=SECRET_OLD))
+    old_text = uploads.render_env(src, settings, Secrets(API_TOKEN=SECRET_OLD))
 
     def run(present_text, owner=("root", "web", "640")):
         logged.clear()
@@ -431,9 +431,9 @@ def test_env_file_reports_names_and_sends_values_only_on_stdin(settings, monkeyp
             facts = {EnvFile: {"owner": list(owner), "digest": file_digest(present_text, salt)},
                      EnvFileLines: line_digests(present_text, salt)}
         with on(StandInHost(facts)):
-            return list(operations.env_file._inner(settings, src, Secrets(API_TOKEN=SECRET_NEW)))
+            return list(uploads.env_file._inner(settings, src, Secrets(API_TOKEN=SECRET_NEW)))
 
-    new_text = operations.render_env(src, settings, Secrets(API_TOKEN=SECRET_NEW))
+    new_text = uploads.render_env(src, settings, Secrets(API_TOKEN=SECRET_NEW))
     assert run(new_text) == [] and logged == []  # as wanted: nothing to do
 
     (command,) = run(old_text)

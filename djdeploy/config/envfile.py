@@ -7,7 +7,7 @@ A host's secrets, later sources winning:
     DJDEPLOY_SECRET_<NAME>=...   in the controller's environment
 
 They never enter host data (so `pyinfra ... debug-inventory` cannot show them), never
-an argument of a command, never a diff: `operations.env_file` sends .env over its SSH
+an argument of a command, never a diff: `uploads.env_file` sends .env over its SSH
 channel's stdin and reports only which keys changed. DJDEPLOY_SECRETS_DIR moves the
 folder. Django's SECRET_KEY needs none of this: the deploy makes it on the host.
 """

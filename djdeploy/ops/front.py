@@ -19,7 +19,7 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.api import StringCommand, operation
 from pyinfra.operations import files as pyinfra_files
 
-from djdeploy.ops import operations
+from djdeploy.ops import uploads
 from djdeploy.ops.facts import FrontApplied, NamedAcl
 from djdeploy.shell import shell_quote
 
@@ -52,7 +52,7 @@ def ca_root(s):
     """
     if s.acme_ca_root:
         yield from _certs_folder(s)
-        yield from operations.upload._inner(src=s.acme_ca_root, dest=s.acme_root_file, group=USER, mode="0640")
+        yield from uploads.upload._inner(src=s.acme_ca_root, dest=s.acme_root_file, group=USER, mode="0640")
     else:  # none (any more): nothing of it stays
         yield from pyinfra_files.file._inner(path=s.acme_root_file, present=False)
 
@@ -70,7 +70,7 @@ def certificate(s):
             yield from pyinfra_files.file._inner(path=path, present=False)
         return
     yield from _certs_folder(s)
-    yield from operations.upload._inner(src=s.tls_files[0], dest=s.certificate_file, group=USER, mode="0640")
+    yield from uploads.upload._inner(src=s.tls_files[0], dest=s.certificate_file, group=USER, mode="0640")
     yield from key_file._inner(src=s.tls_files[1], dest=s.key_file)
 
 
@@ -95,7 +95,7 @@ def key_file(src: str, dest: str):
         return
     # Written 0600 from the start (umask), then checked and put in place as every upload is.
     yield StringCommand(f"umask 077 && cat > {shell_quote(dest + '.part')}", _stdin=[text])
-    yield operations.arrived_whole(dest, digest, "root", USER, "0640", shown="the certificate key")
+    yield uploads.arrived_whole(dest, digest, "root", USER, "0640", shown="the certificate key")
 
 
 @operation()

@@ -24,7 +24,8 @@ from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import systemd
 
 from djdeploy.ops.facts import FileText
-from djdeploy.ops.operations import debian_packages, tool_env
+from djdeploy.ops.releases import tool_env
+from djdeploy.ops.system import debian_packages
 from djdeploy.shell import shell_quote
 
 PSQL = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
@@ -230,7 +231,7 @@ def migrations(s, release_id: str, here: bool):
     A dry run lists the migrations that would run.
 
     + s: the host's AppSettings
-    + release_id: the release, ready on this host (operations.release)
+    + release_id: the release, ready on this host (releases.release)
     + here: this host is the project's one that migrates (preflight.migrates_here)
     """
     if s.database != "postgresql" or not here:

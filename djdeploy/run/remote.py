@@ -23,7 +23,7 @@ from pathlib import Path
 from djdeploy.config.settings import AppSettings, parse
 from djdeploy.errors import DataError
 from djdeploy.terminal import printable
-from djdeploy.ops.operations import tool_env
+from djdeploy.ops.releases import tool_env
 from djdeploy.shell import shell_quote
 
 SSH_OPTIONS = {  # inventory data -> ssh's own option

@@ -8,7 +8,7 @@ import time
 from pyinfra.facts.systemd import SystemdStatus
 
 from djdeploy.ops.facts import FileText, HealthAnswer, JobTimers, UnitStates
-from djdeploy.ops.operations import deployment, tool_env
+from djdeploy.ops.releases import deployment, tool_env
 from djdeploy.terminal import printable
 
 

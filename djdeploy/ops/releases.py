@@ -1,0 +1,195 @@
+"""The release cycle on a host, through files/release.sh (Capistrano's flow): wheelhouse,
+virtualenv, a release prepared beside the others, the health-gated switch, pruning; the
+settings release.sh reads (tool_env) and the host's release state (deployment)."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, operation
+
+from djdeploy.ops.facts import Deployment, DirectoryFiles, FileText, LockHolder
+from djdeploy.shell import CONTROLLER, shell_quote
+
+STAMP = ".djdeploy-requirements"
+
+
+def tool_env(s) -> str:
+    """The settings release.sh reads, as an `env` prefix (no secrets among them)."""
+    values = {
+        "ROOT": s.root, "UNIT": s.unit, "APP_USER": s.user, "SOCKET": s.app_socket, "WSGI": s.wsgi_module,
+        "HTTPS": "1" if s.https else "",
+        "CHECK_LEVEL": s.check_level, "HEALTH_PATH": s.health_path, "HEALTH_HOST": s.health_host,
+        "HEALTH_TIMEOUT": s.health_timeout, "HEALTH_RETRIES": s.health_retries,
+        "ORIGIN": f"{getpass.getuser()}@{CONTROLLER}",
+        "CONFIG_FILES": " ".join(s.config_files),
+        "DJANGO_DIR": s.django_dir,
+        # STATIC_ROOT in the release, where the deploy's settings put it (unless the app's own is kept)
+        "STATIC_DIR": ".djdeploy/static" if "STATIC_ROOT" in s.overrides else "",
+        "DATABASE": s.database,  # postgresql: migrations run once, by `postgresql.migrations`
+        "RELEASE_COMMANDS": "\n".join(s.release_commands),  # each one shell-quoted (settings.parse)
+        "PROCESSES": " ".join(s.process_instances),  # restarted once the web is healthy
+        "RELEASE_COMMAND": s.procfile_release or "",  # the Procfile's release line
+        "LINKED": "\n".join(s.linked),  # release paths the app writes, kept in shared/data/linked
+    }
+    return "env " + " ".join(f"{k}={shell_quote(v)}" for k, v in values.items())
+
+
+def deployment(s) -> dict:
+    """The host's Deployment fact, asked the same way everywhere (one fact, one batch entry)."""
+    return host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files)
+
+
+@operation()
+def clear_lock(root: str, path: str):
+    """No deploy lock is held on the host (unlock.py).
+
+    + root: the project folder
+    + path: the lock directory
+    """
+    if host.get_fact(LockHolder, path=path):
+        yield f"rm -rf {shell_quote(path)}"
+
+
+@operation()
+def wheelhouse(src: Path, dest: str):
+    """The folder `dest` holds exactly the wheels (and requirements file) in local `src`.
+
+    + src: local wheelhouse built by build.wheelhouse
+    + dest: remote folder, root-owned
+
+    Each missing file is uploaded beside its final name and renamed, so an interrupted
+    upload never leaves a partial wheel under a real name; files no longer wanted go.
+    """
+    wanted = sorted(p.name for p in Path(src).iterdir() if not p.name.startswith("."))
+    present = host.get_fact(DirectoryFiles, path=dest)
+    if not present:
+        yield f"install -d -m 0755 -o root -g root {shell_quote(dest)}"
+    for name in wanted:
+        if name not in present:
+            final = f"{dest}/{name}"
+            yield FileUploadCommand(str(Path(src) / name), f"{final}.part")
+            yield f"chmod 0644 {shell_quote(final)}.part && mv {shell_quote(final)}.part {shell_quote(final)}"
+    extra = [name for name in present if name not in wanted]
+    if extra:
+        yield f"cd {shell_quote(dest)} && rm -f -- " + " ".join(shell_quote(n) for n in extra)
+
+
+@operation()
+def virtualenv(path: str, wheels_dir: str, src: Path):
+    """A virtualenv at `path` holds exactly the locked requirements of wheelhouse `src`,
+    installed offline.
+
+    + path: remote virtualenv; its name is keyed by the wheelhouse's lock, so a venv in use
+      is never rebuilt under a running app
+    + wheels_dir: remote wheelhouse (see `wheelhouse`)
+    + src: the same wheelhouse on the controller, with its lock file (build.wheelhouse)
+
+    Installs the lock file with `--no-index --require-hashes --no-deps`: every package at
+    its locked version and hash, nothing else. Records what it installed in a stamp: an
+    unchanged wheelhouse is a no-op, unlike `pip.packages(requirements=...)`. A half-built
+    venv (no stamp) is built again from scratch.
+    """
+    names = sorted(p.name for p in Path(src).iterdir() if not p.name.startswith("."))
+    stamp = hashlib.sha256("\n".join(names).encode()).hexdigest()
+    if host.get_fact(FileText, path=f"{path}/{STAMP}") == stamp:
+        return
+    lock_file = next(n for n in names if n.startswith("requirements-") and n.endswith(".lock"))
+    yield (f"rm -rf {shell_quote(path)} && python3 -m venv {shell_quote(path)} && {shell_quote(path)}/bin/pip install --quiet "
+           f"--disable-pip-version-check --no-index --find-links {shell_quote(wheels_dir)} --require-hashes --no-deps "
+           f"-r {shell_quote(wheels_dir)}/{lock_file} && echo {stamp} > {shell_quote(path)}/{STAMP}")
+
+
+@operation()
+def release(s, release_id: str, archive: Path, venv: str):
+    """Release `release_id` is on the host, checked and ready to serve.
+
+    + s: the host's AppSettings
+    + release_id: content hash of the code and its requirements (build.release)
+    + archive: the code, as built on the controller
+    + venv: key of the virtualenv it runs in (see `virtualenv`)
+
+    Unpacked beside the releases, then inside it as the app user: the WSGI application
+    imports, `manage.py check --deploy` passes, migrations run against the shared
+    database, collectstatic runs. Only then is it renamed into releases/, so a failed
+    check leaves no release behind and the live one untouched.
+    """
+    if release_id in deployment(s)["releases"]:
+        return
+    upload = f"{s.releases_dir}/{release_id}.tar"
+    yield FileUploadCommand(str(archive), upload)
+    yield f"{tool_env(s)} {shell_quote(s.release_tool)} prepare {shell_quote(release_id)} {shell_quote(upload)} {shell_quote(venv)}"
+
+
+@operation()
+def current_release(s, release_id: str, restart_if=None, rollback: bool = False, then: str = "true"):
+    """`current` points at `release_id`, the files the app reads at start are the ones this
+    run wrote, and the app serves them and passes its health check.
+
+    + s: the host's AppSettings
+    + release_id: the release that should serve
+    + restart_if: callable: true when a file the app reads at start changed (or will, in a
+      dry run); such a file waits as `<name>.next` (see `upload`)
+    + rollback: write "rolled back" in the revisions log; files waiting are dropped
+    + then: a command run once this host switched (front.follow: the front, which was not
+      running, starts as soon as this host's app let go of the site's port)
+
+    The switch (release.sh switch): the waiting files move in, the new `current` link is
+    renamed over the old one, restart, GET the health path; on failure `current` and the
+    files go back, the app restarts on them, and the host fails with a message naming the
+    release and the failed check. The host records what the app was started with
+    (.serving), so a restart owed by a run that stopped early is done by the next one. A
+    file repaired after hand edits owes a restart only if the app was restarted by hand
+    since (it may run the edited file): the host decides, as it knows both.
+    """
+    deployed = deployment(s)
+    started_with = f"{release_id} {deployed['config']}"
+    if (deployed["current"] != release_id or deployed["serving"] != started_with
+            or (restart_if and restart_if())):
+        mode = " rollback" if rollback else ""
+        after = "" if then == "true" else f" && {then}"
+        yield f"{tool_env(s)} {shell_quote(s.release_tool)} switch {shell_quote(release_id)}{mode}{after}"
+
+
+@operation()
+def leftovers_cleared(s):
+    """No file waits for a switch from a run that stopped before it (`upload`'s `.next`,
+    the switch's `.prev`), so a switch moves in only what this run wrote.
+
+    + s: the host's AppSettings
+    """
+    left = deployment(s)["leftovers"]
+    if left:  # not under a switch a killed deploy left running (release.sh takes the same lock)
+        yield f"flock -w 300 {shell_quote(s.root + '/.switch-lock')} rm -f -- " + " ".join(shell_quote(p) for p in left)
+
+
+@operation()
+def releases_pruned(s, keep: int, release_id: str | None = None):
+    """At most `keep` releases stay (and never `current` or `previous`), and their venvs.
+
+    + s: the host's AppSettings
+    + keep: how many releases to keep
+    + release_id: the release this run made, counted even if the Deployment fact was read
+      before it was there (pyinfra keeps a fact it read for the rest of the run): else the
+      next run, with nothing to change, would prune it
+    """
+    releases = set(deployment(s)["releases"]) | ({release_id} if release_id else set())
+    if len(releases) > keep:
+        yield f"{tool_env(s)} {shell_quote(s.release_tool)} prune {int(keep)}"
+
+
+@operation()
+def procfile_release(s, release_id: str, here: bool):
+    """The app's Procfile `release:` line has run for release `release_id`: once per deploy,
+    on one host (`here`), in the new release before any switch, as the app user with the
+    files it will start with. A failure stops the run before any host switched.
+
+    + s: the host's AppSettings
+    + release_id: the release, ready on this host (releases.release)
+    + here: this host runs it (the first app host of the inventory)
+    """
+    if s.procfile_release and here and host.get_fact(FileText, path=f"{s.root}/.released") != release_id:
+        yield f"{tool_env(s)} {shell_quote(s.release_tool)} release-command {shell_quote(release_id)}"

@@ -1,0 +1,134 @@
+"""Files the app reads, put on a host whole: .env (its secrets never shown), the secret
+key made on the host, and every upload, which lands as <name>.part, is checked, and waits
+as <name>.next for the switch when the app reads it at start."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+import jinja2
+from pyinfra import host, logger
+from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.facts.files import File
+from pyinfra.operations import files
+
+from djdeploy.config import envfile
+from djdeploy.ops.facts import EnvFile, EnvFileLines
+from djdeploy.shell import shell_quote
+
+NEXT = ".next"  # a file the app reads at start, waiting beside it for the switch (release.sh)
+
+
+@functools.lru_cache(maxsize=32)
+def env_template(text: str) -> jinja2.Template:
+    """The .env template, compiled once per run (not once per host)."""
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                                     autoescape=False)
+    environment.filters["envquote"] = envfile.quote
+    return environment.from_string(text)
+
+
+def render_env(src: str, s, secrets: dict) -> str:
+    """The .env text from template `src`: the settings' variables, then the secrets, quoted."""
+    text = env_template(Path(src).read_text()).render(s=s, environment=s.environment, secrets=secrets)
+    return text if text.endswith("\n") else text + "\n"  # as it arrives: pyinfra ends stdin with one
+
+
+@operation()
+def env_file(s, src: str, secrets: dict):
+    """The app's .env holds the settings' variables and the host's secrets, root:<group> 0640.
+
+    + s: the host's AppSettings
+    + src: the .env template (variables quoted with its `envquote` filter)
+    + secrets: NAME -> value, from `envfile.load`
+
+    Never printed, never diffed, never in an argument: the host is compared through salted
+    digest of the file (EnvFile) and, when it differs, of each line (EnvFileLines): the run reports only the names that change,
+    and the new file goes over the SSH channel's stdin into a file beside .env that is
+    root's and 0600 from the start, then gets its group and mode, then is renamed over
+    .env. With --sudo too: nothing passes through /tmp.
+    """
+    text = render_env(src, s, secrets)
+    salt = f"djdeploy-env:{s.project}"
+    present = host.get_fact(EnvFile, path=s.env_file, salt=salt)
+    if present and present["digest"] == envfile.file_digest(text, salt) and present["owner"] == ["root", s.group, "640"]:
+        return
+    wanted = envfile.line_digests(text, salt)
+    lines = host.get_fact(EnvFileLines, path=s.env_file, salt=salt) if present else None
+    what = envfile.changes(lines, wanted) if present else ["created"]
+    what = what or [f"owner or mode ({' '.join(present['owner'])}) set to root {s.group} 640"]
+    logger.info(f"{host.print_prefix}.env: {', '.join(what)} (restarts {s.unit})")
+    dest, group = shell_quote(s.env_file + NEXT), shell_quote(s.group)
+    # stdin: the salted digest of the file, then the file. Only a file that arrived whole
+    # (a killed controller sends part of it) replaces .env.
+    yield StringCommand(
+        f"umask 077 && t=$(mktemp {dest}.XXXXXX) && {{ read -r want && cat > \"$t\" && "
+        f"[ \"$({{ printf '%s\\0' {shell_quote(salt)}; cat \"$t\"; }} | sha256sum | cut -d' ' -f1)\" = \"$want\" ] && "
+        f"sync \"$t\" && chown root:{group} \"$t\" && chmod 0640 \"$t\" && mv -f \"$t\" {dest}; }} "
+        f"|| {{ rm -f \"$t\"; echo '.env did not arrive whole: left as it was' >&2; exit 1; }}",
+        # One piece, not split into lines: str.splitlines would also split at U+2028,
+        # U+0085, ... inside a value, and pyinfra ends each piece with a line break.
+        _stdin=[envfile.file_digest(text, salt) + "\n" + text],
+    )
+
+
+@operation()
+def secret_key(path: str, group: str):
+    """A random Django SECRET_KEY exists at `path` (root:`group` 0640), made once on the host.
+
+    + path: remote file; an existing key is never replaced, so sessions survive deploys
+    + group: the app's group, which may read it
+
+    The key is generated on the host and never crosses the network or the output.
+    """
+    if host.get_fact(File, path=path):
+        return
+    quoted = shell_quote(path)
+    yield (f"umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(50))' > {quoted}.new"
+           f" && chown root:{shell_quote(group)} {quoted}.new && chmod 0640 {quoted}.new"
+           f" && mv {quoted}.new {quoted}")
+
+
+@operation()
+def upload(src: str, dest: str, mode: str, user: str = "root", group: str = "root", staged: bool = False,
+           **data):
+    """The file `dest` has the content of local `src` (a template when it ends in .j2,
+    rendered with `data`), owned by `user`:`group` with `mode`.
+
+    + src, dest, mode, user, group: as files.put and files.template
+    + staged: a file the app reads at start: a new content waits beside it as
+      `dest.next`, and the switch moves it in with the release it belongs to (and back
+      if that release fails its health check). A run that stops before the switch leaves
+      what the app reads as it was.
+
+    Compared with the file in place as files.put compares it (a dry run with --diff shows
+    the lines). A new content is uploaded to `<name>.part`, checked against its sha1 and
+    only then renamed: a controller killed during an upload (SFTP writes in place) never
+    leaves a cut file under a name anything reads.
+    """
+    if src.endswith(".j2"):
+        commands = list(files.template._inner(src=src, dest=dest, user=user, group=group, mode=mode, **data))
+    else:
+        commands = list(files.put._inner(src=src, dest=dest, user=user, group=group, mode=mode))
+    sent = next((c for c in commands if isinstance(c, FileUploadCommand)), None)
+    if sent is None:
+        yield from commands  # owner or mode only: set on the file in place
+        return
+    content = sent.src.getvalue().encode() if hasattr(sent.src, "getvalue") else Path(sent.src).read_bytes()
+    final = dest + NEXT if staged else dest
+    yield FileUploadCommand(sent.src, final + ".part", remote_temp_filename=sent.remote_temp_filename)
+    yield arrived_whole(final, hashlib.sha1(content).hexdigest(), user, group, mode, shown=dest)
+
+
+def arrived_whole(final: str, sha1: str, user: str, group: str, mode: str, shown: str) -> StringCommand:
+    """`final`.part becomes `final` (with owner and mode) only if its SHA-1 is `sha1`;
+    otherwise it goes, and the host fails with one line naming `shown`."""
+    part = shell_quote(final + ".part")
+    return StringCommand(
+        f"[ \"$(sha1sum < {part} | cut -c1-40)\" = {sha1} ] "
+        f"&& chown {shell_quote(user)}:{shell_quote(group)} {part} && chmod {shell_quote(mode)} {part} "
+        f"&& mv -f {part} {shell_quote(final)} "
+        f"|| {{ rm -f {part}; echo {shell_quote(shown + ' did not arrive whole: left as it was')} >&2; exit 1; }}"
+    )
