@@ -148,7 +148,7 @@ else:
     # held the site's port itself until then).
     follow = front.follow(s, restart=front_unit.will_change)
     moves, starts = services.socket_moves(s), not front.running()
-    listener = services.listener(name="Listening socket", s=s, moving_from=moves, front=follow if moves else "true")
+    listener = services.listener(name="Listening socket", s=s, moving_from=moves, front_action=follow if moves else None)
 
     # Switch to the release, a batch of hosts at a time, with the files that wait for it;
     # restart when something the service runs changed. Each switch is health-gated and
@@ -157,7 +157,7 @@ else:
         name="Switch to the release", s=s, release_id=release.id,
         restart_if=rollout.changed(venv, env, key, run, process, django_settings, wsgi, gunicorn, unit, socket,
                                    process_units, listener),
-        then=follow if starts and not moves else "true",
+        front_action=follow if starts and not moves else None,
         _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
         _if=rollout.nothing_failed(host.state),
     )

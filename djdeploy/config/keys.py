@@ -71,6 +71,7 @@ APP_KEYS = ("requirements", "settings_module", "wsgi_module", "health_path", "re
 DJANGO_WSGI = "django.core.wsgi:get_wsgi_application()"
 UP_PATH = "/-/up"  # the deploy's health endpoint, answered before the app's URL routing (files/djdeploy_wsgi.py)
 SETTINGS_MODULE = "djdeploy_settings"
+UNITS = "/etc/systemd/system"  # where the deploy writes every systemd unit it makes
 # What .env holds for the deploy itself (AppSettings.environment): app_env may not replace them.
 DEPLOY_VARIABLES = ("VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE", "DJDEPLOY_APP_WSGI", "PYTHONPATH",
                     "DJDEPLOY_SERVE_FILES", "DJANGO_SECRET_KEY_FILE", "DJDEPLOY_APP_PACKAGE")  # DJANGO_SETTINGS_MODULE on the hosts: imports the app's, then OVERRIDES

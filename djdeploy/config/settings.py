@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from djdeploy.config import appfile, schema
 from djdeploy.config.discover import discover
 from djdeploy.config.keys import (DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS, OVERRIDES,
-                                  REMOVED, REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, TIMER_NAME, PROCESS_NAME, UP_PATH, check_value, control_character,
+                                  REMOVED, REQUIRED, SAFE_NAME, SETTINGS_MODULE, SRV, TIMER_NAME, UNITS, PROCESS_NAME, UP_PATH, check_value, control_character,
                                   named_groups)
 from djdeploy.config.requirements import requirements_problems
 from djdeploy.errors import DataError
@@ -135,7 +135,7 @@ class AppSettings:
 
     @property
     def process_unit_files(self) -> tuple:
-        return tuple(f"/etc/systemd/system/{self.process_unit(p)}" for p in self.running_processes)
+        return tuple(f"{UNITS}/{self.process_unit(p)}" for p in self.running_processes)
 
     @property
     def process_instances(self) -> tuple:
@@ -159,7 +159,7 @@ class AppSettings:
     @property
     def front_dropin_dir(self) -> str:
         """Where Caddy's unit takes drop-ins."""
-        return "/etc/systemd/system/caddy.service.d"
+        return f"{UNITS}/caddy.service.d"
 
     @property
     def front_dropin(self) -> str:
@@ -292,7 +292,7 @@ class AppSettings:
 
     @property
     def unit_file(self) -> str:
-        return f"/etc/systemd/system/{self.unit}"
+        return f"{UNITS}/{self.unit}"
 
     @property
     def unit_socket(self) -> str:
@@ -300,7 +300,7 @@ class AppSettings:
 
     @property
     def socket_file(self) -> str:
-        return f"/etc/systemd/system/{self.unit_socket}"
+        return f"{UNITS}/{self.unit_socket}"
 
     @property
     def environment(self) -> dict:

@@ -6,6 +6,7 @@ import json
 
 from pyinfra.api import FactBase
 
+from djdeploy.config.keys import UNITS
 from djdeploy.shell import shell_quote
 
 
@@ -110,7 +111,7 @@ class ProjectProcessUnits(FactBase):
         return []
 
     def command(self, project):
-        return (f"grep -lxF {shell_quote('X-Djdeploy-Project=' + project)} /etc/systemd/system/*@.service "
+        return (f"grep -lxF {shell_quote('X-Djdeploy-Project=' + project)} {UNITS}/*@.service "
                 "2>/dev/null || true")
 
     def process(self, output):
@@ -243,7 +244,7 @@ class JobTimers(FactBase):
         prefix = shell_quote(f"{project}-job-")  # each service by name: a glob finds only loaded units
         return (f"echo prefix={prefix}; "
                 f"systemctl list-timers --all --no-pager -o json {pattern}.timer 2>/dev/null || echo '[]'; "
-                f"units=$(ls -1 /etc/systemd/system | grep -F -- {prefix} | grep '[.]service$'); "
+                f"units=$(ls -1 {UNITS} | grep -F -- {prefix} | grep '[.]service$'); "
                 "[ -z \"$units\" ] || systemctl show -p Id -p Result -p ActiveState $units 2>/dev/null || true")
 
     def process(self, output):

@@ -139,14 +139,20 @@ def running() -> bool:
 
 
 def follow(s, restart: bool) -> str:
-    """The command that makes the front take the files in place now, checked; for the
-    listener, when the app's socket moves (to a new app_port, or off the site's port it
-    held itself before the front): run as soon as the socket let go, before the app
-    listens again, which the front waits for (lb_try_duration).
+    """How the front takes the files in place when it follows a socket that moves (the
+    listener) or a first switch: "restart" or "reload-or-restart", decided as the run is
+    planned (the operations run `take` with it).
 
     + restart: the front's unit changes in this run (or it is not running): a restart
     """
-    action = "restart" if restart or not running() or untaken(s) else "reload-or-restart"
+    return "restart" if restart or not running() or untaken(s) else "reload-or-restart"
+
+
+def take(s, action: str) -> str:
+    """The command that makes the front take the files in place now, checked (`action`,
+    from `follow`): run as soon as the app's socket let go of a port, before the app
+    listens again, which the front waits for (lb_try_duration)."""
+    assert action in ("restart", "reload-or-restart"), action
     return f"({_checked(s, f'systemctl daemon-reload && systemctl {action} {UNIT}').get_raw_value()})"
 
 

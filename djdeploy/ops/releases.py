@@ -11,6 +11,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 
+from djdeploy.ops import front
 from djdeploy.ops.facts import Deployment, DirectoryFiles, FileText, LockHolder
 from djdeploy.shell import CONTROLLER, shell_quote
 
@@ -125,7 +126,7 @@ def release(s, release_id: str, archive: Path, venv: str):
 
 
 @operation()
-def current_release(s, release_id: str, restart_if=None, rollback: bool = False, then: str = "true"):
+def current_release(s, release_id: str, restart_if=None, rollback: bool = False, front_action: str | None = None):
     """`current` points at `release_id`, the files the app reads at start are the ones this
     run wrote, and the app serves them and passes its health check.
 
@@ -134,8 +135,9 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False,
     + restart_if: callable: true when a file the app reads at start changed (or will, in a
       dry run); such a file waits as `<name>.next` (see `upload`)
     + rollback: write "rolled back" in the revisions log; files waiting are dropped
-    + then: a command run once this host switched (front.follow: the front, which was not
-      running, starts as soon as this host's app let go of the site's port)
+    + front_action: once this host switched, the front takes its configuration that way
+      (front.follow): the front, which was not running, starts as soon as this host's app
+      let go of the site's port
 
     The switch (release.sh switch): the waiting files move in, the new `current` link is
     renamed over the old one, restart, GET the health path; on failure `current` and the
@@ -150,7 +152,7 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False,
     if (deployed["current"] != release_id or deployed["serving"] != started_with
             or (restart_if and restart_if())):
         mode = " rollback" if rollback else ""
-        after = "" if then == "true" else f" && {then}"
+        after = f" && {front.take(s, front_action)}" if front_action else ""
         yield f"{tool_env(s)} {shell_quote(s.release_tool)} switch {shell_quote(release_id)}{mode}{after}"
 
 

@@ -9,12 +9,13 @@ from pyinfra.api import operation
 from pyinfra.facts.files import File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
+from djdeploy.config.keys import UNITS
+from djdeploy.ops import front
 from djdeploy.ops.facts import DirectoryFiles, ProjectProcessUnits, SocketListens
 from djdeploy.ops.releases import tool_env
 from djdeploy.ops.uploads import upload
 from djdeploy.shell import shell_quote
 
-UNITS = "/etc/systemd/system"
 WANTS = f"{UNITS}/multi-user.target.wants"
 
 
@@ -51,14 +52,14 @@ def socket_moves(s) -> list:
 
 
 @operation()
-def listener(s, moving_from: list, front: str = "true"):
+def listener(s, moving_from: list, front_action: str | None = None):
     """The port is held the way `s.listen` says: by the socket unit, or by gunicorn itself.
 
     + s: the host's AppSettings
     + moving_from: where the socket listens before this run, when it moves (socket_moves)
-    + front: the command that makes the front take its configuration (front.follow): run
-      as soon as a socket that moves has let go of its port, so the front answers at once
-      (on a host deployed before the front, the socket held the site's port itself)
+    + front_action: how the front takes its configuration (front.follow), as soon as a
+      socket that moves has let go of its port, so the front answers at once (on a host
+      deployed before the front, the socket held the site's port itself)
 
     Socket mode: the socket unit is enabled and listening (an app still holding the port
     itself is stopped first). Ambient mode: no socket unit is left to hold the port.
@@ -68,6 +69,7 @@ def listener(s, moving_from: list, front: str = "true"):
     enabled = host.get_fact(SystemdEnabled, services=[socket_unit]).get(socket_unit)
     if s.listen == "socket":
         if moving_from:
+            front_takes = front.take(s, front_action) if front_action else "true"
             # It listens elsewhere: the socket takes its new port with the app stopped a moment,
             # while the front tries again. The site's port before the front: the front takes
             # it as soon as the socket let go. Another app_port: the front sends to the new
@@ -79,9 +81,9 @@ def listener(s, moving_from: list, front: str = "true"):
                 ports = "|".join(address.rsplit(":", 1)[1] for address in moving_from)
                 queued = f"ss -Hltn | awk '$4 ~ /^127[.]0[.]0[.]1:({ports})$/ {{n += $2}} END {{print n + 0}}'"
                 drained = f'{{ sleep 0.5; for i in $(seq 50); do [ "$({queued})" = 0 ] && break; sleep 0.1; done; }}'
-                yield f"{front} && {drained} && {stop} && {then}"
+                yield f"{front_takes} && {drained} && {stop} && {then}"
             else:
-                yield f"{stop} && {front} && {then}"
+                yield f"{stop} && {front_takes} && {then}"
         elif not active:  # a port another program holds is named (release.sh listen)
             yield f"{tool_env(s)} {shell_quote(s.release_tool)} listen"
         if not enabled:
