@@ -7,7 +7,7 @@ GROUPS ?=
 FLEET ?= demo
 APT_PACKAGES := debootstrap systemd-container bubblewrap zstd openssh-client iproute2 curl python3-venv postgresql-client apt-cacher-ng pebble
 
-.PHONY: demo test test-fast bench deps lock fleet-up fleet-down deploy dry answers clean
+.PHONY: demo test test-fast bench deps lock fleet-up fleet-down fleet-poweroff fleet-poweron fleet-replace deploy dry answers clean
 
 ## Set up everything, boot the local fleet, deploy, print each host's HTTP answer.
 demo: deps
@@ -73,6 +73,10 @@ fleet-up: deps
 fleet-down:
 	@if [ -x $(PY) ]; then $(PY) -m fleet.hosts down --name $(FLEET); \
 	else python3 -m fleet.hosts down --name $(FLEET); fi
+
+## A host of a fleet loses its power, gets it back, or is replaced by a fresh one (HOST=1, 2, ...).
+fleet-poweroff fleet-poweron fleet-replace:
+	$(PY) -m fleet.hosts $(@:fleet-%=%) --name $(FLEET) --host $(HOST)
 
 deploy: deps
 	DJDEPLOY_FLEET=$(FLEET) .venv/bin/pyinfra -y inventory.py deploy.py

@@ -690,6 +690,83 @@ def stop_host(host: dict) -> None:
         time.sleep(0.1)
 
 
+def kill_host(host: dict) -> None:
+    """Every process of the host killed at once, as if its power went: no shutdown."""
+    for _ in range(50):
+        pids = []
+        for croot in CGROUP_ROOTS:
+            for procs in (croot / host["cgroup"]).glob("**/cgroup.procs"):
+                with contextlib.suppress(OSError):
+                    pids += [int(p) for p in procs.read_text().split()]
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+def numbered(state: dict, number: int) -> dict:
+    """Host `number` of a fleet, counted from 1 as `up` names them (<fleet>-<number>)."""
+    if not 1 <= number <= len(state["hosts"]):
+        raise FleetError(f"fleet {state['name']!r} has hosts 1 to {len(state['hosts'])}, not {number}")
+    return state["hosts"][number - 1]
+
+
+def poweroff(name: str, number: int) -> None:
+    """Host `number` loses its power: its processes killed at once (no shutdown, what it had
+    not written to disk is lost), and its link down, so whoever asks it waits in vain, as
+    for a machine that is off (not a refused connection). Its disk stays for `poweron`."""
+    with machine_lock():
+        state = _loaded(name)
+        host = numbered(state, number)
+        run("ip", "link", "set", host["veth"], "down")
+        kill_host(host)
+        log(f"{host['machine']} ({host['address']}) powered off")
+
+
+def poweron(name: str, number: int, timeout: float = 120) -> None:
+    """Host `number`, powered off, boots again from its own disk, at the same address."""
+    with machine_lock():
+        state = _loaded(name)
+        host = numbered(state, number)
+        if supervisor_alive(host):
+            raise FleetError(f"{host['machine']} is running: `poweroff` it first")
+        started = time.monotonic()
+        kill_host(host)  # whatever a poweroff left behind
+        run("ip", "link", "set", host["veth"], "up")
+        start_host(state, host, base_root(host["suite"]), (fleet_dir(name) / "id_ed25519.pub").read_text())
+        wait_ready({**state, "hosts": [host]}, timeout)
+        log(f"{host['machine']} ({host['address']}) powered on in {time.monotonic() - started:.1f} s")
+
+
+def replace(name: str, number: int, timeout: float = 120) -> None:
+    """Host `number` destroyed and a fresh stock one booted in its place: same name, address
+    and group, an empty disk (the suite's image), new host keys."""
+    with machine_lock():
+        state = _loaded(name)
+        host = numbered(state, number)
+        started = time.monotonic()
+        stop_host(host)
+        run("ip", "link", "set", host["veth"], "up")
+        hdir = Path(host["dir"])
+        root = hdir / "root"
+        if os.path.ismount(root):
+            run("umount", str(root), check=False)
+        for sub in ("upper", "work"):
+            shutil.rmtree(hdir / sub, ignore_errors=True)
+        start_host(state, host, base_root(host["suite"]), (fleet_dir(name) / "id_ed25519.pub").read_text())
+        wait_ready({**state, "hosts": [host]}, timeout)
+        log(f"{host['machine']} ({host['address']}) replaced by a fresh host in {time.monotonic() - started:.1f} s")
+
+
+def _loaded(name: str) -> dict:
+    state = load_state(name)
+    if state is None:
+        raise FleetError(f"no fleet {name!r} on this machine: `make fleet-up FLEET={name}` first")
+    return state
+
+
 def remove_cgroup(path: Path) -> None:
     if not path.is_dir():
         return
@@ -736,7 +813,7 @@ def status(name: str) -> int:
         print(f"no fleet {name!r} on this machine")
         return 1
     for host in state["hosts"]:
-        alive = "running" if supervisor_alive(host) else "stopped (stale: `make fleet-down`)"
+        alive = "running" if supervisor_alive(host) else "stopped (powered off, or stale: `make fleet-down`)"
         print(f"{host['machine']:12} {host['address']:16} {host['group']:8} {alive}")
     return 0
 
@@ -759,6 +836,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="every fleet whose processes are gone (left by a stopped session)")
     p_status = sub.add_parser("status", help="list a fleet's hosts")
     p_status.add_argument("--name", default="demo")
+    for verb, said in (("poweroff", "cut a host's power: its processes killed, its link down, its disk kept"),
+                       ("poweron", "boot a powered-off host again from its own disk"),
+                       ("replace", "destroy a host and boot a fresh stock one in its place (same name and address)")):
+        p_verb = sub.add_parser(verb, help=said)
+        p_verb.add_argument("--name", default="demo")
+        p_verb.add_argument("--host", type=int, required=True, help="its number, from 1, as `up` names it")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("fleet: must run as root (it mounts, boots containers and makes network namespaces)",
@@ -774,6 +857,8 @@ def main(argv: list[str] | None = None) -> int:
                   if not any(supervisor_alive(h) for h in state["hosts"])])
         elif args.command == "down":
             down([args.name])
+        elif args.command in ("poweroff", "poweron", "replace"):
+            {"poweroff": poweroff, "poweron": poweron, "replace": replace}[args.command](args.name, args.host)
         else:
             return status(args.name)
     except FleetError as error:

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -183,3 +184,43 @@ def test_a_stale_fleet_is_recognised_cleared_and_removed_from_anywhere(fleet, tm
     down = fleet_cmd("down", "--name", "stale", cwd=tmp_path)
     assert down.returncode == 0, down.stderr
     assert leftovers("stale") == []
+
+
+@pytest.mark.fleet
+def test_a_host_can_lose_its_power_come_back_and_be_replaced_by_a_fresh_one():
+    """Host loss for the tests of host loss: `poweroff` kills a host at once and takes its
+    link down (a caller waits, as for a machine that is off); `poweron` boots it from its
+    own disk at the same address; `replace` puts a fresh stock host in its place."""
+    from fleet.hosts import SSH_OPTIONS, load_state
+
+    name = "fleetpower"
+    assert fleet_cmd("up", "--name", name, "--hosts", "2").returncode == 0
+    try:
+        state = load_state(name)
+        second = state["hosts"][1]
+
+        def ssh(command, timeout=20):
+            return subprocess.run(["ssh", "-i", state["key"], *SSH_OPTIONS, "-o", "ConnectTimeout=3",
+                                   f"root@{second['address']}", command], capture_output=True, text=True, timeout=timeout)
+
+        assert ssh("echo kept > /root/mark && sync").returncode == 0
+        off = fleet_cmd("poweroff", "--name", name, "--host", "2")
+        assert off.returncode == 0, off.stderr
+        started = time.monotonic()
+        assert ssh("true").returncode != 0
+        assert time.monotonic() - started >= 2.5  # no answer at all, as from a machine that is off
+        assert "stopped" in fleet_cmd("status", "--name", name).stdout.splitlines()[1]
+        first = state["hosts"][0]
+        assert subprocess.run(["ssh", "-i", state["key"], *SSH_OPTIONS, f"root@{first['address']}", "true"],
+                              timeout=30).returncode == 0  # the other host runs on
+        on = fleet_cmd("poweron", "--name", name, "--host", "2")
+        assert on.returncode == 0, on.stderr
+        assert ssh("cat /root/mark").stdout.strip() == "kept"  # its own disk
+        replaced = fleet_cmd("replace", "--name", name, "--host", "2")
+        assert replaced.returncode == 0, replaced.stderr
+        assert ssh("test -e /root/mark; echo $?; hostname").stdout.split() == ["1", f"{name}-2"]  # a fresh one
+        assert fleet_cmd("poweroff", "--name", name, "--host", "3").stderr.strip().endswith(
+            f"fleet '{name}' has hosts 1 to 2, not 3")
+    finally:
+        assert fleet_cmd("down", "--name", name).returncode == 0
+    assert leftovers(name) == []
