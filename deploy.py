@@ -14,7 +14,7 @@ from pyinfra.operations.util import any_changed
 from djdeploy import speed_up
 from djdeploy.ops import front, postgresql, releases, services, system, uploads
 from djdeploy.preflight import (app_settings, build_release, database_clients, first_app_host, host_python, host_secrets,
-                                migrates_here, preflight, timers_here)
+                                key_source, migrates_here, preflight, timers_here)
 from djdeploy.run import lock, rollout
 
 speed_up(host)  # this host's facts in one SSH command (those the last run asked)
@@ -33,7 +33,8 @@ else:
     # the libraries its locked wheels load from the host (libpq5 for plain psycopg), and
     # what the app says it needs (debian_packages).
     system.debian_packages(name="Debian packages",
-                               packages=list(dict.fromkeys([f"python{python}-venv", "curl", *front.PACKAGES,
+                               packages=list(dict.fromkeys([f"python{python}-venv", "curl",
+                                                            *(front.PACKAGES if s.web else ()),
                                                             *release.packages, *s.debian_packages])))
 
     # One deploy at a time per host: the lock is held while this run executes.
@@ -47,7 +48,8 @@ else:
     # release's static files. shared/ outlives releases; shared/data and shared/media are
     # the only places the app writes.
     files.directory(name="Project folder", path=s.root, user="root", group=s.group, mode="0750")
-    front.passage(name="Front's passage", path=s.root)
+    if s.web:
+        front.passage(name="Front's passage", path=s.root)
     files.directory(name="Releases folder", path=s.releases_dir, user="root", group="root", mode="0755")
     files.directory(name="Shared folder", path=s.shared_dir, user="root", group=s.group, mode="0750")
     files.directory(name="Data folder", path=s.data_dir, user=s.user, group=s.group, mode="0750")
@@ -55,7 +57,8 @@ else:
     # The app's socket: gunicorn's address behind the front, which no other local user can
     # take or reach (the project folder is closed to them); the front alone passes.
     files.directory(name="Socket folder", path=s.socket_dir, user=s.user, group=s.group, mode="0750")
-    front.passage(name="Front's passage to the socket", path=s.socket_dir)
+    if s.web:
+        front.passage(name="Front's passage to the socket", path=s.socket_dir)
 
     # The virtualenv, filled offline from wheels built once on this controller; one per set
     # of requirements, so a code-only release reuses it.
@@ -72,7 +75,12 @@ else:
     # .env: VIRTUAL_ENV, DJANGO_SETTINGS_MODULE, the app's settings and its secrets. Sent over
     # SSH's stdin, never shown: a dry run names the keys that change, not their values.
     env = uploads.env_file(name=".env", s=s, src="templates/env.j2", secrets=host_secrets(host, s))
-    key = uploads.secret_key(name="Secret key", path=s.secret_key_file, group=s.group)
+    # SECRET_KEY: made on the host at the first deploy; the hosts of one site (sharing its
+    # database) all have the key of its first host, so a session holds on every one of them.
+    source = key_source(host, s)
+    key = uploads.secret_key(name="Secret key", path=s.secret_key_file, group=s.group,
+                             _if=lambda: source in (None, host.name))
+    shared_key = uploads.shared_secret_key(name="Shared secret key", s=s, source=source)
 
     # The run script: load .env, exec gunicorn from the virtualenv (of the current release).
     run = uploads.upload(
@@ -114,63 +122,71 @@ else:
     releases.procfile_release(name="Release command", s=s, release_id=release.id,
                                here=host.name == first_app_host(host.state, s))
 
-    # The systemd unit (it waits for the switch too, unless the port changes hands: socket
-    # <-> ambient), and in socket mode the socket that holds the port across restarts.
-    unit = uploads.upload(
-        name="systemd unit", src="templates/app.service.j2", dest=s.unit_file, mode="0644",
-        staged=not services.listen_changes(s), s=s,
-    )
-    socket = services.socket_unit(name="systemd socket", s=s, src="templates/app.socket.j2")
-    systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket))
+    # A worker-only host (web = False) runs the project's processes and timers, nothing else:
+    # no gunicorn, no front, nothing on 80/443.
+    unit = socket = listener = None
+    follow, starts, moves = None, False, []
+    if s.web:
+        # The systemd unit (it waits for the switch too, unless the port changes hands: socket
+        # <-> ambient), and in socket mode the socket that holds the port across restarts.
+        unit = uploads.upload(
+            name="systemd unit", src="templates/app.service.j2", dest=s.unit_file, mode="0644",
+            staged=not services.listen_changes(s), s=s,
+        )
+        socket = services.socket_unit(name="systemd socket", s=s, src="templates/app.socket.j2")
+        systemd.daemon_reload(name="Reload systemd", _if=any_changed(unit, socket))
     # Each process type's unit (<project>-<name>@.service), whose instances the switch restarts.
     process_units = services.process_units(name="Process units", s=s)
-    # The front door (Caddy): the world's HTTP on port (with a domain, HTTPS on 443 with a
-    # certificate by ACME, and 80 redirected), static files and uploads; the rest goes to
-    # gunicorn on 127.0.0.1. A changed configuration is reloaded gracefully.
-    files.directory(name="Front unit folder", path=s.front_dropin_dir, user="root", group="root", mode="0755")
-    front_unit = uploads.upload(name="Front unit", src="templates/front.conf.j2", dest=s.front_dropin, mode="0644",
-                                   s=s)
-    files.directory(name="Front folder", path=s.front_dir, user="root", group=front.USER, mode="0750")
-    files.directory(name="Front sites", path=f"{s.front_dir}/sites", user="root", group=front.USER, mode="0750")
-    front_files = [
-        uploads.upload(name="Front Caddyfile", src="templates/Caddyfile.j2", dest=s.caddyfile,
-                          group=front.USER, mode="0640", s=s),
-        uploads.upload(name="Front site", src="templates/site.caddy.j2", dest=s.site_file, group=front.USER,
-                          mode="0640", s=s),
-        # Trusted to talk to a private ACME CA (acme_ca_root); the user's certificate, and
-        # its key, readable by the front only (tls = {certificate, key}).
-        front.ca_root(name="ACME CA root", s=s),
-        front.certificate(name="Front certificate", s=s),
-    ]
-    # A socket that listens elsewhere (a new app_port, or the site's port before the front)
-    # moves now, and the front takes its configuration the moment the socket let go; a
-    # front that does not run yet starts as soon as this host switched (the seed's unit
-    # held the site's port itself until then).
-    follow = front.follow(s, restart=front_unit.will_change)
-    moves, starts = services.socket_moves(s), not front.running()
-    listener = services.listener(name="Listening socket", s=s, moving_from=moves, front_action=follow if moves else None)
+    if s.web:
+        # The front door (Caddy): the world's HTTP on port (with a domain, HTTPS on 443 with a
+        # certificate by ACME, and 80 redirected), static files and uploads; the rest goes to
+        # gunicorn on its unix socket. A changed configuration is reloaded gracefully.
+        files.directory(name="Front unit folder", path=s.front_dropin_dir, user="root", group="root", mode="0755")
+        front_unit = uploads.upload(name="Front unit", src="templates/front.conf.j2", dest=s.front_dropin, mode="0644",
+                                       s=s)
+        files.directory(name="Front folder", path=s.front_dir, user="root", group=front.USER, mode="0750")
+        files.directory(name="Front sites", path=f"{s.front_dir}/sites", user="root", group=front.USER, mode="0750")
+        front_files = [
+            uploads.upload(name="Front Caddyfile", src="templates/Caddyfile.j2", dest=s.caddyfile,
+                              group=front.USER, mode="0640", s=s),
+            uploads.upload(name="Front site", src="templates/site.caddy.j2", dest=s.site_file, group=front.USER,
+                              mode="0640", s=s),
+            # Trusted to talk to a private ACME CA (acme_ca_root); the user's certificate, and
+            # its key, readable by the front only (tls = {certificate, key}).
+            front.ca_root(name="ACME CA root", s=s),
+            front.certificate(name="Front certificate", s=s),
+        ]
+        # A socket that listens elsewhere (a new app_port, or the site's port before the front)
+        # moves now, and the front takes its configuration the moment the socket let go; a
+        # front that does not run yet starts as soon as this host switched (the seed's unit
+        # held the site's port itself until then).
+        follow = front.follow(s, restart=front_unit.will_change)
+        moves, starts = services.socket_moves(s), not front.running()
+        listener = services.listener(name="Listening socket", s=s, moving_from=moves,
+                                     front_action=follow if moves else None)
 
     # Switch to the release, a batch of hosts at a time, with the files that wait for it;
     # restart when something the service runs changed. Each switch is health-gated and
     # reverted on failure (release and files); a failed batch stops the batches after it.
     releases.current_release(
         name="Switch to the release", s=s, release_id=release.id,
-        restart_if=rollout.changed(venv, env, key, run, process, django_settings, wsgi, gunicorn, unit, socket,
-                                   process_units, listener),
+        restart_if=rollout.changed(venv, env, key, shared_key, run, process, django_settings, wsgi, gunicorn, unit,
+                                   socket, process_units, listener),
         front_action=follow if starts and not moves else None,
         _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
         _if=rollout.nothing_failed(host.state),
     )
 
-    systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True,
-                    _if=rollout.nothing_failed(host.state))
-    # The front door, now the app serves: a changed configuration reloaded gracefully (the
-    # unit changed: restarted), unless it took it already (above).
-    taken = bool(moves) or starts
-    front.front_door(name="Front door restarted", s=s, restart=True, _if=[front_unit.did_change, lambda: not taken])
-    front.front_door(name="Front door reloaded", s=s, reload=True,
-                     _if=[any_changed(*front_files), lambda: not front_unit.did_change(), lambda: not taken])
-    front.front_door(name="Front door running", s=s)
+    if s.web:
+        systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True,
+                        _if=rollout.nothing_failed(host.state))
+        # The front door, now the app serves: a changed configuration reloaded gracefully (the
+        # unit changed: restarted), unless it took it already (above).
+        taken = bool(moves) or starts
+        front.front_door(name="Front door restarted", s=s, restart=True, _if=[front_unit.did_change, lambda: not taken])
+        front.front_door(name="Front door reloaded", s=s, reload=True,
+                         _if=[any_changed(*front_files), lambda: not front_unit.did_change(), lambda: not taken])
+        front.front_door(name="Front door running", s=s)
 
     # The process types' instances: as many as data says (scaled up or down), each enabled.
     services.processes(name="Processes", s=s, _if=rollout.nothing_failed(host.state))

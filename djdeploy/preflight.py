@@ -137,6 +137,21 @@ def migrates_here(host, s: AppSettings) -> bool:
     return False
 
 
+def key_source(host, s: AppSettings) -> str | None:
+    """The host whose SECRET_KEY every host of `s`'s site has: the first, in the inventory,
+    of the project's hosts that share its PostgreSQL database (None on SQLite, where each
+    host is a site of its own)."""
+    if s.database != "postgresql":
+        return None
+    hosts = checked(host.state) or {host.name: (s, None, None)}
+    for other in host.state.inventory:
+        theirs = hosts.get(other.name, (None,))[0]
+        if theirs is not None and not theirs.database_server and theirs.project == s.project and (
+                theirs.db_host, theirs.db_name) == (s.db_host, s.db_name):
+            return other.name
+    return None
+
+
 def timers_here(host, s: AppSettings) -> list:
     """The timers of `s` this host runs. Each runs on one host of the fleet: the one its
     data names (host = "..."), or else the first host of the inventory whose checked

@@ -9,8 +9,8 @@
 #   release.sh listen                    socket mode: the socket unit holds the port (the app stopped first)
 #   release.sh manage ARGS...            manage.py ARGS in the current release, as the app user (exec.py)
 # Settings come from the environment the deploy sets: ROOT UNIT APP_USER SOCKET WSGI
-# HTTPS CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DJANGO_DIR
-# DATABASE RELEASE_COMMANDS PROCESSES.
+# HTTPS WEB CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DJANGO_DIR
+# DATABASE RELEASE_COMMANDS PROCESSES LINKED STATIC_DIR RELEASE_COMMAND.
 # The files the app reads at start (CONFIG_FILES) that this run changed wait beside the old
 # ones as <name>.next: a release is checked with them, and the switch moves them in.
 set -euo pipefail
@@ -309,6 +309,7 @@ probe() {
 }
 
 healthy() {
+    [ -n "${WEB-1}" ] || return 0  # a worker-only host serves nothing: its processes must stay up
     local i code body url="unix:$SOCKET"
     body=$(mktemp)
     for i in $(seq 1 "$HEALTH_RETRIES"); do
@@ -389,10 +390,11 @@ point() {  # point link $1 at releases/$2, atomically (new link, then rename ove
 }
 
 restart() {
+    STARTED=$(date +%s)
+    [ -n "${WEB-1}" ] || return 0  # a worker-only host: its processes only (restart_processes)
     # A deliberate restart: clear systemd's start rate limit (5 starts in 10 s), which is
     # there for crash loops, not for deploys and rollbacks in quick succession.
     systemctl reset-failed "$UNIT" 2>/dev/null || true
-    STARTED=$(date +%s)
     systemctl restart "$UNIT" 2>/dev/null || {
         HEALTH="systemctl restart $UNIT failed (journalctl -u $UNIT)$(last_error | sed 's/^/; /')"
         return 1; }

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPE = [
     "Debian packages", "App group", "App user", "Project folder", "Front's passage", "Releases folder",
     "Shared folder", "Data folder", "Uploads folder", "Socket folder", "Front's passage to the socket", "Wheelhouse", "Virtualenv", "Files a stopped run left", ".env",
-    "Secret key", "run script", "manage script", "process script",
+    "Secret key", "Shared secret key", "run script", "manage script", "process script",
     "Django folder", "Django settings", "WSGI entry", "gunicorn settings",
     "Release tool", "Release step sandbox", "Release", "Migrations", "Release command", "systemd unit", "systemd socket", "Reload systemd", "Process units",
     "Front unit folder", "Front unit", "Front folder", "Front sites", "Front Caddyfile", "Front site", "ACME CA root",

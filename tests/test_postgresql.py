@@ -160,6 +160,45 @@ def test_a_row_written_through_one_web_host_is_read_through_every_other(pg, depl
         assert set(texts.values()) <= set(read_notes(host)), host["machine"]
 
 
+def shell_on(pg, host: dict, code: str) -> str:
+    """Python run by the project's manage.py shell on `host`, as the app user, with its .env."""
+    command = (f"cd /srv/{PROJECT}/current && runuser -u web -- bash -c 'set -a; . /srv/{PROJECT}/shared/.env; "
+               f"set +a; exec venv/bin/python manage.py shell -c \"$0\"' {shlex.quote(code)}")
+    return pg.ssh(host, command, timeout=90).stdout.strip().splitlines()[-1]
+
+
+def test_a_session_made_through_one_web_host_holds_on_every_other(pg, deployed, runs):
+    """One site on three hosts: the first web host made the SECRET_KEY, and the others have
+    the same one, copied through the controller's memory. A session (Django's signed-cookie
+    sessions: the whole session in a cookie signed with the key) and a signed value made
+    through one host are read by the others; the key shows in no output of the runs, and a host whose key was replaced by
+    hand gets the site's back at the next deploy."""
+    webs = web_hosts(pg)
+    keys = {pg.ssh(h, f"sha256sum /srv/{PROJECT}/shared/secret_key").stdout.split()[0] for h in webs}
+    assert len(keys) == 1, keys
+    assert {pg.ssh(h, f"stat -c '%U %G %a' /srv/{PROJECT}/shared/secret_key").stdout.strip() for h in webs} == {"root web 640"}
+    made = shell_on(pg, webs[0], "from django.contrib.sessions.backends.signed_cookies import SessionStore; "
+                                 "from django.core import signing; s = SessionStore(); s['who'] = 'alice'; s.save(); "
+                                 "print(s.session_key, signing.dumps('signed by one host'))").split()
+    for host in webs[1:]:
+        read = shell_on(pg, host, "from django.contrib.sessions.backends.signed_cookies import SessionStore; "
+                                  f"from django.core import signing; print(SessionStore('{made[0]}').get('who'), "
+                                  f"signing.loads('{made[1]}'))")
+        assert read == "alice signed by one host", (host["machine"], read)
+    key = pg.ssh(webs[0], f"cat /srv/{PROJECT}/shared/secret_key").stdout.strip()
+    assert len(key) >= 50
+    # A key replaced by hand on the second host: the next deploy gives it the site's back.
+    pg.ssh(webs[1], f"echo not-the-sites > /srv/{PROJECT}/shared/secret_key")
+    again = runs("-y")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert results(again.stdout)["Shared secret key"]["changed"] == 1
+    assert pg.ssh(webs[1], f"cat /srv/{PROJECT}/shared/secret_key").stdout.strip() == key
+    assert shell_on(pg, webs[1], f"from django.core import signing; print(signing.loads('{made[1]}'))") == \
+        "signed by one host"
+    for what, output in runs.outputs:
+        assert key not in output, f"the SECRET_KEY is in the output of {what}"
+
+
 def test_status_shows_the_database_server_and_every_web_host(pg, deployed, runs):
     result = runs("-y", deploy="status.py")
     assert result.returncode == 0, result.stdout[-3000:]
@@ -330,6 +369,9 @@ def test_a_new_password_is_applied_to_the_role_and_every_web_host(pg, deployed, 
 def test_the_database_password_shows_nowhere(pg, deployed, runs):
     for password in [runs.password, *runs.earlier]:
         shows_nowhere(pg, runs, password)
+    key = pg.ssh(web_hosts(pg)[0], f"cat /srv/{PROJECT}/shared/secret_key").stdout.strip()
+    for what, output in runs.outputs:  # --dry --diff -vvv --debug among them
+        assert key not in output, f"the SECRET_KEY is in the output of {what}"
 
 
 def shows_nowhere(pg, runs, password):

@@ -99,6 +99,23 @@ def test_workers_run_where_their_group_says_as_the_app_user_in_a_sandbox(procs, 
         assert exposure <= 2.0
 
 
+def test_a_worker_only_host_runs_its_processes_and_serves_nothing(procs, deployed):
+    """The worker group is worker-only (web = False in group_data/worker.py): the project's
+    processes, no gunicorn, no front, nothing listening on 80 or 443; its switch restarts
+    the workers in the new release and waits for them to stay up instead of a health check."""
+    host = worker(procs)
+    assert states(procs, host) == ["active", "active"]
+    listening = procs.ssh(host, "ss -Hltn").stdout
+    assert not re.search(r":(80|443)\s", listening), listening
+    assert procs.ssh(host, f"systemctl is-active caddy {PROJECT}.service {PROJECT}.socket; "
+                           f"test -e /etc/systemd/system/{PROJECT}.service; echo $?",
+                     check=False).stdout.split() == ["inactive", "inactive", "inactive", "1"]
+    log = procs.ssh(host, f"cat /srv/{PROJECT}/revisions.log").stdout
+    assert re.search(rf"^\S+ {current(procs, host)} .* switched", log, re.M), log
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://{host['address']}/", timeout=5)
+
+
 def test_a_job_enqueued_by_http_on_the_web_host_runs_on_the_worker_host(procs, deployed):
     keys = enqueue(web(procs), "http", 5)
     done = wait_done(web(procs), "http", keys)
@@ -193,11 +210,12 @@ def test_status_and_logs_show_every_process(procs, deployed, run):
     line = next(line for line in status.stdout.splitlines() if f"{worker(procs)['address']}:" in line
                 and "current=" in line)
     assert re.search(r"processes=worker@1:active\([0-9TZ:-]+,restarts 0\),worker@2:active", line), line
+    assert " unit=none health=none " in line, line  # worker-only: no web unit
     logs = subprocess.run([sys.executable, "logs.py", "--since", "-30min"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, env={**__import__("os").environ, "DJDEPLOY_FLEET": FLEET})
     assert logs.returncode == 0, logs.stderr
-    for unit in (f"{PROJECT}.service", *WORKERS):
-        assert re.search(rf"^\[{re.escape(worker(procs)['address'])}\] \S+ {re.escape(unit)}: ", logs.stdout, re.M), \
+    for host, unit in [(web(procs), f"{PROJECT}.service"), *((worker(procs), unit) for unit in WORKERS)]:
+        assert re.search(rf"^\[{re.escape(host['address'])}\] \S+ {re.escape(unit)}: ", logs.stdout, re.M), \
             (unit, logs.stdout[-2000:])
 
 

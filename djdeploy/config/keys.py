@@ -165,6 +165,10 @@ KEYS: dict[str, Key] = {
                          "defaults to the host's inventory name, localhost, 127.0.0.1"),
     "description": Key(None, schema.optional(schema.string()),
                        "the unit's Description=; defaults to \"<project> (gunicorn)\""),
+    "web": Key(True, schema.boolean,
+                "the host serves the site: gunicorn behind its front (Caddy); False: a worker-only host, "
+                "which runs the project's processes and timers and answers nothing on 80/443",
+                "true, or false for a host that runs only the project's processes and timers"),
     "listen": Key("socket", schema.one_of(*LISTEN_MODES),
                   "\"socket\": systemd holds the port (zero-downtime restarts); \"ambient\": gunicorn binds "
                   "it (AmbientCapabilities, the seed's unit)",

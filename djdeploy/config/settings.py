@@ -89,6 +89,7 @@ class AppSettings:
     release_commands: tuple = ()  # manage.py commands, each shell-quoted words
     debian_packages: tuple = ()  # the app's own needs from Debian
     serve_files: bool = True
+    web: bool = True  # False: a worker-only host (processes and timers, no gunicorn, no front)
     timers: tuple = ()  # Timer, by name
     processes: tuple = ()  # Process, by name
     procfile_release: str | None = None  # the Procfile's release line: once per deploy, before the switch
@@ -501,7 +502,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         db_name=chosen.db_name or re.sub(r"[^a-z0-9_]", "_", chosen.project.lower()).lstrip("0123456789") or "app",
         db_address=chosen.db_address or (host_name if server else None),
         keep_app_settings=tuple(chosen.keep_app_settings), release_commands=tuple(release_commands),
-        debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, timers=tuple(timers),
+        debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, web=chosen.web, timers=tuple(timers),
         domain=chosen.domain, tls=tls, tls_files=tls_files, hsts=chosen.hsts,
         acme_ca=chosen.acme_ca, acme_ca_root=chosen.acme_ca_root, acme_email=chosen.acme_email, acme_renew_interval=chosen.acme_renew_interval,
         static_url=chosen.static_url, processes=tuple(processes), source_builds=tuple(chosen.source_builds),

@@ -339,6 +339,18 @@ class EnvFile(FactBase):
         return {"owner": output[0].split(), "digest": output[1].split()[0]}
 
 
+class SecretDigest(FactBase):
+    """A secret file's salted digest, never its value (fact outputs show with `-vvv`):
+    hex, or None when the file is absent."""
+
+    def command(self, path, salt):
+        quoted = shell_quote(path)
+        return f"if [ -f {quoted} ]; then {{ printf '%s\\0' {shell_quote(salt)}; cat {quoted}; }} | sha256sum; fi"
+
+    def process(self, output):
+        return output[0].split()[0] if output and output[0].strip() else None
+
+
 class EnvFileLines(FactBase):
     """A salted digest of each line of an .env file, by name: [[name, digest], ...] as
     `envfile.line_digests` makes them; asked only when the file differs, to name the keys

@@ -23,6 +23,7 @@ def tool_env(s) -> str:
     values = {
         "ROOT": s.root, "UNIT": s.unit, "APP_USER": s.user, "SOCKET": s.app_socket, "WSGI": s.wsgi_module,
         "HTTPS": "1" if s.https else "",
+        "WEB": "1" if s.web else "",  # a worker-only host: no web unit to restart or health check
         "CHECK_LEVEL": s.check_level, "HEALTH_PATH": s.health_path, "HEALTH_HOST": s.health_host,
         "HEALTH_TIMEOUT": s.health_timeout, "HEALTH_RETRIES": s.health_retries,
         "ORIGIN": f"{getpass.getuser()}@{CONTROLLER}",

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 from pathlib import Path
 
+import gevent.lock
 import jinja2
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api import FileUploadCommand, FunctionCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api.arguments import pop_global_arguments
 from pyinfra.facts.files import File
 from pyinfra.operations import files
 
 from djdeploy.config import envfile
-from djdeploy.ops.facts import EnvFile, EnvFileLines
+from djdeploy.ops.facts import EnvFile, EnvFileLines, SecretDigest
 from djdeploy.shell import shell_quote
 
 NEXT = ".next"  # a file the app reads at start, waiting beside it for the switch (release.sh)
@@ -81,7 +84,8 @@ def secret_key(path: str, group: str):
     + path: remote file; an existing key is never replaced, so sessions survive deploys
     + group: the app's group, which may read it
 
-    The key is generated on the host and never crosses the network or the output.
+    The key is generated on the host and never shows in any output; the other hosts of its
+    site get it by `shared_secret_key`.
     """
     if host.get_fact(File, path=path):
         return
@@ -89,6 +93,72 @@ def secret_key(path: str, group: str):
     yield (f"umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(50))' > {quoted}.new"
            f" && chown root:{shell_quote(group)} {quoted}.new && chmod 0640 {quoted}.new"
            f" && mv {quoted}.new {quoted}")
+
+
+@operation()
+def shared_secret_key(s, source: str | None):
+    """This host's SECRET_KEY is the one host `source` has, the first host of the site (the
+    project's hosts that share its database: a session or a signed link made through one
+    holds on every other). Compared by salted digests; copied through the controller's
+    memory, read from `source` and written here as <key>.part over SFTP, then moved in:
+    never in an argument, an output or a file on the controller.
+
+    + s: the host's AppSettings
+    + source: the site's first host (it made the key: `secret_key`); None: this host is a
+      site of its own (SQLite), its key its own
+    """
+    if source is None:
+        return
+    salt = f"djdeploy-key:{s.project}"
+    mine = host.get_fact(SecretDigest, path=s.secret_key_file, salt=salt)
+    if source == host.name:
+        return  # the key every other host of the site copies
+    other = host.state.inventory.get_host(source)
+    if not host.state.is_host_in_limit(other):
+        if mine is None:
+            raise OperationError(f"{host.name} has no SECRET_KEY yet, and {source}, the first host of its site, whose "
+                                 "key it must share, is not in this run: deploy without --limit (or with it too)")
+        return  # it keeps the one it has, copied when both were in a run
+    if mine is not None and other.get_fact(SecretDigest, path=s.secret_key_file, salt=salt) == mine:
+        return
+    quoted = shell_quote(s.secret_key_file)
+    yield FunctionCommand(_copy_secret, (other, s.secret_key_file, f"{s.secret_key_file}.part"), {})
+    yield (f"chown root:{shell_quote(s.group)} {quoted}.part && chmod 0640 {quoted}.part && "
+           f"mv {quoted}.part {quoted}")
+
+
+_site_keys: dict = {}  # (id(state), source host, path) -> the key, read once per run (memory only)
+_reading = gevent.lock.BoundedSemaphore()
+
+
+def _copy_secret(state, host, source, path: str, part: str) -> bool:
+    """File `path` of host `source` to `part` on `host`, through memory only: read once per
+    run for every host of the site (one at a time), over an SSH channel whose output
+    is not printed, and written over SFTP."""
+    with _reading:
+        if (id(state), source.name, path) not in _site_keys:
+            ok, output = source.run_shell_command(StringCommand("cat", QuoteString(path)), print_output=False,
+                                                  print_input=False, **privilege(source))
+            key = output.stdout.strip() if ok else ""
+            if not key:
+                raise OperationError(f"could not read the site's SECRET_KEY from {source.name} ({path})")
+            _site_keys[(id(state), source.name, path)] = key
+    held = io.BytesIO((_site_keys[(id(state), source.name, path)] + "\n").encode())
+    if not host.put_file(held, part, **privilege(host)):
+        raise OperationError(f"could not write the site's SECRET_KEY to {part}")
+    return True
+
+
+PRIVILEGE = ("_sudo", "_sudo_user", "_sudo_password", "_use_sudo_login", "_preserve_sudo_env",
+             "_su_user", "_use_su_login", "_su_shell", "_preserve_su_env", "_su_password",
+             "_doas", "_doas_user", "_dzdo", "_dzdo_user")
+
+
+def privilege(host) -> dict:
+    """The run's sudo/su arguments (--sudo, host data), for what runs outside operations'
+    commands (a file read or written by hand, the fact batch)."""
+    arguments, _ = pop_global_arguments(host.state, host, {})
+    return {k: v for k, v in arguments.items() if k in PRIVILEGE and v}
 
 
 @operation()

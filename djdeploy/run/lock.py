@@ -24,10 +24,9 @@ import gevent
 from pyinfra.api import StringCommand
 from pyinfra.api.state import BaseStateCallback
 
-from pyinfra.api.arguments import pop_global_arguments
-
 from djdeploy.errors import fail
 from djdeploy.ops.facts import LockHolder
+from djdeploy.ops.uploads import privilege
 from djdeploy.shell import CONTROLLER, shell_quote
 from djdeploy.terminal import printable
 
@@ -72,17 +71,6 @@ def _left_by_killed_deploy(owner: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-PRIVILEGE = ("_sudo", "_sudo_user", "_sudo_password", "_use_sudo_login", "_preserve_sudo_env",
-             "_su_user", "_use_su_login", "_su_shell", "_preserve_su_env", "_su_password",
-             "_doas", "_doas_user", "_dzdo", "_dzdo_user")
-
-
-def privilege(host) -> dict:
-    """The run's sudo/su arguments (--sudo, host data), for commands run outside operations."""
-    arguments, _ = pop_global_arguments(host.state, host, {})
-    return {k: v for k, v in arguments.items() if k in PRIVILEGE and v}
 
 
 class Batch:

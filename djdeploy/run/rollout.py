@@ -44,6 +44,8 @@ def nothing_failed(state):
 
 
 def changed(*ops):
-    """True if any of `ops` changed (after they ran) or will change (when planning)."""
+    """True if any of `ops` changed (after they ran) or will change (when planning); None
+    stands for an operation this host has not (a worker-only host's web unit)."""
+    ops = [op for op in ops if op is not None]
     return lambda: any(op.did_change() if op.is_complete() else op.will_change for op in ops)
 

@@ -27,8 +27,11 @@ def _when(seconds) -> str:
 
 def report(host, s) -> None:
     deployed = deployment(s)
-    unit = host.get_fact(SystemdStatus, services=[s.unit]).get(s.unit)
-    health = host.get_fact(HealthAnswer, tool=s.release_tool, tool_env=tool_env(s))
+    if s.web:
+        unit = "active" if host.get_fact(SystemdStatus, services=[s.unit]).get(s.unit) else "inactive"
+        health = host.get_fact(HealthAnswer, tool=s.release_tool, tool_env=tool_env(s))
+    else:  # a worker-only host: no web unit, its processes below
+        unit, health = "none", "none"
     revisions = host.get_fact(FileText, path=f"{s.root}/revisions.log")
     current = deployed["current"] or "none"
     lock = deployed["lock"]
@@ -38,7 +41,7 @@ def report(host, s) -> None:
         f"since={went_live(revisions, deployed['current'])}",
         f"previous={deployed['previous'] or 'none'}",
         f"deps={deployed['venv'] or 'none'}",
-        f"unit={'active' if unit else 'inactive'}",
+        f"unit={unit}",
         f"health={health}",
         f"releases={','.join(deployed['releases']) or 'none'}",
         f"lock={lock['owner'] + ' since ' + lock['since'] if lock else 'free'}",

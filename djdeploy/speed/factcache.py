@@ -39,7 +39,7 @@ from pyinfra.context import ctx_host, ctx_state
 from djdeploy.build import CACHE
 from djdeploy.ops.facts import LockHolder
 from djdeploy.run import lock
-from djdeploy.run.lock import privilege
+from djdeploy.ops.uploads import privilege
 from djdeploy.speed import bookkeeping, synth
 from djdeploy.shell import shell_quote
 
