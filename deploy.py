@@ -79,6 +79,7 @@ else:
     # database) all have the key of its first host, so a session holds on every one of them.
     source = key_source(host, s)
     key = uploads.secret_key(name="Secret key", path=s.secret_key_file, group=s.group,
+                             fallbacks=s.secret_key_fallbacks_file, version=s.secret_key_version,
                              _if=lambda: source in (None, host.name))
     shared_key = uploads.shared_secret_key(name="Shared secret key", s=s, source=source)
 

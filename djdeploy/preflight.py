@@ -25,6 +25,7 @@ from djdeploy.errors import DataError, DeployError, fail
 from djdeploy.ops.facts import HostPython
 from djdeploy.ops.releases import deployment
 from djdeploy.ops.uploads import render_env
+from djdeploy.terminal import printable
 
 # id(state) -> {host name: (AppSettings, secrets, database password or None)}: the run's
 # plan, made once by preflight; nothing after it changes a host's settings
@@ -58,10 +59,7 @@ def checked(state) -> dict:
 
 def _checked(state) -> dict:
     """preflight's checks: {host name: (settings, secrets, password)}, or the run stops."""
-    prepared = {}
-    problems = [f"cannot reach {h.name} over SSH (reason above): check its address, port, user "
-                "and key, or remove it from the inventory; no host was changed"
-                for h in sorted(state.failed_hosts, key=lambda h: h.name)]
+    prepared, problems = {}, []
     batches, ports, parsed = {}, {}, {}
     for other in state.inventory:
         if other not in state.failed_hosts:
@@ -69,6 +67,18 @@ def _checked(state) -> dict:
                 parsed[other.name] = (other, parse(other.name, other.data, other.groups))
             except DataError as error:
                 problems += error.problems
+    # Hosts that do not answer: the run stops, unless data names them in `without` (a host
+    # down for now); then it goes on, saying so, and a later run brings them up to date.
+    allowed = {name for _, s in parsed.values() for name in s.without}
+    for down in sorted(state.failed_hosts, key=lambda h: h.name):
+        if down.name in allowed:
+            print(printable(f"warning: going on without {down.name}: it does not answer SSH (without = data); "
+                            "the first run that reaches it brings it to the fleet's release"), file=sys.stderr)
+            state.failed_hosts.discard(down)  # as told: the run's outcome is the other hosts'
+            continue
+        problems.append(f"cannot reach {down.name} over SSH (reason above): check its address, port, user and "
+                        f"key; or, if it is down for now, go on without it: --data without='[\"{down.name}\"]'; "
+                        "no host was changed")
     problems += link_databases(parsed)
     for other, settings in parsed.values():
         if settings.database_server:

@@ -199,6 +199,28 @@ def test_a_session_made_through_one_web_host_holds_on_every_other(pg, deployed, 
         assert key not in output, f"the SECRET_KEY is in the output of {what}"
 
 
+def test_a_key_rotation_logs_nobody_out(pg, deployed, runs):
+    """secret_key_version raised by one: every host of the site gets one new key, and the
+    one before stays in SECRET_KEY_FALLBACKS, so a session signed before still holds on
+    every host; a lower version later never brings the old key back."""
+    webs = web_hosts(pg)
+    key_sums = lambda: {pg.ssh(h, f"sha256sum /srv/{PROJECT}/shared/secret_key").stdout.split()[0] for h in webs}
+    before = key_sums()
+    made = shell_on(pg, webs[0], "from django.contrib.sessions.backends.signed_cookies import SessionStore; "
+                                 "s = SessionStore(); s['who'] = 'bob'; s.save(); print(s.session_key)")
+    rotated = runs("-y", "--data", "secret_key_version=2")
+    assert rotated.returncode == 0, rotated.stdout[-3000:]
+    after = key_sums()
+    assert len(after) == 1 and after != before, (before, after)
+    for host in webs:
+        read = shell_on(pg, host, "from django.contrib.sessions.backends.signed_cookies import SessionStore; "
+                                  f"print(SessionStore('{made}').get('who'))")
+        assert read == "bob", (host["machine"], read)
+    again = runs("-y")  # the data's version back to 1: the key stays
+    assert again.returncode == 0 and results(again.stdout)["Grand total"]["changed"] == 0, again.stdout[-3000:]
+    assert key_sums() == after
+
+
 def test_status_shows_the_database_server_and_every_web_host(pg, deployed, runs):
     result = runs("-y", deploy="status.py")
     assert result.returncode == 0, result.stdout[-3000:]

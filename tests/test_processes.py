@@ -280,3 +280,36 @@ def test_a_release_whose_worker_cannot_start_is_reverted_with_one_line(procs, de
     assert set(wait_done(web(procs), "reverted", keys)["runs"]) == set(keys)
     again = run("-y")  # the project as the other tests have it: nothing to change on the worker host
     assert again.returncode == 0, again.stdout[-3000:]
+
+
+def test_a_run_goes_on_without_a_host_that_is_down_only_when_told_and_the_next_run_brings_it_back(
+        procs, deployed, run, tmp_path):
+    """The worker host loses its power. A deploy stops with one line naming it and how to
+    go on without it; told so (without = [host]), it deploys the others and says it went
+    on without that host. Once the host is back (its own disk, the old release), the next
+    run brings it to the fleet's release, and its workers take jobs again."""
+    from fleet.hosts import poweroff, poweron
+
+    host, number = worker(procs), procs.hosts.index(worker(procs)) + 1
+    project = app_version(tmp_path / "p", "while-one-is-down")
+    poweroff(FLEET, number)
+    try:
+        stopped = run("-y", cwd=project)
+        assert stopped.returncode != 0
+        errors = [line for line in stopped.stdout.splitlines() if line.startswith("error: ")]
+        assert errors == [f"error: cannot reach {host['address']} over SSH (reason above): check its address, port, "
+                          f"user and key; or, if it is down for now, go on without it: --data without='[\"{host['address']}\"]'; "
+                          "no host was changed"], stopped.stdout[-3000:]
+        went_on = run("-y", "--data", f'without=["{host["address"]}"]', cwd=project)
+        assert went_on.returncode == 0, went_on.stdout[-3000:]
+        assert f"warning: going on without {host['address']}: it does not answer SSH" in went_on.stdout
+        new = current(procs, web(procs))
+    finally:
+        poweron(FLEET, number)
+    assert current(procs, host) != new  # the release it had when it went down
+    back = run("-y", cwd=project)
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert current(procs, host) == new
+    keys = enqueue(web(procs), "back", 2)
+    assert set(wait_done(web(procs), "back", keys)["runs"]) == set(keys)
+    assert run("-y").returncode == 0  # the project as the other tests have it

@@ -121,7 +121,7 @@ def test_status_asks_the_health_check_the_gate_makes(server, tmp_path, monkeypat
 # Operations in deploy.py's rollout.changed(...) that are restart reasons but not files.
 NOT_FILES = {"virtualenv", "listener"}
 # Operations that name no dest/path: the file each writes.
-WRITES = {"env_file": "env_file", "shared_secret_key": "secret_key_file", "socket_unit": "socket_file", "process_units": "process_unit_files"}
+WRITES = {"env_file": "env_file", "shared_secret_key": "secret_key_files", "secret_key": "secret_key_files", "socket_unit": "socket_file", "process_units": "process_unit_files"}
 
 
 def test_every_file_a_restart_is_owed_for_is_hashed_and_every_hashed_file_owes_one(monkeypatch):

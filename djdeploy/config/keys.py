@@ -217,6 +217,16 @@ KEYS: dict[str, Key] = {
     "check_level": Key("ERROR", schema.one_of(*CHECK_LEVELS),
                        "manage.py check --deploy --fail-level before a release serves",
                        "one of " + ", ".join(CHECK_LEVELS)),
+    "secret_key_version": Key(1, schema.integer(1, 1_000_000),
+                              "raise it by one to rotate the site's SECRET_KEY: a new key on every host of the "
+                              "site, the one before kept in SECRET_KEY_FALLBACKS until the next rotation, so no "
+                              "session or signed link made before is lost",
+                              "a whole number: the one in use plus 1 rotates the key"),
+    "without": Key([], schema.list_of(schema.string(r"^[A-Za-z0-9_\[][A-Za-z0-9_.:@\[\]-]*$")),
+                   "hosts of the inventory the run may go on without when they do not answer SSH (down for "
+                   "now, e.g. --data without='[\"169.254.2.2\"]'): each is named in one line, and the first run "
+                   "that reaches it again brings it to the fleet's release; a host not named stops the run",
+                   'a list of inventory host names, e.g. ["web3.example.com"]'),
     "lock_wait": Key(30, schema.integer(0, 3600), "seconds a deploy waits for another one's lock on a host",
                      "seconds, a whole number from 0 to 3600"),
     # Secrets, places, rollback

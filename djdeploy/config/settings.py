@@ -90,6 +90,8 @@ class AppSettings:
     debian_packages: tuple = ()  # the app's own needs from Debian
     serve_files: bool = True
     web: bool = True  # False: a worker-only host (processes and timers, no gunicorn, no front)
+    without: tuple = ()  # hosts the run may go on without when they do not answer SSH
+    secret_key_version: int = 1  # raised: the site's key is rotated (the one before kept as a fallback)
     timers: tuple = ()  # Timer, by name
     processes: tuple = ()  # Process, by name
     procfile_release: str | None = None  # the Procfile's release line: once per deploy, before the switch
@@ -264,6 +266,16 @@ class AppSettings:
         return f"{self.shared_dir}/secret_key"
 
     @property
+    def secret_key_files(self) -> tuple:
+        """The key and the one before it: what the site's hosts share."""
+        return (self.secret_key_file, self.secret_key_fallbacks_file)
+
+    @property
+    def secret_key_fallbacks_file(self) -> str:
+        """The key before the last rotation (SECRET_KEY_FALLBACKS), until the next one."""
+        return f"{self.shared_dir}/secret_key_fallbacks"
+
+    @property
     def step_sandbox(self) -> str:
         """The app's sandbox (templates/sandbox.j2) as properties of the release tool's steps."""
         return f"{self.root}/sandbox.conf"
@@ -283,7 +295,7 @@ class AppSettings:
     @property
     def config_files(self) -> tuple:
         """Every file the app reads when it starts: a change to one owes a restart."""
-        return (self.env_file, self.secret_key_file, f"{self.root}/run", self.gunicorn_config,
+        return (self.env_file, self.secret_key_file, self.secret_key_fallbacks_file, f"{self.root}/run", self.gunicorn_config,
                 self.unit_file, self.socket_file, self.settings_file, self.wsgi_file, self.process_script,
                 *self.process_unit_files)
 
@@ -502,7 +514,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         db_name=chosen.db_name or re.sub(r"[^a-z0-9_]", "_", chosen.project.lower()).lstrip("0123456789") or "app",
         db_address=chosen.db_address or (host_name if server else None),
         keep_app_settings=tuple(chosen.keep_app_settings), release_commands=tuple(release_commands),
-        debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, web=chosen.web, timers=tuple(timers),
+        debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, web=chosen.web, without=tuple(chosen.without),
+        secret_key_version=chosen.secret_key_version, timers=tuple(timers),
         domain=chosen.domain, tls=tls, tls_files=tls_files, hsts=chosen.hsts,
         acme_ca=chosen.acme_ca, acme_ca_root=chosen.acme_ca_root, acme_email=chosen.acme_email, acme_renew_interval=chosen.acme_renew_interval,
         static_url=chosen.static_url, processes=tuple(processes), source_builds=tuple(chosen.source_builds),

@@ -18,7 +18,7 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files
 
 from djdeploy.config import envfile
-from djdeploy.ops.facts import EnvFile, EnvFileLines, SecretDigest
+from djdeploy.ops.facts import EnvFile, EnvFileLines, FileText, SecretDigest
 from djdeploy.shell import shell_quote
 
 NEXT = ".next"  # a file the app reads at start, waiting beside it for the switch (release.sh)
@@ -78,74 +78,102 @@ def env_file(s, src: str, secrets: dict):
 
 
 @operation()
-def secret_key(path: str, group: str):
-    """A random Django SECRET_KEY exists at `path` (root:`group` 0640), made once on the host.
+def secret_key(path: str, group: str, fallbacks: str, version: int = 1):
+    """A random Django SECRET_KEY exists at `path` (root:`group` 0640), made on the host, at
+    the version data asks for.
 
-    + path: remote file; an existing key is never replaced, so sessions survive deploys
+    + path: remote file; an existing key is kept, so sessions survive deploys
     + group: the app's group, which may read it
+    + fallbacks: remote file of the key before the last rotation (SECRET_KEY_FALLBACKS)
+    + version: data's secret_key_version; above the host's (<path>.version), the key is
+      rotated: a new one, the one before kept in `fallbacks` until the next rotation
 
     The key is generated on the host and never shows in any output; the other hosts of its
     site get it by `shared_secret_key`.
     """
-    if host.get_fact(File, path=path):
+    quoted, mark = shell_quote(path), shell_quote(f"{path}.version")
+    make = (f"python3 -c 'import secrets; print(secrets.token_urlsafe(50))' > {quoted}.new"
+            f" && chown root:{shell_quote(group)} {quoted}.new && chmod 0640 {quoted}.new && mv {quoted}.new {quoted}"
+            f" && echo {int(version)} > {mark}")
+    if not host.get_fact(File, path=path):
+        yield f"umask 077 && {make}"
         return
-    quoted = shell_quote(path)
-    yield (f"umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(50))' > {quoted}.new"
-           f" && chown root:{shell_quote(group)} {quoted}.new && chmod 0640 {quoted}.new"
-           f" && mv {quoted}.new {quoted}")
+    had = host.get_fact(FileText, path=f"{path}.version")
+    if int(version) > (int(had) if had and had.isdigit() else 1):
+        old = shell_quote(fallbacks)
+        yield (f"umask 077 && cp {quoted} {old}.new && chown root:{shell_quote(group)} {old}.new && chmod 0640 {old}.new"
+               f" && mv {old}.new {old} && {make}")
 
 
 @operation()
 def shared_secret_key(s, source: str | None):
-    """This host's SECRET_KEY is the one host `source` has, the first host of the site (the
-    project's hosts that share its database: a session or a signed link made through one
-    holds on every other). Compared by salted digests; copied through the controller's
-    memory, read from `source` and written here as <key>.part over SFTP, then moved in:
-    never in an argument, an output or a file on the controller.
+    """This host's SECRET_KEY (and the key before the last rotation, SECRET_KEY_FALLBACKS)
+    are the ones host `source` has, the first host of the site (the project's hosts that
+    share its database: a session or a signed link made through one holds on every
+    other). Compared by salted digests; copied through the controller's memory, read from
+    `source` over an SSH channel whose output is not printed and written here over SFTP
+    as <file>.part, then moved in: never in an argument, an output or a file on the
+    controller.
 
     + s: the host's AppSettings
-    + source: the site's first host (it made the key: `secret_key`); None: this host is a
-      site of its own (SQLite), its key its own
+    + source: the site's first host (it makes and rotates the key: `secret_key`); None:
+      this host is a site of its own (SQLite), its key its own
     """
     if source is None:
         return
     salt = f"djdeploy-key:{s.project}"
-    mine = host.get_fact(SecretDigest, path=s.secret_key_file, salt=salt)
+    files = (s.secret_key_file, s.secret_key_fallbacks_file)
+    mine = [host.get_fact(SecretDigest, path=f, salt=salt) for f in files]
     if source == host.name:
         return  # the key every other host of the site copies
     other = host.state.inventory.get_host(source)
     if not host.state.is_host_in_limit(other):
-        if mine is None:
+        if mine[0] is None:
             raise OperationError(f"{host.name} has no SECRET_KEY yet, and {source}, the first host of its site, whose "
                                  "key it must share, is not in this run: deploy without --limit (or with it too)")
         return  # it keeps the one it has, copied when both were in a run
-    if mine is not None and other.get_fact(SecretDigest, path=s.secret_key_file, salt=salt) == mine:
+    made = other.get_fact(FileText, path=f"{s.secret_key_file}.version")  # rotated there in this run?
+    rotates = int(s.secret_key_version) > (int(made) if made and made.isdigit() else 1)
+    if not rotates and mine[0] is not None and [other.get_fact(SecretDigest, path=f, salt=salt) for f in files] == mine:
         return
-    quoted = shell_quote(s.secret_key_file)
-    yield FunctionCommand(_copy_secret, (other, s.secret_key_file, f"{s.secret_key_file}.part"), {})
-    yield (f"chown root:{shell_quote(s.group)} {quoted}.part && chmod 0640 {quoted}.part && "
-           f"mv {quoted}.part {quoted}")
+    yield FunctionCommand(_copy_secrets, (other, files, s.group), {})
 
 
-_site_keys: dict = {}  # (id(state), source host, path) -> the key, read once per run (memory only)
+_site_keys: dict = {}  # (id(state), source host, path) -> the file's text or None, read once per run
 _reading = gevent.lock.BoundedSemaphore()
 
 
-def _copy_secret(state, host, source, path: str, part: str) -> bool:
-    """File `path` of host `source` to `part` on `host`, through memory only: read once per
-    run for every host of the site (one at a time), over an SSH channel whose output
-    is not printed, and written over SFTP."""
+def _copy_secrets(state, host, source, paths: tuple, group: str) -> bool:
+    """Files `paths` of host `source` to the same paths on `host` (root:`group` 0640), through
+    memory only; one absent there is removed here. Each is read once per run for every
+    host of the site (one at a time), over an SSH channel whose output is not printed, and
+    written over SFTP as <path>.part, then moved in."""
     with _reading:
-        if (id(state), source.name, path) not in _site_keys:
-            ok, output = source.run_shell_command(StringCommand("cat", QuoteString(path)), print_output=False,
-                                                  print_input=False, **privilege(source))
-            key = output.stdout.strip() if ok else ""
-            if not key:
-                raise OperationError(f"could not read the site's SECRET_KEY from {source.name} ({path})")
-            _site_keys[(id(state), source.name, path)] = key
-    held = io.BytesIO((_site_keys[(id(state), source.name, path)] + "\n").encode())
-    if not host.put_file(held, part, **privilege(host)):
-        raise OperationError(f"could not write the site's SECRET_KEY to {part}")
+        for path in paths:
+            if (id(state), source.name, path) not in _site_keys:
+                command = StringCommand("if [ -f", QuoteString(path), "]; then echo found; cat", QuoteString(path), "; fi")
+                ok, output = source.run_shell_command(command, print_output=False, print_input=False,
+                                                      **privilege(source))
+                lines = output.stdout_lines if ok else []
+                if not ok:
+                    raise OperationError(f"could not read the site's SECRET_KEY from {source.name} ({path})")
+                _site_keys[(id(state), source.name, path)] = "\n".join(lines[1:]).strip() if lines[:1] == ["found"] else None
+    if not _site_keys[(id(state), source.name, paths[0])]:
+        raise OperationError(f"{source.name} has no SECRET_KEY at {paths[0]}: deploy it first")
+    moves = []
+    for path in paths:
+        text = _site_keys[(id(state), source.name, path)]
+        quoted = shell_quote(path)
+        if text is None:
+            moves.append(f"rm -f {quoted}")
+            continue
+        if not host.put_file(io.BytesIO((text + "\n").encode()), f"{path}.part", **privilege(host)):
+            raise OperationError(f"could not write the site's SECRET_KEY to {path}.part")
+        moves.append(f"chown root:{shell_quote(group)} {quoted}.part && chmod 0640 {quoted}.part && mv {quoted}.part {quoted}")
+    ok, output = host.run_shell_command(StringCommand(" && ".join(moves)), print_output=False, print_input=False,
+                                        **privilege(host))
+    if not ok:
+        raise OperationError(f"could not move the site's SECRET_KEY into place: {output.stderr.strip()[:300]}")
     return True
 
 
