@@ -675,19 +675,7 @@ def stop_host(host: dict) -> None:
     deadline = time.monotonic() + 20
     while supervisor_alive(host) and time.monotonic() < deadline:
         time.sleep(0.2)
-    # Whatever is left (a hung guest, or processes of a stale fleet): kill it.
-    for _ in range(50):
-        pids = []
-        for croot in CGROUP_ROOTS:
-            for procs in (croot / host["cgroup"]).glob("**/cgroup.procs"):
-                with contextlib.suppress(OSError):
-                    pids += [int(p) for p in procs.read_text().split()]
-        if not pids:
-            break
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
+    kill_host(host)  # whatever is left (a hung guest, or processes of a stale fleet)
 
 
 def kill_host(host: dict) -> None:
