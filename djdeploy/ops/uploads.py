@@ -98,8 +98,7 @@ def secret_key(path: str, group: str, fallbacks: str, version: int = 1):
     if not host.get_fact(File, path=path):
         yield f"umask 077 && {make}"
         return
-    had = host.get_fact(FileText, path=f"{path}.version")
-    if int(version) > (int(had) if had and had.isdigit() else 1):
+    if int(version) > key_version(host, path):
         old = shell_quote(fallbacks)
         yield (f"umask 077 && cp {quoted} {old}.new && chown root:{shell_quote(group)} {old}.new && chmod 0640 {old}.new"
                f" && mv {old}.new {old} && {make}")
@@ -132,11 +131,16 @@ def shared_secret_key(s, source: str | None):
             raise OperationError(f"{host.name} has no SECRET_KEY yet, and {source}, the first host of its site, whose "
                                  "key it must share, is not in this run: deploy without --limit (or with it too)")
         return  # it keeps the one it has, copied when both were in a run
-    made = other.get_fact(FileText, path=f"{s.secret_key_file}.version")  # rotated there in this run?
-    rotates = int(s.secret_key_version) > (int(made) if made and made.isdigit() else 1)
+    rotates = int(s.secret_key_version) > key_version(other, s.secret_key_file)  # rotated there in this run?
     if not rotates and mine[0] is not None and [other.get_fact(SecretDigest, path=f, salt=salt) for f in files] == mine:
         return
     yield FunctionCommand(_copy_secrets, (other, files, s.group), {})
+
+
+def key_version(where, path: str) -> int:
+    """The version of the key at `path` on host `where` (<path>.version; 1 when none says)."""
+    written = where.get_fact(FileText, path=f"{path}.version")
+    return int(written) if written and written.isdigit() else 1
 
 
 _site_keys: dict = {}  # (id(state), source host, path) -> the file's text or None, read once per run
@@ -154,9 +158,9 @@ def _copy_secrets(state, host, source, paths: tuple, group: str) -> bool:
                 command = StringCommand("if [ -f", QuoteString(path), "]; then echo found; cat", QuoteString(path), "; fi")
                 ok, output = source.run_shell_command(command, print_output=False, print_input=False,
                                                       **privilege(source))
-                lines = output.stdout_lines if ok else []
                 if not ok:
                     raise OperationError(f"could not read the site's SECRET_KEY from {source.name} ({path})")
+                lines = output.stdout_lines
                 _site_keys[(id(state), source.name, path)] = "\n".join(lines[1:]).strip() if lines[:1] == ["found"] else None
     if not _site_keys[(id(state), source.name, paths[0])]:
         raise OperationError(f"{source.name} has no SECRET_KEY at {paths[0]}: deploy it first")
