@@ -12,9 +12,9 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from djdeploy import speed_up
-from djdeploy.ops import front, postgresql, releases, services, system, uploads
-from djdeploy.preflight import (app_settings, build_release, database_clients, first_app_host, host_python, host_secrets,
-                                key_source, migrates_here, preflight, timers_here)
+from djdeploy.ops import balancer, front, postgresql, releases, services, system, uploads
+from djdeploy.preflight import (app_settings, balanced, balancers_of, build_release, database_clients, first_app_host,
+                                host_python, host_secrets, key_source, migrates_here, preflight, timers_here)
 from djdeploy.run import lock, rollout
 
 speed_up(host)  # this host's facts in one SSH command (those the last run asked)
@@ -24,6 +24,28 @@ s = app_settings(host)  # this host's settings, from group_data/ and --data
 if s.database_server:
     # The db group: PostgreSQL, a role and a database per project, open to its web hosts only.
     postgresql.server(s, projects=database_clients(host.state, host.name))
+elif s.balancer:
+    # The lb group: the front (Caddy: the site's name, its HTTPS) sends every request to
+    # HAProxy, which spreads them over the project's web hosts, each health-checked, and
+    # drains each before it switches (below, "Switch to the release").
+    system.debian_packages(name="Debian packages", packages=[*balancer.PACKAGES, *front.PACKAGES])
+    files.directory(name="Balancer folder", path=s.balancer_dir, user="root", group="haproxy", mode="0750")
+    files.directory(name="Balancer unit folder", path=balancer.DROPIN_DIR, user="root", group="root", mode="0755")
+    balancer_unit = uploads.upload(name="Balancer unit", src="templates/haproxy.conf.j2", dest=balancer.DROPIN,
+                                   mode="0644", s=s)
+    uploads.upload(name="Balancer tool", src="files/balancer.sh", dest=s.balancer_tool, mode="0750")
+    servers = balanced(host.state, s)
+    balancer_site = uploads.upload(name="Balancer site", src="templates/haproxy.cfg.j2", dest=s.balancer_config,
+                                   group="haproxy", mode="0640", s=s,
+                                   servers=[(balancer.server_name(name), *rest) for name, *rest in servers])
+    balancer.balancer(name="Balancer running", s=s, restart=balancer_unit.will_change,
+                      reload=balancer_site.will_change)
+    balancer.rotation(name="Balancer rotation", s=s, servers=servers)
+    front_unit, front_files = front.configured(s)
+    front.front_door(name="Front door restarted", s=s, restart=True, _if=front_unit.did_change)
+    front.front_door(name="Front door reloaded", s=s, reload=True,
+                     _if=[any_changed(*front_files), lambda: not front_unit.did_change()])
+    front.front_door(name="Front door running", s=s)
 else:
     python, machine = host_python(host)
     release = build_release(host, s, python, machine)  # built once per run: code, locked wheels
@@ -142,21 +164,7 @@ else:
         # The front door (Caddy): the world's HTTP on port (with a domain, HTTPS on 443 with a
         # certificate by ACME, and 80 redirected), static files and uploads; the rest goes to
         # gunicorn on its unix socket. A changed configuration is reloaded gracefully.
-        files.directory(name="Front unit folder", path=s.front_dropin_dir, user="root", group="root", mode="0755")
-        front_unit = uploads.upload(name="Front unit", src="templates/front.conf.j2", dest=s.front_dropin, mode="0644",
-                                       s=s)
-        files.directory(name="Front folder", path=s.front_dir, user="root", group=front.USER, mode="0750")
-        files.directory(name="Front sites", path=f"{s.front_dir}/sites", user="root", group=front.USER, mode="0750")
-        front_files = [
-            uploads.upload(name="Front Caddyfile", src="templates/Caddyfile.j2", dest=s.caddyfile,
-                              group=front.USER, mode="0640", s=s),
-            uploads.upload(name="Front site", src="templates/site.caddy.j2", dest=s.site_file, group=front.USER,
-                              mode="0640", s=s),
-            # Trusted to talk to a private ACME CA (acme_ca_root); the user's certificate, and
-            # its key, readable by the front only (tls = {certificate, key}).
-            front.ca_root(name="ACME CA root", s=s),
-            front.certificate(name="Front certificate", s=s),
-        ]
+        front_unit, front_files = front.configured(s)
         # A socket that listens elsewhere (a new app_port, or the site's port before the front)
         # moves now, and the front takes its configuration the moment the socket let go; a
         # front that does not run yet starts as soon as this host switched (the seed's unit
@@ -173,7 +181,7 @@ else:
         name="Switch to the release", s=s, release_id=release.id,
         restart_if=rollout.changed(venv, env, key, shared_key, run, process, django_settings, wsgi, gunicorn, unit,
                                    socket, process_units, listener),
-        front_action=follow if starts and not moves else None,
+        front_action=follow if starts and not moves else None, balancers=balancers_of(host.state, s),
         _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
         _if=rollout.nothing_failed(host.state),
     )

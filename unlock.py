@@ -12,5 +12,5 @@ from djdeploy.preflight import app_settings, preflight
 
 preflight(host.state)
 s = app_settings(host)
-if not s.database_server:  # only the app's hosts take the deploy lock
+if s.runs_app:  # only the app's hosts take the deploy lock
     clear_lock(name="Clear the deploy lock", root=s.root, path=s.lock_dir)

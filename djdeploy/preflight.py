@@ -7,6 +7,7 @@ The verbs call `preflight(host.state)` first; `app_settings(host)` and
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 
@@ -20,7 +21,7 @@ from djdeploy import build, errors
 from djdeploy.config import envfile
 from djdeploy.config.keys import DB_PASSWORD, DB_PORT, ENV_FILE_MAX
 from djdeploy.config.secrets import check_database_passwords
-from djdeploy.config.settings import AppSettings, Process, Timer, parse
+from djdeploy.config.settings import AppSettings, Process, Timer, batch_size, parse
 from djdeploy.errors import DataError, DeployError, fail
 from djdeploy.ops.facts import HostPython
 from djdeploy.ops.releases import deployment
@@ -80,8 +81,11 @@ def _checked(state) -> dict:
                         f"key; or, if it is down for now, go on without it: --data without='[\"{down.name}\"]'; "
                         "no host was changed")
     problems += link_databases(parsed)
+    problems += link_balancers(parsed)
     for other, settings in parsed.values():
-        if settings.database_server:
+        if settings.balancer:
+            problems += _shared_machine(ports, other.data.get("ssh_hostname") or other.name, other.name, settings)
+        if not settings.runs_app:
             prepared[other.name] = (settings, None, None)
             continue
         try:
@@ -94,6 +98,7 @@ def _checked(state) -> dict:
         except DataError as error:
             problems += error.problems
     problems += check_database_passwords(prepared)
+    problems += _whole_site_at_once(parsed, len(state.inventory))
     if len(batches) > 1:  # one switch operation, one batch size (pyinfra's _parallel)
         problems.append(f"batch differs between hosts ({', '.join(f'{b} for {h}' for b, h in batches.items())}): "
                         "set it once, in group_data/all.py or with --data batch=...")
@@ -102,10 +107,70 @@ def _checked(state) -> dict:
     return prepared
 
 
+def link_balancers(parsed: dict) -> list[str]:
+    """Put each project's web hosts behind its balancers (balancer = True, the lb group), in
+    place: they serve the balancers plain HTTP on their port (the balancer's front has the
+    domain's HTTPS) and trust them to say how a request came (X-Forwarded-Proto)."""
+    problems, balancers = [], {}
+    for name, (host, s) in parsed.items():
+        if s.balancer:
+            address = s.balancer_address or host.data.get("ssh_hostname") or name
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                problems.append(f"host {name}: the web hosts see the balancer's connections come from an address, "
+                                f"not {address!r}: set balancer_address = \"<its IP address>\" for it")
+                continue
+            balancers.setdefault(s.project, []).append((address, s.health_host))
+    for project, found in balancers.items():
+        addresses = [address for address, _ in found]
+        web = [name for name, (_, s) in parsed.items() if s.runs_app and s.web and s.project == project]
+        if not web:
+            problems.append(f"project {project}: a balancer ({', '.join(addresses)}) but no web host in the "
+                            "inventory to send requests to: add web hosts, or remove the balancer")
+        for name in web:
+            host, s = parsed[name]
+            # Requests come with the balancer's Host (its name, when there is no domain), and
+            # so does its health check.
+            names = [n for pair in found for n in pair]
+            allowed = s.allowed_hosts if "*" in s.allowed_hosts else tuple(dict.fromkeys((*s.allowed_hosts, *names)))
+            parsed[name] = (host, replace(s, behind=tuple(addresses), allowed_hosts=allowed))
+    return problems
+
+
+def _whole_site_at_once(parsed: dict, total: int) -> list[str]:
+    """Behind a balancer, a batch that drains every web host of a project at once would
+    leave it none to send requests to."""
+    problems = []
+    for project in {s.project for _, s in parsed.values() if s.balancer}:
+        web = [s for _, s in parsed.values() if s.runs_app and s.web and s.project == project]
+        if len(web) > 1 and batch_size(total, web[0].batch) >= len(web):
+            problems.append(f"project {project}: batch = {web[0].batch} switches all {len(web)} of its web hosts at "
+                            "once, and each is out of its balancer while it switches: the site would have no host "
+                            f"left; set batch to at most {len(web) - 1} (or leave it out: 1 at a time)")
+    return problems
+
+
+def balanced(state, s: AppSettings) -> list[tuple[str, str, int, str]]:
+    """The web hosts balancer `s` spreads requests over, in inventory order: [(inventory
+    name, address it reaches them at, their front's port, their health path)]."""
+    hosts = checked(state)
+    return [(h.name, h.data.get("ssh_hostname") or h.name, hosts[h.name][0].port, hosts[h.name][0].health_path)
+            for h in state.inventory if h.name in hosts and hosts[h.name][0].runs_app and hosts[h.name][0].web
+            and hosts[h.name][0].project == s.project]
+
+
+def balancers_of(state, s: AppSettings) -> list[str]:
+    """The balancer hosts of project `s` in this run, by inventory name."""
+    hosts = checked(state)
+    return [h.name for h in state.inventory if h.name in hosts and hosts[h.name][0].balancer
+            and hosts[h.name][0].project == s.project]
+
+
 def _shared_machine(taken: dict, machine: str, name: str, s: AppSettings) -> list[str]:
     """Projects on one machine share its front: each needs its own site (an HTTPS domain,
     or a plain-HTTP port; HTTPS sites share 80 and 443)."""
-    claims = [("domain", s.domain, "already serves it", "another domain") if s.https
+    claims = [("domain", s.domain, "already serves it", "another domain") if s.front_tls
               else ("port", s.port, "already listens there", "another port")]
     problems = []
     for key, value, said, fix in claims:
@@ -120,7 +185,7 @@ def first_app_host(state, s: AppSettings) -> str | None:
     """The first host of the inventory in this run that runs project `s.project` (not a
     database server): where what runs once per deploy runs (the Procfile's release line)."""
     hosts = checked(state)
-    return next((h.name for h in state.inventory if h.name in hosts and not hosts[h.name][0].database_server
+    return next((h.name for h in state.inventory if h.name in hosts and hosts[h.name][0].runs_app
                  and hosts[h.name][0].project == s.project), None)
 
 
@@ -142,7 +207,7 @@ def migrates_here(host, s: AppSettings) -> bool:
     for other in host.state.inventory:
         if other.name in hosts:
             theirs = hosts[other.name][0]
-            if not theirs.database_server and (theirs.db_host, theirs.db_name) == (s.db_host, s.db_name):
+            if theirs.runs_app and (theirs.db_host, theirs.db_name) == (s.db_host, s.db_name):
                 return other.name == host.name
     return False
 
@@ -156,7 +221,7 @@ def key_source(host, s: AppSettings) -> str | None:
     hosts = checked(host.state) or {host.name: (s, None, None)}
     for other in host.state.inventory:
         theirs = hosts.get(other.name, (None,))[0]
-        if theirs is not None and not theirs.database_server and theirs.project == s.project and (
+        if theirs is not None and theirs.runs_app and theirs.project == s.project and (
                 theirs.db_host, theirs.db_name) == (s.db_host, s.db_name):
             return other.name
     return None
@@ -170,7 +235,7 @@ def timers_here(host, s: AppSettings) -> list:
     here = []
     for timer in s.timers:
         # The app hosts of this project that have it (a database server runs no job).
-        having = [h.name for h in host.state.inventory if h.name in hosts and not hosts[h.name][0].database_server
+        having = [h.name for h in host.state.inventory if h.name in hosts and hosts[h.name][0].runs_app
                   and hosts[h.name][0].project == s.project and timer in hosts[h.name][0].timers]
         if timer.host is not None and timer.host not in having:
             fail(f"host {host.name}: timers.{timer.name}.host = {timer.host!r}: not an app host that has this "
@@ -189,7 +254,7 @@ def link_databases(parsed: dict) -> list[str]:
         problems.append(f"{len(servers)} database servers ({', '.join(servers)}): one host may set "
                         "database_server = True (the db group); the others use it")
     for name, (host, s) in list(parsed.items()):
-        if s.database_server:
+        if not s.runs_app:
             continue
         wanted = s.database if s.database != "auto" else ("postgresql" if servers else "sqlite")
         if wanted == "postgresql" and not servers:
@@ -230,7 +295,8 @@ def check_templates(host, s: AppSettings, secrets) -> list[str]:
                 for timer in timers:
                     for process in kinds:
                         get_template(source).render(s=s, py=repr, host=host, state=host.state,
-                                                    inventory=host.state.inventory, timer=timer, process=process)
+                                                    inventory=host.state.inventory, timer=timer, process=process,
+                                                    servers=[("check", "127.0.0.1", 80, "/")])  # a balancer's (stand-in)
         except jinja2.TemplateSyntaxError as error:
             problems.append(f"{path} line {error.lineno}: {error.message}: fix the template")
         except (jinja2.UndefinedError, AttributeError, TypeError) as error:
@@ -331,7 +397,7 @@ def _hosts_on(state, s: AppSettings, python: str, machine: str) -> list[str]:
     found = []
     for other in state.inventory:
         theirs = hosts.get(other.name, (None,))[0]
-        if theirs is None or theirs.database_server or theirs.requirements != s.requirements:
+        if theirs is None or not theirs.runs_app or theirs.requirements != s.requirements:
             continue
         try:
             if host_python(other) == (python, machine):

@@ -245,6 +245,13 @@ KEYS: dict[str, Key] = {
                     'use "sqlite" or "postgresql"'),
     "database_server": Key(False, schema.boolean,
                            "True for the db group: runs PostgreSQL for the web hosts, not the app", "True or False"),
+    # The load balancer
+    "balancer": Key(False, schema.boolean,
+                    "True for the lb group: HAProxy spreads the project's web hosts behind the front (Caddy: "
+                    "the domain's HTTPS), drained one by one as they switch; runs no app", "True or False"),
+    "balancer_address": Key(None, schema.optional(schema.string(r"^[0-9A-Fa-f.:]+$")),
+                            "a balancer: the IP address its connections to the web hosts come from "
+                            "(default: its host name, which must then be one)", "an IP address"),
     "db_address": Key(None, schema.optional(schema.string(r"^[A-Za-z0-9][A-Za-z0-9.:-]*$")),
                       "database server: where web hosts reach it and it listens (default: its name)",
                       "an IP address or host name"),

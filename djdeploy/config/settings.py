@@ -6,6 +6,7 @@ checks are in djdeploy.config.keys.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import shlex
 from dataclasses import dataclass
@@ -82,6 +83,9 @@ class AppSettings:
     srv: str = SRV
     database: str = "sqlite"
     database_server: bool = False  # this host runs PostgreSQL for the others, not the app
+    balancer: bool = False  # this host spreads the project's web hosts (HAProxy), not the app
+    balancer_address: str | None = None  # where a balancer's connections come from (default: its name)
+    behind: tuple = ()  # web host: the addresses of the project's balancers (lb group) it serves
     db_name: str = ""
     db_host: str | None = None  # the database server's inventory name (postgresql)
     db_address: str | None = None  # where PostgreSQL listens and the web hosts reach it
@@ -115,6 +119,16 @@ class AppSettings:
         """The release's paths linked to shared/data/linked, as release.sh reads them:
         ("file <path>", "dir <path>")."""
         return (*(f"file {p}" for p in self.linked_files), *(f"dir {p}" for p in self.linked_dirs))
+
+    @property
+    def runs_app(self) -> bool:
+        """The host runs the project (not a database server or a balancer)."""
+        return not (self.database_server or self.balancer)
+
+    @property
+    def front_tls(self) -> bool:
+        """This host's front terminates HTTPS (a web host behind a balancer serves it HTTP)."""
+        return self.https and not self.behind
 
     @property
     def https(self) -> bool:
@@ -184,7 +198,7 @@ class AppSettings:
     @property
     def site_address(self) -> str:
         """The front's site: the domain (HTTPS, and HTTP redirected) or plain HTTP on port."""
-        return self.domain if self.https else f"http://:{self.port}"
+        return self.domain if self.front_tls else f"http://:{self.port}"
 
     @property
     def overrides(self) -> tuple:
@@ -233,6 +247,24 @@ class AppSettings:
         """The app's socket's folder: the app user's, which only the front may pass (not
         run: that is the seed's run script)."""
         return f"{self.root}/socket"
+
+    @property
+    def balancer_dir(self) -> str:
+        """A balancer's configuration (HAProxy's): each project's file, and the deploy's tool."""
+        return "/etc/haproxy/djdeploy"
+
+    @property
+    def balancer_config(self) -> str:
+        return f"{self.balancer_dir}/{self.project}.cfg"
+
+    @property
+    def balancer_tool(self) -> str:
+        return f"{self.balancer_dir}/balancer.sh"
+
+    @property
+    def balancer_socket(self) -> str:
+        """Where a balancer's HAProxy takes the project's requests from its front (Caddy alone)."""
+        return f"/run/haproxy/djdeploy-{self.project}.sock"
 
     @property
     def app_socket(self) -> str:
@@ -393,7 +425,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     where = f"host {host_name}" + (f" (group {', '.join(shown)})" if shown else "")
     everything = _keys(data)
     given = {k: v for k, v in everything.items() if not k.startswith(FOREIGN)}
-    server = given.get("database_server") is True
+    db_server = given.get("database_server") is True
+    server = db_server or given.get("balancer") is True  # no app runs there
     required = () if server else REQUIRED
     problems = [f"{where}: missing required data key {key!r}: set it in group_data/<group>.py "
                 f"for the host's group, or pass --data {key}=..." for key in required
@@ -418,8 +451,10 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     # Keys missing or wrong stand in with harmless values, so the checks below still run
     # on the rest and every problem is listed in one go.
     stand_in = {"app_user": "stand-in", "port": 65535}
-    if server:  # PostgreSQL's own user and port
+    if db_server:  # PostgreSQL's own user and port
         values.update(app_user="postgres", port=DB_PORT, app_group=None)
+    elif server:  # HAProxy's own user
+        values.update(app_user="haproxy", app_group=None)
     bad = {key for key in required if given.get(key) is None} | set(hostile)
     errors = schema.validate(DATA, {k: (stand_in.get(k, DEFAULTS.get(k)) if k in bad else v) for k, v in values.items()})
     problems += [_problem(app_where if str(e["loc"][0]) in from_app else where, e) for e in errors]
@@ -434,7 +469,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         if (not SAFE_NAME.match(name) or name == "root") and not server:
             problems.append(f"{where}: {key} = {name!r}: must be a lower-case system name, not root: "
                             "e.g. web (letters, digits, _ and -, up to 31)")
-    if "port" not in bad and not server and (chosen.port == 22 or chosen.port == everything.get("ssh_port")):
+    if "port" not in bad and not db_server and (chosen.port == 22 or chosen.port == everything.get("ssh_port")):
         problems.append(f"{where}: port = {chosen.port}: the host's SSH port: pick another (80, 8000, ...)")
     found = {}
     if not (Path(chosen.app_path) / "manage.py").is_file():
@@ -494,7 +529,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         problems.append(f"{where}: acme_ca_root = {root!r}: holds no PEM certificate: give the CA's root "
                         "certificate (-----BEGIN CERTIFICATE-----)")
     tls, tls_files = "off", ()
-    if "tls" not in bad and "domain" not in bad and not server:
+    if "tls" not in bad and "domain" not in bad and not db_server:
         tls, tls_files, found_problems = _tls(where, chosen)
         problems += found_problems
     if problems:
@@ -510,9 +545,10 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         health_path=chosen.health_path or UP_PATH, health_host=chosen.health_host or allowed[0],
         health_timeout=chosen.health_timeout, health_retries=chosen.health_retries, check_level=chosen.check_level,
         lock_wait=chosen.lock_wait, release=chosen.release, required_secrets=tuple(chosen.required_secrets), srv=chosen.srv,
-        database=chosen.database or "auto", database_server=server,
+        database=chosen.database or "auto", database_server=db_server, balancer=server and not db_server,
+        balancer_address=chosen.balancer_address,
         db_name=chosen.db_name or re.sub(r"[^a-z0-9_]", "_", chosen.project.lower()).lstrip("0123456789") or "app",
-        db_address=chosen.db_address or (host_name if server else None),
+        db_address=chosen.db_address or (host_name if db_server else None),
         keep_app_settings=tuple(chosen.keep_app_settings), release_commands=tuple(release_commands),
         debian_packages=tuple(chosen.debian_packages), serve_files=chosen.serve_files, web=chosen.web, without=tuple(chosen.without),
         secret_key_version=chosen.secret_key_version, timers=tuple(timers),
@@ -585,3 +621,12 @@ def _tls(where: str, chosen) -> tuple[str, tuple, list]:
     if not problems and "BEGIN CERTIFICATE" not in Path(files[0]).read_text(errors="replace"):
         problems.append(f"{where}: tls.certificate = {files[0]!r}: holds no PEM certificate")
     return "files", files, problems
+
+
+def batch_size(total: int, batch: str | None) -> int:
+    """Hosts per batch: a count ("2"), a share ("25%"), or by default 1 above 2 hosts."""
+    if batch is None:
+        return 1 if total > 2 else max(total, 1)
+    if batch.endswith("%"):
+        return max(1, min(math.ceil(total * int(batch[:-1]) / 100), total))  # 150%: every host
+    return max(1, min(int(batch), total))

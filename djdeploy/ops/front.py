@@ -127,6 +127,26 @@ def front_door(s, restart: bool = False, reload: bool = False):
         yield f"systemctl enable {UNIT}"
 
 
+def configured(s) -> tuple:
+    """The front's unit drop-in, Caddyfile, site file and TLS files in place, as operations:
+    (the unit's, [the configuration's]), for `front_door` to restart or reload on."""
+    pyinfra_files.directory(name="Front unit folder", path=s.front_dropin_dir, user="root", group="root", mode="0755")
+    unit = uploads.upload(name="Front unit", src="templates/front.conf.j2", dest=s.front_dropin, mode="0644", s=s)
+    pyinfra_files.directory(name="Front folder", path=s.front_dir, user="root", group=USER, mode="0750")
+    pyinfra_files.directory(name="Front sites", path=f"{s.front_dir}/sites", user="root", group=USER, mode="0750")
+    configuration = [
+        uploads.upload(name="Front Caddyfile", src="templates/Caddyfile.j2", dest=s.caddyfile, group=USER,
+                       mode="0640", s=s),
+        uploads.upload(name="Front site", src="templates/site.caddy.j2", dest=s.site_file, group=USER, mode="0640",
+                       s=s),
+        # Trusted to talk to a private ACME CA (acme_ca_root); the user's certificate, and
+        # its key, readable by the front only (tls = {certificate, key}).
+        ca_root(name="ACME CA root", s=s),
+        certificate(name="Front certificate", s=s),
+    ]
+    return unit, configuration
+
+
 def untaken(s) -> bool:
     """The front's files in place are not the ones Caddy last took (FrontApplied)."""
     return len(set(host.get_fact(FrontApplied, files=_applied_files(s)))) != 1
@@ -164,7 +184,7 @@ def _applied_files(s) -> str:
 def _checked(s, command: str) -> StringCommand:
     """`command`, once `caddy validate` accepts the configuration; either failure on one
     line. On success, the digest of what Caddy now runs is noted (FrontApplied)."""
-    ports = "80|443" if s.https else str(s.port)
+    ports = "80|443" if s.front_tls else str(s.port)
     applied = shell_quote(f"{s.front_dir}/.applied")
     return StringCommand(
         f"out=$(caddy validate --config {shell_quote(s.caddyfile)} --adapter caddyfile 2>&1) || "

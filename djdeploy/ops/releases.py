@@ -11,7 +11,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 
-from djdeploy.ops import front
+from djdeploy.ops import balancer, front
 from djdeploy.ops.facts import Deployment, DirectoryFiles, FileText, LockHolder
 from djdeploy.shell import CONTROLLER, shell_quote
 
@@ -127,7 +127,8 @@ def release(s, release_id: str, archive: Path, venv: str):
 
 
 @operation()
-def current_release(s, release_id: str, restart_if=None, rollback: bool = False, front_action: str | None = None):
+def current_release(s, release_id: str, restart_if=None, rollback: bool = False, front_action: str | None = None,
+                    balancers: tuple = ()):
     """`current` points at `release_id`, the files the app reads at start are the ones this
     run wrote, and the app serves them and passes its health check.
 
@@ -139,6 +140,8 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False,
     + front_action: once this host switched, the front takes its configuration that way
       (front.follow): the front, which was not running, starts as soon as this host's app
       let go of the site's port
+    + balancers: the project's balancers (inventory names): this host is drained on each
+      before its switch, and put back once its health gate passed
 
     The switch (release.sh switch): the waiting files move in, the new `current` link is
     renamed over the old one, restart, GET the health path; on failure `current` and the
@@ -154,7 +157,9 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False,
             or (restart_if and restart_if())):
         mode = " rollback" if rollback else ""
         after = f" && {front.take(s, front_action)}" if front_action else ""
+        yield from balancer.drain(s, balancers)
         yield f"{tool_env(s)} {shell_quote(s.release_tool)} switch {shell_quote(release_id)}{mode}{after}"
+        yield from balancer.ready(s, balancers)
 
 
 @operation()

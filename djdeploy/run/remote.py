@@ -58,7 +58,7 @@ def targets(project_dir: Path, where: str, data: dict) -> list[Target]:
         if where not in ("all", host.name, *host.groups):
             continue
         values = host.data.dict()
-        if values.get("database_server") is True:
+        if values.get("database_server") is True or values.get("balancer") is True:
             continue  # no app there
         chosen.append(Target(host.name, values, parse(host.name, values, host.groups)))
     if not chosen:

@@ -10,18 +10,11 @@ on all hosts, so `Rollout` notes each failure as it happens.
 
 from __future__ import annotations
 
-import math
-
 from pyinfra.api.state import BaseStateCallback
 
+from djdeploy.config.settings import batch_size
 
-def batch_size(total: int, batch: str | None) -> int:
-    """Hosts per batch: a count ("2"), a share ("25%"), or by default 1 above 2 hosts."""
-    if batch is None:
-        return 1 if total > 2 else max(total, 1)
-    if batch.endswith("%"):
-        return max(1, min(math.ceil(total * int(batch[:-1]) / 100), total))  # 150%: every host
-    return max(1, min(int(batch), total))
+__all__ = ["Rollout", "batch_size", "nothing_failed"]
 
 
 class Rollout(BaseStateCallback):

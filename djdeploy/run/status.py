@@ -7,6 +7,8 @@ import time
 
 from pyinfra.facts.systemd import SystemdStatus
 
+from djdeploy.ops.balancer import UNIT as BALANCER
+from djdeploy.ops.balancer import BalancerServers
 from djdeploy.ops.facts import FileText, HealthAnswer, JobTimers, UnitStates
 from djdeploy.ops.releases import deployment, tool_env
 from djdeploy.terminal import printable
@@ -67,3 +69,12 @@ def report_database(host, projects: list[dict]) -> None:
     served = [f"{p['name']} ({len(p['hosts'])} web hosts)" for p in projects]
     print(f"    {host.name}: database server postgresql={'active' if active else 'inactive'} "
           f"databases={','.join(served) or 'none'}", file=sys.stderr, flush=True)
+
+
+def report_balancer(host, s) -> None:
+    """One line for a balancer: HAProxy's state and each web host's status in its rotation."""
+    active = host.get_fact(SystemdStatus, services=[BALANCER]).get(BALANCER)
+    servers = host.get_fact(BalancerServers, tool=s.balancer_tool, project=s.project)
+    shown = ",".join(f"{name}:{state.replace(' ', '')}" for name, state in servers.items())
+    print(f"    {host.name}: balancer haproxy={'active' if active else 'inactive'} "
+          f"servers={shown or 'none'}", file=sys.stderr, flush=True)
