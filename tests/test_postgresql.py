@@ -1,5 +1,7 @@
-"""Web hosts behind one PostgreSQL database: 1 db host and 3 web hosts, one of them on
-Debian 13, in one run. Data written through one web host is read through the others;
+"""Web hosts behind one PostgreSQL database and one balancer: 1 db host, 3 web hosts (one
+of them on Debian 13) and 1 lb host, in one run. Requests through the balancer reach every
+web host and none fails through a redeploy, a rollback, a release that fails its health
+gate or a web host powered off. Data written through one web host is read through the others;
 migrations run once, under an advisory lock, listed by the dry run; a failing one leaves
 every host on its release; redeploy, rollback and a reboot of the db host lose nothing;
 pg_hba lets in the web hosts only; the role's password shows nowhere."""
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, Runs, app_version, own_fleet, results, wait_http_200
+from conftest import PROJECT, LoadRun, Runs, app_version, broken_release, own_fleet, results, wait_http_200
 
 FLEET = "pgtest"
 MIGRATION = '''from django.db import migrations, models
@@ -43,7 +45,8 @@ class Migration(migrations.Migration):
 
 @pytest.fixture(scope="module")
 def pg():
-    with own_fleet(FLEET, 4, "bookworm,bookworm,bookworm,trixie", timeout=240, groups="db,web,web,web") as fleet:
+    with own_fleet(FLEET, 5, "bookworm,bookworm,bookworm,trixie,bookworm", timeout=240,
+                   groups="db,web,web,web,lb") as fleet:
         yield fleet
 
 
@@ -71,7 +74,7 @@ def deployed(pg, runs, tmp_path_factory):
         again = runs("-y", env={"DJDEPLOY_BUILD_CACHE": str(cache), "DJDEPLOY_COUNT_COMMANDS": "1"})
         noops.append((time.monotonic() - started, again))
     counts = dict(re.findall(r"remote commands: (\S+) (\d+)", noops[1][1].stdout))
-    print(f"\n4-host fleet (1 db, 3 web): first deploy {first_seconds:.1f} s, no-op redeploy "
+    print(f"\n5-host fleet (1 db, 3 web, 1 lb): first deploy {first_seconds:.1f} s, no-op redeploy "
           f"{noops[0][0]:.2f} s then {noops[1][0]:.2f} s; commands per host: {counts}")
     return {"first": first, "noops": noops, "cache": cache}
 
@@ -89,6 +92,16 @@ def db_host(pg):
 
 def web_hosts(pg):
     return pg.by_group("web")
+
+
+def balancer(pg):
+    return pg.by_group("lb")[0]
+
+
+def rotation(pg) -> dict[str, str]:
+    """Each web host's status in the balancer, as HAProxy says it: {address: "UP"...}."""
+    out = pg.ssh(balancer(pg), f"/etc/haproxy/djdeploy/balancer.sh servers {PROJECT}").stdout
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
 
 
 def psql(pg, sql: str) -> str:
@@ -435,3 +448,98 @@ class ThreadResult:
     def __exit__(self, *exc):
         self.thread.join(timeout=600)
         return False
+
+
+def test_the_balancer_spreads_requests_over_every_web_host(pg, deployed, runs):
+    lb = balancer(pg)
+    assert rotation(pg) == {h["address"]: "UP" for h in web_hosts(pg)}
+    # Written through the balancer: each web host took some (round robin).
+    writers = {post_note(lb, f"through the balancer {n}")["written_by"] for n in range(6)}
+    assert writers == {h["machine"] for h in web_hosts(pg)}, writers
+    # The balancer runs no app and is no database client; HAProxy takes requests from its
+    # front only, on a socket Caddy alone reaches; only the front listens outside.
+    assert pg.ssh(lb, f"test -e /srv/{PROJECT}", check=False).returncode != 0
+    hba = pg.ssh(db_host(pg), "cat /etc/postgresql/*/main/pg_hba.conf").stdout
+    assert lb["address"] not in hba
+    socket = pg.ssh(lb, f"stat -c '%U:%G %a' /run/haproxy/djdeploy-{PROJECT}.sock").stdout.split()
+    assert socket == ["root:caddy", "660"], socket
+    listening = set(re.findall(r"\s(\S+):(\d+)\s", pg.ssh(lb, "ss -Hltn").stdout))
+    assert {port for address, port in listening if not address.startswith(("127.", "[::1]"))} <= {"22", "80"}, listening
+    # status.py: the balancer's line.
+    result = runs("-y", deploy="status.py")
+    servers = ",".join(f"{h['address']}:UP" for h in web_hosts(pg))
+    assert f"{lb['address']}: balancer haproxy=active servers={servers}" in result.stdout, result.stdout[-2000:]
+
+
+@pytest.mark.parametrize("mode", ["socket", "ambient"])
+def test_a_redeploy_and_a_rollback_through_the_balancer_fail_no_request(pg, deployed, runs, tmp_path, mode):
+    """Under load through the balancer (a new connection per request), each web host is
+    drained before its switch and put back after its health gate."""
+    data = ["--data", f"listen={mode}"]
+    if mode != "socket":
+        assert runs("-y", *data).returncode == 0
+    project = app_version(tmp_path / "lb", f"lb-{mode}")
+    try:
+        with LoadRun([f"http://{balancer(pg)['address']}/"], markers=[f"lb-{mode}"]) as load:
+            redeploy = runs("-y", *data, cwd=project)
+            rollback = runs("-y", *data, cwd=project, deploy="rollback.py")
+        assert redeploy.returncode == 0, redeploy.stdout[-3000:]
+        assert rollback.returncode == 0, rollback.stdout[-3000:]
+        print(f"\n{mode} mode, through the balancer: redeploy and rollback of 3 web hosts, "
+              f"{load.result['requests']} requests, {load.result['failed']} failed, "
+              f"{load.result['answers'].get(f'lb-{mode}', 0)} answered by the new release")
+        assert load.result["requests"] >= 200 and load.result["failed"] == 0, load.result
+        assert load.result["answers"].get(f"lb-{mode}", 0) > 0, load.result  # the new release served
+        assert rotation(pg) == {h["address"]: "UP" for h in web_hosts(pg)}
+    finally:
+        if mode != "socket":
+            assert runs("-y").returncode == 0
+
+
+def test_a_release_that_fails_its_gate_is_out_of_the_balancer_and_serves_nobody(pg, deployed, runs, tmp_path):
+    """The first web host is drained, switches to a release whose health check fails, goes
+    back, and stays out: no request through the balancer meets the broken release. The
+    next deploy puts it back."""
+    lb, first = balancer(pg), web_hosts(pg)[0]
+    project = broken_release(tmp_path / "broken", "health")
+    with LoadRun([f"http://{lb['address']}/healthz"]) as load:
+        broken = runs("-y", cwd=project)
+    assert broken.returncode != 0
+    assert "failed its health check" in broken.stdout, broken.stdout[-3000:]
+    print(f"\na release failing its gate behind the balancer: {load.result['requests']} requests to "
+          f"/healthz, {load.result['failed']} failed")
+    assert load.result["requests"] >= 100 and load.result["failed"] == 0, load.result
+    assert rotation(pg) == {first["address"]: "DRAIN", **{h["address"]: "UP" for h in web_hosts(pg)[1:]}}
+    again = runs("-y")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert rotation(pg) == {h["address"]: "UP" for h in web_hosts(pg)}
+
+
+def test_a_web_host_powered_off_costs_at_most_the_requests_in_flight(pg, deployed, runs):
+    """Under load through the balancer, the last web host loses its power: HAProxy takes it
+    out within seconds (its health check), and back once it booted again."""
+    from fleet.hosts import poweroff, poweron
+
+    lb, lost = balancer(pg), web_hosts(pg)[-1]
+    number = pg.hosts.index(lost) + 1
+    with LoadRun([f"http://{lb['address']}/"]) as load:
+        time.sleep(2)
+        cut = time.monotonic()
+        poweroff(FLEET, number)
+        try:
+            while rotation(pg).get(lost["address"]) != "DOWN" and time.monotonic() - cut < 30:
+                time.sleep(0.2)
+            out_after = time.monotonic() - cut
+            time.sleep(3)  # more requests, with the host out
+        finally:
+            poweron(FLEET, number)
+    print(f"\na web host powered off under load: out of the balancer after {out_after:.1f} s; "
+          f"{load.result['requests']} requests, {load.result['failed']} failed {load.result['failures']}")
+    assert out_after < 10, out_after
+    assert load.result["failed"] <= 4, load.result  # at most the load's 4 requests in flight
+    back = time.monotonic()
+    while rotation(pg).get(lost["address"]) != "UP" and time.monotonic() - back < 120:
+        time.sleep(1)
+    assert rotation(pg)[lost["address"]] == "UP"
+    result = runs("-y")
+    assert result.returncode == 0 and results(result.stdout)["Switch to the release"]["changed"] == 0, result.stdout[-3000:]
