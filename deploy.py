@@ -12,9 +12,10 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from djdeploy import speed_up
-from djdeploy.ops import balancer, front, postgresql, releases, services, system, uploads
-from djdeploy.preflight import (app_settings, balanced, balancers_of, build_release, database_clients, first_app_host,
-                                host_python, host_secrets, key_source, migrates_here, preflight, timers_here)
+from djdeploy.ops import balancer, front, media, postgresql, releases, services, system, uploads
+from djdeploy.preflight import (app_settings, balanced, balancers_of, build_release, database_clients, files_clients,
+                                first_app_host, host_python, host_secrets, key_source, migrates_here, preflight,
+                                timers_here)
 from djdeploy.run import lock, rollout
 
 speed_up(host)  # this host's facts in one SSH command (those the last run asked)
@@ -41,11 +42,22 @@ elif s.balancer:
     balancer.balancer(name="Balancer running", s=s, restart=balancer_unit.will_change,
                       reload=balancer_site.will_change)
     balancer.rotation(name="Balancer rotation", s=s, servers=servers)
-    front_unit, front_files = front.configured(s)
-    front.front_door(name="Front door restarted", s=s, restart=True, _if=front_unit.did_change)
-    front.front_door(name="Front door reloaded", s=s, reload=True,
-                     _if=[any_changed(*front_files), lambda: not front_unit.did_change()])
-    front.front_door(name="Front door running", s=s)
+    front.doors(s, *front.configured(s))
+elif s.files_server:
+    # The files group: the project's uploads, which its app hosts write over SFTP (an account
+    # of their own, chrooted to them, its key made here) and the front serves to the balancers.
+    system.debian_packages(name="Debian packages", packages=[*front.PACKAGES, "openssh-server"])
+    system.system_group(name="Uploads group", group=s.uploads_user, user=s.uploads_user)
+    system.system_user(name="Uploads account", user=s.uploads_user, group=s.uploads_user, home="/")
+    files.directory(name="Uploads root", path="/srv/uploads", user="root", group="root", mode="0755")
+    files.directory(name="Uploads chroot", path=s.uploads_root, user="root", group="root", mode="0755")
+    # Written by the account (umask 027), read by the front: the folder's group passes on.
+    media.uploads_folder(name="Uploads folder", s=s)
+    media.account_key(name="Uploads key", s=s, clients=files_clients(host.state, s))
+    rules = uploads.upload(name="Uploads account rules", src="templates/sshd-uploads.conf.j2",
+                           dest=media.sshd_dropin(s), mode="0644", s=s)
+    media.sshd_reloaded(name="SSH takes the rules", s=s, changed=rules.did_change)
+    front.doors(s, *front.configured(s))
 else:
     python, machine = host_python(host)
     release = build_release(host, s, python, machine)  # built once per run: code, locked wheels
@@ -104,6 +116,12 @@ else:
                              fallbacks=s.secret_key_fallbacks_file, version=s.secret_key_version,
                              _if=lambda: source in (None, host.name))
     shared_key = uploads.shared_secret_key(name="Shared secret key", s=s, source=source)
+    if s.uploads_host:
+        # Uploads go to the site's files host over SFTP: its account's key (made there),
+        # and its SSH host key, which the app checks.
+        files_host = host.state.inventory.get_host(s.uploads_from)
+        media.copied_key(name="Uploads key", s=s, source=files_host)
+        media.host_key(name="Uploads host key", s=s, source=files_host)
 
     # The run script: load .env, exec gunicorn from the virtualenv (of the current release).
     run = uploads.upload(

@@ -216,6 +216,8 @@ def lock_text(folder: Path) -> str:
 # What the deploy itself runs in every app's virtualenv, whether or not its requirements
 # name it (a tutorial's requirements.txt often has Django only): the app server.
 SERVER = ["gunicorn"]
+# What the app hosts of a site with a files host also run: uploads written there over SFTP.
+UPLOADS = ("django-storages[sftp]",)
 
 
 
@@ -236,10 +238,10 @@ def requirements_text(requirements: Path, seen: frozenset = frozenset()) -> byte
 LOCK_FORMAT = "2"
 
 
-def lock_path(requirements: Path, python: str, machine: str) -> Path:
+def lock_path(requirements: Path, python: str, machine: str, extras: tuple = ()) -> Path:
     """Where the lock of `requirements` for `python` on `machine` is cached: keyed by their
-    content (and the app server's name), the Python, the machine and LOCK_FORMAT."""
-    key = hashlib.sha256(requirements_text(requirements) + "\0".join(SERVER).encode()
+    content (and the app server's name, and `extras`), the Python, the machine and LOCK_FORMAT."""
+    key = hashlib.sha256(requirements_text(requirements) + "\0".join([*SERVER, *extras]).encode()
                          + f"\0{python}\0{machine}\0{LOCK_FORMAT}".encode())
     return CACHE / "locks" / f"{key.hexdigest()[:16]}.lock"
 
@@ -623,7 +625,8 @@ def _wheels_target(requirements: Path, lock: str, python: str, machine: str) -> 
 
 
 @once
-def wheelhouse(requirements: Path, python: str, machine: str, source_builds: tuple = (), dry: bool = False) -> Path:
+def wheelhouse(requirements: Path, python: str, machine: str, source_builds: tuple = (), dry: bool = False,
+               extras: tuple = ()) -> Path:
     """A folder of wheels for `requirements` on CPython `python` (e.g. "3.11") on `machine`,
     with its lock file (requirements-<12 hex>.lock): every package pinned, with its sha256.
 
@@ -634,7 +637,7 @@ def wheelhouse(requirements: Path, python: str, machine: str, source_builds: tup
     it (the cache lost its wheels) has the same versions, or the run stops. A package with
     no wheel stops the run unless `source_builds` names it (`_pip_download`).
     """
-    path = lock_path(requirements, python, machine)
+    path = lock_path(requirements, python, machine, extras)
     locked = path.read_text() if path.exists() else None
     if locked is not None:
         target = _wheels_target(requirements, locked, python, machine)
@@ -643,7 +646,7 @@ def wheelhouse(requirements: Path, python: str, machine: str, source_builds: tup
     (CACHE / "wheels").mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".resolve-", dir=CACHE / "wheels"))
     try:
-        args = ["-r", str(requirements), *SERVER]
+        args = ["-r", str(requirements), *SERVER, *extras]
         if locked is None:
             print(f"Resolving {requirements} for Python {python} ({machine}): every package pinned, with its hash, "
                   "until it changes", file=sys.stderr, flush=True)
@@ -687,7 +690,7 @@ class Release(tuple):
 
 
 def release(app_path: Path, requirements: Path, python: str, machine: str, source_builds: tuple = (),
-            dry: bool = False, linked: tuple = ()) -> Release:
+            dry: bool = False, linked: tuple = (), extras: tuple = ()) -> Release:
     """The release of this code and its locked requirements on `python` (`machine`),
     built once per run.
 
@@ -695,13 +698,14 @@ def release(app_path: Path, requirements: Path, python: str, machine: str, sourc
     versions its lock pins: the same on every host with that Python, and on every run
     with the same code and lock; hosts on another Python have their own (their release
     runs other wheels); and of `linked`, the release's paths linked to shared/ (they are part of
-    its tree). `source_builds` and `dry`: see `wheelhouse`. The virtualenv key is a hash of the lock file (e.g.
+    its tree). `source_builds` and `dry`: see `wheelhouse`; `extras`: packages installed beside the
+    requirements (UPLOADS). The virtualenv key is a hash of the lock file (e.g.
     "1a2b3c4d5e6f-py311"), so a code-only change reuses the virtualenv.
     """
     if not python_supported(python):
         raise BuildError(f"Python {python} is not one djdeploy deploys to ({PYTHONS[0]} to {PYTHONS[1]})")
     digest, archive = source_archive(app_path)
-    wheels = wheelhouse(requirements, python, machine, tuple(source_builds), dry)
+    wheels = wheelhouse(requirements, python, machine, tuple(source_builds), dry, tuple(extras))
     lock = wheel_lock(wheels).read_text()
     locked = "".join(f"{name}=={version}\n" for name, version in sorted(pins(lock).items()))
     requirements_hash = hashlib.sha256(requirements_text(requirements)).hexdigest()

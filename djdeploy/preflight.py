@@ -82,6 +82,7 @@ def _checked(state) -> dict:
                         "no host was changed")
     problems += link_databases(parsed)
     problems += link_balancers(parsed)
+    problems += link_files(parsed)
     for other, settings in parsed.values():
         if settings.balancer:
             problems += _shared_machine(ports, other.data.get("ssh_hostname") or other.name, other.name, settings)
@@ -136,6 +137,33 @@ def link_balancers(parsed: dict) -> list[str]:
             allowed = s.allowed_hosts if "*" in s.allowed_hosts else tuple(dict.fromkeys((*s.allowed_hosts, *names)))
             parsed[name] = (host, replace(s, behind=tuple(addresses), allowed_hosts=allowed))
     return problems
+
+
+def link_files(parsed: dict) -> list[str]:
+    """Point each project's app hosts (they write uploads there over SFTP) and balancers
+    (they serve them from there) at its files host (files_server = True, the files group),
+    in place. One files host per project."""
+    problems, found = [], {}
+    for name, (host, s) in parsed.items():
+        if s.files_server:
+            found.setdefault(s.project, []).append((name, host.data.get("ssh_hostname") or name, s.port))
+    for project, hosts in found.items():
+        if len(hosts) > 1:
+            problems.append(f"project {project}: {len(hosts)} files hosts ({', '.join(h for h, _, _ in hosts)}): "
+                            "one holds a project's uploads; put the others in another group")
+            continue
+        files_name, address, port = hosts[0]
+        for name, (host, s) in list(parsed.items()):
+            if s.project == project and (s.runs_app or s.balancer):
+                parsed[name] = (host, replace(s, uploads_host=address, uploads_from=files_name, uploads_port=port))
+    return problems
+
+
+def files_clients(state, s: AppSettings) -> list[str]:
+    """A files host: the addresses of the project's app hosts (the SFTP account's clients)."""
+    hosts = checked(state)
+    return [h.data.get("ssh_hostname") or h.name for h in state.inventory
+            if h.name in hosts and hosts[h.name][0].runs_app and hosts[h.name][0].project == s.project]
 
 
 def _whole_site_at_once(parsed: dict, total: int) -> list[str]:
@@ -385,7 +413,7 @@ def build_release(host, s: AppSettings, python: str, machine: str) -> build.Rele
     try:
         return build.release(s.app_path, s.requirements, python, machine, s.source_builds,
                              "--dry" in sys.argv[1:],  # a dry run builds nothing from source
-                             s.linked)
+                             s.linked, build.UPLOADS if s.uploads_host else ())
     except build.BuildError as error:
         same = [host.name, *(h for h in _hosts_on(host.state, s, python, machine) if h != host.name)]
         fail([f"{'hosts' if len(same) > 1 else 'host'} {', '.join(same)}: {error}; no host was changed"])

@@ -16,3 +16,16 @@ def notes(request):
     rows = Note.objects.order_by("-id")[:100]
     return JsonResponse({"read_by": socket.gethostname(),
                          "notes": [{"id": n.id, "text": n.text, "written_by": n.written_by} for n in rows]})
+
+
+@csrf_exempt
+def files(request):
+    """POST a file (multipart field "file"): saved in the default storage (uploads); its URL."""
+    from django.core.files.storage import default_storage
+
+    if request.method != "POST" or "file" not in request.FILES:
+        return JsonResponse({"error": "POST a file, as the multipart field file"}, status=400)
+    upload = request.FILES["file"]
+    name = default_storage.save(f"uploads/{upload.name}", upload)
+    return JsonResponse({"name": name, "url": default_storage.url(name), "written_by": socket.gethostname()},
+                        status=201)

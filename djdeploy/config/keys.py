@@ -249,6 +249,11 @@ KEYS: dict[str, Key] = {
     "balancer": Key(False, schema.boolean,
                     "True for the lb group: HAProxy spreads the project's web hosts behind the front (Caddy: "
                     "the domain's HTTPS), drained one by one as they switch; runs no app", "True or False"),
+    # Uploads everywhere
+    "files_server": Key(False, schema.boolean,
+                        "True for the files group: holds the project's uploads (MEDIA), which every app host "
+                        "writes over SFTP (django-storages) and the balancers serve from it; runs no app",
+                        "True or False"),
     "balancer_address": Key(None, schema.optional(schema.string(r"^[0-9A-Fa-f.:]+$")),
                             "a balancer: the IP address its connections to the web hosts come from "
                             "(default: its host name, which must then be one)", "an IP address"),

@@ -85,6 +85,10 @@ class AppSettings:
     database_server: bool = False  # this host runs PostgreSQL for the others, not the app
     balancer: bool = False  # this host spreads the project's web hosts (HAProxy), not the app
     balancer_address: str | None = None  # where a balancer's connections come from (default: its name)
+    files_server: bool = False  # this host holds the project's uploads (SFTP in, HTTP out), not the app
+    uploads_host: str | None = None  # app hosts, balancers: the files host's address (uploads there)
+    uploads_from: str | None = None  # app hosts: the files host's inventory name
+    uploads_port: int = 80  # balancers: the port the files host serves uploads on
     behind: tuple = ()  # web host: the addresses of the project's balancers (lb group) it serves
     db_name: str = ""
     db_host: str | None = None  # the database server's inventory name (postgresql)
@@ -122,13 +126,14 @@ class AppSettings:
 
     @property
     def runs_app(self) -> bool:
-        """The host runs the project (not a database server or a balancer)."""
-        return not (self.database_server or self.balancer)
+        """The host runs the project (not a database server, a balancer or a files host)."""
+        return not (self.database_server or self.balancer or self.files_server)
 
     @property
     def front_tls(self) -> bool:
-        """This host's front terminates HTTPS (a web host behind a balancer serves it HTTP)."""
-        return self.https and not self.behind
+        """This host's front terminates HTTPS (a web host behind a balancer, or a files host,
+        serves the balancer HTTP)."""
+        return self.https and not self.behind and not self.files_server
 
     @property
     def https(self) -> bool:
@@ -247,6 +252,31 @@ class AppSettings:
         """The app's socket's folder: the app user's, which only the front may pass (not
         run: that is the seed's run script)."""
         return f"{self.root}/socket"
+
+    @property
+    def uploads_user(self) -> str:
+        """A files host: the project's SFTP-only account, which the app hosts write uploads as."""
+        return "up-" + re.sub(r"[^a-z0-9_-]", "-", self.project.lower())[:28]
+
+    @property
+    def uploads_root(self) -> str:
+        """A files host: the account's chroot (root's); the uploads are in its media/."""
+        return f"/srv/uploads/{self.project}"
+
+    @property
+    def uploads_account_key(self) -> str:
+        """The account's SSH key, made on the files host (root's alone there)."""
+        return f"{self.uploads_root}.key"
+
+    @property
+    def uploads_key(self) -> str:
+        """App hosts: the account's key, copied from the files host (0640, the app reads it)."""
+        return f"{self.shared_dir}/uploads_key"
+
+    @property
+    def uploads_known_hosts(self) -> str:
+        """App hosts: the files host's SSH host key, which SFTP checks."""
+        return f"{self.shared_dir}/uploads_known_hosts"
 
     @property
     def balancer_dir(self) -> str:
@@ -426,7 +456,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     everything = _keys(data)
     given = {k: v for k, v in everything.items() if not k.startswith(FOREIGN)}
     db_server = given.get("database_server") is True
-    server = db_server or given.get("balancer") is True  # no app runs there
+    server = db_server or given.get("balancer") is True or given.get("files_server") is True  # no app there
     required = () if server else REQUIRED
     problems = [f"{where}: missing required data key {key!r}: set it in group_data/<group>.py "
                 f"for the host's group, or pass --data {key}=..." for key in required
@@ -453,8 +483,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     stand_in = {"app_user": "stand-in", "port": 65535}
     if db_server:  # PostgreSQL's own user and port
         values.update(app_user="postgres", port=DB_PORT, app_group=None)
-    elif server:  # HAProxy's own user
-        values.update(app_user="haproxy", app_group=None)
+    elif server:  # HAProxy's or the uploads' account: the deploy names it
+        values.update(app_user="nobody", app_group=None)
     bad = {key for key in required if given.get(key) is None} | set(hostile)
     errors = schema.validate(DATA, {k: (stand_in.get(k, DEFAULTS.get(k)) if k in bad else v) for k, v in values.items()})
     problems += [_problem(app_where if str(e["loc"][0]) in from_app else where, e) for e in errors]
@@ -545,7 +575,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         health_path=chosen.health_path or UP_PATH, health_host=chosen.health_host or allowed[0],
         health_timeout=chosen.health_timeout, health_retries=chosen.health_retries, check_level=chosen.check_level,
         lock_wait=chosen.lock_wait, release=chosen.release, required_secrets=tuple(chosen.required_secrets), srv=chosen.srv,
-        database=chosen.database or "auto", database_server=db_server, balancer=server and not db_server,
+        database=chosen.database or "auto", database_server=db_server, balancer=given.get("balancer") is True,
+        files_server=given.get("files_server") is True,
         balancer_address=chosen.balancer_address,
         db_name=chosen.db_name or re.sub(r"[^a-z0-9_]", "_", chosen.project.lower()).lstrip("0123456789") or "app",
         db_address=chosen.db_address or (host_name if db_server else None),

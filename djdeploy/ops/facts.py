@@ -161,6 +161,17 @@ class DirectoryFiles(FactBase):
         return sorted(line.strip() for line in output if line.strip())
 
 
+class PathOwner(FactBase):
+    """A path's owner, group and mode as `stat` gives them ("web caddy 2750", setgid and
+    sticky bits included: pyinfra's own facts drop them); None when it does not exist."""
+
+    def command(self, path):
+        return f"stat -c '%U %G %a' {shell_quote(path)} 2>/dev/null || true"
+
+    def process(self, output):
+        return output[0].strip() if output and output[0].strip() else None
+
+
 class FileText(FactBase):
     """A small file's text, stripped; None when the file does not exist."""
 

@@ -18,6 +18,7 @@ from pyinfra.facts.files import Sha1File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.api import StringCommand, operation
 from pyinfra.operations import files as pyinfra_files
+from pyinfra.operations.util import any_changed
 
 from djdeploy.ops import uploads
 from djdeploy.ops.facts import FrontApplied, NamedAcl
@@ -145,6 +146,15 @@ def configured(s) -> tuple:
         certificate(name="Front certificate", s=s),
     ]
     return unit, configuration
+
+
+def doors(s, unit, configuration: list) -> None:
+    """On a host that serves no app (a balancer, a files host): the front restarted when
+    its unit changed, reloaded when its configuration did, running and enabled."""
+    front_door(name="Front door restarted", s=s, restart=True, _if=unit.did_change)
+    front_door(name="Front door reloaded", s=s, reload=True,
+               _if=[any_changed(*configuration), lambda: not unit.did_change()])
+    front_door(name="Front door running", s=s)
 
 
 def untaken(s) -> bool:

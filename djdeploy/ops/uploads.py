@@ -134,7 +134,7 @@ def shared_secret_key(s, source: str | None):
     rotates = int(s.secret_key_version) > key_version(other, s.secret_key_file)  # rotated there in this run?
     if not rotates and mine[0] is not None and [other.get_fact(SecretDigest, path=f, salt=salt) for f in files] == mine:
         return
-    yield FunctionCommand(_copy_secrets, (other, files, s.group), {})
+    yield FunctionCommand(copy_secrets, (other, tuple(zip(files, files)), s.group), {})
 
 
 def key_version(where, path: str) -> int:
@@ -147,37 +147,37 @@ _site_keys: dict = {}  # (id(state), source host, path) -> the file's text or No
 _reading = gevent.lock.BoundedSemaphore()
 
 
-def _copy_secrets(state, host, source, paths: tuple, group: str) -> bool:
-    """Files `paths` of host `source` to the same paths on `host` (root:`group` 0640), through
-    memory only; one absent there is removed here. Each is read once per run for every
-    host of the site (one at a time), over an SSH channel whose output is not printed, and
-    written over SFTP as <path>.part, then moved in."""
+def copy_secrets(state, host, source, paths: tuple, group: str) -> bool:
+    """Files of host `source` to `host` (root:`group` 0640), through memory only, `paths`
+    as (there, here) pairs; one absent there is removed here. Each is read once per run
+    for every host of the site (one at a time), over an SSH channel whose output is not
+    printed, and written over SFTP as <path>.part, then moved in."""
     with _reading:
-        for path in paths:
+        for path, _ in paths:
             if (id(state), source.name, path) not in _site_keys:
                 command = StringCommand("if [ -f", QuoteString(path), "]; then echo found; cat", QuoteString(path), "; fi")
                 ok, output = source.run_shell_command(command, print_output=False, print_input=False,
                                                       **privilege(source))
                 if not ok:
-                    raise OperationError(f"could not read the site's SECRET_KEY from {source.name} ({path})")
+                    raise OperationError(f"could not read the site's secret from {source.name} ({path})")
                 lines = output.stdout_lines
                 _site_keys[(id(state), source.name, path)] = "\n".join(lines[1:]).strip() if lines[:1] == ["found"] else None
-    if not _site_keys[(id(state), source.name, paths[0])]:
-        raise OperationError(f"{source.name} has no SECRET_KEY at {paths[0]}: deploy it first")
+    if not _site_keys[(id(state), source.name, paths[0][0])]:
+        raise OperationError(f"{source.name} has no secret at {paths[0][0]}: deploy it first")
     moves = []
-    for path in paths:
-        text = _site_keys[(id(state), source.name, path)]
+    for there, path in paths:
+        text = _site_keys[(id(state), source.name, there)]
         quoted = shell_quote(path)
         if text is None:
             moves.append(f"rm -f {quoted}")
             continue
         if not host.put_file(io.BytesIO((text + "\n").encode()), f"{path}.part", **privilege(host)):
-            raise OperationError(f"could not write the site's SECRET_KEY to {path}.part")
+            raise OperationError(f"could not write the site's secret to {path}.part")
         moves.append(f"chown root:{shell_quote(group)} {quoted}.part && chmod 0640 {quoted}.part && mv {quoted}.part {quoted}")
     ok, output = host.run_shell_command(StringCommand(" && ".join(moves)), print_output=False, print_input=False,
                                         **privilege(host))
     if not ok:
-        raise OperationError(f"could not move the site's SECRET_KEY into place: {output.stderr.strip()[:300]}")
+        raise OperationError(f"could not move the site's secret into place: {output.stderr.strip()[:300]}")
     return True
 
 
