@@ -56,7 +56,7 @@ elif s.files_server:
     media.account_key(name="Uploads key", s=s, clients=files_clients(host.state, s))
     rules = uploads.upload(name="Uploads account rules", src="templates/sshd-uploads.conf.j2",
                            dest=media.sshd_dropin(s), mode="0644", s=s)
-    media.sshd_reloaded(name="SSH takes the rules", s=s, changed=rules.did_change)
+    media.sshd_reloaded(name="SSH takes the rules", s=s, _if=rules.did_change)
     front.doors(s, *front.configured(s))
 else:
     python, machine = host_python(host)

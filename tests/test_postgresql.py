@@ -1,5 +1,5 @@
 """Web hosts behind one PostgreSQL database and one balancer: 1 db host, 3 web hosts (one
-of them on Debian 13) and 1 lb host, in one run. Requests through the balancer reach every
+of them on Debian 13), 1 lb host and 1 files host (the uploads), in one run. Requests through the balancer reach every
 web host and none fails through a redeploy, a rollback, a release that fails its health
 gate or a web host powered off. Data written through one web host is read through the others;
 migrations run once, under an advisory lock, listed by the dry run; a failing one leaves
@@ -14,6 +14,7 @@ import secrets
 import shlex
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -45,8 +46,8 @@ class Migration(migrations.Migration):
 
 @pytest.fixture(scope="module")
 def pg():
-    with own_fleet(FLEET, 5, "bookworm,bookworm,bookworm,trixie,bookworm", timeout=240,
-                   groups="db,web,web,web,lb") as fleet:
+    with own_fleet(FLEET, 6, "bookworm,bookworm,bookworm,trixie,bookworm,bookworm", timeout=240,
+                   groups="db,web,web,web,lb,files") as fleet:
         yield fleet
 
 
@@ -74,7 +75,7 @@ def deployed(pg, runs, tmp_path_factory):
         again = runs("-y", env={"DJDEPLOY_BUILD_CACHE": str(cache), "DJDEPLOY_COUNT_COMMANDS": "1"})
         noops.append((time.monotonic() - started, again))
     counts = dict(re.findall(r"remote commands: (\S+) (\d+)", noops[1][1].stdout))
-    print(f"\n5-host fleet (1 db, 3 web, 1 lb): first deploy {first_seconds:.1f} s, no-op redeploy "
+    print(f"\n6-host fleet (1 db, 3 web, 1 lb, 1 files): first deploy {first_seconds:.1f} s, no-op redeploy "
           f"{noops[0][0]:.2f} s then {noops[1][0]:.2f} s; commands per host: {counts}")
     return {"first": first, "noops": noops, "cache": cache}
 
@@ -96,6 +97,30 @@ def web_hosts(pg):
 
 def balancer(pg):
     return pg.by_group("lb")[0]
+
+
+def files_host(pg):
+    return pg.by_group("files")[0]
+
+
+def upload(host: dict, name: str, content: bytes) -> dict:
+    """POST a file to the sample app's /files through `host` (multipart): its answer."""
+    boundary = secrets.token_hex(8)
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: text/plain\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"http://{host['address']}/files", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 201
+        return json.loads(response.read())
+
+
+def served(host: dict, url: str) -> tuple[int, bytes, dict]:
+    try:
+        with urllib.request.urlopen(f"http://{host['address']}{url}", timeout=10) as response:
+            return response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, b"", dict(error.headers)
 
 
 def rotation(pg) -> dict[str, str]:
@@ -497,10 +522,10 @@ def test_a_redeploy_and_a_rollback_through_the_balancer_fail_no_request(pg, depl
 
 
 def test_a_release_that_fails_its_gate_is_out_of_the_balancer_and_serves_nobody(pg, deployed, runs, tmp_path):
-    """The first web host is drained, switches to a release whose health check fails, goes
-    back, and stays out: no request through the balancer meets the broken release. The
-    next deploy puts it back."""
-    lb, first = balancer(pg), web_hosts(pg)[0]
+    """The first web host to switch is drained, switches to a release whose health check
+    fails, goes back, and stays out: no request through the balancer meets the broken
+    release. The next deploy puts it back."""
+    lb = balancer(pg)
     project = broken_release(tmp_path / "broken", "health")
     with LoadRun([f"http://{lb['address']}/healthz"]) as load:
         broken = runs("-y", cwd=project)
@@ -509,10 +534,54 @@ def test_a_release_that_fails_its_gate_is_out_of_the_balancer_and_serves_nobody(
     print(f"\na release failing its gate behind the balancer: {load.result['requests']} requests to "
           f"/healthz, {load.result['failed']} failed")
     assert load.result["requests"] >= 100 and load.result["failed"] == 0, load.result
-    assert rotation(pg) == {first["address"]: "DRAIN", **{h["address"]: "UP" for h in web_hosts(pg)[1:]}}
+    # Out: the host that failed (the first batch: one host), named in the run's error.
+    states = rotation(pg)
+    drained = [address for address, state in states.items() if state == "DRAIN"]
+    assert len(drained) == 1 and sorted(states.values()) == ["DRAIN", "UP", "UP"], states
+    assert re.search(rf"\[{re.escape(drained[0])}\].*failed its health check", broken.stdout), broken.stdout[-3000:]
     again = runs("-y")
     assert again.returncode == 0, again.stdout[-3000:]
     assert rotation(pg) == {h["address"]: "UP" for h in web_hosts(pg)}
+
+
+def test_an_upload_through_any_web_host_is_served_through_the_balancer(pg, deployed):
+    """Uploads go to the files host over SFTP, whichever web host took them; the balancer
+    serves every one, with the headers uploads get (never run as a page)."""
+    lb, store = balancer(pg), files_host(pg)
+    sent = {}
+    for n in range(6):  # through the balancer: every web host takes some
+        content = f"upload {n} {secrets.token_hex(8)}\n".encode()
+        answer = upload(lb, f"note-{n}.txt", content)
+        sent[answer["url"]] = (content, answer["written_by"])
+    for host in web_hosts(pg):  # and straight to each web host
+        content = f"straight to {host['machine']}\n".encode()
+        sent[upload(host, "direct.txt", content)["url"]] = (content, host["machine"])
+    assert {by for _, by in sent.values()} == {h["machine"] for h in web_hosts(pg)}
+    for url, (content, _) in sent.items():
+        status, body, headers = served(lb, url)
+        assert (status, body) == (200, content), url
+        assert headers["Content-Security-Policy"] == "default-src 'none'; sandbox" and headers[
+            "X-Content-Type-Options"] == "nosniff", headers
+    # On the files host, the account's, readable by its front alone; none on the web hosts.
+    user = f"up-{PROJECT}"
+    listing = pg.ssh(store, f"find /srv/uploads/{PROJECT}/media -type f -printf '%u:%g %m %P\\n'").stdout.split("\n")
+    assert len([line for line in listing if line]) == len(sent), listing
+    assert all(line.startswith(f"{user}:caddy 640 uploads/") for line in listing if line), listing
+    for host in web_hosts(pg):
+        assert pg.ssh(host, f"find /srv/{PROJECT}/shared/media -type f | wc -l").stdout.strip() == "0"
+    # The account: SFTP only, from the app hosts only, the files host's key checked.
+    key = pg.ssh(web_hosts(pg)[0], f"cat /srv/{PROJECT}/shared/uploads_key").stdout
+    for host, said in ((web_hosts(pg)[0], "This service allows sftp connections only."), (lb, "")):
+        pg.ssh(host, f"umask 077; printf '%s' {shlex.quote(key)} > /root/k")
+        shell = pg.ssh(host, f"ssh -i /root/k -o BatchMode=yes -o StrictHostKeyChecking=no {user}@{store['address']} id; "
+                             "rm -f /root/k", check=False)
+        assert "uid=" not in shell.stdout and said in shell.stdout + shell.stderr, (host["machine"], shell)
+        if not said:
+            assert "Permission denied" in shell.stderr, shell.stderr
+    assert pg.ssh(web_hosts(pg)[0], f"stat -c '%U:%G %a' /srv/{PROJECT}/shared/uploads_key").stdout.strip() == "root:web 640"
+    known = pg.ssh(web_hosts(pg)[0], f"cat /srv/{PROJECT}/shared/uploads_known_hosts").stdout.split()
+    assert known[:2] == [store["address"], "ssh-ed25519"]
+    assert known[2] == pg.ssh(store, "cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub").stdout.strip()
 
 
 def test_a_web_host_powered_off_costs_at_most_the_requests_in_flight(pg, deployed, runs):
@@ -522,6 +591,7 @@ def test_a_web_host_powered_off_costs_at_most_the_requests_in_flight(pg, deploye
 
     lb, lost = balancer(pg), web_hosts(pg)[-1]
     number = pg.hosts.index(lost) + 1
+    kept = upload(lost, "kept.txt", b"written by the host about to be lost\n")["url"]
     with LoadRun([f"http://{lb['address']}/"]) as load:
         time.sleep(2)
         cut = time.monotonic()
@@ -531,11 +601,13 @@ def test_a_web_host_powered_off_costs_at_most_the_requests_in_flight(pg, deploye
                 time.sleep(0.2)
             out_after = time.monotonic() - cut
             time.sleep(3)  # more requests, with the host out
+            upload_served = served(lb, kept)[:2]
         finally:
             poweron(FLEET, number)
     print(f"\na web host powered off under load: out of the balancer after {out_after:.1f} s; "
           f"{load.result['requests']} requests, {load.result['failed']} failed {load.result['failures']}")
     assert out_after < 10, out_after
+    assert upload_served == (200, b"written by the host about to be lost\n")  # the upload outlived it
     assert load.result["failed"] <= 4, load.result  # at most the load's 4 requests in flight
     back = time.monotonic()
     while rotation(pg).get(lost["address"]) != "UP" and time.monotonic() - back < 120:

@@ -67,17 +67,16 @@ def account_key(s, clients: list):
 
 
 @operation()
-def sshd_reloaded(s, changed):
-    """sshd takes the account's rules (after `sshd -t` accepted them: a refused file goes,
-    and the run stops with sshd's line, so the host's SSH keeps working).
+def sshd_reloaded(s):
+    """sshd takes the account's rules (run it `_if` they changed), after `sshd -t` accepted
+    them: a refused file goes, and the run stops with sshd's line, so the host's SSH keeps
+    working.
 
     + s: the files host's AppSettings
-    + changed: callable, true when the rules changed
     """
-    if changed():
-        dropin = shell_quote(sshd_dropin(s))
-        yield (f"out=$(sshd -t 2>&1) || {{ rm -f {dropin}; echo \"sshd refused the uploads account's rules, "
-               f"removed: $(printf '%s' \"$out\" | head -n 1 | cut -c1-300)\" >&2; exit 1; }}; systemctl reload ssh")
+    dropin = shell_quote(sshd_dropin(s))
+    yield (f"out=$(sshd -t 2>&1) || {{ rm -f {dropin}; echo \"sshd refused the uploads account's rules, "
+           f"removed: $(printf '%s' \"$out\" | head -n 1 | cut -c1-300)\" >&2; exit 1; }}; systemctl reload ssh")
 
 
 @operation()
