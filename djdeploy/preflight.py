@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import sys
 
 import jinja2
@@ -43,12 +44,34 @@ def preflight(state) -> None:
     errors.install()  # a DeployError shows as its lines, however the inventory was made
     with build.lock("preflight"):  # one host checks every host; the others wait for it
         if id(state) not in _prepared:
+            for host in state.inventory:
+                watched(host)
             try:
                 _prepared[id(state)] = _checked(state)
             except DeployError as error:
                 _prepared[id(state)] = error
         if isinstance(_prepared[id(state)], DeployError):
             raise _prepared[id(state)]
+
+
+# A host that stops answering mid-run (powered off, its network gone) would hold the run
+# for as long as TCP retries (about 15 minutes): SSH keepalives every few seconds, and the
+# connection given up once they go unanswered for DEAD_AFTER.
+KEEPALIVE_SECONDS, DEAD_AFTER_SECONDS = 5, 20
+
+
+def watched(host) -> None:
+    """`host`'s SSH connection (pyinfra's SSH connector: paramiko) sends keepalives and is
+    dropped by the kernel once they go unacknowledged for DEAD_AFTER_SECONDS
+    (TCP_USER_TIMEOUT): the run then fails that host and names it (run/rollout.py)."""
+    client = getattr(host.connector, "client", None)
+    transport = client.get_transport() if client is not None else None
+    if transport is None or not transport.is_active():
+        return
+    transport.set_keepalive(KEEPALIVE_SECONDS)
+    sock = transport.sock
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_AFTER_SECONDS * 1000)
 
 
 def checked(state) -> dict:

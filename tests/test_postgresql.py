@@ -615,3 +615,48 @@ def test_a_web_host_powered_off_costs_at_most_the_requests_in_flight(pg, deploye
     assert rotation(pg)[lost["address"]] == "UP"
     result = runs("-y")
     assert result.returncode == 0 and results(result.stdout)["Switch to the release"]["changed"] == 0, result.stdout[-3000:]
+
+
+def test_a_web_host_lost_mid_run_is_named_then_the_fleet_goes_on_without_it_and_takes_it_back(pg, deployed, runs,
+                                                                                                 tmp_path):
+    """The last web host loses its power while a deploy unpacks its release: the run names
+    it and the step in one line; the next run says how to go on without it, and with
+    `without` the site moves to the release, the balancer's configuration leaving it out;
+    once it is back, the next run brings it to that release and into the balancer."""
+    from fleet.hosts import poweroff, poweron
+
+    lb, lost = balancer(pg), web_hosts(pg)[-1]
+    number = pg.hosts.index(lost) + 1
+    project = app_version(tmp_path / "lost", "while-one-was-lost")
+    releases = f"ls /srv/{PROJECT}/releases | wc -l"
+    before = int(pg.ssh(lost, releases).stdout)
+    with ThreadResult(lambda: runs("-y", cwd=project)) as run:
+        deadline = time.monotonic() + 300
+        while int(pg.ssh(lost, releases, check=False).stdout or 0) == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        poweroff(FLEET, number)
+    try:
+        assert run.value.returncode != 0
+        named = [line for line in run.value.stdout.splitlines() if f"host {lost['address']} stopped answering" in line]
+        assert len(named) == 1 and "--data without='[" in named[0], run.value.stdout[-4000:]
+        print(f"\n{named[0]}")
+        refused = runs("-y", cwd=project)
+        assert refused.returncode != 0 and f"--data without='[\"{lost['address']}\"]'" in refused.stdout
+        without = runs("-y", "--data", f"without=[\"{lost['address']}\"]", cwd=project)
+        assert without.returncode == 0, without.stdout[-3000:]
+        assert f"going on without {lost['address']}" in without.stdout
+        # The balancer's configuration leaves it out until a run reaches it again (it may come
+        # back on its old release).
+        assert lost["address"] not in rotation(pg) and len(rotation(pg)) == 2
+        for _ in range(6):
+            assert "while-one-was-lost" in wait_http_200(f"http://{lb['address']}/")[1]
+    finally:
+        poweron(FLEET, number)
+    back = runs("-y", cwd=project)
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert "while-one-was-lost" in wait_http_200(f"http://{lost['address']}/")[1]  # on the fleet's release
+    deadline = time.monotonic() + 60
+    while rotation(pg)[lost["address"]] != "UP" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert rotation(pg)[lost["address"]] == "UP"
+    assert runs("-y").returncode == 0  # the sample app as the other tests have it

@@ -10,21 +10,39 @@ on all hosts, so `Rollout` notes each failure as it happens.
 
 from __future__ import annotations
 
+import sys
+
 from pyinfra.api.state import BaseStateCallback
 
 from djdeploy.config.settings import batch_size
+from djdeploy.terminal import printable
 
 __all__ = ["Rollout", "batch_size", "nothing_failed"]
 
 
 class Rollout(BaseStateCallback):
-    """Remembers the hosts that failed an operation in this run, as soon as they fail."""
+    """Remembers the hosts that failed an operation in this run, as soon as they fail; a
+    host that failed because it stopped answering SSH (powered off, its network gone) is
+    named in one line with the step it was at, and how to go on without it."""
 
     def __init__(self):
         self.failed: set[str] = set()
 
     def operation_host_error(self, state, host, op_hash, retry_count=0, max_retries=0):
+        if host.name not in self.failed and lost(host):
+            step = next(iter(state.get_op_meta(op_hash).names), "?")
+            print(printable(f"error: host {host.name} stopped answering SSH during \"{step}\" (powered off, or its "
+                            "network lost): no switch starts after it in this run; once it is back, "
+                            "deploy again; meanwhile, go on without it: "
+                            f"--data without='[\"{host.name}\"]'"), file=sys.stderr, flush=True)
         self.failed.add(host.name)
+
+
+def lost(host) -> bool:
+    """Whether `host`'s SSH connection is gone (pyinfra's SSH connector: paramiko's transport)."""
+    client = getattr(host.connector, "client", None)
+    transport = client.get_transport() if client is not None else None
+    return transport is not None and not transport.is_active()
 
 
 def nothing_failed(state):
