@@ -64,7 +64,7 @@ def watched(host) -> None:
     """`host`'s SSH connection (pyinfra's SSH connector: paramiko) sends keepalives and is
     dropped by the kernel once they go unacknowledged for DEAD_AFTER_SECONDS
     (TCP_USER_TIMEOUT): the run then fails that host and names it (run/rollout.py)."""
-    client = getattr(host.connector, "client", None)
+    client = getattr(getattr(host, "connector", None), "client", None)
     transport = client.get_transport() if client is not None else None
     if transport is None or not transport.is_active():
         return

@@ -302,7 +302,7 @@ def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None, 
 # make test spreads the test files over workers (pytest-xdist, --dist loadfile): each file
 # runs on one worker, in this order, the longest first, so that none starts last and ends
 # alone (seconds per file, from `--durations=0`).
-LONGEST_FIRST = ["test_corpus", "test_adversarial", "test_real_apps", "test_releases", "test_postgresql",
+LONGEST_FIRST = ["test_corpus", "test_postgresql", "test_adversarial", "test_real_apps", "test_releases",
                  "test_https", "test_processes", "test_units", "test_secrets", "test_system_libraries"]
 # A test that stops what every fleet shares (the apt proxy) runs alone, after the others
 # (make test's second command).

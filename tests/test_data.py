@@ -237,3 +237,55 @@ def test_a_linked_path_that_could_leave_the_release_is_one_line(monkeypatch, pat
     s = parse("app1", {"app_user": "web", "port": 80, "linked_files": ["huey-stats.db", "var/x.db"],
                        "linked_dirs": ["cache"]}, ["web"])
     assert s.linked == ("file huey-stats.db", "file var/x.db", "dir cache")
+
+
+def test_a_balanced_site_that_cannot_work_is_one_line_each(monkeypatch):
+    """A balancer named by a host name (the web hosts' front matches addresses), one with no
+    web host to send to, a batch that drains every web host at once, two files hosts."""
+    from types import SimpleNamespace
+
+    from djdeploy import preflight
+    from djdeploy.errors import DeployError
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(preflight, "check_templates", lambda host, s, secrets: [])
+    monkeypatch.setattr(preflight, "_secrets", lambda host, s: ({}, None))
+
+    class Host(SimpleNamespace):
+        __hash__ = object.__hash__
+
+    def problems(*hosts):
+        with pytest.raises(DeployError) as stopped:
+            preflight.preflight(SimpleNamespace(inventory=list(hosts), failed_hosts=set()))
+        return stopped.value.problems
+
+    web = [Host(name=f"10.0.0.{n}", groups=["web"], data={"app_user": "web", "port": 80}) for n in (11, 12)]
+    named = Host(name="lb.example.com", groups=["lb"], data={"balancer": True, "port": 80})
+    assert problems(named, *web) == [
+        "host lb.example.com: the web hosts see the balancer's connections come from an address, not "
+        "'lb.example.com': set balancer_address = \"<its IP address>\" for it"]
+    lb = Host(name="10.0.0.10", groups=["lb"], data={"balancer": True, "port": 80})
+    assert problems(lb) == [
+        "project my_awesome_project: a balancer (10.0.0.10) but no web host in the inventory to send requests "
+        "to: add web hosts, or remove the balancer"]
+    for host in web:
+        host.data["batch"] = "100%"
+    assert problems(lb, *web) == [
+        "project my_awesome_project: batch = 100% switches all 2 of its web hosts at once, and each is out of its "
+        "balancer while it switches: the site would have no host left; set batch to at most 1 (or leave it out: "
+        "1 at a time)"]
+    for host in web:
+        del host.data["batch"]
+    files = [Host(name=f"10.0.0.{n}", groups=["files"], data={"files_server": True, "port": 80}) for n in (21, 22)]
+    assert problems(lb, *web, *files) == [
+        "project my_awesome_project: 2 files hosts (10.0.0.21, 10.0.0.22): one holds a project's uploads; put the "
+        "others in another group"]
+    # Named by its address (balancer_address), it is fine; the web hosts are behind it.
+    named.data["balancer_address"] = "10.0.0.10"
+    state = SimpleNamespace(inventory=[named, *web], failed_hosts=set())
+    preflight.preflight(state)
+    settings = {name: s for name, (s, _, _) in preflight.checked(state).items()}
+    assert [settings[h.name].behind for h in web] == [("10.0.0.10",), ("10.0.0.10",)]
+    assert "10.0.0.10" in settings["10.0.0.11"].allowed_hosts and not settings["10.0.0.11"].front_tls
+    assert [row[:3] for row in preflight.balanced(state, settings["lb.example.com"])] == [
+        ("10.0.0.11", "10.0.0.11", 80), ("10.0.0.12", "10.0.0.12", 80)]

@@ -496,6 +496,24 @@ def test_the_balancer_spreads_requests_over_every_web_host(pg, deployed, runs):
     assert f"{lb['address']}: balancer haproxy=active servers={servers}" in result.stdout, result.stdout[-2000:]
 
 
+def test_a_visitor_logged_in_once_is_known_to_every_web_host_behind_the_balancer(pg, deployed):
+    """One session cookie (signed with the site's one SECRET_KEY), made through the balancer
+    by one web host, then 20 requests through it, spread over all three: every one knows
+    the visitor."""
+    import http.cookiejar
+
+    lb = balancer(pg)
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with opener.open(f"http://{lb['address']}/session", data=b"who=alice", timeout=10) as response:
+        assert json.loads(response.read())["who"] == "alice"
+    seen = []
+    for _ in range(20):
+        with opener.open(f"http://{lb['address']}/session", timeout=10) as response:
+            seen.append(json.loads(response.read()))
+    assert {answer["who"] for answer in seen} == {"alice"}, seen
+    assert {answer["read_by"] for answer in seen} == {h["machine"] for h in web_hosts(pg)}
+
+
 @pytest.mark.parametrize("mode", ["socket", "ambient"])
 def test_a_redeploy_and_a_rollback_through_the_balancer_fail_no_request(pg, deployed, runs, tmp_path, mode):
     """Under load through the balancer (a new connection per request), each web host is

@@ -29,3 +29,12 @@ def files(request):
     name = default_storage.save(f"uploads/{upload.name}", upload)
     return JsonResponse({"name": name, "url": default_storage.url(name), "written_by": socket.gethostname()},
                         status=201)
+
+
+@csrf_exempt
+def session(request):
+    """POST who=...: the visitor's session (a cookie signed with SECRET_KEY) says who; GET:
+    who it says, and which host read it."""
+    if request.method == "POST":
+        request.session["who"] = request.POST.get("who", "")[:50]
+    return JsonResponse({"who": request.session.get("who"), "read_by": socket.gethostname()})

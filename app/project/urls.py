@@ -1,7 +1,7 @@
 from django.urls import path
 
 from jobs.views import jobs
-from notes.views import files, notes
+from notes.views import files, notes, session
 from project import views
 
 urlpatterns = [
@@ -9,6 +9,7 @@ urlpatterns = [
     path("healthz", views.healthz),
     path("notes", notes),
     path("files", files),
+    path("session", session),
     path("jobs", jobs),
     path("env-digests", views.env_digests),
 ]

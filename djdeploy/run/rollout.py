@@ -40,7 +40,7 @@ class Rollout(BaseStateCallback):
 
 def lost(host) -> bool:
     """Whether `host`'s SSH connection is gone (pyinfra's SSH connector: paramiko's transport)."""
-    client = getattr(host.connector, "client", None)
+    client = getattr(getattr(host, "connector", None), "client", None)
     transport = client.get_transport() if client is not None else None
     return transport is not None and not transport.is_active()
 
