@@ -268,3 +268,40 @@ def test_tls_off_is_plain_http_on_port_80(https):
     assert curl(https, f"http://{https.domain}/")[0] == "200 1.1"  # no redirect
     with pytest.raises(OSError):
         socket.create_connection((https.host["address"], 443), timeout=3).close()
+
+
+def test_a_balancer_has_the_domains_certificate_and_the_web_host_behind_it_none(tmp_path):
+    """An lb host and a web host: the balancer's front gets the domain's one certificate by
+    ACME, speaks HTTP/2, redirects HTTP and sends HSTS once; the web host behind it serves
+    the balancer plain HTTP, holds no certificate and listens on no 443, and Django there
+    knows a request came by HTTPS (with SECURE_SSL_REDIRECT on, it would redirect, not 200)."""
+    with own_fleet("tlslb", 2, "bookworm", groups="lb,web") as fleet:
+        lb, web = fleet.by_group("lb")[0], fleet.by_group("web")[0]
+        domain = f"{lb['machine']}.fleet.test"
+        fleet_acme.stop()  # the module's CA, if its tests left it running: one Pebble at a time
+        ca = fleet_acme.start({domain: lb["address"]}, validity=VALIDITY)
+        try:
+            roots = tmp_path / "roots.pem"
+            roots.write_text(ca.issuing_roots())
+            data = ["--data", f"domain={domain}", "--data", f"acme_ca={ca.directory}",
+                    "--data", f"acme_ca_root={ca.ca_root_file}", "--data", "acme_email=ops@fleet.test",
+                    "--data", "hsts=300"]
+            done = run_pyinfra("-y", *data, fleet="tlslb")
+            assert done.returncode == 0, done.stdout[-3000:]
+            ns = SimpleNamespace(fleet=fleet, host=lb, domain=domain, roots=roots)
+            certificate = wait_for_certificate(ns)
+            assert ("DNS", domain) in certificate["subjectAltName"]
+            deadline = time.monotonic() + 30  # the web host in the balancer (2 health checks passed)
+            while curl(ns, f"https://{domain}/")[0] != "200 2" and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert curl(ns, f"https://{domain}/")[0] == "200 2"
+            answer, headers = curl(ns, f"http://{domain}/a/page")
+            assert answer.startswith("308 ") and f"https://{domain}/a/page" in headers, headers
+            _, headers = curl(ns, f"https://{domain}/")
+            assert re.findall(r"(?im)^strict-transport-security: (.*?)\r?$", headers) == ["max-age=300"]
+            assert obtained(ns) == 1
+            assert obtained(SimpleNamespace(fleet=fleet, host=web)) == 0
+            assert ":443" not in fleet.ssh(web, "ss -Hltn").stdout
+            assert fleet.ssh(web, "find /var/lib/caddy -name '*.crt' | wc -l").stdout.strip() == "0"
+        finally:
+            ca.stop()
