@@ -29,35 +29,11 @@ elif s.balancer:
     # The lb group: the front (Caddy: the site's name, its HTTPS) sends every request to
     # HAProxy, which spreads them over the project's web hosts, each health-checked, and
     # drains each before it switches (below, "Switch to the release").
-    system.debian_packages(name="Debian packages", packages=[*balancer.PACKAGES, *front.PACKAGES])
-    files.directory(name="Balancer folder", path=s.balancer_dir, user="root", group="haproxy", mode="0750")
-    files.directory(name="Balancer unit folder", path=balancer.DROPIN_DIR, user="root", group="root", mode="0755")
-    balancer_unit = uploads.upload(name="Balancer unit", src="templates/haproxy.conf.j2", dest=balancer.DROPIN,
-                                   mode="0644", s=s)
-    uploads.upload(name="Balancer tool", src="files/balancer.sh", dest=s.balancer_tool, mode="0750")
-    servers = balanced(host.state, s)
-    balancer_site = uploads.upload(name="Balancer site", src="templates/haproxy.cfg.j2", dest=s.balancer_config,
-                                   group="haproxy", mode="0640", s=s,
-                                   servers=[(balancer.server_name(name), *rest) for name, *rest in servers])
-    balancer.balancer(name="Balancer running", s=s, restart=balancer_unit.will_change,
-                      reload=balancer_site.will_change)
-    balancer.rotation(name="Balancer rotation", s=s, servers=servers)
-    front.doors(s, *front.configured(s))
+    balancer.server(s, servers=balanced(host.state, s))
 elif s.files_server:
     # The files group: the project's uploads, which its app hosts write over SFTP (an account
-    # of their own, chrooted to them, its key made here) and the front serves to the balancers.
-    system.debian_packages(name="Debian packages", packages=[*front.PACKAGES, "openssh-server"])
-    system.system_group(name="Uploads group", group=s.uploads_user, user=s.uploads_user)
-    system.system_user(name="Uploads account", user=s.uploads_user, group=s.uploads_user, home="/")
-    files.directory(name="Uploads root", path="/srv/uploads", user="root", group="root", mode="0755")
-    files.directory(name="Uploads chroot", path=s.uploads_root, user="root", group="root", mode="0755")
-    # Written by the account (umask 027), read by the front: the folder's group passes on.
-    media.uploads_folder(name="Uploads folder", s=s)
-    media.account_key(name="Uploads key", s=s, clients=files_clients(host.state, s))
-    rules = uploads.upload(name="Uploads account rules", src="templates/sshd-uploads.conf.j2",
-                           dest=media.sshd_dropin(s), mode="0644", s=s)
-    media.sshd_reloaded(name="SSH takes the rules", s=s, _if=rules.did_change)
-    front.doors(s, *front.configured(s))
+    # of their own, chrooted, its key made here) and the front serves to the balancers.
+    media.server(s, clients=files_clients(host.state, s))
 else:
     python, machine = host_python(host)
     release = build_release(host, s, python, machine)  # built once per run: code, locked wheels

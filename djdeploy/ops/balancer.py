@@ -23,10 +23,13 @@ from __future__ import annotations
 import re
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, FunctionCommand, OperationError, StringCommand, operation
+from pyinfra.api import FactBase, FunctionCommand, OperationError, StringCommand, deploy, operation
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+from pyinfra.operations import files
 
 from djdeploy.config.keys import UNITS
+from djdeploy.ops import front, uploads
+from djdeploy.ops.system import debian_packages
 from djdeploy.ops.uploads import privilege
 from djdeploy.shell import shell_quote
 
@@ -70,6 +73,23 @@ class BalancerServers(FactBase):
 
     def process(self, output):
         return dict(line.strip().split(" ", 1) for line in output if " " in line.strip())
+
+
+@deploy("Balancer")
+def server(s, servers: list):
+    """HAProxy over the project's web hosts (`servers`, preflight.balanced), behind the
+    host's front (Caddy), which has the site's name."""
+    debian_packages(name="Debian packages", packages=[*PACKAGES, *front.PACKAGES])
+    files.directory(name="Balancer folder", path=s.balancer_dir, user="root", group="haproxy", mode="0750")
+    files.directory(name="Balancer unit folder", path=DROPIN_DIR, user="root", group="root", mode="0755")
+    unit = uploads.upload(name="Balancer unit", src="templates/haproxy.conf.j2", dest=DROPIN, mode="0644", s=s)
+    uploads.upload(name="Balancer tool", src="files/balancer.sh", dest=s.balancer_tool, mode="0750")
+    site = uploads.upload(name="Balancer site", src="templates/haproxy.cfg.j2", dest=s.balancer_config,
+                          group="haproxy", mode="0640", s=s,
+                          servers=[(server_name(name), *rest) for name, *rest in servers])
+    balancer(name="Balancer running", s=s, restart=unit.will_change, reload=site.will_change)
+    rotation(name="Balancer rotation", s=s, servers=servers)
+    front.doors(s, *front.configured(s))
 
 
 @operation()

@@ -16,9 +16,12 @@ the app's own STORAGES instead (`keep_app_settings`, docs/balancer.md).
 from __future__ import annotations
 
 from pyinfra import host
-from pyinfra.api import FunctionCommand, OperationError, operation
+from pyinfra.api import FunctionCommand, OperationError, deploy, operation
+from pyinfra.operations import files
 
+from djdeploy.ops import front, uploads
 from djdeploy.ops.facts import FileText, PathOwner, SecretDigest
+from djdeploy.ops.system import debian_packages, system_group, system_user
 from djdeploy.ops.uploads import copy_secrets
 from djdeploy.shell import shell_quote
 
@@ -28,6 +31,23 @@ SSHD_DIR = "/etc/ssh/sshd_config.d"
 
 def sshd_dropin(s) -> str:
     return f"{SSHD_DIR}/djdeploy-uploads-{s.project}.conf"
+
+
+@deploy("Uploads")
+def server(s, clients: list):
+    """The project's SFTP-only account and its folder, its key authorized from the app
+    hosts (`clients`, preflight.files_clients) alone, and the front that serves the uploads."""
+    debian_packages(name="Debian packages", packages=[*front.PACKAGES, "openssh-server"])
+    system_group(name="Uploads group", group=s.uploads_user, user=s.uploads_user)
+    system_user(name="Uploads account", user=s.uploads_user, group=s.uploads_user, home="/")
+    files.directory(name="Uploads root", path="/srv/uploads", user="root", group="root", mode="0755")
+    files.directory(name="Uploads chroot", path=s.uploads_root, user="root", group="root", mode="0755")
+    uploads_folder(name="Uploads folder", s=s)
+    account_key(name="Uploads key", s=s, clients=clients)
+    rules = uploads.upload(name="Uploads account rules", src="templates/sshd-uploads.conf.j2", dest=sshd_dropin(s),
+                           mode="0644", s=s)
+    sshd_reloaded(name="SSH takes the rules", s=s, _if=rules.did_change)
+    front.doors(s, *front.configured(s))
 
 
 @operation()
