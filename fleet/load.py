@@ -34,9 +34,10 @@ def check_target(url: str) -> tuple[str, int, str]:
 
 
 class Load:
-    def __init__(self, urls, concurrency, timeout, max_requests, markers):
+    def __init__(self, urls, concurrency, timeout, max_requests, markers, pause=0.0):
         self.targets = [check_target(u) for u in urls]
         self.concurrency, self.timeout, self.max_requests = concurrency, timeout, max_requests
+        self.pause = pause
         self.markers = markers
         self.stop = threading.Event()
         self.lock = threading.Lock()
@@ -87,6 +88,8 @@ class Load:
                 self.count += 1
             self.one(*self.targets[i % len(self.targets)])
             i += 1
+            if self.pause:
+                self.stop.wait(self.pause)
 
     def run(self, seconds: float) -> dict:
         threads = [threading.Thread(target=self.worker, args=(n,), daemon=True)
@@ -115,8 +118,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=120, help="stop after this long at most")
     parser.add_argument("--requests", type=int, default=100_000, help="stop after this many at most")
     parser.add_argument("--marker", action="append", default=[], help="count answers containing it")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="seconds each client waits between requests (a steady load, not the most the host takes)")
     args = parser.parse_args(argv)
-    load = Load(args.urls, args.concurrency, args.timeout, args.requests, args.marker)
+    load = Load(args.urls, args.concurrency, args.timeout, args.requests, args.marker, args.pause)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: load.stop.set())
     print(json.dumps(load.run(args.seconds)), flush=True)

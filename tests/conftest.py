@@ -239,8 +239,9 @@ def settings(monkeypatch):
 class LoadRun:
     """`python -m fleet.load` in its own process, for the length of a `with` block."""
 
-    def __init__(self, urls, markers=()):
-        args = [sys.executable, "-m", "fleet.load", *urls, "--seconds", "300", "--concurrency", "4"]
+    def __init__(self, urls, markers=(), pause=0.0):
+        args = [sys.executable, "-m", "fleet.load", *urls, "--seconds", "300", "--concurrency", "4",
+                "--pause", str(pause)]
         for marker in markers:
             args += ["--marker", marker]
         self.args = args
