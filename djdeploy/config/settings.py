@@ -269,6 +269,11 @@ class AppSettings:
         return f"{self.uploads_root}.key"
 
     @property
+    def uploads_authorized(self) -> str:
+        """The account's authorized key (from the app hosts only), sshd's AuthorizedKeysFile."""
+        return f"{self.uploads_root}.authorized"
+
+    @property
     def uploads_key(self) -> str:
         """App hosts: the account's key, copied from the files host (0640, the app reads it)."""
         return f"{self.shared_dir}/uploads_key"

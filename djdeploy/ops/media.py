@@ -72,15 +72,13 @@ def account_key(s, clients: list):
     + s: the files host's AppSettings
     + clients: the app hosts' addresses
     """
-    key, public = s.uploads_account_key, f"{s.uploads_account_key}.pub"
-    authorized = f"{s.uploads_root}.authorized"
-    if host.get_fact(FileText, path=public) is None:
+    key, public, authorized = s.uploads_account_key, f"{s.uploads_account_key}.pub", s.uploads_authorized
+    mine = host.get_fact(FileText, path=public)
+    if mine is None:
         yield (f"rm -f {shell_quote(key)} {shell_quote(public)} && ssh-keygen -q -t ed25519 -N '' "
                f"-C {shell_quote('djdeploy-uploads-' + s.project)} -f {shell_quote(key)}")
     prefix = f'from="{",".join(clients)}",restrict'
-    written = host.get_fact(FileText, path=authorized) or ""
-    mine = host.get_fact(FileText, path=public)
-    if mine is None or written != f"{prefix} {mine}".strip():
+    if mine is None or host.get_fact(FileText, path=authorized) != f"{prefix} {mine}":
         part = shell_quote(authorized + ".part")
         yield (f"printf '%s %s\\n' {shell_quote(prefix)} \"$(cat {shell_quote(public)})\" > {part} && "
                f"chmod 0644 {part} && mv -f {part} {shell_quote(authorized)}")
