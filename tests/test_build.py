@@ -24,8 +24,8 @@ SIX_1_16_SHA256 = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0
 @pytest.fixture(autouse=True)
 def cache(tmp_path, monkeypatch):
     """A build cache of this test's own, and no builds remembered from other tests."""
-    monkeypatch.setattr(build, "CACHE", tmp_path / "cache")
-    monkeypatch.setattr(build, "SERVER", [])  # the lock's own mechanics, on tiny packages
+    monkeypatch.setattr(build.cache, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(build.locks, "SERVER", [])  # the lock's own mechanics, on tiny packages
     build.forget()
     yield tmp_path / "cache"
     build.forget()
@@ -42,7 +42,7 @@ def pip_runs(monkeypatch):
             runs.append(command)
         return real(command, *args, **kwargs)
 
-    monkeypatch.setattr(build.subprocess, "run", counting)
+    monkeypatch.setattr(subprocess, "run", counting)
     return runs
 
 
@@ -92,7 +92,7 @@ def test_each_host_gets_what_its_own_python_runs_and_no_python_changes_another(t
     build.forget()
     assert build.release(APP, reqs, "3.11", "x86_64") == py311
     assert build.lock_path(reqs, "3.11", "x86_64").read_text() == lock311
-    assert sorted(p.name for p in (build.CACHE / "locks").iterdir()) == sorted(
+    assert sorted(p.name for p in (build.cache.CACHE / "locks").iterdir()) == sorted(
         build.lock_path(reqs, python, "x86_64").name for python in ("3.11", "3.13"))
 
 
@@ -162,7 +162,7 @@ def test_unknown_package_is_one_line_naming_it(tmp_path):
         build.release(APP, reqs, "3.11", "x86_64")
     message = str(error.value)
     assert "\n" not in message and "djdeploy-no-such-package-4f1c" in message, message
-    assert not (build.CACHE / "locks").exists() and not list((build.CACHE / "wheels").iterdir())
+    assert not (build.cache.CACHE / "locks").exists() and not list((build.cache.CACHE / "wheels").iterdir())
 
 
 def test_unreachable_index_is_one_line_naming_the_requirement(tmp_path, monkeypatch):
@@ -180,7 +180,7 @@ def test_unreachable_index_is_one_line_naming_the_requirement(tmp_path, monkeypa
 
 def test_the_app_server_is_locked_even_when_the_requirements_omit_it(tmp_path, monkeypatch):
     """A tutorial's requirements.txt names Django only: gunicorn is resolved and locked too."""
-    monkeypatch.setattr(build, "SERVER", ["gunicorn"])
+    monkeypatch.setattr(build.locks, "SERVER", ["gunicorn"])
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("six\n")
     wheels = build.wheelhouse(requirements, "3.11", "x86_64")
@@ -199,7 +199,7 @@ def test_a_package_published_as_source_only_is_refused_unless_data_allows_it(tmp
     assert 'source_builds = ["http-ece"]' in message and "pin a version" in message, message
     assert not any("--no-binary=:all:" in command or "wheel" in command for command in pip_runs), pip_runs
     assert not any("bwrap" in " ".join(command) for command in pip_runs)
-    assert not (build.CACHE / "locks").exists() and not list((build.CACHE / "built").iterdir())
+    assert not (build.cache.CACHE / "locks").exists() and not list((build.cache.CACHE / "built").iterdir())
 
 
 def test_a_dry_run_builds_nothing_from_source_and_says_what_it_would(tmp_path, pip_runs, capsys):
@@ -209,7 +209,7 @@ def test_a_dry_run_builds_nothing_from_source_and_says_what_it_would(tmp_path, p
     assert "\n" not in str(error.value) and str(error.value).startswith("would build http_ece==1.2.1 from source")
     assert "would build http_ece==1.2.1 from source" in capsys.readouterr().err
     assert not any("--no-binary=:all:" in command or "wheel" in command for command in pip_runs), pip_runs
-    assert not list((build.CACHE / "built").iterdir()) and not (build.CACHE / "locks").exists()
+    assert not list((build.cache.CACHE / "built").iterdir()) and not (build.cache.CACHE / "locks").exists()
 
 
 def test_a_pure_python_package_published_as_source_only_is_built_when_allowed(tmp_path, pip_runs):
