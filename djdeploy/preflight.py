@@ -22,7 +22,8 @@ from djdeploy import build, errors
 from djdeploy.config import envfile
 from djdeploy.config.keys import DB_PASSWORD, DB_PORT, ENV_FILE_MAX
 from djdeploy.config.secrets import check_database_passwords
-from djdeploy.config.settings import AppSettings, Process, Timer, batch_size, parse
+from djdeploy.config.appsettings import AppSettings, Process, Timer, batch_size
+from djdeploy.config.settings import parse
 from djdeploy.errors import DataError, DeployError, fail
 from djdeploy.ops.facts import HostPython
 from djdeploy.ops.releases import deployment

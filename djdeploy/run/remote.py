@@ -20,7 +20,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from djdeploy.config.settings import AppSettings, parse
+from djdeploy.config.appsettings import AppSettings
+from djdeploy.config.settings import parse
 from djdeploy.errors import DataError
 from djdeploy.terminal import printable
 from djdeploy.ops.releases import tool_env

@@ -14,7 +14,7 @@ import sys
 
 from pyinfra.api.state import BaseStateCallback
 
-from djdeploy.config.settings import batch_size
+from djdeploy.config.appsettings import batch_size
 from djdeploy.terminal import printable
 
 __all__ = ["Rollout", "batch_size", "nothing_failed"]
