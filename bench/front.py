@@ -231,7 +231,7 @@ class Host:
 
     def run(self, command: str, stdin: bytes | None = None, timeout: float = 120) -> str:
         sys.path.insert(0, str(ROOT))
-        from fleet.hosts import SSH_OPTIONS
+        from fleet.base import SSH_OPTIONS
 
         result = subprocess.run(["ssh", "-i", self.key, *SSH_OPTIONS, f"root@{self.address}", command],
                                 input=stdin, capture_output=True, timeout=timeout)

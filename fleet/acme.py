@@ -51,13 +51,14 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet import hosts
-from fleet.hosts import FleetError, log, run
+from fleet.base import APT_PROXY_ADDRESS, APT_PROXY_LINK, STATE_DIR, FleetError, log, machine_lock, run
+from fleet.shared import proxy_alive
+from fleet.state import all_states
 
-ACME_ADDRESS = hosts.APT_PROXY_ADDRESS
+ACME_ADDRESS = APT_PROXY_ADDRESS
 ACME_PORT = 14000
 MANAGEMENT_PORT = 15000
-ACME_DIR = hosts.STATE_DIR / ".acme"  # not STATE_DIR/<x>/state.json: that would be a fleet
+ACME_DIR = STATE_DIR / ".acme"  # not STATE_DIR/<x>/state.json: that would be a fleet
 CA_DAYS = 30  # the listener CA's lifetime: a pebble runs for a test session, not a month
 # Pebble 2.4.0's knobs (va/va.go, wfe/wfe.go): validate at once instead of sleeping up to
 # 5 s per attempt, reject no valid nonce (5 % by default, to exercise client retries), and
@@ -198,20 +199,20 @@ def pebble_config(validity: int | None, http_port: int, tls_port: int) -> dict:
 
 def ensure_link() -> None:
     """169.254.254.1 on its own link, as fleet.hosts makes it for the apt proxy."""
-    if run("ip", "link", "show", hosts.APT_PROXY_LINK, check=False).returncode == 0:
+    if run("ip", "link", "show", APT_PROXY_LINK, check=False).returncode == 0:
         return
-    run("ip", "link", "add", hosts.APT_PROXY_LINK, "type", "bridge")
-    run("ip", "addr", "add", f"{ACME_ADDRESS}/32", "dev", hosts.APT_PROXY_LINK)
-    run("ip", "link", "set", hosts.APT_PROXY_LINK, "up")
+    run("ip", "link", "add", APT_PROXY_LINK, "type", "bridge")
+    run("ip", "addr", "add", f"{ACME_ADDRESS}/32", "dev", APT_PROXY_LINK)
+    run("ip", "link", "set", APT_PROXY_LINK, "up")
 
 
 def release_link() -> None:
     """The link goes when nothing else needs it: no apt proxy, no fleet (whose `down`
     removes it anyway)."""
-    if hosts.proxy_alive() or hosts.all_states():
+    if proxy_alive() or all_states():
         return
-    if run("ip", "link", "show", hosts.APT_PROXY_LINK, check=False).returncode == 0:
-        run("ip", "link", "del", hosts.APT_PROXY_LINK, check=False)
+    if run("ip", "link", "show", APT_PROXY_LINK, check=False).returncode == 0:
+        run("ip", "link", "del", APT_PROXY_LINK, check=False)
 
 
 def wait_listening(process: subprocess.Popen, timeout: float) -> None:
@@ -239,7 +240,7 @@ def start(names: dict[str, str], validity: int | None = None, http_port: int = 8
         raise FleetError("pebble is not installed: run `make deps` (apt-get install pebble)")
     if shutil.which("unshare") is None or shutil.which("openssl") is None:
         raise FleetError("pebble needs unshare (util-linux) and openssl on this machine")
-    with hosts.machine_lock():
+    with machine_lock():
         if pebble_pid() is not None:
             raise FleetError("pebble is already running (fleet.acme): `python -m fleet.acme down` first")
         if ACME_DIR.exists():
@@ -283,7 +284,7 @@ def stop_locked() -> None:
 
 def stop() -> None:
     """Stop pebble (a running or a stale one) and remove its files."""
-    with hosts.machine_lock():
+    with machine_lock():
         stop_locked()
 
 

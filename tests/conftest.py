@@ -90,7 +90,7 @@ class Fleet:
         return [h for h in self.hosts if h["group"] == group]
 
     def ssh(self, host: dict, command: str, check: bool = True, timeout: float = 60):
-        from fleet.hosts import ssh
+        from fleet.machine import ssh
 
         result = ssh(self.state, host, command, timeout=timeout)
         if check and result.returncode != 0:

@@ -25,7 +25,7 @@ def fleet_cmd(*args, cwd=ROOT):
 
 def leftovers(name):
     """Whatever of fleet `name` still exists on this machine."""
-    from fleet.hosts import CGROUP_ROOTS, STATE_DIR
+    from fleet.base import CGROUP_ROOTS, STATE_DIR
 
     found = []
     mounts = Path("/proc/mounts").read_text()
@@ -44,7 +44,7 @@ def leftovers(name):
 
 def proxy_pids():
     """apt-cacher-ng processes started by the fleet tool (not Debian's own service)."""
-    from fleet.hosts import APT_PROXY_DIR
+    from fleet.base import APT_PROXY_DIR
 
     pids = []
     for proc in Path("/proc").glob("[0-9]*"):
@@ -64,7 +64,7 @@ def answers(address, port, family=socket.AF_INET):
 
 
 def test_inotify_headroom_is_raised_only_when_the_hosts_would_run_out():
-    from fleet.hosts import inotify_limit_for
+    from fleet.shared import inotify_limit_for
 
     # 3 hosts on a quiet machine: 11 + 3 * 7 + 32 = 64 of 128, nothing to do.
     assert inotify_limit_for(in_use=11, limit=128, hosts=3, per_host=7, spare=32) is None
@@ -84,13 +84,16 @@ def test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_leaves_no
     """Runs before the shared test fleet boots (when this file runs alone), so its `down`
     is the last one and must take the proxy and the raised inotify limit with it."""
     from fleet import hosts as fleet_tool
-    from fleet.hosts import (APT_PROXY_ADDRESS, APT_PROXY_DIR, APT_PROXY_LINK, APT_PROXY_PORT,
-                                INOTIFY_LIMIT, INOTIFY_SAVED, all_states, ssh)
+    from fleet import shared
+    from fleet.base import (APT_PROXY_ADDRESS, APT_PROXY_DIR, APT_PROXY_LINK, APT_PROXY_PORT, INOTIFY_LIMIT,
+                            INOTIFY_SAVED)
+    from fleet.machine import ssh
+    from fleet.state import all_states
 
     original = int((INOTIFY_SAVED if INOTIFY_SAVED.exists() else INOTIFY_LIMIT).read_text())
     limit_before = int(INOTIFY_LIMIT.read_text())
     # Short headroom, so `up` has to raise the limit (raising is harmless, lowering is not).
-    monkeypatch.setattr(fleet_tool, "INOTIFY_SPARE", limit_before)
+    monkeypatch.setattr(shared, "INOTIFY_SPARE", limit_before)
     state = fleet_tool.up(TOOL_FLEET, 2, "bookworm,trixie", timeout=180)
     try:
         assert "raised fs.inotify.max_user_instances" in capfd.readouterr().err
@@ -164,7 +167,8 @@ def test_starting_a_running_fleet_again_is_refused(fleet):
 
 
 def test_a_stale_fleet_is_recognised_cleared_and_removed_from_anywhere(fleet, tmp_path):
-    from fleet.hosts import CGROUP_ROOTS, load_state
+    from fleet.base import CGROUP_ROOTS
+    from fleet.state import load_state
 
     assert fleet_cmd("up", "--name", "stale", "--hosts", "1").returncode == 0
     host = load_state("stale")["hosts"][0]
@@ -191,7 +195,8 @@ def test_a_host_can_lose_its_power_come_back_and_be_replaced_by_a_fresh_one():
     """Host loss for the tests of host loss: `poweroff` kills a host at once and takes its
     link down (a caller waits, as for a machine that is off); `poweron` boots it from its
     own disk at the same address; `replace` puts a fresh stock host in its place."""
-    from fleet.hosts import SSH_OPTIONS, load_state
+    from fleet.base import SSH_OPTIONS
+    from fleet.state import load_state
 
     name = "fleetpower"
     assert fleet_cmd("up", "--name", name, "--hosts", "2").returncode == 0

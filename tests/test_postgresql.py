@@ -82,7 +82,7 @@ def deployed(pg, runs, tmp_path_factory):
 
 def ssh_argv(pg, host: dict, command: str) -> list[str]:
     """ssh to a fleet host as the fleet tool does, for a command with its own stdin or life."""
-    from fleet.hosts import SSH_OPTIONS
+    from fleet.base import SSH_OPTIONS
 
     return ["ssh", "-i", pg.state["key"], *SSH_OPTIONS, f"root@{host['address']}", command]
 

@@ -6,7 +6,7 @@ import re
 from secrets import token_urlsafe
 
 from conftest import PROJECT, http_get, results, run_pyinfra, wait_http_200
-from fleet.hosts import SUDO_USER
+from fleet.machine import SUDO_USER
 
 
 def test_deploy_with_sudo_keeps_secrets_out_of_tmp_and_is_idempotent(fleet, deployed, tmp_path):
