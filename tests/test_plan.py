@@ -129,3 +129,25 @@ def test_global_arguments_are_pyinfras_own(monkeypatch):
         [s for s in seen if s[0] != s[1] or not s[2]][:2]
     assert all(ours[0]["_timeout"] == 7 and ours[0]["_sudo_user"] == "root" for ours, _, _ in seen)
     assert any({"_if", "_parallel"} <= set(ours[1]) for ours, _, _ in seen)  # the switch passes its own
+
+
+def test_no_fact_reads_the_hosts_password_hashes(monkeypatch):
+    """The app's account is read by one getent lookup (facts.Account), not by pyinfra's
+    `Users` fact, which server.user asks: that one prints every account's password hash
+    from /etc/shadow (shown with -vvv, and kept in the fact batch's answers)."""
+    from pyinfra.api.host import Host
+
+    commands = []
+    real = Host.get_fact
+
+    def recording(self, fact, *args, **kwargs):
+        given = {k: v for k, v in kwargs.items() if not k.startswith("_")}
+        commands.append(str(fact().command(*args, **given)))
+        return real(self, fact, *args, **kwargs)
+
+    monkeypatch.setattr(Host, "get_fact", recording)
+    try:
+        plan_deploy("tests/fake_inventory.py", cli=False)
+    finally:
+        assert [c for c in commands if "/etc/shadow" in c or "master.passwd" in c] == []
+    assert len(commands) > 20  # the plan asked its facts through here

@@ -1,4 +1,8 @@
-"""What a stock Debian host lacks: the Debian packages, the app's system group and user."""
+"""What a stock Debian host lacks: the Debian packages, the app's system group and user.
+
+Not pyinfra's apt.packages and server.user: their facts read every installed package, and
+every account with its password hash (/etc/shadow); these ask only for the names they need
+(docs/architecture.md, "Why this layout")."""
 
 from __future__ import annotations
 
