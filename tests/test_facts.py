@@ -1,12 +1,28 @@
 """Facts parsed from what a host answers (no host needed)."""
 
-from djdeploy.ops.facts import Deployment, MissingPackages
+import subprocess
+
+from djdeploy.ops.facts import Deployment, LockHolder, MissingPackages
 
 
-def test_the_lock_owner_is_read_whole():
-    output = ["lock=5f2c9a1e0b7d4c3a root@laptop pid 4242 2026-11-28T03:00:00Z"]
-    assert Deployment().process(output)["lock"] == {
-        "run": "5f2c9a1e0b7d4c3a", "owner": "root@laptop pid 4242", "since": "2026-11-28T03:00:00Z"}
+def lock_holder_here(path) -> dict | None:
+    """LockHolder's command run (with sh) on a real folder, parsed as pyinfra would."""
+    fact = LockHolder()
+    out = subprocess.run(["sh", "-c", fact.command(str(path))], capture_output=True, text=True, check=True)
+    lines = out.stdout.splitlines()
+    return fact.process(lines) if lines else None
+
+
+def test_the_lock_is_read_whole_by_one_fact(tmp_path):
+    lock = tmp_path / ".deploy-lock"
+    assert lock_holder_here(lock) is None  # free
+    lock.mkdir()
+    assert lock_holder_here(lock) == {"run": "", "owner": "", "since": ""}  # left empty by a killed deploy: held
+    (lock / "run").write_text("5f2c9a1e0b7d4c3a\n")
+    (lock / "owner").write_text("ci@build-7 pid 4242\n")
+    (lock / "since").write_text("2026-11-28T03:00:00Z\n")
+    assert lock_holder_here(lock) == {"run": "5f2c9a1e0b7d4c3a", "owner": "ci@build-7 pid 4242",
+                                      "since": "2026-11-28T03:00:00Z"}
 
 
 def test_releases_are_release_folders_only():

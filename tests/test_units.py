@@ -62,16 +62,15 @@ DEPLOYMENT_FIXTURES = {
     "nothing deployed (no project folder: the command prints nothing)": {
         "output": None,  # pyinfra returns default() for no output
         "fact": {"current": None, "previous": None, "venv": None, "releases": [],
-                 "lock": None, "serving": None, "config": None, "leftovers": []},
+                 "serving": None, "config": None, "leftovers": []},
     },
     "folder made, nothing released yet": {
         "output": ["serving=",
                    "config=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 -"],
         "fact": {"current": None, "previous": None, "venv": None, "releases": [],
-                 "lock": None, "serving": None, "config": "e3b0c44298fc1c14",
-                 "leftovers": []},
+                 "serving": None, "config": "e3b0c44298fc1c14", "leftovers": []},
     },
-    "two releases, serving the current one, a deploy holding the lock": {
+    "two releases, serving the current one": {
         "output": [
             "stat=current 'current' -> 'releases/bbb222'",
             "stat=previous 'previous' -> '/srv/shop/releases/aaa111'",
@@ -80,21 +79,11 @@ DEPLOYMENT_FIXTURES = {
             f"config={SERVING_HASH}9d2b77e1aa11c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ff -",
             "leftovers=/srv/shop/shared/.env.next /srv/shop/run.prev",
             "releases:", "aaa111", "bbb222", "ccc333.tar", ".new-ccc333",
-            "lock=5f2c9a1e0b7d4c3a ci@build-7 pid 4242 2026-11-28T03:00:00Z",
         ],
         "fact": {"current": "bbb222", "previous": "aaa111", "venv": "k2-py311",
                  "releases": ["aaa111", "bbb222"],
-                 "lock": {"run": "5f2c9a1e0b7d4c3a", "owner": "ci@build-7 pid 4242",
-                          "since": "2026-11-28T03:00:00Z"},
                  "serving": f"bbb222 {SERVING_HASH}", "config": SERVING_HASH,
                  "leftovers": ["/srv/shop/shared/.env.next", "/srv/shop/run.prev"]},
-    },
-    "a lock folder a killed deploy left empty still counts as held": {
-        "output": ["serving=", "config=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 -",
-                   "lock="],
-        "fact": {"current": None, "previous": None, "venv": None, "releases": [],
-                 "lock": {"run": "", "owner": "", "since": ""}, "serving": None,
-                 "config": "e3b0c44298fc1c14", "leftovers": []},
     },
 }
 
@@ -136,7 +125,7 @@ def deployment_here(root: Path, configs) -> dict:
     from djdeploy.ops.facts import Deployment
 
     fact = Deployment()
-    out = sh(fact.command(str(root), str(root / ".deploy-lock"), [str(c) for c in configs]), shell="sh")
+    out = sh(fact.command(str(root), [str(c) for c in configs]), shell="sh")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     return fact.process(lines) if lines else fact.default()
@@ -155,7 +144,6 @@ def test_deployment_fact_reads_what_its_command_prints_here(tmp_path):
     assert deployment_here(root, configs) == {
         "current": "bbb222", "previous": "aaa111", "venv": "k2-py311",
         "releases": ["aaa111", "bbb222"],
-        "lock": {"run": "5f2c9a1e0b7d4c3a", "owner": "ci@build-7 pid 4242", "since": "2026-11-28T03:00:00Z"},
         "serving": f"bbb222 {SERVING_HASH}", "config": config,
         "leftovers": [str(root / "gunicorn.conf.py.next")],
     }
@@ -322,7 +310,7 @@ def switch_commands(settings, deployed, release="bbb222", executing=False, resta
                     rollback=rollback)
 
 
-SERVING = DEPLOYMENT_FIXTURES["two releases, serving the current one, a deploy holding the lock"]["fact"]
+SERVING = DEPLOYMENT_FIXTURES["two releases, serving the current one"]["fact"]
 
 
 RESTART_CASES = [

@@ -189,8 +189,8 @@ class Deployment(FactBase):
     """A project's release state on a host, in one command.
 
     {"current": id or None, "previous": id or None, "venv": current's virtualenv key (the hash
-     of its locked dependencies) or None, "releases": [ids], "lock": {"run", "owner",
-     "since"} or None, "serving": "<release> <config hash>" the app was last started with,
+     of its locked dependencies) or None, "releases": [ids], "serving": "<release> <config
+     hash>" the app was last started with,
      "config": "<config hash>" of the files on disk now, "leftovers": [paths] of files a
      stopped run left waiting for a switch (.next, .prev, .next.part)}
     """
@@ -198,10 +198,10 @@ class Deployment(FactBase):
     def default(self):
         return self.process([])  # nothing there yet
 
-    def command(self, root, lock_dir, config_files=()):
+    def command(self, root, config_files=()):
         # Few processes (a no-op on a busy fleet pays for each): one stat for the links, one
-        # ls for the releases, one cat for the lock; parsed here.
-        r, lock = shell_quote(root), shell_quote(lock_dir)
+        # ls for the releases; parsed here. The lock is LockHolder's.
+        r = shell_quote(root)
         files = " ".join(shell_quote(f) for f in config_files)
         waiting = " ".join(shell_quote(f + end) for f in config_files for end in (".next", ".prev", ".next.part"))
         waiting += "".join(f" {shell_quote(f)}.next.??????" for f in config_files)  # a cut .env upload (its mktemp)
@@ -210,8 +210,7 @@ class Deployment(FactBase):
                 f"echo serving=$(cat .serving 2>/dev/null); "
                 f"echo config=$(cat {files} 2>/dev/null | sha256sum); "
                 f"echo leftovers=$(ls -d {waiting} 2>/dev/null); "
-                f"echo releases:; ls -1A releases 2>/dev/null; "
-                f"if [ -d {lock} ]; then echo lock=$(cat {lock}/run {lock}/owner {lock}/since 2>/dev/null); fi")
+                f"echo releases:; ls -1A releases 2>/dev/null")
 
     def process(self, output):
         values, links, listed, folder = {}, {}, {"releases": []}, None
@@ -227,18 +226,11 @@ class Deployment(FactBase):
                 values[key] = value
             elif folder and line and not line.startswith(".") and not line.endswith(".tar"):
                 listed[folder].append(line)  # not an archive still being unpacked
-        lock = None
-        if "lock" in values:
-            # "<run> <owner, which has spaces> <since>"
-            run, _, rest = values["lock"].partition(" ")
-            owner, _, since = rest.rpartition(" ")
-            lock = {"run": run, "owner": owner, "since": since}
         return {
             "current": links.get("current"),
             "previous": links.get("previous"),
             "venv": links.get("current/venv"),  # the locked dependency set current runs in
             "releases": listed["releases"],
-            "lock": lock,
             "serving": values.get("serving") or None,
             "config": values.get("config", "")[:16] or None,
             "leftovers": values.get("leftovers", "").split(),
@@ -301,14 +293,17 @@ class HealthAnswer(FactBase):
 
 
 class LockHolder(FactBase):
-    """The deploy lock at `path`: {"run", "owner"} of whoever holds it, or None if free."""
+    """The deploy lock at `path`: {"run", "owner", "since"} of whoever holds it (each a line
+    of its own file; the owner has spaces), or None if free. A lock folder a killed deploy
+    left empty is held ("" each). The one fact that reads the lock."""
 
     def command(self, path):
         quoted = shell_quote(path)
-        return f"if [ -d {quoted} ]; then cat {quoted}/run {quoted}/owner 2>/dev/null; fi"
+        return f"if [ -d {quoted} ]; then echo held; cat {quoted}/run {quoted}/owner {quoted}/since 2>/dev/null || true; fi"
 
     def process(self, output):
-        return {"run": output[0].strip(), "owner": output[1].strip() if len(output) > 1 else ""}
+        run, owner, since = ([line.strip() for line in output[1:]] + ["", "", ""])[:3]
+        return {"run": run, "owner": owner, "since": since}
 
 
 class Account(FactBase):

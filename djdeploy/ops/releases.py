@@ -42,7 +42,7 @@ def tool_env(s) -> str:
 
 def deployment(s) -> dict:
     """The host's Deployment fact, asked the same way everywhere (one fact, one batch entry)."""
-    return host.get_fact(Deployment, root=s.root, lock_dir=s.lock_dir, config_files=s.config_files)
+    return host.get_fact(Deployment, root=s.root, config_files=s.config_files)
 
 
 @operation()

@@ -9,7 +9,7 @@ from pyinfra.facts.systemd import SystemdStatus
 
 from djdeploy.ops.balancer import UNIT as BALANCER
 from djdeploy.ops.balancer import BalancerServers
-from djdeploy.ops.facts import FileText, HealthAnswer, JobTimers, UnitStates
+from djdeploy.ops.facts import FileText, HealthAnswer, JobTimers, LockHolder, UnitStates
 from djdeploy.ops.releases import deployment, tool_env
 from djdeploy.terminal import printable
 
@@ -36,7 +36,7 @@ def report(host, s) -> None:
         unit, health = "none", "none"
     revisions = host.get_fact(FileText, path=f"{s.root}/revisions.log")
     current = deployed["current"] or "none"
-    lock = deployed["lock"]
+    lock = host.get_fact(LockHolder, path=s.lock_dir)
     fields = [
         f"{host.name}:",
         f"current={current}",
