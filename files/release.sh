@@ -7,6 +7,7 @@
 #   release.sh migrate ID LOCK           the shared database's migrations, under advisory lock LOCK
 #   release.sh health                    one GET of the health check: its status code, or "none"
 #   release.sh listen                    socket mode: the socket unit holds the port (the app stopped first)
+#   release.sh drained PORT...           wait (up to 5.5 s) until 127.0.0.1:PORT queues no connection
 #   release.sh manage ARGS...            manage.py ARGS in the current release, as the app user (exec.py)
 # Settings come from the environment the deploy sets: ROOT UNIT APP_USER SOCKET WSGI
 # HTTPS WEB CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DJANGO_DIR
@@ -512,6 +513,21 @@ listen() {
         fail "$socket could not listen at $SOCKET (journalctl -u $socket)"
 }
 
+# The app's socket moves off loopback ports: once the front sends elsewhere, wait until
+# gunicorn took what was queued there (the front's last requests: half a second, then
+# the sockets' accept queues empty, at most 5 s more), so stopping the old socket drops none.
+drained() {
+    local ports queued i
+    ports=$(IFS='|'; echo "$*")
+    [[ $ports =~ ^[0-9]+(\|[0-9]+)*$ ]] || fail "drained: ports expected, not '$*'"
+    sleep 0.5
+    for i in $(seq 50); do
+        queued=$(ss -Hltn | awk -v ports="^127[.]0[.]0[.]1:($ports)\$" '$4 ~ ports {n += $2} END {print n + 0}')
+        [ "$queued" = 0 ] && return 0
+        sleep 0.1
+    done
+}
+
 prune() {
     local keep=$1 current previous kept=0 id
     current=$(basename "$(readlink "$ROOT/current" 2>/dev/null || true)")
@@ -588,7 +604,8 @@ case "$command" in
     migrate) migrate "$@" ;;
     release-command) release_command "$@" ;;
     listen) listen ;;
+    drained) drained "$@" ;;
     manage) manage "$@" ;;
     health) code=$(probe); if [ -z "$code" ] || [ "$code" = 000 ]; then echo none; else echo "$code"; fi ;;
-    *) fail "usage: release.sh prepare|switch|prune|migrate|release-command|health|listen|manage ..." ;;
+    *) fail "usage: release.sh prepare|switch|prune|migrate|release-command|health|listen|drained|manage ..." ;;
 esac

@@ -691,3 +691,41 @@ def test_a_dry_run_with_yes_is_refused_in_one_line(tmp_path, monkeypatch, argv, 
     assert str(error.value).startswith("--dry with -y (or PYINFRA_YES) shows no change") and "\n" not in str(error.value)
     verb = next(a for a in argv if a.endswith(".py"))
     assert f"pyinfra inventory.py {verb} --dry --diff without -y" in str(error.value)
+
+
+def test_drained_waits_until_the_old_loopback_port_queues_nothing():
+    """release.sh drained (the listener, when the app's socket moves off 127.0.0.1:PORT):
+    returns once no connection waits in that port's accept queue, not before; with an
+    empty queue after its half second; and refuses what is not a port."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    waiting = socket.create_connection(("127.0.0.1", port))  # queued: nobody accepted it
+    tool = f"{ROOT}/files/release.sh"
+    accepted_at = []
+
+    def accept_later():
+        time.sleep(2)
+        accepted_at.append(time.monotonic())
+        server.accept()[0].close()
+
+    try:
+        taker = threading.Thread(target=accept_later)
+        taker.start()
+        out = sh(f"bash {tool} drained {port}")
+        ended = time.monotonic()
+        taker.join()
+        assert out.returncode == 0, out.stderr
+        assert accepted_at and ended >= accepted_at[0], "returned while a connection was still queued"
+        started = time.monotonic()
+        assert sh(f"bash {tool} drained {port}").returncode == 0  # nothing queued now
+        assert 0.5 <= time.monotonic() - started < 2.5
+        refused = sh(f"bash {tool} drained '80|x'")
+        assert refused.returncode == 1 and "drained: ports expected" in refused.stderr
+    finally:
+        waiting.close()
+        server.close()

@@ -78,9 +78,8 @@ def listener(s, moving_from: list, front_action: str | None = None):
             stop, then = f"systemctl stop {shell_quote(s.unit)} {shell_quote(socket_unit)}", (
                 f"{tool_env(s)} {shell_quote(s.release_tool)} listen && systemctl start {shell_quote(s.unit)}")
             if all(address.startswith("127.0.0.1:") for address in moving_from):
-                ports = "|".join(address.rsplit(":", 1)[1] for address in moving_from)
-                queued = f"ss -Hltn | awk '$4 ~ /^127[.]0[.]0[.]1:({ports})$/ {{n += $2}} END {{print n + 0}}'"
-                drained = f'{{ sleep 0.5; for i in $(seq 50); do [ "$({queued})" = 0 ] && break; sleep 0.1; done; }}'
+                ports = " ".join(shell_quote(address.rsplit(":", 1)[1]) for address in moving_from)
+                drained = f"{tool_env(s)} {shell_quote(s.release_tool)} drained {ports}"
                 yield f"{front_takes} && {drained} && {stop} && {then}"
             else:
                 yield f"{stop} && {front_takes} && {then}"
