@@ -1,5 +1,7 @@
 """The front door's data (domain, tls, hsts, acme_*, app_port) checked and rendered, without a fleet."""
 
+import os
+
 import pytest
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -104,30 +106,41 @@ def test_a_key_file_that_holds_no_key_is_refused(tmp_path):
 
 
 def test_what_caddy_last_took_is_compared_with_the_files_in_place(tmp_path):
-    """FrontApplied, run by bash: the digest noted after a reload, then the files' digest;
-    a file changed since (a reload that was refused) makes them differ."""
+    """FrontApplied, run by bash: the digest front.sh noted when Caddy took the files, then
+    the files' digest, which is front.sh's own (`front.sh digest`); a file changed since (a
+    reload that was refused) makes them differ."""
+    import shutil
     import subprocess
 
     from djdeploy.ops.facts import FrontApplied
 
-    (tmp_path / "sites").mkdir()
-    for name in ("unit.conf", "Caddyfile", "sites/a.caddy"):
-        (tmp_path / name).write_text(name)
-    files = f"{tmp_path}/unit.conf {tmp_path}/Caddyfile {tmp_path}/sites/*.caddy"
+    front = tmp_path / "front"
+    (front / "sites").mkdir(parents=True)
+    (front / "certs").mkdir()
+    for name in ("Caddyfile", "sites/a.caddy", "sites/b.caddy", "certs/shop.pem"):
+        (front / name).write_text(name)
+    (tmp_path / "unit.conf").write_text("[Service]\n")
+    tool = shutil.copy(ROOT / "files" / "front.sh", front / "front.sh")
     fact = FrontApplied()
 
     def ask():
-        out = subprocess.run(["bash", "-c", fact.command(files)], capture_output=True, text=True).stdout
+        out = subprocess.run(["bash", "-c", fact.command(str(front), str(tmp_path / "unit.conf"))],
+                             capture_output=True, text=True).stdout
         return fact.process(out.splitlines())
 
+    def digest():
+        out = subprocess.run(["bash", tool, "digest"], capture_output=True, text=True, check=True,
+                             env={"PATH": os.environ["PATH"], "FRONT_DROPIN": str(tmp_path / "unit.conf")})
+        return out.stdout.strip()
+
     assert ask() == []  # never applied: no marker
-    digest = subprocess.run(["bash", "-c", f"cat {files} | sha1sum | cut -c1-40"], capture_output=True,
-                            text=True).stdout.strip()
-    (tmp_path / ".applied").write_text(digest + "\n")
-    assert ask() == [digest, digest]
-    (tmp_path / "sites/a.caddy").write_text("changed, not taken")
+    (front / ".applied").write_text(digest() + "\n")
+    assert ask() == [digest(), digest()]
+    (front / "sites/a.caddy").write_text("changed, not taken")
     first, now = ask()
-    assert first == digest and now != digest
+    assert first != now == digest()
+    (tmp_path / "unit.conf").write_text("[Service]\nchanged\n")  # the unit's drop-in counts too
+    assert ask()[1] == digest() != now
 
 
 def test_each_project_names_its_own_acme_ca_and_email(tmp_path):
@@ -144,3 +157,70 @@ def test_each_project_names_its_own_acme_ca_and_email(tmp_path):
     for caddyfile in (render("Caddyfile.j2", a), render("Caddyfile.j2", b)):
         options = [line for line in caddyfile.splitlines() if not line.strip().startswith("#")]
         assert not [line for line in options if "acme_ca" in line or "email" in line], options
+
+
+def fake_front(tmp_path, validate_ok=True, start_ok=True):
+    """files/front.sh beside a Caddyfile, with caddy, systemctl, journalctl and ss faked on
+    PATH: each call logged to `calls`."""
+    import shutil
+
+    front, bin_dir = tmp_path / "front", tmp_path / "bin"
+    (front / "sites").mkdir(parents=True)
+    bin_dir.mkdir()
+    (front / "Caddyfile").write_text("import sites/*.caddy\n")
+    (front / "sites" / "shop.caddy").write_text(":80 {}\n")
+    calls = tmp_path / "calls"
+    fakes = {
+        "caddy": "" if validate_ok else 'echo \'Error: adapting config: unrecognized directive: revers_proxy\'; exit 1',
+        "systemctl": "" if start_ok else 'case "$*" in *restart*|*start*) exit 1;; esac',
+        "journalctl": "echo 'Error: loading config: listen tcp :80: bind: address already in use'",
+        "ss": "echo 'LISTEN 0 511 0.0.0.0:80 0.0.0.0:* users:((\"nginx\",pid=77,fd=6))'",
+    }
+    for name, body in fakes.items():
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\n{body}\n')
+        (bin_dir / name).chmod(0o755)
+    tool = shutil.copy(ROOT / "files" / "front.sh", front / "front.sh")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FRONT_DROPIN": str(tmp_path / "none.conf")}
+    return front, tool, env, calls
+
+
+@pytest.mark.parametrize("action, wanted", [
+    ("restart", ["systemctl daemon-reload", "systemctl restart caddy.service"]),
+    ("reload", ["systemctl reload-or-restart caddy.service"]),
+    ("start", ["systemctl daemon-reload", "systemctl start caddy.service"]),
+])
+def test_the_front_takes_a_configuration_caddy_accepted_and_notes_it(tmp_path, action, wanted):
+    import subprocess
+
+    front, tool, env, calls = fake_front(tmp_path)
+    out = subprocess.run(["bash", tool, action, "80"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert calls.read_text().splitlines() == [
+        f"caddy validate --config {front}/Caddyfile --adapter caddyfile", *wanted]
+    digest = subprocess.run(["bash", tool, "digest"], capture_output=True, text=True, env=env).stdout
+    assert (front / ".applied").read_text() == digest
+
+
+def test_a_configuration_caddy_refuses_is_one_line_and_the_running_one_stays(tmp_path):
+    import subprocess
+
+    front, tool, env, calls = fake_front(tmp_path, validate_ok=False)
+    out = subprocess.run(["bash", tool, "reload", "80"], capture_output=True, text=True, env=env)
+    assert out.returncode == 1
+    assert out.stderr == ("the front's configuration was refused by caddy, the running one stays: "
+                          "Error: adapting config: unrecognized directive: revers_proxy\n")
+    assert "systemctl" not in calls.read_text() and not (front / ".applied").exists()
+
+
+def test_a_front_that_cannot_start_says_why_and_who_holds_the_port(tmp_path):
+    import subprocess
+
+    front, tool, env, _ = fake_front(tmp_path, start_ok=False)
+    out = subprocess.run(["bash", tool, "start", "80", "443"], capture_output=True, text=True, env=env)
+    assert out.returncode == 1
+    assert out.stderr == ("the front door (caddy.service) did not start: Error: loading config: listen tcp :80: "
+                          "bind: address already in use (journalctl -u caddy); port 80 or 443 held by: "
+                          "\"nginx\",pid=77 \n")
+    assert not (front / ".applied").exists()
+    bad = subprocess.run(["bash", tool, "start", "80;reboot"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 1 and bad.stderr == "front.sh: not a port: 80;reboot\n"

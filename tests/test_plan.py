@@ -13,7 +13,7 @@ RECIPE = [
     "Secret key", "Shared secret key", "run script", "manage script", "process script",
     "Django folder", "Django settings", "WSGI entry", "gunicorn settings",
     "Release tool", "Release step sandbox", "Release", "Migrations", "Release command", "systemd unit", "systemd socket", "Reload systemd", "Process units",
-    "Front unit folder", "Front unit", "Front folder", "Front sites", "Front Caddyfile", "Front site", "ACME CA root",
+    "Front unit folder", "Front unit", "Front folder", "Front tool", "Front sites", "Front Caddyfile", "Front site", "ACME CA root",
     "Front certificate", "Listening socket", "Switch to the release",
     "Enable and start the app",
     "Front door restarted", "Front door reloaded", "Front door running", "Processes",

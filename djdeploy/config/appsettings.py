@@ -164,6 +164,11 @@ class AppSettings:
         return f"{self.front_dir}/Caddyfile"
 
     @property
+    def front_tool(self) -> str:
+        """files/front.sh, beside the configuration it makes Caddy take."""
+        return f"{self.front_dir}/front.sh"
+
+    @property
     def site_file(self) -> str:
         return f"{self.front_dir}/sites/{self.project}.caddy"
 

@@ -71,16 +71,17 @@ class SocketListens(FactBase):
 
 class FrontApplied(FactBase):
     """[digest Caddy last took, digest of the files in place now] of the front's files
-    (`files`: a shell glob list); [] when there are none yet."""
+    (its unit's drop-in `dropin`, and in `front_dir`: the Caddyfile, sites/, certs/; as
+    files/front.sh digests them); [] when Caddy never took any yet."""
 
     @staticmethod
     def default():
         return []
 
-    def command(self, files):
-        marker = files.split()[1].rsplit("/", 1)[0] + "/.applied"  # beside the Caddyfile
-        return (f"[ -e {shell_quote(marker)} ] || exit 0; cat {shell_quote(marker)}; "
-                f"cat {files} 2>/dev/null | sha1sum | cut -c1-40")
+    def command(self, front_dir, dropin):
+        d = shell_quote(front_dir)
+        return (f"[ -e {d}/.applied ] || exit 0; cat {d}/.applied; "
+                f"cat {shell_quote(dropin)} {d}/Caddyfile {d}/sites/*.caddy {d}/certs/* 2>/dev/null | sha1sum | cut -c1-40")
 
     def process(self, output):
         return [line.strip() for line in output if line.strip()]

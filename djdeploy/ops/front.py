@@ -112,18 +112,18 @@ def front_door(s, restart: bool = False, reload: bool = False):
     + reload: its configuration changed: Caddy reloads it
     """
     if restart:
-        yield _checked(s, f"systemctl daemon-reload && systemctl restart {UNIT}")
+        yield take(s, "restart")
         return
     if reload:
-        yield _checked(s, f"systemctl reload-or-restart {UNIT}")
+        yield take(s, "reload")
         return
     if not running():
-        yield _checked(s, f"systemctl daemon-reload && systemctl start {UNIT}")
+        yield take(s, "start")
     elif untaken(s):
         # The files in place are not what Caddy last took (a run whose reload was refused,
         # or that stopped before it): taken now, by a restart, as the unit (its admin
         # socket, say) may be among them.
-        yield _checked(s, f"systemctl daemon-reload && systemctl restart {UNIT}")
+        yield take(s, "restart")
     if not host.get_fact(SystemdEnabled, services=[UNIT]).get(UNIT):
         yield f"systemctl enable {UNIT}"
 
@@ -134,6 +134,7 @@ def configured(s) -> tuple:
     pyinfra_files.directory(name="Front unit folder", path=s.front_dropin_dir, user="root", group="root", mode="0755")
     unit = uploads.upload(name="Front unit", src="templates/front.conf.j2", dest=s.front_dropin, mode="0644", s=s)
     pyinfra_files.directory(name="Front folder", path=s.front_dir, user="root", group=USER, mode="0750")
+    uploads.upload(name="Front tool", src="files/front.sh", dest=s.front_tool, mode="0750")
     pyinfra_files.directory(name="Front sites", path=f"{s.front_dir}/sites", user="root", group=USER, mode="0750")
     configuration = [
         uploads.upload(name="Front Caddyfile", src="templates/Caddyfile.j2", dest=s.caddyfile, group=USER,
@@ -159,7 +160,7 @@ def doors(s, unit, configuration: list) -> None:
 
 def untaken(s) -> bool:
     """The front's files in place are not the ones Caddy last took (FrontApplied)."""
-    return len(set(host.get_fact(FrontApplied, files=_applied_files(s)))) != 1
+    return len(set(host.get_fact(FrontApplied, front_dir=s.front_dir, dropin=s.front_dropin))) != 1
 
 
 def running() -> bool:
@@ -170,39 +171,19 @@ def running() -> bool:
 
 def follow(s, restart: bool) -> str:
     """How the front takes the files in place when it follows a socket that moves (the
-    listener) or a first switch: "restart" or "reload-or-restart", decided as the run is
+    listener) or a first switch: "restart" or "reload", decided as the run is
     planned (the operations run `take` with it).
 
     + restart: the front's unit changes in this run (or it is not running): a restart
     """
-    return "restart" if restart or not running() or untaken(s) else "reload-or-restart"
+    return "restart" if restart or not running() or untaken(s) else "reload"
 
 
 def take(s, action: str) -> str:
-    """The command that makes the front take the files in place now, checked (`action`,
-    from `follow`): run as soon as the app's socket let go of a port, before the app
-    listens again, which the front waits for (lb_try_duration)."""
-    assert action in ("restart", "reload-or-restart"), action
-    return f"({_checked(s, f'systemctl daemon-reload && systemctl {action} {UNIT}').get_raw_value()})"
-
-
-def _applied_files(s) -> str:
-    """The files whose content Caddy runs, as one shell glob list (sorted by the shell)."""
-    return f"{s.front_dropin} {s.caddyfile} {s.front_dir}/sites/*.caddy {s.front_dir}/certs/*"
-
-
-def _checked(s, command: str) -> StringCommand:
-    """`command`, once `caddy validate` accepts the configuration; either failure on one
-    line. On success, the digest of what Caddy now runs is noted (FrontApplied)."""
-    ports = "80|443" if s.front_tls else str(s.port)
-    applied = shell_quote(f"{s.front_dir}/.applied")
-    return StringCommand(
-        f"out=$(caddy validate --config {shell_quote(s.caddyfile)} --adapter caddyfile 2>&1) || "
-        "{ echo \"the front's configuration was refused by caddy, the running one stays: "
-        "$(printf '%s' \"$out\" | grep -i error | tail -n 1 | cut -c1-300)\" >&2; exit 1; }; "
-        f"since=$(date +%s); {command} 2>/dev/null || {{ echo \"the front door ({UNIT}) did not start: "
-        f"$(journalctl -u {UNIT} --since @$since -o cat --no-pager | grep -E '^Error: |\"error\"' | tail -n 1 | cut -c1-300) "
-        f"(journalctl -u caddy); port {ports.replace('|', ' or ')} held by: $(ss -Hltnp | grep -E ':({ports}) ' "
-        "| grep -o 'users:((\"[^\"]*\",pid=[0-9]*' | sed 's/users:((//' | sort -u | tr '\\n' ' ')\" >&2; exit 1; }; "
-        f"cat {_applied_files(s)} 2>/dev/null | sha1sum | cut -c1-40 > {applied}"
-    )
+    """The command that makes the front take the files in place now (files/front.sh):
+    `action` "restart", "reload" (graceful) or "start", once Caddy has checked them; either
+    failure one line. Run by front_door, and as soon as the app's socket let go of a port
+    (`follow`), before the app listens again, which the front waits for (lb_try_duration)."""
+    assert action in ("restart", "reload", "start"), action
+    ports = (80, 443) if s.front_tls else (s.port,)
+    return " ".join(shell_quote(str(word)) for word in (s.front_tool, action, *ports))
