@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 import sys
 
 import jinja2
@@ -18,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
-from djdeploy import build, errors
+from djdeploy import build, errors, transport
 from djdeploy.config import envfile
 from djdeploy.config.keys import DB_PASSWORD, DB_PORT, ENV_FILE_MAX
 from djdeploy.config.secrets import check_database_passwords
@@ -46,33 +45,13 @@ def preflight(state) -> None:
     with build.lock("preflight"):  # one host checks every host; the others wait for it
         if id(state) not in _prepared:
             for host in state.inventory:
-                watched(host)
+                transport.watch(host)
             try:
                 _prepared[id(state)] = _checked(state)
             except DeployError as error:
                 _prepared[id(state)] = error
         if isinstance(_prepared[id(state)], DeployError):
             raise _prepared[id(state)]
-
-
-# A host that stops answering mid-run (powered off, its network gone) would hold the run
-# for as long as TCP retries (about 15 minutes): SSH keepalives every few seconds, and the
-# connection given up once they go unanswered for DEAD_AFTER.
-KEEPALIVE_SECONDS, DEAD_AFTER_SECONDS = 5, 20
-
-
-def watched(host) -> None:
-    """`host`'s SSH connection (pyinfra's SSH connector: paramiko) sends keepalives and is
-    dropped by the kernel once they go unacknowledged for DEAD_AFTER_SECONDS
-    (TCP_USER_TIMEOUT): the run then fails that host and names it (run/rollout.py)."""
-    client = getattr(getattr(host, "connector", None), "client", None)
-    transport = client.get_transport() if client is not None else None
-    if transport is None or not transport.is_active():
-        return
-    transport.set_keepalive(KEEPALIVE_SECONDS)
-    sock = transport.sock
-    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_AFTER_SECONDS * 1000)
 
 
 def checked(state) -> dict:

@@ -14,6 +14,7 @@ import sys
 
 from pyinfra.api.state import BaseStateCallback
 
+from djdeploy import transport
 from djdeploy.config.appsettings import batch_size
 from djdeploy.terminal import printable
 
@@ -29,20 +30,13 @@ class Rollout(BaseStateCallback):
         self.failed: set[str] = set()
 
     def operation_host_error(self, state, host, op_hash, retry_count=0, max_retries=0):
-        if host.name not in self.failed and lost(host):
+        if host.name not in self.failed and transport.lost(host):
             step = next(iter(state.get_op_meta(op_hash).names), "?")
             print(printable(f"error: host {host.name} stopped answering SSH during \"{step}\" (powered off, or its "
                             "network lost): no switch starts after it in this run; once it is back, "
                             "deploy again; meanwhile, go on without it: "
                             f"--data without='[\"{host.name}\"]'"), file=sys.stderr, flush=True)
         self.failed.add(host.name)
-
-
-def lost(host) -> bool:
-    """Whether `host`'s SSH connection is gone (pyinfra's SSH connector: paramiko's transport)."""
-    client = getattr(getattr(host, "connector", None), "client", None)
-    transport = client.get_transport() if client is not None else None
-    return transport is not None and not transport.is_active()
 
 
 def nothing_failed(state):
