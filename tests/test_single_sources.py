@@ -42,7 +42,7 @@ def release_tool_hash(config_files: list[str]) -> str:
 
 def fact_hash(root: Path, config_files: list[str]) -> str:
     fact = Deployment()
-    return fact.process(bash(fact.command(str(root), str(root / ".deploy-lock"), config_files)))["config"]
+    return fact.process(bash(fact.command(str(root), config_files)))["config"]
 
 
 def test_the_config_hash_is_the_same_on_both_sides(tmp_path):
