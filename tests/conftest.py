@@ -312,6 +312,35 @@ ALONE = {"test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_lea
 
 FLEET_FIXTURES = {"fleet", "deployed", "pg"}  # a test that asks one of these runs on a fleet
 
+# The files whose tests run on the session's shared fleet (this file's `fleet` and
+# `deployed`): make test sends them all to one worker (pytest_xdist_make_scheduler), so
+# that fleet boots and takes its first deploy once, not once per worker. Collection
+# refuses a test elsewhere that asks for it.
+SHARED_FLEET_FILES = {"test_adversarial", "test_bad_input", "test_deploy_on_fleet", "test_drift", "test_fleet_tool",
+                      "test_front", "test_hardening", "test_other_project", "test_releases", "test_remote",
+                      "test_secrets", "test_sudo", "test_timers", "test_units"}
+
+
+def uses_shared_fleet(item) -> bool:
+    defs = getattr(item, "_fixtureinfo", None)
+    defs = defs.name2fixturedefs if defs else {}
+    return any(name in item.fixturenames and defs.get(name) and defs[name][-1].func.__module__ == __name__
+               for name in ("fleet", "deployed"))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, but the files of SHARED_FLEET_FILES are one unit of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFleetScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "the shared fleet" if Path(path).stem in SHARED_FLEET_FILES else path
+
+    return SharedFleetScheduling(config, log)
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(session, config, items):
@@ -324,6 +353,9 @@ def pytest_collection_modifyitems(session, config, items):
             item.add_marker(pytest.mark.fleet)
         if item.originalname in ALONE:
             item.add_marker(pytest.mark.alone)
+        if uses_shared_fleet(item) and item.module.__name__ not in SHARED_FLEET_FILES:
+            raise pytest.UsageError(f"{item.nodeid} runs on the shared fleet: add {item.module.__name__} to "
+                                    "SHARED_FLEET_FILES in tests/conftest.py")
     yield
     rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
     first: dict[str, int] = {}
