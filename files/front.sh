@@ -8,11 +8,13 @@
 # is one line with Caddy's reason and what holds the site's ports (PORT...). Once Caddy
 # took the files, their digest is noted in .applied (the FrontApplied fact compares it with
 # the files in place, so a run that stopped before the front took them is caught up).
-# The configuration lives beside this file (the host's Caddyfile, sites/, certs/).
+# The configuration lives beside this file (the host's Caddyfile, sites/, certs/); the
+# unit's drop-in is FRONT_DROPIN, which the deploy sets (AppSettings.front_dropin).
 set -u  # failures are handled where they happen (each is one line)
+export LC_ALL=C  # globs sorted byte by byte, as the fact's sh (dash) sorts them: one digest
 DIR=$(cd "$(dirname "$0")" && pwd)
 UNIT=caddy.service
-DROPIN=${FRONT_DROPIN:-/etc/systemd/system/caddy.service.d/djdeploy.conf}
+DROPIN=${FRONT_DROPIN:?front.sh: FRONT_DROPIN, the drop-in of the front unit, is not set}
 
 fail() { echo "$*" >&2; exit 1; }
 

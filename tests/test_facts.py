@@ -69,3 +69,16 @@ def test_where_a_socket_listens_tcp_or_unix(tmp_path):
         out = subprocess.run(["bash", "-c", fact.command("shop.socket", "shop.service")], capture_output=True,
                              text=True, env={"PATH": f"{bin_}:/usr/bin:/bin"}).stdout.splitlines()
         assert fact.process(out) == want, out
+
+
+def test_a_lock_left_empty_is_named_as_such_when_a_deploy_gives_up_waiting(tmp_path):
+    """The lock's take command (run/lock.py), run by sh with no wait: an empty lock folder (a
+    deploy killed between its mkdir and its writes) is one readable line, not "held by  since :"."""
+    from djdeploy.run.lock import take_command
+
+    lock = tmp_path / ".deploy-lock"
+    lock.mkdir()
+    out = subprocess.run(["sh", "-c", take_command(str(tmp_path), str(lock), 0)], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stdout.startswith("deploy lock held by an unknown deploy (its lock folder is empty) since an unknown "
+                                 "time: wait for that deploy to end, or if it was killed: pyinfra inventory.py unlock.py")

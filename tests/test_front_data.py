@@ -106,37 +106,44 @@ def test_a_key_file_that_holds_no_key_is_refused(tmp_path):
 
 
 def test_what_caddy_last_took_is_compared_with_the_files_in_place(tmp_path):
-    """FrontApplied, run by bash: the digest front.sh noted when Caddy took the files, then
-    the files' digest, which is front.sh's own (`front.sh digest`); a file changed since (a
-    reload that was refused) makes them differ."""
+    """FrontApplied, run by sh as pyinfra runs facts: the digest front.sh noted when Caddy took
+    the files, then the files' digest, which is front.sh's own (`front.sh digest`), under the
+    locale sshd gives a session (a glob sorted by bash under en_US differs from dash's byte
+    order); a file changed since (a reload that was refused) makes them differ."""
     import shutil
     import subprocess
 
     from djdeploy.ops.facts import FrontApplied
 
+    locales = tmp_path / "locales"
+    locales.mkdir()
+    made = subprocess.run(["localedef", "-i", "en_US", "-f", "UTF-8", str(locales / "en_US.UTF-8")],
+                          capture_output=True, text=True)
+    assert made.returncode in (0, 1) and (locales / "en_US.UTF-8").is_dir(), made.stderr  # 1: warnings only
+    session = {"PATH": os.environ["PATH"], "LOCPATH": str(locales), "LANG": "en_US.UTF-8", "LC_ALL": "en_US.UTF-8"}
     front = tmp_path / "front"
     (front / "sites").mkdir(parents=True)
     (front / "certs").mkdir()
-    for name in ("Caddyfile", "sites/a.caddy", "sites/b.caddy", "certs/shop.pem"):
+    for name in ("Caddyfile", "sites/shop.caddy", "sites/shop_api.caddy", "sites/shopa.caddy", "certs/shop.pem"):
         (front / name).write_text(name)
     (tmp_path / "unit.conf").write_text("[Service]\n")
     tool = shutil.copy(ROOT / "files" / "front.sh", front / "front.sh")
     fact = FrontApplied()
 
     def ask():
-        out = subprocess.run(["bash", "-c", fact.command(str(front), str(tmp_path / "unit.conf"))],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(["sh", "-c", fact.command(str(front), str(tmp_path / "unit.conf"))],
+                             capture_output=True, text=True, env=session).stdout
         return fact.process(out.splitlines())
 
     def digest():
         out = subprocess.run(["bash", tool, "digest"], capture_output=True, text=True, check=True,
-                             env={"PATH": os.environ["PATH"], "FRONT_DROPIN": str(tmp_path / "unit.conf")})
+                             env={**session, "FRONT_DROPIN": str(tmp_path / "unit.conf")})
         return out.stdout.strip()
 
     assert ask() == []  # never applied: no marker
     (front / ".applied").write_text(digest() + "\n")
     assert ask() == [digest(), digest()]
-    (front / "sites/a.caddy").write_text("changed, not taken")
+    (front / "sites/shop.caddy").write_text("changed, not taken")
     first, now = ask()
     assert first != now == digest()
     (tmp_path / "unit.conf").write_text("[Service]\nchanged\n")  # the unit's drop-in counts too

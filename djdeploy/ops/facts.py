@@ -80,7 +80,7 @@ class FrontApplied(FactBase):
 
     def command(self, front_dir, dropin):
         d = shell_quote(front_dir)
-        return (f"[ -e {d}/.applied ] || exit 0; cat {d}/.applied; "
+        return (f"export LC_ALL=C; [ -e {d}/.applied ] || exit 0; cat {d}/.applied; "
                 f"cat {shell_quote(dropin)} {d}/Caddyfile {d}/sites/*.caddy {d}/certs/* 2>/dev/null | sha1sum | cut -c1-40")
 
     def process(self, output):

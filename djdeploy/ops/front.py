@@ -186,4 +186,5 @@ def take(s, action: str) -> str:
     (`follow`), before the app listens again, which the front waits for (lb_try_duration)."""
     assert action in ("restart", "reload", "start"), action
     ports = (80, 443) if s.front_tls else (s.port,)
-    return " ".join(shell_quote(str(word)) for word in (s.front_tool, action, *ports))
+    words = ("env", f"FRONT_DROPIN={s.front_dropin}", s.front_tool, action, *ports)
+    return " ".join(shell_quote(str(word)) for word in words)

@@ -47,9 +47,11 @@ def take_command(root: str, path: str, wait: int, stale_run: str | None = None) 
     return (
         f"mkdir -p {shell_quote(root)}; {clear}end=$(($(date +%s) + {int(wait)})); "
         f"until mkdir {shell_quote(path)} 2>/dev/null; do "
-        f"if [ $(date +%s) -ge $end ]; then echo \"deploy lock held by $(cat {shell_quote(path)}/owner) since "
-        f"$(cat {shell_quote(path)}/since): wait for that deploy to end, or if it was killed: "
-        f"pyinfra inventory.py unlock.py\"; exit 1; fi; sleep 1; done; "
+        f"if [ $(date +%s) -ge $end ]; then owner=$(cat {shell_quote(path)}/owner 2>/dev/null); "
+        f"since=$(cat {shell_quote(path)}/since 2>/dev/null); "
+        "echo \"deploy lock held by ${owner:-an unknown deploy (its lock folder is empty)} since "
+        "${since:-an unknown time}: wait for that deploy to end, or if it was killed: "
+        "pyinfra inventory.py unlock.py\"; exit 1; fi; sleep 1; done; "
         f"echo {shell_quote(RUN_ID)} > {shell_quote(path)}/run; echo {shell_quote(OWNER)} > {shell_quote(path)}/owner; "
         f"date -u +%Y-%m-%dT%H:%M:%SZ > {shell_quote(path)}/since"
     )
