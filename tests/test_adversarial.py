@@ -805,12 +805,12 @@ def test_kill_9_at_every_operation_boundary_then_the_next_deploy_converges(fleet
 
 
 # A local user who is not the app's: binds 127.0.0.1:8000 (the address gunicorn had before)
-# whenever it is free, answers every connection as the site, counts them; and tries the app's
-# own socket folder.
+# whenever it is free, answers every connection as the site, counts them, until told to stop
+# (/tmp/mallory.stop, or at most argv[1] seconds); and tries the app's own socket folder.
 MALLORY = r"""
-import socket, sys, time
+import os, socket, sys, time
 taken, served, deadline = None, 0, time.monotonic() + float(sys.argv[1])
-while time.monotonic() < deadline:
+while time.monotonic() < deadline and not os.path.exists("/tmp/mallory.stop"):
     if taken is None:
         try:
             taken = socket.socket(); taken.bind(("127.0.0.1", 8000)); taken.listen(64); taken.settimeout(0.05)
@@ -836,9 +836,10 @@ def test_no_other_local_user_can_take_the_apps_address(fleet, deployed, group):
     is the app's, and they got no connection."""
     host = fleet.by_group(group)[0]
     port = 8080 if group == "staging" else 80
-    fleet.ssh(host, "id mallory >/dev/null 2>&1 || useradd --system --no-create-home mallory; rm -f /tmp/mallory.count")
+    fleet.ssh(host, "id mallory >/dev/null 2>&1 || useradd --system --no-create-home mallory; "
+                    "rm -f /tmp/mallory.count /tmp/mallory.stop")
     fleet.ssh(host, f"cat > /tmp/mallory.py <<'EOF'\n{MALLORY}\nEOF\n"
-                    "setsid runuser -u mallory -- python3 /tmp/mallory.py 25 >/dev/null 2>&1 < /dev/null &")
+                    "setsid runuser -u mallory -- python3 /tmp/mallory.py 120 >/dev/null 2>&1 < /dev/null &")
     for attempt in ("ls /srv/{p}/socket", "touch /srv/{p}/socket/gunicorn.sock",
                     "curl -s --unix-socket /srv/{p}/socket/gunicorn.sock http://localhost/healthz"):
         out = fleet.ssh(host, f"runuser -u mallory -- {attempt.format(p=PROJECT)}; echo rc=$?", check=False)
@@ -848,11 +849,12 @@ def test_no_other_local_user_can_take_the_apps_address(fleet, deployed, group):
         fleet.ssh(host, f"systemctl restart {PROJECT}.service")
         for _ in range(10):
             answers.append(http_get(f"http://{host['address']}:{port}/healthz", timeout=30))
-    fleet.ssh(host, "sleep 26; cat /tmp/mallory.count", timeout=60)
-    served = fleet.ssh(host, "cat /tmp/mallory.count").stdout.strip()
+    # Stopped after the restarts (it was trying all along), then its count.
+    served = fleet.ssh(host, "touch /tmp/mallory.stop; for i in $(seq 60); do [ -s /tmp/mallory.count ] && break; "
+                             "sleep 0.5; done; cat /tmp/mallory.count", timeout=60).stdout.strip()
     assert served == "0", f"mallory answered {served} connections"
     assert all(status == 200 and "mallory" not in body for status, body in answers), answers[:5]
-    fleet.ssh(host, "userdel mallory; rm -f /tmp/mallory.py /tmp/mallory.count", check=False)
+    fleet.ssh(host, "userdel mallory; rm -f /tmp/mallory.py /tmp/mallory.count /tmp/mallory.stop", check=False)
 
 
 
