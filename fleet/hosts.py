@@ -100,13 +100,20 @@ def up(name: str, count: int, suite: str, timeout: float, reuse: bool = False,
             ensure_proxy()
             for host in state["hosts"]:
                 start_host(state, host, bases[host["suite"]], public_key)
-            wait_ready(state, timeout)
-            write_servers(state)
         except FleetError:
             teardown(state)
             raise
-        log(f"fleet {name!r}: {count} host(s) up in {time.monotonic() - started:.1f} s")
-        return state
+    # The hosts' addresses are taken and saved: the wait for their boot holds no lock, so
+    # other fleets go up and down meanwhile (a test's teardown waited a minute for it).
+    try:
+        wait_ready(state, timeout)
+        write_servers(state)
+    except FleetError:
+        with machine_lock():
+            teardown(state)
+        raise
+    log(f"fleet {name!r}: {count} host(s) up in {time.monotonic() - started:.1f} s")
+    return state
 
 
 def stop_host(host: dict) -> None:
@@ -165,8 +172,8 @@ def poweron(name: str, number: int, timeout: float = 120) -> None:
         kill_host(host)  # whatever a poweroff left behind
         run("ip", "link", "set", host["veth"], "up")
         start_host(state, host, base_root(host["suite"]), (fleet_dir(name) / "id_ed25519.pub").read_text())
-        wait_ready({**state, "hosts": [host]}, timeout)
-        log(f"{host['machine']} ({host['address']}) powered on in {time.monotonic() - started:.1f} s")
+    wait_ready({**state, "hosts": [host]}, timeout)  # no lock held (as in `up`)
+    log(f"{host['machine']} ({host['address']}) powered on in {time.monotonic() - started:.1f} s")
 
 
 def replace(name: str, number: int, timeout: float = 120) -> None:
@@ -185,8 +192,8 @@ def replace(name: str, number: int, timeout: float = 120) -> None:
         for sub in ("upper", "work"):
             shutil.rmtree(hdir / sub, ignore_errors=True)
         start_host(state, host, base_root(host["suite"]), (fleet_dir(name) / "id_ed25519.pub").read_text())
-        wait_ready({**state, "hosts": [host]}, timeout)
-        log(f"{host['machine']} ({host['address']}) replaced by a fresh host in {time.monotonic() - started:.1f} s")
+    wait_ready({**state, "hosts": [host]}, timeout)  # no lock held (as in `up`)
+    log(f"{host['machine']} ({host['address']}) replaced by a fresh host in {time.monotonic() - started:.1f} s")
 
 
 def _loaded(name: str) -> dict:
