@@ -12,10 +12,10 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from djdeploy import speed_up
-from djdeploy.ops import balancer, front, media, postgresql, releases, services, system, uploads
-from djdeploy.preflight import (app_settings, balanced, balancers_of, build_release, database_clients, files_clients,
-                                first_app_host, host_python, host_secrets, key_source, migrates_here, preflight,
-                                timers_here)
+from djdeploy.ops import backups, balancer, front, media, postgresql, releases, services, system, uploads
+from djdeploy.preflight import (app_addresses, app_settings, backup_password, balanced, balancers_of, build_release,
+                                database_clients, first_app_host, host_python, host_secrets, key_source,
+                                migrates_here, preflight, timers_here)
 from djdeploy.run import lock, rollout
 
 speed_up(host)  # this host's facts in one SSH command (those the last run asked)
@@ -33,7 +33,12 @@ elif s.balancer:
 elif s.files_server:
     # The files group: the project's uploads, which its app hosts write over SFTP (an account
     # of their own, chrooted, its key made here) and the front serves to the balancers.
-    media.server(s, clients=files_clients(host.state, s))
+    media.server(s, clients=app_addresses(host.state, s))
+elif s.backup_server:
+    # The backup group: the project's restic repository, which its app hosts write over
+    # SFTP (an account of their own, chrooted, its key made here); encrypted by them, with
+    # a password this host never sees.
+    backups.server(s, clients=app_addresses(host.state, s))
 else:
     python, machine = host_python(host)
     release = build_release(host, s, python, machine)  # built once per run: code, locked wheels
@@ -41,10 +46,11 @@ else:
     # What a stock Debian server lacks: the venv module of its Python, curl for the health
     # check, Caddy for the front door (acl: it alone passes through the project folder),
     # the libraries its locked wheels load from the host (libpq5 for plain psycopg), and
-    # what the app says it needs (debian_packages).
+    # what the app says it needs (debian_packages); restic for backups.
     system.debian_packages(name="Debian packages",
                                packages=list(dict.fromkeys([f"python{python}-venv", "curl",
                                                             *(front.PACKAGES if s.web else ()),
+                                                            *(backups.PACKAGES if s.backup_host else ()),
                                                             *release.packages, *s.debian_packages])))
 
     # One deploy at a time per host: the lock is held while this run executes.
@@ -95,9 +101,7 @@ else:
     if s.uploads_host:
         # Uploads go to the site's files host over SFTP: its account's key (made there),
         # and its SSH host key, which the app checks.
-        files_host = host.state.inventory.get_host(s.uploads_from)
-        media.copied_key(name="Uploads key", s=s, source=files_host)
-        media.host_key(name="Uploads host key", s=s, source=files_host)
+        media.client(s, source=host.state.inventory.get_host(s.uploads_from))
 
     # The run script: load .env, exec gunicorn from the virtualenv (of the current release).
     run = uploads.upload(
@@ -127,7 +131,15 @@ else:
         mode="0640", staged=True,
     )
 
-    # The release: unpacked, checked, migrated and collected before it can serve.
+    if s.backup_host:
+        # Backups to the backup host (SQLite and uploads): the tool, its key and password
+        # (root's alone), a timer that backs up and one that proves the latest restores.
+        backups.client(s, source=host.state.inventory.get_host(s.backup_from), password=backup_password(host),
+                       units=[*([s.unit_socket] if s.web and s.listen == "socket" else []),
+                              *([s.unit] if s.web else []), *s.process_instances])
+
+    # The release: unpacked, checked, backed up if it migrates, migrated and collected
+    # before it can serve.
     uploads.upload(name="Release tool", src="files/release.sh", dest=s.release_tool, mode="0750")
     # The app's sandbox, as the release tool runs each step of the app's code (checks,
     # migrate, collectstatic, release commands, exec.py) in a unit of its own.

@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 from djdeploy import build, errors, transport
 from djdeploy.config import envfile
-from djdeploy.config.keys import DB_PASSWORD, DB_PORT, ENV_FILE_MAX
-from djdeploy.config.secrets import check_database_passwords
+from djdeploy.config.keys import BACKUP_PASSWORD, DB_PASSWORD, DB_PORT, ENV_FILE_MAX
+from djdeploy.config.secrets import check_backup_passwords, check_database_passwords
 from djdeploy.config.appsettings import AppSettings, Process, Timer, batch_size
 from djdeploy.config.settings import parse
 from djdeploy.errors import DataError, DeployError, fail
@@ -32,6 +32,7 @@ from djdeploy.terminal import printable
 # id(state) -> {host name: (AppSettings, secrets, database password or None)}: the run's
 # plan, made once by preflight; nothing after it changes a host's settings
 _prepared: dict[int, dict[str, tuple] | DeployError] = {}
+_backup_passwords: dict[tuple[int, str], str] = {}  # (id(state), host name) -> BACKUP_PASSWORD
 def preflight(state) -> None:
     """Once per run: every host answered SSH and every host's data is valid.
 
@@ -86,6 +87,7 @@ def _checked(state) -> dict:
     problems += link_databases(parsed)
     problems += link_balancers(parsed)
     problems += link_files(parsed)
+    problems += link_backups(parsed)
     for other, settings in parsed.values():
         if settings.balancer:
             problems += _shared_machine(ports, other.data.get("ssh_hostname") or other.name, other.name, settings)
@@ -102,6 +104,8 @@ def _checked(state) -> dict:
         except DataError as error:
             problems += error.problems
     problems += check_database_passwords(prepared)
+    problems += check_backup_passwords({name: (prepared[name][0], password) for (key, name), password
+                                        in _backup_passwords.items() if key == id(state) and name in prepared})
     problems += _whole_site_at_once(parsed, len(state.inventory))
     if len(batches) > 1:  # one switch operation, one batch size (pyinfra's _parallel)
         problems.append(f"batch differs between hosts ({', '.join(f'{b} for {h}' for b, h in batches.items())}): "
@@ -162,8 +166,38 @@ def link_files(parsed: dict) -> list[str]:
     return problems
 
 
-def files_clients(state, s: AppSettings) -> list[str]:
-    """A files host: the addresses of the project's app hosts (the SFTP account's clients)."""
+def link_backups(parsed: dict) -> list[str]:
+    """Point each project's app hosts at its backup host (backup_server = True, the backup
+    group), in place: they keep their restic repository there, over SFTP. One backup host
+    per project; SQLite projects only, for now (PostgreSQL's is pgBackRest's, not built)."""
+    problems, found = [], {}
+    for name, (host, s) in parsed.items():
+        if s.backup_server:
+            found.setdefault(s.project, []).append((name, host.data.get("ssh_hostname") or name))
+    for project, hosts in found.items():
+        if len(hosts) > 1:
+            problems.append(f"project {project}: {len(hosts)} backup hosts ({', '.join(h for h, _ in hosts)}): one "
+                            "holds a project's repository; put the others in another group")
+            continue
+        backup_name, address = hosts[0]
+        apps = [name for name, (_, s) in parsed.items() if s.project == project and s.runs_app]
+        if not apps:
+            problems.append(f"host {backup_name}: backup host of project {project}, which has no app host in the "
+                            "inventory: check its project, or remove it")
+        for name in apps:
+            host, s = parsed[name]
+            if s.database == "postgresql" or s.uploads_host:
+                problems.append(f"host {name}: backups to {backup_name} cover SQLite and uploads in shared/ only, "
+                                "not PostgreSQL or a files host (not built yet): remove the backup host, or use "
+                                "database = \"sqlite\"")
+                continue
+            parsed[name] = (host, replace(s, backup_host=address, backup_from=backup_name))
+    return problems
+
+
+def app_addresses(state, s: AppSettings) -> list[str]:
+    """A files or backup host: the addresses of the project's app hosts (the SFTP account's
+    clients)."""
     hosts = checked(state)
     return [h.data.get("ssh_hostname") or h.name for h in state.inventory
             if h.name in hosts and hosts[h.name][0].runs_app and hosts[h.name][0].project == s.project]
@@ -327,7 +361,9 @@ def check_templates(host, s: AppSettings, secrets) -> list[str]:
                     for process in kinds:
                         get_template(source).render(s=s, py=repr, host=host, state=host.state,
                                                     inventory=host.state.inventory, timer=timer, process=process,
-                                                    servers=[("check", "127.0.0.1", 80, "/")])  # a balancer's (stand-in)
+                                                    servers=[("check", "127.0.0.1", 80, "/")],  # a balancer's (stand-in)
+                                                    a=s.uploads_account, verb="take", unit="check.service",
+                                                    conf=[])  # an SFTP account's, a backup unit's (stand-ins)
         except jinja2.TemplateSyntaxError as error:
             problems.append(f"{path} line {error.lineno}: {error.message}: fix the template")
         except (jinja2.UndefinedError, AttributeError, TypeError) as error:
@@ -369,6 +405,11 @@ def host_python(host) -> tuple:
     return found
 
 
+def backup_password(host) -> str:
+    """This app host's BACKUP_PASSWORD (restic's repository key), as preflight checked it."""
+    return _backup_passwords[(id(host.state), host.name)]
+
+
 def host_secrets(host, s: AppSettings):
     """This host's secrets (see djdeploy.config.envfile), as `preflight` checked them."""
     prepared = checked(host.state).get(host.name)
@@ -380,7 +421,11 @@ def _secrets(host, s: AppSettings) -> tuple:
     settings; on PostgreSQL the app gets DATABASE_URL, and the password alone stays out
     of .env (the database server's role is made from it)."""
     taken = {**s.environment, "DATABASE_URL": ""} if s.database == "postgresql" else s.environment
-    secrets = envfile.load(host.name, host.groups, s.required_secrets, taken=taken)
+    required = (*s.required_secrets, *((BACKUP_PASSWORD,) if s.backup_host else ()))
+    secrets = envfile.load(host.name, host.groups, required, taken=taken)
+    backup = secrets.pop(BACKUP_PASSWORD, None)  # the backup tool's alone: never in the app's .env
+    if backup is not None and s.backup_host:
+        _backup_passwords[(id(host.state), host.name)] = backup
     if s.database != "postgresql":
         return secrets, None
     password = secrets.pop(DB_PASSWORD)

@@ -11,7 +11,7 @@
 #   release.sh manage ARGS...            manage.py ARGS in the current release, as the app user (exec.py)
 # Settings come from the environment the deploy sets: ROOT UNIT APP_USER SOCKET WSGI
 # HTTPS WEB CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DJANGO_DIR
-# DATABASE RELEASE_COMMANDS PROCESSES LINKED STATIC_DIR RELEASE_COMMAND.
+# DATABASE RELEASE_COMMANDS PROCESSES LINKED STATIC_DIR RELEASE_COMMAND BACKUP MIGRATE_WITHOUT_BACKUP.
 # The files the app reads at start (CONFIG_FILES) that this run changed wait beside the old
 # ones as <name>.next: a release is checked with them, and the switch moves them in.
 set -euo pipefail
@@ -268,6 +268,37 @@ confined() {
     [ -z "$found" ] || { echo "links out of the release, or files linked from elsewhere: $found"; return 1; }
 }
 
+# A release that brings migrations the database has not applied is migrated only after a
+# backup of the data they change (BACKUP: the backup tool, when the project has a backup
+# host); the snapshot's id goes into revisions.log beside the release, for a rollback to
+# find. A failed backup, or a last verification that failed, stops the release, unless
+# MIGRATE_WITHOUT_BACKUP says to go on. (An error in the app is left for app_steps to name.)
+backed_up() {
+    local out code=0 failure
+    [ -n "${BACKUP:-}" ] && [ "${DATABASE:-sqlite}" != postgresql ] || return 0
+    out=$(mktemp)
+    as_app "$NEW" python manage.py migrate --plan --check --skip-checks < /dev/null > "$out" 2>&1 || code=$?
+    if [ "$code" = 0 ] || ! grep -q '^Planned operations:' "$out"; then rm -f "$out"; return 0; fi
+    failure=$(sed -n 's/^verify_failed [0-9]* //p' "$(dirname "$BACKUP")/status" 2> /dev/null || true)
+    if [ -n "$failure" ] && [ -z "${MIGRATE_WITHOUT_BACKUP:-}" ]; then
+        echo "the last verification of the backups failed ($failure): fix it (status.py, backup.py), or" \
+             "migrate without a good backup: --data migrate_without_backup=true" > "$out"
+        failed "its backup before migrating" "$out"
+    fi
+    code=0
+    "$BACKUP" take "before $ID" > "$out" 2>&1 || code=$?
+    case $code in
+        0) log "$ID" "backed up before its migrations: $(tail -n 1 "$out")" ;;
+        3) ;;  # no data yet
+        *) if [ -z "${MIGRATE_WITHOUT_BACKUP:-}" ]; then
+               echo "to migrate without a backup: --data migrate_without_backup=true" >> "$out"
+               failed "its backup before migrating" "$out"
+           fi
+           log "$ID" "migrating without a backup (migrate_without_backup): $(grep -m 1 '^backup: ' "$out" || true)" ;;
+    esac
+    rm -f "$out"
+}
+
 prepare() {
     ID=$1 ARCHIVE=$2 venv=$3
     local final="$ROOT/releases/$ID"
@@ -280,6 +311,7 @@ prepare() {
     check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
     ln -s "../../venvs/$venv" "$NEW/venv"
     check "to link the paths the app writes" link_shared
+    backed_up
     app_steps
     WRITABLE=
     # Root's and read-only to the app again; what the app user wrote may not reach out of it.

@@ -305,9 +305,10 @@ def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None, 
 # order, the longest first, so that none starts last and ends alone. Seconds per file (or
 # part) in one run on this 2-core machine at three workers (`--durations=0`, d26d5ea): the
 # shared fleet's parts 670 and 610, postgresql 588, corpus 486, real_apps 417, https 220,
-# processes 214, system_libraries 83, build 71, every other file under 15.
+# processes 214, system_libraries 83, build 71, every other file under 15; backups (later)
+# 131 alone.
 LONGEST_FIRST = ["test_adversarial", "test_releases", "test_postgresql", "test_corpus", "test_real_apps",
-                 "test_https", "test_processes", "test_system_libraries", "test_build"]
+                 "test_https", "test_processes", "test_backups", "test_system_libraries", "test_build"]
 # A test that stops what every fleet shares (the apt proxy) runs alone, after the others
 # (make test's second command).
 ALONE = {"test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_leaves_nothing"}

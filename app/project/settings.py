@@ -73,6 +73,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "static"  # inside the release: collectstatic runs before it serves
 STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},  # uploads, in MEDIA_ROOT
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 STATICFILES_DIRS = [BASE_DIR / "assets"]

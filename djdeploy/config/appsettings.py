@@ -13,6 +13,44 @@ from djdeploy.shell import shell_quote
 
 
 @dataclass(frozen=True)
+class SftpAccount:
+    """An SFTP-only account on a files or backup host, chrooted to `root` (root's), whose
+    key is made there and authorized from the project's app hosts alone."""
+
+    user: str
+    root: str
+    purpose: str  # "uploads" or "backups": names its sshd rules and its key's comment
+    umask: str  # what the account writes: 0027 (the front reads uploads), 0077
+    project: str
+
+    @property
+    def key(self) -> str:
+        """Its SSH key pair, made on that host (root's alone there)."""
+        return f"{self.root}.key"
+
+    @property
+    def authorized(self) -> str:
+        """Its authorized key (from the app hosts only): sshd's AuthorizedKeysFile."""
+        return f"{self.root}.authorized"
+
+    @property
+    def dropin(self) -> str:
+        return f"/etc/ssh/sshd_config.d/djdeploy-{self.purpose}-{self.project}.conf"
+
+
+@dataclass(frozen=True)
+class Backups:
+    """Data's `backups`: when the app hosts back up (systemd OnCalendar), when they check the
+    latest backup restores, and how many snapshots restic's forget keeps."""
+
+    schedule: str = "daily"
+    verify: str = "weekly"
+    keep_daily: int = 7
+    keep_weekly: int = 4
+    keep_monthly: int = 6
+
+
+@dataclass(frozen=True)
 class Timer:
     """A scheduled manage.py command (data: timers): a systemd timer and its service."""
 
@@ -78,6 +116,11 @@ class AppSettings:
     uploads_host: str | None = None  # app hosts, balancers: the files host's address (uploads there)
     uploads_from: str | None = None  # app hosts: the files host's inventory name
     uploads_port: int = 80  # balancers: the port the files host serves uploads on
+    backup_server: bool = False  # this host holds the project's backup repository (SFTP in), not the app
+    backup_host: str | None = None  # app hosts: the backup host's address (restic's SFTP there)
+    backup_from: str | None = None  # app hosts: the backup host's inventory name
+    backups: Backups | None = None  # data's backups, with defaults
+    migrate_without_backup: bool = False  # a deploy migrates although its backup (or the last check) failed
     behind: tuple = ()  # web host: the addresses of the project's balancers (lb group) it serves
     db_name: str = ""
     db_host: str | None = None  # the database server's inventory name (postgresql)
@@ -116,7 +159,7 @@ class AppSettings:
     @property
     def runs_app(self) -> bool:
         """The host runs the project (not a database server, a balancer or a files host)."""
-        return not (self.database_server or self.balancer or self.files_server)
+        return not (self.database_server or self.balancer or self.files_server or self.backup_server)
 
     @property
     def front_tls(self) -> bool:
@@ -258,14 +301,30 @@ class AppSettings:
         return f"/srv/uploads/{self.project}"
 
     @property
-    def uploads_account_key(self) -> str:
-        """The account's SSH key, made on the files host (root's alone there)."""
-        return f"{self.uploads_root}.key"
+    def uploads_account(self) -> "SftpAccount":
+        """A files host: the SFTP-only account the app hosts write uploads as."""
+        return SftpAccount(self.uploads_user, self.uploads_root, "uploads", "0027", self.project)
 
     @property
-    def uploads_authorized(self) -> str:
-        """The account's authorized key (from the app hosts only), sshd's AuthorizedKeysFile."""
-        return f"{self.uploads_root}.authorized"
+    def backup_account(self) -> "SftpAccount":
+        """A backup host: the SFTP-only account the app hosts keep the repository with."""
+        user = "bk-" + re.sub(r"[^a-z0-9_-]", "-", self.project.lower())[:28]
+        return SftpAccount(user, f"/srv/backups/{self.project}", "backups", "0077", self.project)
+
+    @property
+    def backup_dir(self) -> str:
+        """App hosts: the backup tool, its configuration, the repository's key, password and
+        SSH key, and its scratch space: root's alone (the app may not reach its backups)."""
+        return f"{self.root}/backup"
+
+    @property
+    def backup_tool(self) -> str:
+        return f"{self.backup_dir}/backup.sh"
+
+    @property
+    def backup_units(self) -> tuple:
+        """The scheduled backup's and the verification's services (each with a .timer)."""
+        return (f"{self.project}-backup.service", f"{self.project}-backup-verify.service")
 
     @property
     def uploads_key(self) -> str:

@@ -45,6 +45,14 @@ TIMER_FIELDS = {
     "timeout": schema.string(TIMESPAN),
     "host": schema.string(),
 }
+BACKUP_FIELDS = {
+    "schedule": schema.string(r"^[A-Za-z0-9 :*,./~+-]+$"),
+    "verify": schema.string(r"^[A-Za-z0-9 :*,./~+-]+$"),
+    "keep_daily": schema.integer(0, 3660),
+    "keep_weekly": schema.integer(0, 520),
+    "keep_monthly": schema.integer(0, 1200),
+}
+BACKUP_PASSWORD = "BACKUP_PASSWORD"  # the secret restic's repository is encrypted with
 ONE_LINE = r"^[^\x00-\x1f\x7f]+$"  # a command line: printable, no line break
 PROCESS_FIELDS = {
     "command": schema.string(ONE_LINE),
@@ -238,6 +246,9 @@ KEYS: dict[str, Key] = {
     "release": Key(None, schema.optional(schema.string(r"^[0-9a-f]{12}$")),
                    "rollback.py: the release to go back to (default: the previous one)",
                    "a release id: 12 hex digits, see status.py"),
+    "backup": Key(None, schema.optional(schema.string(r"^[0-9a-f]{8,64}$")),
+                  "restore.py: the snapshot to put back (default: the host's latest, or the project's on a fresh host)",
+                  "a snapshot id: 8 or more hex digits, see status.py or revisions.log"),
     # The database
     "database": Key(None, schema.optional(schema.one_of(*DATABASES)),
                     "\"sqlite\" (each host its own, in shared/data) or \"postgresql\" (on the database "
@@ -254,6 +265,19 @@ KEYS: dict[str, Key] = {
                         "True for the files group: holds the project's uploads (MEDIA), which every app host "
                         "writes over SFTP (django-storages) and the balancers serve from it; runs no app",
                         "True or False"),
+    # Backups
+    "backup_server": Key(False, schema.boolean,
+                         "True for the backup group: holds the project's backup repository (restic's, which every "
+                         "app host writes over SFTP, encrypted with secret BACKUP_PASSWORD); runs no app",
+                         "True or False"),
+    "backups": Key({}, schema.record(BACKUP_FIELDS),
+                   "when app hosts back up to the backup host (schedule, systemd OnCalendar), when they prove the "
+                   "latest backup restores (verify), and what restic keeps (keep_daily, keep_weekly, keep_monthly); "
+                   "default: daily, weekly, 7, 4, 6",
+                   'e.g. {"schedule": "*-*-* 03:00", "keep_daily": 14}'),
+    "migrate_without_backup": Key(False, schema.boolean,
+                                  "a deploy migrates although the backup before its migrations failed, or the last "
+                                  "verification did (default: it stops, naming why)", "True or False"),
     "balancer_address": Key(None, schema.optional(schema.string(r"^[0-9A-Fa-f.:]+$")),
                             "a balancer: the IP address its connections to the web hosts come from "
                             "(default: its host name, which must then be one)", "an IP address"),

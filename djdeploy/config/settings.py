@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
 from djdeploy.config import appfile, schema
-from djdeploy.config.appsettings import AppSettings, Process, Timer
+from djdeploy.config.appsettings import AppSettings, Backups, Process, Timer
 from djdeploy.config.discover import discover
 from djdeploy.config.keys import (DATA, DATA_STRING_MAX, DB_PORT, DEFAULTS, DEPLOY_VARIABLES, ENV_KEY, FOREIGN, HINTS,
                                   PROCESS_NAME, REMOVED, REQUIRED, SAFE_NAME, SRV, TIMER_NAME, UP_PATH, check_value,
@@ -79,7 +79,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
     everything = _keys(data)
     given = {k: v for k, v in everything.items() if not k.startswith(FOREIGN)}
     db_server = given.get("database_server") is True
-    server = db_server or given.get("balancer") is True or given.get("files_server") is True  # no app there
+    server = db_server or any(given.get(k) is True for k in ("balancer", "files_server", "backup_server"))  # no app
     required = () if server else REQUIRED
     problems = [f"{where}: missing required data key {key!r}: set it in group_data/<group>.py "
                 f"for the host's group, or pass --data {key}=..." for key in required
@@ -108,6 +108,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         values.update(app_user="postgres", port=DB_PORT, app_group=None)
     elif server:  # HAProxy's or the uploads' account: the deploy names it
         values.update(app_user="nobody", app_group=None)
+        if given.get("backup_server") is True:  # nothing served: no port of its own
+            values.update(port=values.get("port") or stand_in["port"])
     bad = {key for key in required if given.get(key) is None} | set(hostile)
     errors = schema.validate(DATA, {k: (stand_in.get(k, DEFAULTS.get(k)) if k in bad else v) for k, v in values.items()})
     problems += [_problem(app_where if str(e["loc"][0]) in from_app else where, e) for e in errors]
@@ -199,7 +201,8 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         health_timeout=chosen.health_timeout, health_retries=chosen.health_retries, check_level=chosen.check_level,
         lock_wait=chosen.lock_wait, release=chosen.release, required_secrets=tuple(chosen.required_secrets), srv=chosen.srv,
         database=chosen.database or "auto", database_server=db_server, balancer=given.get("balancer") is True,
-        files_server=given.get("files_server") is True,
+        files_server=given.get("files_server") is True, backup_server=given.get("backup_server") is True,
+        backups=Backups(**chosen.backups), migrate_without_backup=chosen.migrate_without_backup,
         balancer_address=chosen.balancer_address,
         db_name=chosen.db_name or re.sub(r"[^a-z0-9_]", "_", chosen.project.lower()).lstrip("0123456789") or "app",
         db_address=chosen.db_address or (host_name if db_server else None),

@@ -373,3 +373,15 @@ class EnvFileLines(FactBase):
 
     def process(self, output):
         return [line.rsplit(" ", 1) for line in output]
+
+
+class BackupPlan(FactBase):
+    """What `backup.sh restore SNAPSHOT` would replace, as the tool says it (restore.py's dry
+    run): its lines, or the one line of why it cannot; None where the tool is not there yet."""
+
+    def command(self, tool, snapshot):
+        quoted = shell_quote(tool)
+        return f"if [ -x {quoted} ]; then {quoted} plan {shell_quote(snapshot)} 2>&1 || true; fi"
+
+    def process(self, output):
+        return [line.rstrip() for line in output] or None

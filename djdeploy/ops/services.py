@@ -170,11 +170,16 @@ def scheduled_jobs(s, timers: list):
         yield "systemctl daemon-reload"
     if not timers:
         return
-    units = [f"{prefix}{t.name}.timer" for t in timers]
+    yield from timers_waiting([f"{prefix}{t.name}.timer" for t in timers], changed)
+
+
+def timers_waiting(units: list, changed: bool):
+    """The commands that leave each timer of `units` enabled and waiting, restarted if its
+    files `changed` (its new schedule)."""
     active = host.get_fact(SystemdStatus, services=units)
     enabled = host.get_fact(SystemdEnabled, services=units)
     for unit in units:
         if changed and active.get(unit):
-            yield f"systemctl restart {shell_quote(unit)}"  # its new schedule
+            yield f"systemctl restart {shell_quote(unit)}"
         if not active.get(unit) or not enabled.get(unit):
             yield f"systemctl enable --now {shell_quote(unit)}"

@@ -63,18 +63,40 @@ def env_file(s, src: str, secrets: dict):
     what = envfile.changes(lines, wanted) if present else ["created"]
     what = what or [f"owner or mode ({' '.join(present['owner'])}) set to root {s.group} 640"]
     logger.info(f"{host.print_prefix}.env: {', '.join(what)} (restarts {s.unit})")
-    dest, group = shell_quote(s.env_file + NEXT), shell_quote(s.group)
-    # stdin: the salted digest of the file, then the file. Only a file that arrived whole
-    # (a killed controller sends part of it) replaces .env.
-    yield StringCommand(
+    yield sent_whole(s.env_file + NEXT, text, salt, s.group, "0640", shown=".env")
+
+
+def sent_whole(path: str, text: str, salt: str, group: str, mode: str, shown: str) -> StringCommand:
+    """The command that writes secret `text` to `path` (root:`group` `mode`), sent over the
+    SSH channel's stdin (with its salted digest first) into a file that is root's and 0600
+    from the start: it replaces `path` only if it arrived whole (a killed controller sends
+    part of it); otherwise the host fails with one line naming `shown`."""
+    dest = shell_quote(path)
+    return StringCommand(
         f"umask 077 && t=$(mktemp {dest}.XXXXXX) && {{ read -r want && cat > \"$t\" && "
         f"[ \"$({{ printf '%s\\0' {shell_quote(salt)}; cat \"$t\"; }} | sha256sum | cut -d' ' -f1)\" = \"$want\" ] && "
-        f"sync \"$t\" && chown root:{group} \"$t\" && chmod 0640 \"$t\" && mv -f \"$t\" {dest}; }} "
-        f"|| {{ rm -f \"$t\"; echo '.env did not arrive whole: left as it was' >&2; exit 1; }}",
+        f"sync \"$t\" && chown root:{shell_quote(group)} \"$t\" && chmod {mode} \"$t\" && mv -f \"$t\" {dest}; }} "
+        f"|| {{ rm -f \"$t\"; echo {shell_quote(shown + ' did not arrive whole: left as it was')} >&2; exit 1; }}",
         # One piece, not split into lines: str.splitlines would also split at U+2028,
         # U+0085, ... inside a value, and pyinfra ends each piece with a line break.
         _stdin=[envfile.file_digest(text, salt) + "\n" + text],
     )
+
+
+@operation()
+def secret_file(path: str, text: str, salt: str, shown: str):
+    """A secret the deploy itself uses on the host (root's, 0600) holds `text`: compared by
+    salted digest, sent as `.env` is (sent_whole), never printed, diffed or in an argument.
+
+    + path: the remote file
+    + text: its content
+    + salt: the digests' salt
+    + shown: what a message calls it
+    """
+    text = text if text.endswith("\n") else text + "\n"  # as it arrives: pyinfra ends stdin with one
+    if host.get_fact(SecretDigest, path=path, salt=salt) != envfile.file_digest(text, salt):
+        logger.info(f"{host.print_prefix}{shown}: changed")
+        yield sent_whole(path, text, salt, "root", "0600", shown)
 
 
 @operation()
@@ -147,7 +169,7 @@ _site_keys: dict = {}  # (id(state), source host, path) -> the file's text or No
 _reading = gevent.lock.BoundedSemaphore()
 
 
-def copy_secrets(state, host, source, paths: tuple, group: str) -> bool:
+def copy_secrets(state, host, source, paths: tuple, group: str, mode: str = "0640") -> bool:
     """Files of host `source` to `host` (root:`group` 0640), through memory only, `paths`
     as (there, here) pairs; one absent there is removed here. Each is read once per run
     for every host of the site (one at a time), over an SSH channel whose output is not
@@ -173,7 +195,7 @@ def copy_secrets(state, host, source, paths: tuple, group: str) -> bool:
             continue
         if not host.put_file(io.BytesIO((text + "\n").encode()), f"{path}.part", **privilege(host)):
             raise OperationError(f"could not write the site's secret to {path}.part")
-        moves.append(f"chown root:{shell_quote(group)} {quoted}.part && chmod 0640 {quoted}.part && mv {quoted}.part {quoted}")
+        moves.append(f"chown root:{shell_quote(group)} {quoted}.part && chmod {mode} {quoted}.part && mv {quoted}.part {quoted}")
     ok, output = host.run_shell_command(StringCommand(" && ".join(moves)), print_output=False, print_input=False,
                                         **privilege(host))
     if not ok:

@@ -60,7 +60,33 @@ def report(host, s) -> None:
     if jobs:  # name:result of the last run (last run, next run)
         fields.append("jobs=" + ",".join(f"{name}:{job['result']}({_when(job['last'])},next {_when(job['next'])})"
                                          for name, job in sorted(jobs.items())))
+    if s.backup_host:
+        fields += backup_fields(host.get_fact(FileText, path=f"{s.backup_dir}/status"), time.time())
     print("    " + printable(" ".join(fields)), file=sys.stderr, flush=True)
+
+
+def backup_fields(status: str | None, now: float) -> list[str]:
+    """The last backup (its snapshot, when, how long ago; a failure since), and the last
+    verification, from the backup tool's status file (files/backup.sh)."""
+    lines = dict(line.split(" ", 1) for line in (status or "").splitlines() if " " in line)
+
+    def when(seconds: str) -> str:
+        ago = max(0, int(now) - int(seconds))
+        age = f"{ago // 86400}d" if ago >= 86400 else f"{ago // 3600}h" if ago >= 3600 else f"{ago // 60}m"
+        return f"{_when(int(seconds))}({age} ago)"
+
+    def last(good: str, failed: str, never: str) -> str:
+        shown = never
+        if good in lines:
+            snapshot, at = lines[good].split()[:2]
+            shown = f"{snapshot}@{when(at)}"
+        if failed in lines:
+            at, why = (lines[failed].split(" ", 1) + [""])[:2]
+            shown = f"FAILED@{when(at)}:{why.replace(' ', '_')}(last:{shown})"
+        return shown
+
+    backup, verified = last("backup", "take_failed", "none"), last("verified", "verify_failed", "never")
+    return [f"backup={backup}", f"verified={verified}"]
 
 
 def report_database(host, projects: list[dict]) -> None:

@@ -1,0 +1,237 @@
+#!/bin/bash
+# The host side of backups (restic, to the project's backup host over SFTP), as root:
+#   backup.sh init              the repository exists (restic init, once); noted in ./repository
+#   backup.sh take REASON       a snapshot of shared/data (each SQLite file by SQLite's online
+#                               backup, never a copy of the live file) and shared/media; prints
+#                               "snapshot ID"; a damaged copy is not a backup (fails); with no
+#                               database holding a table yet there is nothing to keep (exit 3)
+#   backup.sh prune             restic forget --prune, as backup.conf's KEEP says
+#   backup.sh verify            the repository checked, and the latest snapshot restored into
+#                               scratch space and checked (every SQLite file whole, each
+#                               table's rows as counted at backup time)
+#   backup.sh plan [ID]         what `restore ID` (default: latest) would replace; changes nothing
+#   backup.sh restore [ID]      snapshot ID's data and uploads in place, the app stopped while
+#                               they move; what was there is kept beside, named in the output
+#   backup.sh last              the status file: the last backup, failure and verification
+# Its settings are backup.conf beside it (written by the deploy); the password, the SSH key
+# and the backup host's key are files beside it too, root's alone. Outcomes go to ./status,
+# which status.py shows and a deploy that would migrate reads.
+set -euo pipefail
+umask 077
+export LC_ALL=C
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/backup.conf"  # PROJECT DATA MEDIA APP_USER APP_GROUP UNITS REPOSITORY SSH_COMMAND KEEP
+export RESTIC_REPOSITORY=$REPOSITORY RESTIC_PASSWORD_FILE=$HERE/password RESTIC_CACHE_DIR=$HERE/cache
+STATUS=$HERE/status
+STAGE=$(realpath -m "$DATA/..")/.backup-stage  # the app user's: it copies its own databases there
+TAG=djdeploy-$PROJECT
+
+fail() { echo "backup: $*" >&2; exit 1; }
+run_restic() { restic -o "sftp.command=$SSH_COMMAND" "$@"; }
+
+# noted KEY VALUE: KEY's line in the status file is now "KEY VALUE" (none if VALUE is empty).
+noted() {
+    local part
+    part=$(mktemp "$STATUS.XXXXXX")
+    { grep -v "^$1 " "$STATUS" 2>/dev/null || true; [ -z "$2" ] || printf '%s %s\n' "$1" "$2"; } > "$part"
+    mv -f "$part" "$STATUS"
+}
+
+# A failure of STEP (take, verify) is noted, then ends the tool with its line.
+failed() {
+    local step=$1; shift
+    noted "${step}_failed" "$(date +%s) $*"
+    fail "$*"
+}
+
+# COPY: as the app user, each file of shared/data into the stage (SQLite files by the
+# online backup API, then checked whole), and the stage's `counts`: "<file>\t<table>\t<rows>".
+# CHECK DIR: each SQLite file under DIR whole, and its counts as `counts` (in DIR) says.
+SQLITE='import os, shutil, sqlite3, sys
+verb, source, stage = sys.argv[1], sys.argv[2], sys.argv[3]
+HEADER = b"SQLite format 3\x00"
+def is_sqlite(path):
+    with open(path, "rb") as f:
+        return f.read(16) == HEADER
+def counted(path):
+    db = sqlite3.connect(path)
+    whole = db.execute("PRAGMA integrity_check").fetchone()[0]
+    if whole != "ok":
+        sys.exit(f"{path}: not whole: {whole}")
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = \"table\" ORDER BY name")]
+    rows = {t: db.execute(f"SELECT count(*) FROM \"{t}\"").fetchone()[0] for t in tables}
+    db.close()
+    return rows
+found = 0
+if verb == "copy":
+    counts = []
+    for top, dirs, names in os.walk(source):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(top, name)
+            rel = os.path.relpath(path, source)
+            if name.endswith(("-wal", "-shm", "-journal")) or os.path.islink(path) or not os.path.isfile(path):
+                continue
+            target = os.path.join(stage, "data", rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if is_sqlite(path):
+                live = sqlite3.connect(path, timeout=60)
+                copy = sqlite3.connect(target)
+                live.backup(copy)
+                copy.close(); live.close()
+                rows = counted(target)
+                if not rows:  # nothing in it yet: nothing a backup could keep
+                    os.remove(target)
+                    continue
+                counts += [f"{rel}\t{t}\t{n}" for t, n in rows.items()]
+                found += 1
+            else:
+                shutil.copy2(path, target)
+    with open(os.path.join(stage, "counts"), "w") as f:
+        f.write("".join(line + "\n" for line in counts))
+else:
+    expected = {}
+    with open(os.path.join(stage, "counts")) as f:
+        for line in f:
+            rel, table, rows = line.rstrip("\n").split("\t")
+            expected.setdefault(rel, {})[table] = int(rows)
+    if not expected:
+        sys.exit("the snapshot holds no database with a table: not a backup")
+    for rel, tables in expected.items():
+        path = os.path.join(stage, "data", rel)
+        if not os.path.isfile(path):
+            sys.exit(f"{rel}: missing from the snapshot")
+        rows = counted(path)
+        for table, count in tables.items():
+            if rows.get(table) != count:
+                sys.exit(f"{rel}: table {table} has {rows.get(table)} rows, {count} when it was taken")
+        found += 1
+print(found)'
+
+init() {
+    run_restic cat config > /dev/null 2>&1 || run_restic init > /dev/null ||
+        fail "the repository $REPOSITORY could not be made (restic init failed, above)"
+    echo "$REPOSITORY" > "$HERE/repository"
+}
+
+take() {
+    local reason=${1:-manual} out found id size
+    exec 9> "$HERE/.lock"
+    flock -w 900 9 || failed take "another backup of $PROJECT still runs after 15 minutes"
+    [ -n "$(find "$DATA" -maxdepth 1 -type f ! -name '*-wal' ! -name '*-shm' ! -name '*-journal' -print -quit)" ] || {
+        echo "nothing to back up yet: $DATA holds no file"; exit 3; }
+    rm -rf "$STAGE"
+    install -d -m 0700 -o "$APP_USER" -g "$APP_GROUP" "$STAGE"
+    found=$(runuser -u "$APP_USER" -- python3 -I -S -c "$SQLITE" copy "$DATA" "$STAGE" 2>&1) ||
+        failed take "the copy of $DATA failed: $(tail -n 1 <<< "$found" | cut -c1-300)"
+    [ "$found" -gt 0 ] || { rm -rf "$STAGE"; echo "nothing to back up yet: no SQLite database with a table in $DATA"; exit 3; }
+    mkdir -p "$MEDIA"
+    out=$(run_restic backup --json --quiet --host "$(hostname)" --tag "$TAG" --tag "reason:${reason// /_}" \
+          "$STAGE" "$MEDIA" 2>&1) ||
+        failed take "restic backup failed: $(grep -v '^{' <<< "$out" | tail -n 1 | cut -c1-300)"
+    id=$(sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' <<< "$out" | tail -n 1)
+    size=$(sed -n 's/.*"total_bytes_processed":\([0-9]*\).*/\1/p' <<< "$out" | tail -n 1)
+    [ -n "$id" ] || failed take "restic backup gave no snapshot id"
+    rm -rf "$STAGE"
+    noted take_failed ""
+    noted backup "$id $(date +%s) ${size:-0} ${reason// /_}"
+    echo "snapshot $id"
+}
+
+prune() {
+    exec 9> "$HERE/.lock"
+    flock -w 900 9 || fail "a backup of $PROJECT still runs after 15 minutes"
+    # shellcheck disable=SC2086 # KEEP is words: --keep-daily N ...
+    run_restic forget --quiet --tag "$TAG" --host "$(hostname)" $KEEP --prune > /dev/null
+}
+
+# chosen [ID]: the snapshot ID, or this host's latest of the project (else the project's
+# latest from any host: a fresh host restores what its predecessor backed up).
+chosen() {
+    local id=${1:-latest}
+    if [ "$id" = latest ]; then
+        id=$(run_restic snapshots --json --tag "$TAG" --host "$(hostname)" latest | sed -n 's/.*"short_id":"\([0-9a-f]*\)".*/\1/p')
+        [ -n "$id" ] || id=$(run_restic snapshots --json --tag "$TAG" latest |
+                             sed -n 's/.*"short_id":"\([0-9a-f]*\)".*/\1/p' | tail -n 1)
+        [ -n "$id" ] || fail "no backup of $PROJECT in $REPOSITORY yet: take one with backup.py"
+    fi
+    [[ $id =~ ^[0-9a-f]{8,64}$ ]] || fail "not a snapshot id: $id (8 or more hex digits, see status.py)"
+    run_restic snapshots --json "$id" 2> /dev/null | grep -q '"short_id"' ||
+        fail "no snapshot $id of $PROJECT in $REPOSITORY: see status.py, revisions.log or restic snapshots"
+    echo "$id"
+}
+
+# described ID: "ID (taken TIME on HOST)".
+described() {
+    local json
+    json=$(run_restic snapshots --json "$1" 2> /dev/null) || fail "no snapshot $1 in $REPOSITORY"
+    printf '%s (taken %s on %s)' "$1" "$(sed -n 's/.*"time":"\([^".]*\).*/\1/p' <<< "$json" | cut -c1-19)Z" \
+        "$(sed -n 's/.*"hostname":"\([^"]*\)".*/\1/p' <<< "$json")"
+}
+
+# unpacked ID DIR: snapshot ID restored into DIR (emptied first), its stage checked; prints
+# the number of databases found whole with their rows.
+unpacked() {
+    local out
+    rm -rf "$2"
+    mkdir -p "$2"
+    out=$(run_restic restore --quiet "$1" --target "$2" 2>&1) || { echo "restic restore failed: $(tail -n 1 <<< "$out")"; return 1; }
+    [ -d "$2$STAGE" ] || { echo "snapshot $1 holds no copy of $DATA"; return 1; }
+    python3 -I -S -c "$SQLITE" check - "$2$STAGE" 2>&1
+}
+
+verify() {
+    local id out
+    exec 9> "$HERE/.lock"
+    flock -w 900 9 || failed verify "a backup of $PROJECT still runs after 15 minutes"
+    id=$(chosen latest 2>&1) || failed verify "$id"
+    out=$(run_restic check 2>&1) || failed verify "restic check found the repository damaged: $(grep -i -m 1 'error\|fatal\|missing' <<< "$out" | cut -c1-300)"
+    out=$(unpacked "$id" "$HERE/verify") || { rm -rf "$HERE/verify"; failed verify "snapshot $id does not restore: $(tail -n 1 <<< "$out" | cut -c1-300)"; }
+    rm -rf "$HERE/verify"
+    noted verify_failed ""
+    noted verified "$id $(date +%s) $out"
+    echo "snapshot $id restores: $out database(s) whole, every table's rows as taken"
+}
+
+plan() {
+    local id
+    id=$(chosen "${1:-latest}")
+    echo "would restore $(described "$id"), replacing:"
+    echo "  $DATA: $(find "$DATA" -type f | wc -l) file(s), $(du -sh "$DATA" | cut -f1)"
+    echo "  $MEDIA: $(find "$MEDIA" -type f 2> /dev/null | wc -l) file(s), $(du -sh "$MEDIA" 2> /dev/null | cut -f1)"
+    echo "  (kept beside as <folder>.replaced-<time>; $UNITS stopped while they move)"
+}
+
+restore() {
+    local id scratch stamp out units=() unit
+    id=$(chosen "${1:-latest}")
+    exec 9> "$HERE/.lock"
+    flock -w 900 9 || fail "a backup of $PROJECT still runs after 15 minutes"
+    scratch=$HERE/restore
+    out=$(unpacked "$id" "$scratch") || { rm -rf "$scratch"; fail "snapshot $id cannot be restored: $out"; }
+    stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    for unit in $UNITS; do systemctl is-active --quiet "$unit" && units+=("$unit"); done
+    [ ${#units[@]} = 0 ] || systemctl stop "${units[@]}"
+    mv -T "$DATA" "$DATA.replaced-$stamp"
+    mv -T "$scratch$STAGE/data" "$DATA"
+    [ ! -e "$MEDIA" ] || mv -T "$MEDIA" "$MEDIA.replaced-$stamp"
+    if [ -d "$scratch$MEDIA" ]; then mv -T "$scratch$MEDIA" "$MEDIA"; else mkdir "$MEDIA"; fi
+    chown -R "$APP_USER:$APP_GROUP" "$DATA" "$MEDIA"
+    chmod 0750 "$DATA" "$MEDIA"
+    rm -rf "$scratch"
+    [ ${#units[@]} = 0 ] || systemctl start "${units[@]}"
+    echo "restored $(described "$id"); what was there is kept as $DATA.replaced-$stamp and $MEDIA.replaced-$stamp"
+}
+
+command=${1:-}
+shift || true
+case "$command" in
+    init) init ;;
+    take) take "$@" ;;
+    prune) prune ;;
+    verify) verify ;;
+    plan) plan "$@" ;;
+    restore) restore "$@" ;;
+    last) cat "$STATUS" 2> /dev/null || true ;;
+    *) fail "usage: backup.sh init|take REASON|prune|verify|plan [ID]|restore [ID]|last" ;;
+esac
