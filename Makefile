@@ -5,7 +5,7 @@ HOSTS ?= 3
 SUITE ?= bookworm
 GROUPS ?=
 FLEET ?= demo
-APT_PACKAGES := debootstrap systemd-container bubblewrap zstd openssh-client iproute2 curl python3-venv postgresql-client apt-cacher-ng pebble
+APT_PACKAGES := debootstrap systemd-container bubblewrap zstd openssh-client iproute2 curl python3-venv postgresql-client apt-cacher-ng pebble restic
 
 .PHONY: demo test test-fast bench deps lock fleet-up fleet-down fleet-poweroff fleet-poweron fleet-replace deploy dry answers clean
 

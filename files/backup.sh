@@ -185,7 +185,7 @@ verify() {
     exec 9> "$HERE/.lock"
     flock -w 900 9 || failed verify "a backup of $PROJECT still runs after 15 minutes"
     id=$(chosen latest 2>&1) || failed verify "$id"
-    out=$(run_restic check 2>&1) || failed verify "restic check found the repository damaged: $(grep -i -m 1 'error\|fatal\|missing' <<< "$out" | cut -c1-300)"
+    out=$(run_restic check 2>&1) || failed verify "restic check found the repository damaged: $(grep -i -m 1 -A 1 'error\|fatal\|missing' <<< "$out" | tr -s '\n\t' '  ' | cut -c1-300)"
     out=$(unpacked "$id" "$HERE/verify") || { rm -rf "$HERE/verify"; failed verify "snapshot $id does not restore: $(tail -n 1 <<< "$out" | cut -c1-300)"; }
     rm -rf "$HERE/verify"
     noted verify_failed ""

@@ -289,3 +289,64 @@ def test_a_balanced_site_that_cannot_work_is_one_line_each(monkeypatch):
     assert "10.0.0.10" in settings["10.0.0.11"].allowed_hosts and not settings["10.0.0.11"].front_tls
     assert [row[:3] for row in preflight.balanced(state, settings["lb.example.com"])] == [
         ("10.0.0.11", "10.0.0.11", 80), ("10.0.0.12", "10.0.0.12", 80)]
+
+
+def test_backups_that_cannot_work_are_one_line_each(monkeypatch):
+    """The backup password missing, too short or differing between a project's hosts; two
+    backup hosts; a backup host for a project on PostgreSQL (not built); wrong `backups`
+    fields. The password never reaches the app's .env."""
+    from types import SimpleNamespace
+
+    from djdeploy import preflight
+    from djdeploy.errors import DeployError
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(preflight, "check_templates", lambda host, s, secrets: [])
+    monkeypatch.delenv("DJDEPLOY_SECRET_BACKUP_PASSWORD", raising=False)
+    monkeypatch.setattr("djdeploy.config.envfile.folder", lambda: ROOT / "tests" / "no-secrets-here")
+
+    class Host(SimpleNamespace):
+        __hash__ = object.__hash__
+
+    def state(*hosts):
+        made = SimpleNamespace(inventory=list(hosts), failed_hosts=set())
+        for host in hosts:
+            host.state = made  # as pyinfra's hosts have it
+        return made
+
+    def problems(*hosts):
+        with pytest.raises(DeployError) as stopped:
+            preflight.preflight(state(*hosts))
+        return stopped.value.problems
+
+    web = [Host(name=f"10.0.0.{n}", groups=["web"], data={"app_user": "web", "port": 80}, state=None)
+           for n in (11, 12)]
+    keeper = Host(name="10.0.0.30", groups=["backup"], data={"backup_server": True}, state=None)
+    assert problems(keeper, *web) == [
+        f"host {h.name}: secret BACKUP_PASSWORD not set: put it in {ROOT}/tests/no-secrets-here/<group>.toml "
+        "(groups: web; see secrets/example.toml) or export DJDEPLOY_SECRET_BACKUP_PASSWORD" for h in web]
+    monkeypatch.setenv("DJDEPLOY_SECRET_BACKUP_PASSWORD", "short")
+    assert problems(keeper, *web) == [
+        f"host {h.name}: secret BACKUP_PASSWORD must be 16 or more printable ASCII characters, no spaces: e.g. "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'" for h in web]
+    monkeypatch.setenv("DJDEPLOY_SECRET_BACKUP_PASSWORD", "a-good-long-backup-password")
+    second = Host(name="10.0.0.31", groups=["backup"], data={"backup_server": True}, state=None)
+    assert problems(keeper, second, *web) == [
+        "project my_awesome_project: 2 backup hosts (10.0.0.30, 10.0.0.31): one holds a project's repository; "
+        "put the others in another group"]
+    db = Host(name="10.0.0.40", groups=["db"], data={"database_server": True}, state=None)
+    monkeypatch.setenv("DJDEPLOY_SECRET_DATABASE_PASSWORD", "a-good-long-database-password")
+    assert problems(db, keeper, *web) == [
+        f"host {h.name}: backups to 10.0.0.30 cover SQLite and uploads in shared/ only, not PostgreSQL or a files "
+        "host (not built yet): remove the backup host, or use database = \"sqlite\"" for h in web]
+    wrong = Host(name="10.0.0.13", groups=["web"], data={"app_user": "web", "port": 80, "backups": {"keep_daily": -1,
+                                                                                               "when": "daily"}})
+    found = problems(keeper, wrong, *web)
+    assert len(found) == 2 and all(p.startswith("host 10.0.0.13 (group web): backups.") for p in found), found
+
+    fine = state(keeper, *web)
+    preflight.preflight(fine)
+    checked = preflight.checked(fine)
+    assert checked["10.0.0.11"][0].backup_host == "10.0.0.30" and checked["10.0.0.11"][0].backup_from == "10.0.0.30"
+    assert "BACKUP_PASSWORD" not in checked["10.0.0.11"][1]
+    assert preflight.backup_password(web[0]) == "a-good-long-backup-password"

@@ -1,0 +1,102 @@
+"""files/backup.sh on this machine, against a local restic repository (the fleet test,
+tests/test_backups.py, uses the backup host's over SFTP): an empty database or none is
+nothing to back up, a damaged one is no backup, a good one restores whole, and a damaged
+repository fails the verification, noted for status.py and the next migrating deploy."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+@pytest.fixture
+def site():
+    """/tmp/<x>/{shared/data, shared/media, backup/}: the tool, its settings and a local
+    repository; the app user is nobody."""
+    assert shutil.which("restic"), "restic is not installed here: run `make deps` (Debian's restic)"
+    top = Path(tempfile.mkdtemp(prefix="backup-tool-"))
+    top.chmod(0o755)
+    data, media, tool = top / "shared" / "data", top / "shared" / "media", top / "backup"
+    for folder in (data, media, tool):
+        folder.mkdir(parents=True)
+    (top / "shared").chmod(0o755)
+    for folder in (data, media):
+        shutil.chown(folder, "nobody", "nogroup")
+    shutil.copy(ROOT / "files" / "backup.sh", tool / "backup.sh")
+    (tool / "password").write_text("a-long-enough-test-password\n")
+    (tool / "backup.conf").write_text(
+        f"PROJECT=p\nDATA={data}\nMEDIA={media}\nAPP_USER=nobody\nAPP_GROUP=nogroup\nUNITS=''\n"
+        f"REPOSITORY={top}/repo\nSSH_COMMAND='ssh -o BatchMode=yes unused -s sftp'\nKEEP='--keep-daily 2'\n")
+    assert tool_run(top, "init").returncode == 0
+    yield top
+    shutil.rmtree(top)
+
+
+def tool_run(top: Path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(top / "backup" / "backup.sh"), *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def database(top: Path, rows: int, table: bool = True) -> Path:
+    path = top / "shared" / "data" / "db.sqlite3"
+    db = sqlite3.connect(path)
+    if table:
+        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        db.executemany("INSERT INTO notes (text) VALUES (?)", [(f"n{i}",) for i in range(rows)])
+    db.commit()
+    db.close()
+    shutil.chown(path, "nobody", "nogroup")
+    return path
+
+
+def snapshots(top: Path) -> str:
+    return subprocess.run(["restic", "-r", str(top / "repo"), "--password-file", str(top / "backup" / "password"),
+                           "snapshots", "--json"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_no_database_or_an_empty_one_is_nothing_to_back_up(site):
+    nothing = tool_run(site, "take", "manual")
+    assert (nothing.returncode, nothing.stdout.split(":")[0]) == (3, "nothing to back up yet"), nothing
+    database(site, 0, table=False)
+    empty = tool_run(site, "take", "manual")
+    assert empty.returncode == 3 and "no SQLite database with a table" in empty.stdout, empty
+    assert snapshots(site) == "[]"
+
+
+def test_a_damaged_database_is_no_backup(site):
+    path = database(site, 50)
+    with open(path, "r+b") as f:  # the header stays; a page of the table does not
+        f.seek(4096 + 100)
+        f.write(b"\xff" * 2000)
+    taken = tool_run(site, "take", "manual")
+    assert taken.returncode == 1 and taken.stderr.startswith("backup: the copy of"), taken
+    assert snapshots(site) == "[]"
+    assert (site / "backup" / "status").read_text().startswith("take_failed ")
+
+
+def test_a_backup_restores_whole_and_a_damaged_repository_fails_its_verification(site):
+    database(site, 20)
+    (site / "shared" / "media" / "photo.jpg").write_bytes(b"\x89 not really a photo")
+    taken = tool_run(site, "take", "manual")
+    assert taken.returncode == 0 and taken.stdout.startswith("snapshot "), taken
+    verified = tool_run(site, "verify")
+    assert verified.returncode == 0 and "1 database(s) whole" in verified.stdout, verified
+    status = (site / "backup" / "status").read_text()
+    assert status.startswith(f"backup {taken.stdout.split()[1]} ") and "\nverified " in status, status
+    for pack in (site / "repo" / "data").rglob("*"):  # bytes changed inside, as a failing disk does
+        if pack.is_file():
+            pack.chmod(0o600)
+            with open(pack, "r+b") as f:
+                f.seek(40)
+                f.write(b"damaged")
+    failed = tool_run(site, "verify")
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed
+    assert failed.stderr.startswith(("backup: restic check found the repository damaged: error",
+                                     "backup: snapshot ")), failed
+    assert "\nverify_failed " in (site / "backup" / "status").read_text()
