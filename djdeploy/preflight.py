@@ -24,8 +24,8 @@ from djdeploy.config.secrets import check_backup_passwords, check_database_passw
 from djdeploy.config.appsettings import AppSettings, Process, Timer, batch_size
 from djdeploy.config.settings import parse
 from djdeploy.errors import DataError, DeployError, fail
-from djdeploy.ops.facts import HostPython
-from djdeploy.ops.releases import deployment
+from djdeploy.ops.facts import FileText, HostPython, MigrationsAhead
+from djdeploy.ops.releases import deployment, tool_env
 from djdeploy.ops.uploads import render_env
 from djdeploy.terminal import printable
 
@@ -449,6 +449,49 @@ def rollback_target(host, s: AppSettings) -> str:
         fail([f"host {host.name}: release {target} is not on this host (releases: "
               f"{', '.join(deployed['releases']) or 'none'}): name one of them with --data release=<id>"])
     return target
+
+
+def rollback_data(host, s: AppSettings, target: str) -> tuple:
+    """What a rollback to `target` does to the database on this host: ("", None) when the
+    database has no migration the release does not know (or another host runs them:
+    PostgreSQL); ("reverse", {app: last migration it knows}) or ("restore", snapshot) as
+    data's rollback_data says; else the run stops, naming the migrations and both ways."""
+    if s.database == "postgresql" and not migrates_here(host, s):
+        return "", None
+    ahead = host.get_fact(MigrationsAhead, tool=s.release_tool, tool_env=tool_env(s), release=target)
+    if ahead is None:
+        fail([f"host {host.name}: release {target} could not list the migrations it knows (release.sh migrations "
+              f"{target}): check it with exec.py, or roll back to another release"])
+    if not ahead["unknown"]:
+        return "", None
+    names = ", ".join(ahead["unknown"])
+    if s.rollback_data == "reverse":
+        return "reverse", ahead["known"]
+    snapshot, taken = _backup_before(host, s, target)
+    if s.rollback_data == "restore":
+        if snapshot is None:
+            fail([f"host {host.name}: no backup was taken before the migrations release {target} does not know "
+                  f"({names}): roll back with --data rollback_data=reverse instead"])
+        return "restore", snapshot
+    restore = (f"--data rollback_data=restore (puts back backup {snapshot}, taken {taken} before them: data "
+               "written since is lost)" if snapshot else "a backup (none was taken before them here)")
+    fail([f"host {host.name}: release {target} does not know migrations the database has applied: {names}; "
+          f"roll back with --data rollback_data=reverse (the current release runs them backwards, where Django "
+          f"can) or {restore}"])
+
+
+def _backup_before(host, s: AppSettings, target: str) -> tuple:
+    """The snapshot a release after `target` took before its migrations (revisions.log: the
+    first after `target` last served), and when: (id, time) or (None, None)."""
+    if not s.backup_host:
+        return None, None
+    lines = (host.get_fact(FileText, path=f"{s.root}/revisions.log") or "").splitlines()
+    served = [n for n, line in enumerate(lines) if line.split(" ", 3)[1:2] == [target]
+              and line.split(" ", 3)[3:4] and line.split(" ", 3)[3].startswith(("switched", "rolled back"))]
+    for line in lines[served[-1] + 1 if served else 0:]:
+        if "backed up before its migrations: snapshot " in line:
+            return line.rsplit(" ", 1)[-1], line.split(" ", 1)[0]
+    return None, None
 
 
 def build_release(host, s: AppSettings, python: str, machine: str) -> build.Release:

@@ -9,6 +9,11 @@
 #   release.sh listen                    socket mode: the socket unit holds the port (the app stopped first)
 #   release.sh drained PORT...           wait (up to 5.5 s) until 127.0.0.1:PORT queues no connection
 #   release.sh manage ARGS...            manage.py ARGS in the current release, as the app user (exec.py)
+#   release.sh migrations ID             the migrations the database has applied that release ID does not
+#                                        know ("unknown APP.NAME"), and each such app's last one it knows
+#                                        ("known APP NAME", NAME zero for none): what a rollback to ID meets
+#   release.sh unmigrate ID APP NAME...  the current release runs each APP's migrations back to NAME (rollback.py)
+#   release.sh remigrate ID              release ID, prepared before, migrates again (SQLite) if it must
 # Settings come from the environment the deploy sets: ROOT UNIT APP_USER SOCKET WSGI
 # HTTPS WEB CHECK_LEVEL HEALTH_PATH HEALTH_HOST HEALTH_TIMEOUT HEALTH_RETRIES ORIGIN CONFIG_FILES DJANGO_DIR
 # DATABASE RELEASE_COMMANDS PROCESSES LINKED STATIC_DIR RELEASE_COMMAND BACKUP MIGRATE_WITHOUT_BACKUP.
@@ -277,7 +282,7 @@ backed_up() {
     local out code=0 failure
     [ -n "${BACKUP:-}" ] && [ "${DATABASE:-sqlite}" != postgresql ] || return 0
     out=$(mktemp)
-    as_app "$NEW" python manage.py migrate --plan --check --skip-checks < /dev/null > "$out" 2>&1 || code=$?
+    as_app "$1" python manage.py migrate --plan --check --skip-checks < /dev/null > "$out" 2>&1 || code=$?
     if [ "$code" = 0 ] || ! grep -q '^Planned operations:' "$out"; then rm -f "$out"; return 0; fi
     failure=$(sed -n 's/^verify_failed [0-9]* //p' "$(dirname "$BACKUP")/status" 2> /dev/null || true)
     if [ -n "$failure" ] && [ -z "${MIGRATE_WITHOUT_BACKUP:-}" ]; then
@@ -299,6 +304,24 @@ backed_up() {
     rm -f "$out"
 }
 
+# remigrate ID: release ID, prepared before and deployed again (after a rollback): on
+# SQLite, the migrations a rollback ran back (rollback_data) or a restore undid are applied
+# again, after a backup, as a new release's are.
+remigrate() {
+    ID=$1
+    local dir="$ROOT/releases/$ID" out code=0
+    [ -d "$dir" ] || fail "release $ID is not on this host"
+    [ "${DATABASE:-sqlite}" != postgresql ] || return 0
+    NEW= ARCHIVE=
+    with_waiting_files
+    out=$(mktemp)
+    as_app "$dir" python manage.py migrate --plan --check --skip-checks < /dev/null > "$out" 2>&1 || code=$?
+    rm -f "$out"
+    [ "$code" != 0 ] || return 0
+    backed_up "$dir"
+    check "its migrations" as_app "$dir" python manage.py migrate --noinput < /dev/null
+}
+
 prepare() {
     ID=$1 ARCHIVE=$2 venv=$3
     local final="$ROOT/releases/$ID"
@@ -311,7 +334,7 @@ prepare() {
     check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
     ln -s "../../venvs/$venv" "$NEW/venv"
     check "to link the paths the app writes" link_shared
-    backed_up
+    backed_up "$NEW"
     app_steps
     WRITABLE=
     # Root's and read-only to the app again; what the app user wrote may not reach out of it.
@@ -628,10 +651,50 @@ release_command() {
     log "$ID" "ran the Procfile's release command"
 }
 
+# What a rollback to a release meets: migrations the database has that it does not know.
+MIGRATIONS_PY='
+import django
+django.setup()
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+loader = MigrationLoader(connection, ignore_no_migrations=True)
+unknown = sorted(set(loader.applied_migrations) - set(loader.disk_migrations))
+for app, name in unknown:
+    print("unknown", f"{app}.{name}")
+for app in sorted({app for app, _ in unknown}):
+    leaves = loader.graph.leaf_nodes(app)
+    print("known", app, leaves[0][1] if leaves else "zero")
+'
+
+migrations() {
+    ID=$1
+    local dir="$ROOT/releases/$ID"
+    [ -d "$dir" ] || fail "release $ID is not on this host"
+    as_app "$dir" python -c "$MIGRATIONS_PY" < /dev/null
+}
+
+# The current release (the code that knows them) runs migrations back, before a rollback
+# to release $1 switches: each APP to NAME, as `manage.py migrate APP NAME`.
+unmigrate() {
+    ID=$1; shift
+    local dir out
+    dir=$(readlink -f "$ROOT/current")
+    NEW=
+    while [ $# -ge 2 ]; do
+        check "to run $1's migrations back to $2 (for a rollback to $ID)" \
+            as_app "$dir" python manage.py migrate --noinput "$1" "$2" < /dev/null
+        log "$(basename "$dir")" "ran $1's migrations back to $2, for a rollback to $ID"
+        shift 2
+    done
+}
+
 command=${1:-}
 shift || true
 case "$command" in
     prepare) prepare "$@" ;;
+    migrations) migrations "$@" ;;
+    remigrate) remigrate "$@" ;;
+    unmigrate) unmigrate "$@" ;;
     switch) switch "$@" ;;
     prune) prune "$@" ;;
     migrate) migrate "$@" ;;
@@ -640,5 +703,5 @@ case "$command" in
     drained) drained "$@" ;;
     manage) manage "$@" ;;
     health) code=$(probe); if [ -z "$code" ] || [ "$code" = 000 ]; then echo none; else echo "$code"; fi ;;
-    *) fail "usage: release.sh prepare|switch|prune|migrate|release-command|health|listen|drained|manage ..." ;;
+    *) fail "usage: release.sh prepare|switch|prune|migrate|release-command|health|listen|drained|manage|migrations|unmigrate|remigrate ..." ;;
 esac

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 import urllib.parse
 import urllib.request
 
@@ -108,9 +109,12 @@ def test_a_backup_comes_back_on_a_fresh_host(hosts, deployed):
     for text in kept:
         note(host, text)
     url = upload(host, "kept.txt", b"an upload the backup keeps\n")
+    started = time.monotonic()
     taken = run("-y", deploy="backup.py")
+    took = time.monotonic() - started
     assert taken.returncode == 0, taken.stdout[-3000:]
     snapshot = snapshot_of(taken.stdout)
+    size = hosts.ssh(host, f"sed -n 's/^backup [0-9a-f]* [0-9]* //p' /srv/{PROJECT}/backup/status").stdout.split()[0]
     note(host, "lost")
     status = run(deploy="status.py")
     assert f"backup={snapshot}@" in status.stdout, status.stdout[-2000:]
@@ -125,7 +129,10 @@ def test_a_backup_comes_back_on_a_fresh_host(hosts, deployed):
     assert preview.returncode == 0, preview.stdout[-3000:]
     assert f"would restore {snapshot}" in preview.stdout, preview.stdout[-3000:]
     assert notes(host) == set(), "a dry run changes nothing"
+    started = time.monotonic()
     restored = run("-y", deploy="restore.py")
+    print(f"\nbackup.py {took:.1f} s ({size} bytes: database and upload), restore.py onto a fresh host "
+          f"{time.monotonic() - started:.1f} s")
     assert restored.returncode == 0, restored.stdout[-3000:]
     assert f"restored {snapshot}" in restored.stdout, restored.stdout[-3000:]
     assert notes(host) == kept
@@ -184,6 +191,52 @@ def test_a_migration_that_destroys_data_and_fails_is_undone_by_its_backup(hosts,
     assert notes(host) == before
 
 
+def columns(hosts, host) -> list[str]:
+    return hosts.ssh(host, f"python3 -c \"import sqlite3; print(' '.join(r[1] for r in sqlite3.connect("
+                           f"'/srv/{PROJECT}/shared/data/db.sqlite3').execute('pragma table_info(notes_note)')))\""
+                     ).stdout.split()
+
+
+def test_a_rollback_past_a_migration_stops_then_reverses_it_or_restores_its_backup(hosts, deployed, tmp_path):
+    """A release adds a column; rollback.py to the release before it stops, naming the
+    migration; with rollback_data=reverse the column goes and the rows stay; deployed again
+    (the release prepared before), the column is back; with rollback_data=restore the
+    backup taken before that deploy comes back: a row written since is gone."""
+    host = web(hosts)
+    current = lambda: hosts.ssh(host, f"readlink /srv/{PROJECT}/current").stdout.strip()  # noqa: E731
+    project = migrating_app(tmp_path / "p", ("0002_note_tag", "migrations.AddField('note', 'tag', "
+                                                              "models.CharField(max_length=20, null=True))"),
+                            ("0003_more", "migrations.AddField('note', 'more', models.CharField(max_length=20, "
+                                          "null=True))"))
+    assert run("-y", cwd=project).returncode == 0
+    assert "more" in columns(hosts, host)
+    note(host, "kept through a reverse")
+    serving = current()
+    stopped = run("-y", deploy="rollback.py")
+    assert stopped.returncode != 0
+    assert re.search(r"does not know migrations the database has applied: notes\.0003_more; roll back with "
+                     r"--data rollback_data=reverse .* or --data rollback_data=restore \(puts back backup [0-9a-f]{8}",
+                     stopped.stdout), stopped.stdout[-3000:]
+    assert current() == serving
+
+    reversed_ = run("-y", "--data", "rollback_data=reverse", deploy="rollback.py")
+    assert reversed_.returncode == 0, reversed_.stdout[-3000:]
+    assert current() != serving and "more" not in columns(hosts, host)
+    assert "kept through a reverse" in notes(host)
+
+    again = run("-y", cwd=project)  # the release it left, prepared before: migrated again, backed up first
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert current() == serving and "more" in columns(hosts, host)
+    log = hosts.ssh(host, f"cat /srv/{PROJECT}/revisions.log").stdout.splitlines()
+    assert "backed up before its migrations" in log[-2] and log[-2].split()[1] == serving.rsplit("/", 1)[-1], log[-3:]
+    note(host, "written after that backup")
+    restored = run("-y", "--data", "rollback_data=restore", deploy="rollback.py")
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert "more" not in columns(hosts, host)
+    texts = notes(host)
+    assert "kept through a reverse" in texts and "written after that backup" not in texts, texts
+
+
 def test_the_backup_host_holds_no_password_and_no_plain_data(hosts, deployed):
     host, keeper = web(hosts), backup_host(hosts)
     note(host, "a secret row 7f3e")
@@ -196,6 +249,10 @@ def test_the_backup_host_holds_no_password_and_no_plain_data(hosts, deployed):
     assert modes == ["700 root root", "600 root root", "600 root root"], modes
     repo = hosts.ssh(keeper, f"stat -c '%a %U' /srv/backups/{PROJECT}/repo").stdout.strip()
     assert repo == f"700 bk-{PROJECT}"[:35], repo
+    for unit in (f"{PROJECT}-backup.service", VERIFY):
+        shown = hosts.ssh(host, f"systemd-analyze security --no-pager {unit} | tail -n 1").stdout
+        exposure = float(re.search(r"exposure level for \S+: ([0-9.]+)", shown).group(1))
+        assert exposure <= 3.0, shown
 
 
 def test_a_damaged_repository_is_caught_and_stops_the_next_migrating_deploy(hosts, deployed, tmp_path):

@@ -121,6 +121,7 @@ class AppSettings:
     backup_from: str | None = None  # app hosts: the backup host's inventory name
     backups: Backups | None = None  # data's backups, with defaults
     migrate_without_backup: bool = False  # a deploy migrates although its backup (or the last check) failed
+    rollback_data: str | None = None  # rollback.py past migrations: "reverse" or "restore" (else it stops)
     behind: tuple = ()  # web host: the addresses of the project's balancers (lb group) it serves
     db_name: str = ""
     db_host: str | None = None  # the database server's inventory name (postgresql)

@@ -246,6 +246,11 @@ KEYS: dict[str, Key] = {
     "release": Key(None, schema.optional(schema.string(r"^[0-9a-f]{12}$")),
                    "rollback.py: the release to go back to (default: the previous one)",
                    "a release id: 12 hex digits, see status.py"),
+    "rollback_data": Key(None, schema.optional(schema.one_of("reverse", "restore")),
+                         "rollback.py to a release older than migrations the database has: \"reverse\" (the current "
+                         "release runs them backwards, where Django can) or \"restore\" (the backup taken before them; "
+                         "data written since is lost); default: stop, naming them",
+                         'use "reverse" or "restore"'),
     "backup": Key(None, schema.optional(schema.string(r"^[0-9a-f]{8,64}$")),
                   "restore.py: the snapshot to put back (default: the host's latest, or the project's on a fresh host)",
                   "a snapshot id: 8 or more hex digits, see status.py or revisions.log"),

@@ -203,6 +203,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         database=chosen.database or "auto", database_server=db_server, balancer=given.get("balancer") is True,
         files_server=given.get("files_server") is True, backup_server=given.get("backup_server") is True,
         backups=Backups(**chosen.backups), migrate_without_backup=chosen.migrate_without_backup,
+        rollback_data=chosen.rollback_data,
         balancer_address=chosen.balancer_address,
         db_name=chosen.db_name or re.sub(r"[^a-z0-9_]", "_", chosen.project.lower()).lstrip("0123456789") or "app",
         db_address=chosen.db_address or (host_name if db_server else None),

@@ -385,3 +385,25 @@ class BackupPlan(FactBase):
 
     def process(self, output):
         return [line.rstrip() for line in output] or None
+
+
+class MigrationsAhead(FactBase):
+    """What a rollback to `release` meets: {"unknown": [app.name, ...], "known": {app: name}},
+    the migrations the database has applied that the release does not know, and each such
+    app's last one it does ("zero": none); None if the release could not say (release.sh
+    migrations, run in the release as the app user)."""
+
+    def command(self, tool, tool_env, release):
+        return f"{tool_env} {shell_quote(tool)} migrations {shell_quote(release)} 2>/dev/null || echo failed"
+
+    def process(self, output):
+        if "failed" in output:
+            return None
+        found = {"unknown": [], "known": {}}
+        for line in output:
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "unknown":
+                found["unknown"].append(parts[1])
+            elif len(parts) == 3 and parts[0] == "known":
+                found["known"][parts[1]] = parts[2]
+        return found

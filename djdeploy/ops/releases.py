@@ -121,7 +121,11 @@ def release(s, release_id: str, archive: Path, venv: str):
     database, collectstatic runs. Only then is it renamed into releases/, so a failed
     check leaves no release behind and the live one untouched.
     """
-    if release_id in deployment(s)["releases"]:
+    deployed = deployment(s)
+    if release_id in deployed["releases"]:
+        if s.database != "postgresql" and deployed["current"] != release_id:  # back to it after a rollback:
+            # migrations a rollback ran back (rollback_data) are applied again, if any
+            yield f"{tool_env(s)} {shell_quote(s.release_tool)} remigrate {shell_quote(release_id)}"
         return
     upload = f"{s.releases_dir}/{release_id}.tar"
     yield FileUploadCommand(str(archive), upload)
@@ -162,6 +166,20 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False,
         yield from balancer.drain(s, balancers)
         yield f"{tool_env(s)} {shell_quote(s.release_tool)} switch {shell_quote(release_id)}{mode}{after}"
         yield from balancer.ready(s, balancers)
+
+
+@operation(is_idempotent=False)
+def migrations_back(s, release_id: str, known: dict):
+    """Before a rollback to `release_id` switches: the current release (the code that has
+    them) runs each app's migrations back to the last one the release knows (rollback.py
+    with rollback_data = "reverse"); a migration Django cannot reverse stops the host.
+
+    + s: the host's AppSettings
+    + release_id: the release the rollback goes to
+    + known: {app: its last migration that release knows, or "zero"}
+    """
+    words = " ".join(f"{shell_quote(app)} {shell_quote(name)}" for app, name in sorted(known.items()))
+    yield f"{tool_env(s)} {shell_quote(s.release_tool)} unmigrate {shell_quote(release_id)} {words}"
 
 
 @operation()
