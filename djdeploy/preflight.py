@@ -473,11 +473,11 @@ def rollback_data(host, s: AppSettings, target: str) -> tuple:
             fail([f"host {host.name}: no backup was taken before the migrations release {target} does not know "
                   f"({names}): roll back with --data rollback_data=reverse instead"])
         return "restore", snapshot
-    restore = (f"--data rollback_data=restore (puts back backup {snapshot}, taken {taken} before them: data "
-               "written since is lost)" if snapshot else "a backup (none was taken before them here)")
+    restore = (f" or --data rollback_data=restore (puts back backup {snapshot}, taken {taken} before them: data "
+               "written since is lost)" if snapshot else " (no backup was taken before them here to restore)")
     fail([f"host {host.name}: release {target} does not know migrations the database has applied: {names}; "
-          f"roll back with --data rollback_data=reverse (the current release runs them backwards, where Django "
-          f"can) or {restore}"])
+          f"roll back with --data rollback_data=reverse (the current release runs them backwards where Django can; "
+          f"what they added is dropped){restore}"])
 
 
 def _backup_before(host, s: AppSettings, target: str) -> tuple:
@@ -491,6 +491,8 @@ def _backup_before(host, s: AppSettings, target: str) -> tuple:
     for line in lines[served[-1] + 1 if served else 0:]:
         if "backed up before its migrations: snapshot " in line:
             return line.rsplit(" ", 1)[-1], line.split(" ", 1)[0]
+        if "migrating without a backup" in line:  # what came before it was never kept
+            return None, None
     return None, None
 
 

@@ -18,7 +18,7 @@
 # which status.py shows and a deploy that would migrate reads.
 set -euo pipefail
 umask 077
-export LC_ALL=C
+export LC_ALL=C TZ=UTC  # restic's times in UTC, as status.py and revisions.log show times
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/backup.conf"  # PROJECT DATA MEDIA APP_USER APP_GROUP UNITS REPOSITORY SSH_COMMAND KEEP
 export RESTIC_REPOSITORY=$REPOSITORY RESTIC_PASSWORD_FILE=$HERE/password RESTIC_CACHE_DIR=$HERE/cache
@@ -29,12 +29,23 @@ TAG=djdeploy-$PROJECT
 fail() { echo "backup: $*" >&2; exit 1; }
 run_restic() { restic -o "sftp.command=$SSH_COMMAND" "$@"; }
 
-# noted KEY VALUE: KEY's line in the status file is now "KEY VALUE" (none if VALUE is empty).
+# noted KEY VALUE: KEY's line in the status file is now "KEY VALUE" (none if VALUE is empty;
+# a line break in VALUE becomes a space: one line per key).
 noted() {
     local part
     part=$(mktemp "$STATUS.XXXXXX")
-    { grep -v "^$1 " "$STATUS" 2>/dev/null || true; [ -z "$2" ] || printf '%s %s\n' "$1" "$2"; } > "$part"
+    { grep -v "^$1 " "$STATUS" 2>/dev/null || true
+      [ -z "$2" ] || printf '%s %s\n' "$1" "$(tr '\n\t' '  ' <<< "$2" | sed 's/ *$//')"; } > "$part"
     mv -f "$part" "$STATUS"
+}
+
+# locked: this host's one backup operation at a time (flock), and restic's locks a run of
+# this host left behind removed (the repository is this host's alone: no other host's
+# lock can be there, so a lock is stale once the flock is ours).
+locked() {
+    exec 9> "$HERE/.lock"
+    flock -w 900 9 || return 1
+    run_restic unlock > /dev/null 2>&1 || true
 }
 
 # A failure of STEP (take, verify) is noted, then ends the tool with its line.
@@ -45,26 +56,34 @@ failed() {
 }
 
 # COPY: as the app user, each file of shared/data into the stage (SQLite files by the
-# online backup API, then checked whole), and the stage's `counts`: "<file>\t<table>\t<rows>".
-# CHECK DIR: each SQLite file under DIR whole, and its counts as `counts` (in DIR) says.
-SQLITE='import os, shutil, sqlite3, sys
+# online backup API, then checked whole), and the stage's `counts.json`: {file: {table: rows}}.
+# CHECK DIR: as root, on a restored stage: each SQLite file of counts.json whole, read-only
+# (immutable, untrusted schema, virtual tables not run), its rows as counted; the names in
+# counts.json must be plain relative paths inside the stage.
+SQLITE='import json, os, shutil, sqlite3, sys, urllib.parse
 verb, source, stage = sys.argv[1], sys.argv[2], sys.argv[3]
 HEADER = b"SQLite format 3\x00"
 def is_sqlite(path):
     with open(path, "rb") as f:
         return f.read(16) == HEADER
-def counted(path):
-    db = sqlite3.connect(path)
+def counted(path, readonly):
+    if readonly:
+        db = sqlite3.connect("file:" + urllib.parse.quote(path) + "?mode=ro&immutable=1", uri=True)
+    else:
+        db = sqlite3.connect(path)
+    db.execute("PRAGMA trusted_schema = OFF")
     whole = db.execute("PRAGMA integrity_check").fetchone()[0]
     if whole != "ok":
-        sys.exit(f"{path}: not whole: {whole}")
-    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = \"table\" ORDER BY name")]
-    rows = {t: db.execute(f"SELECT count(*) FROM \"{t}\"").fetchone()[0] for t in tables}
+        sys.exit(f"{os.path.basename(path)}: not whole: {whole}"[:300])
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = \"table\" AND "
+                                       "sql NOT LIKE \"CREATE VIRTUAL%\" ORDER BY name")]
+    quoted = lambda name: "\"" + name.replace("\"", "\"\"") + "\""
+    rows = {t: db.execute("SELECT count(*) FROM " + quoted(t)).fetchone()[0] for t in tables}
     db.close()
     return rows
 found = 0
 if verb == "copy":
-    counts = []
+    counts = {}
     for top, dirs, names in os.walk(source):
         dirs.sort()
         for name in sorted(names):
@@ -79,32 +98,33 @@ if verb == "copy":
                 copy = sqlite3.connect(target)
                 live.backup(copy)
                 copy.close(); live.close()
-                rows = counted(target)
+                rows = counted(target, False)
                 if not rows:  # nothing in it yet: nothing a backup could keep
                     os.remove(target)
                     continue
-                counts += [f"{rel}\t{t}\t{n}" for t, n in rows.items()]
+                counts[rel] = rows
                 found += 1
             else:
                 shutil.copy2(path, target)
-    with open(os.path.join(stage, "counts"), "w") as f:
-        f.write("".join(line + "\n" for line in counts))
+    with open(os.path.join(stage, "counts.json"), "w") as f:
+        json.dump(counts, f)
 else:
-    expected = {}
-    with open(os.path.join(stage, "counts")) as f:
-        for line in f:
-            rel, table, rows = line.rstrip("\n").split("\t")
-            expected.setdefault(rel, {})[table] = int(rows)
-    if not expected:
+    with open(os.path.join(stage, "counts.json")) as f:
+        expected = json.load(f)
+    if not isinstance(expected, dict) or not expected:
         sys.exit("the snapshot holds no database with a table: not a backup")
+    top = os.path.realpath(os.path.join(stage, "data"))
     for rel, tables in expected.items():
-        path = os.path.join(stage, "data", rel)
+        path = os.path.realpath(os.path.join(top, rel))
+        if (not isinstance(rel, str) or os.path.isabs(rel) or any(ord(c) < 32 for c in rel)
+                or not path.startswith(top + os.sep) or not isinstance(tables, dict)):
+            sys.exit("counts.json names a file outside the snapshot: not a backup this tool made")
         if not os.path.isfile(path):
             sys.exit(f"{rel}: missing from the snapshot")
-        rows = counted(path)
+        rows = counted(path, True)
         for table, count in tables.items():
             if rows.get(table) != count:
-                sys.exit(f"{rel}: table {table} has {rows.get(table)} rows, {count} when it was taken")
+                sys.exit(f"{rel}: table {table} has {rows.get(table)} rows, {count} when it was taken"[:300])
         found += 1
 print(found)'
 
@@ -116,8 +136,7 @@ init() {
 
 take() {
     local reason=${1:-manual} out found id size
-    exec 9> "$HERE/.lock"
-    flock -w 900 9 || failed take "another backup of $PROJECT still runs after 15 minutes"
+    locked || failed take "another backup of $PROJECT still runs after 15 minutes"
     [ -n "$(find "$DATA" -maxdepth 1 -type f ! -name '*-wal' ! -name '*-shm' ! -name '*-journal' -print -quit)" ] || {
         echo "nothing to back up yet: $DATA holds no file"; exit 3; }
     rm -rf "$STAGE"
@@ -139,20 +158,21 @@ take() {
 }
 
 prune() {
-    exec 9> "$HERE/.lock"
-    flock -w 900 9 || fail "a backup of $PROJECT still runs after 15 minutes"
-    # shellcheck disable=SC2086 # KEEP is words: --keep-daily N ...
-    run_restic forget --quiet --tag "$TAG" --host "$(hostname)" $KEEP --prune > /dev/null
+    local out
+    locked || failed prune "a backup of $PROJECT still runs after 15 minutes"
+    # shellcheck disable=SC2086 # KEEP is words: --keep-within Nd --keep-daily N ...
+    out=$(run_restic forget --quiet --tag "$TAG" $KEEP --prune 2>&1) ||
+        failed prune "restic forget --prune failed: $(tail -n 1 <<< "$out" | cut -c1-300)"
+    noted prune_failed ""
 }
 
-# chosen [ID]: the snapshot ID, or this host's latest of the project (else the project's
-# latest from any host: a fresh host restores what its predecessor backed up).
+# chosen [ID]: the snapshot ID, or the latest in this host's repository (a fresh host of the
+# same inventory name restores what its predecessor backed up).
 chosen() {
     local id=${1:-latest}
     if [ "$id" = latest ]; then
-        id=$(run_restic snapshots --json --tag "$TAG" --host "$(hostname)" latest | sed -n 's/.*"short_id":"\([0-9a-f]*\)".*/\1/p')
-        [ -n "$id" ] || id=$(run_restic snapshots --json --tag "$TAG" latest |
-                             sed -n 's/.*"short_id":"\([0-9a-f]*\)".*/\1/p' | tail -n 1)
+        id=$(run_restic snapshots --json --tag "$TAG" 2> /dev/null | grep -o '"short_id":"[0-9a-f]*"' | tail -n 1 |
+             cut -d'"' -f4 || true)
         [ -n "$id" ] || fail "no backup of $PROJECT in $REPOSITORY yet: take one with backup.py"
     fi
     [[ $id =~ ^[0-9a-f]{8,64}$ ]] || fail "not a snapshot id: $id (8 or more hex digits, see status.py)"
@@ -175,18 +195,18 @@ unpacked() {
     local out
     rm -rf "$2"
     mkdir -p "$2"
-    out=$(run_restic restore --quiet "$1" --target "$2" 2>&1) || { echo "restic restore failed: $(tail -n 1 <<< "$out")"; return 1; }
+    out=$(run_restic restore --quiet "$1" --target "$2" "${@:3}" 2>&1) ||
+        { echo "restic restore failed: $(tail -n 1 <<< "$out")"; return 1; }
     [ -d "$2$STAGE" ] || { echo "snapshot $1 holds no copy of $DATA"; return 1; }
     python3 -I -S -c "$SQLITE" check - "$2$STAGE" 2>&1
 }
 
 verify() {
     local id out
-    exec 9> "$HERE/.lock"
-    flock -w 900 9 || failed verify "a backup of $PROJECT still runs after 15 minutes"
-    id=$(chosen latest 2>&1) || failed verify "$id"
+    locked || failed verify "a backup of $PROJECT still runs after 15 minutes"
+    id=$(chosen latest 2>&1) || failed verify "${id#backup: }"
     out=$(run_restic check 2>&1) || failed verify "restic check found the repository damaged: $(grep -i -m 1 -A 1 'error\|fatal\|missing' <<< "$out" | tr -s '\n\t' '  ' | cut -c1-300)"
-    out=$(unpacked "$id" "$HERE/verify") || { rm -rf "$HERE/verify"; failed verify "snapshot $id does not restore: $(tail -n 1 <<< "$out" | cut -c1-300)"; }
+    out=$(unpacked "$id" "$HERE/verify" --include "$STAGE") || { rm -rf "$HERE/verify"; failed verify "snapshot $id does not restore: $(tail -n 1 <<< "$out" | cut -c1-300)"; }
     rm -rf "$HERE/verify"
     noted verify_failed ""
     noted verified "$id $(date +%s) $out"
@@ -203,24 +223,40 @@ plan() {
 }
 
 restore() {
-    local id scratch stamp out units=() unit
+    local id scratch stamp out units=() unit step=
     id=$(chosen "${1:-latest}")
-    exec 9> "$HERE/.lock"
-    flock -w 900 9 || fail "a backup of $PROJECT still runs after 15 minutes"
+    locked || fail "a backup of $PROJECT still runs after 15 minutes"
     scratch=$HERE/restore
     out=$(unpacked "$id" "$scratch") || { rm -rf "$scratch"; fail "snapshot $id cannot be restored: $out"; }
     stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    # Everything that can fail before the app stops has run; from here, a failure puts back
+    # what moved and starts the app again.
     for unit in $UNITS; do systemctl is-active --quiet "$unit" && units+=("$unit"); done
     [ ${#units[@]} = 0 ] || systemctl stop "${units[@]}"
-    mv -T "$DATA" "$DATA.replaced-$stamp"
-    mv -T "$scratch$STAGE/data" "$DATA"
-    [ ! -e "$MEDIA" ] || mv -T "$MEDIA" "$MEDIA.replaced-$stamp"
-    if [ -d "$scratch$MEDIA" ]; then mv -T "$scratch$MEDIA" "$MEDIA"; else mkdir "$MEDIA"; fi
-    chown -R "$APP_USER:$APP_GROUP" "$DATA" "$MEDIA"
-    chmod 0750 "$DATA" "$MEDIA"
+    trap 'undo "$step"' ERR
+    step=data-aside; mv -T "$DATA" "$DATA.replaced-$stamp"
+    step=data-in; mv -T "$scratch$STAGE/data" "$DATA"
+    step=media-aside; [ ! -e "$MEDIA" ] || mv -T "$MEDIA" "$MEDIA.replaced-$stamp"
+    step=media-in; if [ -d "$scratch$MEDIA" ]; then mv -T "$scratch$MEDIA" "$MEDIA"; else mkdir "$MEDIA"; fi
+    step=owner; chown -R "$APP_USER:$APP_GROUP" "$DATA" "$MEDIA"; chmod 0750 "$DATA" "$MEDIA"
+    trap - ERR
     rm -rf "$scratch"
     [ ${#units[@]} = 0 ] || systemctl start "${units[@]}"
     echo "restored $(described "$id"); what was there is kept as $DATA.replaced-$stamp and $MEDIA.replaced-$stamp"
+}
+
+# undo STEP: restore's failure at STEP: what moved goes back, the app starts again.
+undo() {
+    trap - ERR
+    set +e
+    case $1 in
+        owner|media-in) [ ! -e "$MEDIA.replaced-$stamp" ] || { rm -rf "$MEDIA"; mv -T "$MEDIA.replaced-$stamp" "$MEDIA"; } ;;&
+        owner|media-in|media-aside) rm -rf "$DATA" ;;&
+        owner|media-in|media-aside|data-in) mv -T "$DATA.replaced-$stamp" "$DATA" ;;
+    esac
+    rm -rf "$scratch"
+    [ ${#units[@]} = 0 ] || systemctl start "${units[@]}"
+    fail "the restore of $id failed ($1): the data and uploads that were there are back in place, the app started"
 }
 
 command=${1:-}

@@ -286,8 +286,9 @@ backed_up() {
     if [ "$code" = 0 ] || ! grep -q '^Planned operations:' "$out"; then rm -f "$out"; return 0; fi
     failure=$(sed -n 's/^verify_failed [0-9]* //p' "$(dirname "$BACKUP")/status" 2> /dev/null || true)
     if [ -n "$failure" ] && [ -z "${MIGRATE_WITHOUT_BACKUP:-}" ]; then
-        echo "the last verification of the backups failed ($failure): fix it (status.py, backup.py), or" \
-             "migrate without a good backup: --data migrate_without_backup=true" > "$out"
+        echo "the last verification of the backups failed ($failure): run backup.py (it backs up, then" \
+             "verifies; a damaged repository: docs/backups.md), or migrate without a good backup:" \
+             "--data migrate_without_backup=true" > "$out"
         failed "its backup before migrating" "$out"
     fi
     code=0
@@ -658,7 +659,13 @@ django.setup()
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 loader = MigrationLoader(connection, ignore_no_migrations=True)
-unknown = sorted(set(loader.applied_migrations) - set(loader.disk_migrations))
+# Applied, of an app this release has migrations of, and neither one of them nor one a
+# squashed migration of them replaces (rows of an app it does not have are not its concern).
+known = set(loader.disk_migrations)
+for migration in loader.disk_migrations.values():
+    known.update(tuple(key) for key in migration.replaces or ())
+apps = {app for app, _ in loader.disk_migrations}
+unknown = sorted(key for key in loader.applied_migrations if key[0] in apps and key not in known)
 for app, name in unknown:
     print("unknown", f"{app}.{name}")
 for app in sorted({app for app, _ in unknown}):
@@ -677,9 +684,29 @@ migrations() {
 # to release $1 switches: each APP to NAME, as `manage.py migrate APP NAME`.
 unmigrate() {
     ID=$1; shift
-    local dir out
+    local dir out args=("$@")
     dir=$(readlink -f "$ROOT/current")
     NEW=
+    # Every step must be reversible before any runs: a half-reversed schema is worse than none.
+    out=$(mktemp)
+    while [ $# -ge 2 ]; do
+        check "to plan $1's migrations back to $2" as_app "$dir" python manage.py migrate --plan "$1" "$2" < /dev/null \
+            > "$out"
+        if grep -q IRREVERSIBLE "$out"; then
+            echo "release: $1's migrations back to $2 hold a step Django cannot reverse ($(grep -m 1 IRREVERSIBLE "$out" |
+                  sed 's/^ *//' | cut -c1-200)): roll back with --data rollback_data=restore instead" >&2
+            rm -f "$out"
+            exit 1
+        fi
+        shift 2
+    done
+    rm -f "$out"
+    set -- "${args[@]}"
+    # What reversing drops (a column, a table) is kept in a backup first, when there is one.
+    if [ -n "${BACKUP:-}" ]; then
+        out=$("$BACKUP" take "before reversing for $ID" 2>&1) && log "$(basename "$dir")" "backed up before running migrations back: $(tail -n 1 <<< "$out")" ||
+            { [ $? = 3 ] || { echo "release: the backup before running migrations back failed: $(tail -n 1 <<< "$out")" >&2; exit 1; }; }
+    fi
     while [ $# -ge 2 ]; do
         check "to run $1's migrations back to $2 (for a rollback to $ID)" \
             as_app "$dir" python manage.py migrate --noinput "$1" "$2" < /dev/null

@@ -100,3 +100,29 @@ def test_a_backup_restores_whole_and_a_damaged_repository_fails_its_verification
     assert failed.stderr.startswith(("backup: restic check found the repository damaged: error",
                                      "backup: snapshot ")), failed
     assert "\nverify_failed " in (site / "backup" / "status").read_text()
+
+
+def test_a_table_name_with_a_quote_is_counted_and_a_foreign_counts_file_is_refused(site):
+    """The app names its tables (a quote in one broke the count, and the backup); a snapshot's
+    counts.json that names a file outside the snapshot makes root open nothing there."""
+    path = database(site, 3)
+    db = sqlite3.connect(path)
+    db.execute('CREATE TABLE "odd""name" (x)')
+    db.execute('INSERT INTO "odd""name" VALUES (1)')
+    db.commit()
+    db.close()
+    taken = tool_run(site, "take", "manual")
+    assert taken.returncode == 0, taken
+    assert tool_run(site, "verify").returncode == 0
+
+    stage = site / "forged"
+    (stage / "data").mkdir(parents=True)
+    outside = site / "outside.db"
+    sqlite3.connect(outside).execute("CREATE TABLE t (x)").connection.close()
+    (stage / "counts.json").write_text('{"../../outside.db": {"t": 1}}')
+    script = subprocess.run(["bash", "-c", 'eval "$(sed -n "/^SQLITE=/,/^print(found)/p" "$0")"; printf %s "$SQLITE"',
+                             str(site / "backup" / "backup.sh")], capture_output=True, text=True, check=True).stdout
+    checked = subprocess.run(["python3", "-I", "-S", "-c", script, "check", "-", str(stage)], capture_output=True,
+                             text=True)
+    assert checked.returncode == 1
+    assert checked.stderr.strip() == "counts.json names a file outside the snapshot: not a backup this tool made"

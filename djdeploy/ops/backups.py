@@ -16,6 +16,7 @@ nothing on the backup host but OpenSSH; BorgBackup needs itself installed there 
 
 from __future__ import annotations
 
+import re
 import sys
 
 from pyinfra import host
@@ -74,34 +75,42 @@ def client(s, source, password: str, units: list):
                 salt=f"djdeploy-backup:{s.project}", shown="the backup password")
     upload(name="Backup tool", src="files/backup.sh", dest=s.backup_tool, mode="0700")
     upload(name="Backup settings", src="templates/backup.conf.j2", dest=f"{s.backup_dir}/backup.conf", mode="0600",
-           s=s, conf=settings(s, units))
-    repository(name="Backup repository", s=s)
+           s=s, conf=settings(s, units, host.name))
+    repository_made(name="Backup repository", s=s)
     timers(name="Backup timers", s=s)
 
 
-def settings(s, units: list) -> list:
-    """backup.conf's (name, shell-quoted value) pairs."""
+def repository(s, name: str) -> str:
+    """Host `name`'s own repository on the backup host: one per app host, so that no host
+    waits for another's restic lock, none can prune or damage another's, and a fresh host
+    of the same name finds its predecessor's."""
+    return f"sftp:{s.backup_account.user}@{s.backup_host}:/repo/{re.sub(r'[^A-Za-z0-9._-]', '_', name)}"
+
+
+def settings(s, units: list, name: str) -> list:
+    """backup.conf's (name, shell-quoted value) pairs, for app host `name`."""
     a = s.backup_account
     ssh = (f"ssh -i {s.backup_dir}/key -o UserKnownHostsFile={s.backup_dir}/known_hosts -o StrictHostKeyChecking=yes "
            f"-o BatchMode=yes -o ConnectTimeout=15 -o ServerAliveInterval=15 {a.user}@{s.backup_host} -s sftp")
     b = s.backups
     values = {
         "PROJECT": s.project, "DATA": s.data_dir, "MEDIA": s.media_dir, "APP_USER": s.user, "APP_GROUP": s.group,
-        "UNITS": " ".join(units), "REPOSITORY": f"sftp:{a.user}@{s.backup_host}:/repo", "SSH_COMMAND": ssh,
-        "KEEP": f"--keep-daily {b.keep_daily} --keep-weekly {b.keep_weekly} --keep-monthly {b.keep_monthly}",
+        "UNITS": " ".join(units), "REPOSITORY": repository(s, name), "SSH_COMMAND": ssh,
+        # every snapshot of the last keep_daily days (those taken before migrations too), then one a day...
+        "KEEP": (f"--keep-within {max(b.keep_daily, 1)}d --keep-daily {b.keep_daily} --keep-weekly {b.keep_weekly} "
+                 f"--keep-monthly {b.keep_monthly}"),
     }
     return [(name, shell_quote(value)) for name, value in values.items()]
 
 
 @operation()
-def repository(s):
-    """The restic repository exists on the backup host (made once: `backup.sh init`, which
-    notes its address in backup/repository).
+def repository_made(s):
+    """This host's restic repository exists on the backup host (made once: `backup.sh init`,
+    which notes its address in backup/repository).
 
     + s: the app host's AppSettings
     """
-    wanted = f"sftp:{s.backup_account.user}@{s.backup_host}:/repo"
-    if host.get_fact(FileText, path=f"{s.backup_dir}/repository") != wanted:
+    if host.get_fact(FileText, path=f"{s.backup_dir}/repository") != repository(s, host.name):
         yield f"{shell_quote(s.backup_tool)} init"
 
 
@@ -138,11 +147,13 @@ def _said(state, host, command: str, what: str) -> bool:
 
 @operation(is_idempotent=False)
 def taken(s):
-    """A snapshot now (backup.py), its id printed.
+    """A snapshot now (backup.py), its id printed; then the proof that it restores (the
+    verification, which also clears a failed one from status.py).
 
     + s: the app host's AppSettings
     """
     yield FunctionCommand(_said, (f"{shell_quote(s.backup_tool)} take manual", "the backup"), {})
+    yield FunctionCommand(_said, (f"{shell_quote(s.backup_tool)} verify", "the verification"), {})
 
 
 def restore_plan(host, s, snapshot: str) -> None:
@@ -152,9 +163,10 @@ def restore_plan(host, s, snapshot: str) -> None:
     plan = host.get_fact(BackupPlan, tool=s.backup_tool, snapshot=snapshot)
     if plan is None:
         raise OperationError(f"{host.name} has no backup tool yet: deploy it first (pyinfra inventory.py deploy.py)")
-    if not plan[0].startswith("would restore"):
-        raise OperationError(printable(f"{host.name}: {plan[-1]}"))
-    for line in plan:
+    start = next((n for n, line in enumerate(plan) if line.startswith("would restore")), None)
+    if start is None:
+        raise OperationError(printable(f"{host.name}: {plan[-1] if plan else 'the backup tool said nothing'}"))
+    for line in plan[start:]:
         print(printable(f"    [{host.name}] {line}"), file=sys.stderr, flush=True)
 
 
