@@ -58,8 +58,9 @@ failed() {
 # COPY: as the app user, each file of shared/data into the stage (SQLite files by the
 # online backup API, then checked whole), and the stage's `counts.json`: {file: {table: rows}}.
 # CHECK DIR: as root, on a restored stage: each SQLite file of counts.json whole, read-only
-# (immutable, untrusted schema, virtual tables not run), its rows as counted; the names in
-# counts.json must be plain relative paths inside the stage.
+# (immutable; virtual tables not run; only SQLite's built-in functions exist here, so a
+# schema's CHECK constraints, such as Django's JSON_VALID, run nothing else), its rows as
+# counted; the names in counts.json must be plain relative paths inside the stage.
 SQLITE='import json, os, shutil, sqlite3, sys, urllib.parse
 verb, source, stage = sys.argv[1], sys.argv[2], sys.argv[3]
 HEADER = b"SQLite format 3\x00"
@@ -71,7 +72,6 @@ def counted(path, readonly):
         db = sqlite3.connect("file:" + urllib.parse.quote(path) + "?mode=ro&immutable=1", uri=True)
     else:
         db = sqlite3.connect(path)
-    db.execute("PRAGMA trusted_schema = OFF")
     whole = db.execute("PRAGMA integrity_check").fetchone()[0]
     if whole != "ok":
         sys.exit(f"{os.path.basename(path)}: not whole: {whole}"[:300])

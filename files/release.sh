@@ -652,32 +652,46 @@ release_command() {
     log "$ID" "ran the Procfile's release command"
 }
 
-# What a rollback to a release meets: migrations the database has that it does not know.
+# What a rollback to a release meets: migrations the database has applied that the current
+# release knows and the release does not (a migration neither knows, say one an earlier
+# test or a removed app left, is not the rollback's concern). Printed by each release:
+# "known APP.NAME" (its files, and what its squashed ones replace), "applied APP.NAME",
+# "leaf APP NAME" (each app's last migration).
 MIGRATIONS_PY='
 import django
 django.setup()
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 loader = MigrationLoader(connection, ignore_no_migrations=True)
-# Applied, of an app this release has migrations of, and neither one of them nor one a
-# squashed migration of them replaces (rows of an app it does not have are not its concern).
-known = set(loader.disk_migrations)
-for migration in loader.disk_migrations.values():
-    known.update(tuple(key) for key in migration.replaces or ())
-apps = {app for app, _ in loader.disk_migrations}
-unknown = sorted(key for key in loader.applied_migrations if key[0] in apps and key not in known)
-for app, name in unknown:
-    print("unknown", f"{app}.{name}")
-for app in sorted({app for app, _ in unknown}):
+for (app, name), migration in loader.disk_migrations.items():
+    for key in ((app, name), *(tuple(k) for k in migration.replaces or ())):
+        print("known", ".".join(key))
+for app, name in loader.applied_migrations:
+    print("applied", f"{app}.{name}")
+for app in sorted({app for app, _ in loader.disk_migrations}):
     leaves = loader.graph.leaf_nodes(app)
-    print("known", app, leaves[0][1] if leaves else "zero")
+    if leaves:
+        print("leaf", app, leaves[0][1])
 '
+
+# migration_files DIR: the names of the migration files release DIR runs with (its code's
+# and its virtualenv's packages'), one per line, sorted.
+migration_files() {
+    find -L "$1" -path '*/migrations/[0-9]*.py' -printf '%P\n' 2> /dev/null | sed 's|^.*/site-packages/||' | sort -u
+}
 
 migrations() {
     ID=$1
-    local dir="$ROOT/releases/$ID"
+    local dir="$ROOT/releases/$ID" current
     [ -d "$dir" ] || fail "release $ID is not on this host"
+    current=$(readlink -f "$ROOT/current")
+    # Every migration file of the current release is in release ID too: nothing it knows
+    # that ID does not, and no Django start needed (a rollback's usual case).
+    if [ -z "$(comm -23 <(migration_files "$current") <(migration_files "$dir"))" ]; then return 0; fi
+    echo "in target"
     as_app "$dir" python -c "$MIGRATIONS_PY" < /dev/null
+    echo "in current"
+    as_app "$current" python -c "$MIGRATIONS_PY" < /dev/null
 }
 
 # The current release (the code that knows them) runs migrations back, before a rollback

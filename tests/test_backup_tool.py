@@ -126,3 +126,18 @@ def test_a_table_name_with_a_quote_is_counted_and_a_foreign_counts_file_is_refus
                              text=True)
     assert checked.returncode == 1
     assert checked.stderr.strip() == "counts.json names a file outside the snapshot: not a backup this tool made"
+
+
+def test_a_table_with_a_json_check_is_backed_up(site):
+    """Django's JSONField on SQLite is a CHECK (JSON_VALID(...)) in the schema (django-tasks'
+    results table has one): the copy and the check must read such a schema."""
+    path = database(site, 2)
+    db = sqlite3.connect(path)
+    db.execute('CREATE TABLE results (id INTEGER PRIMARY KEY, value TEXT CHECK ((JSON_VALID("value") OR "value" IS NULL)))')
+    db.execute("INSERT INTO results (value) VALUES ('{\"a\": 1}')")
+    db.commit()
+    db.close()
+    taken = tool_run(site, "take", "manual")
+    assert taken.returncode == 0, taken
+    verified = tool_run(site, "verify")
+    assert verified.returncode == 0, verified

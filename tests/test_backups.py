@@ -79,7 +79,8 @@ def upload(host, name: str, content: bytes) -> str:
 
 
 def snapshot_of(output: str) -> str:
-    found = re.findall(r"\] snapshot ([0-9a-f]{8})\b", output)
+    found = re.findall(r"\] snapshot ([0-9a-f]{8})$", output, re.M)
+    assert re.search(rf"\] snapshot {found[0] if found else '-'} restores: 1 database\(s\) whole", output), output[-3000:]
     assert len(found) == 1, output[-3000:]
     return found[0]
 
@@ -262,7 +263,7 @@ def test_a_damaged_repository_is_caught_and_stops_the_next_migrating_deploy(host
     host, keeper = web(hosts), backup_host(hosts)
     assert run("-y", deploy="backup.py").returncode == 0
     hosts.ssh(host, f"systemctl start {VERIFY}")  # passes while the repository is whole
-    hosts.ssh(keeper, f"for f in $(find /srv/backups/{PROJECT}/repo/data -type f); do "
+    hosts.ssh(keeper, f"for f in $(find /srv/backups/{PROJECT}/repo -path '*/data/*' -type f); do "
                       "printf 'damaged' | dd of=$f bs=1 seek=40 conv=notrunc status=none; done")
     assert hosts.ssh(host, f"systemctl start {VERIFY}", check=False).returncode != 0
     assert VERIFY in hosts.ssh(host, "systemctl --failed --no-legend").stdout

@@ -46,7 +46,7 @@ def test_unknown_group_in_the_inventory(tmp_path, fleet, fingerprints):
     before = fingerprints()
     path = servers_file(tmp_path, fleet, f'[webb]\nhosts = ["{fleet.hosts[0]["address"]}"]\n')
     result = run_pyinfra("-y", env={"DJDEPLOY_SERVERS": path})
-    assert_one_clear_failure(result, "unknown group [webb]", "the groups are db, files, lb, staging, web, worker")
+    assert_one_clear_failure(result, "unknown group [webb]", "the groups are backup, db, files, lb, staging, web, worker")
     assert fingerprints() == before
 
 

@@ -82,3 +82,19 @@ def test_a_lock_left_empty_is_named_as_such_when_a_deploy_gives_up_waiting(tmp_p
     assert out.returncode == 1
     assert out.stdout.startswith("deploy lock held by an unknown deploy (its lock folder is empty) since an unknown "
                                  "time: wait for that deploy to end, or if it was killed: pyinfra inventory.py unlock.py")
+
+
+def test_a_rollback_meets_only_migrations_the_current_release_knows_and_the_target_does_not():
+    """Rows of a migration neither release knows (an app removed, another test's) do not
+    stop a rollback; one the current release brought does, with the target's last of that
+    app to run back to; the usual case (no Django start: release.sh compared the files)."""
+    from djdeploy.ops.facts import MigrationsAhead
+
+    fact = MigrationsAhead()
+    assert fact.process(["listed"]) == {"unknown": [], "known": {}}
+    assert fact.process([]) is None
+    assert fact.process([
+        "in target", "known notes.0001_initial", "known shop.0001_initial", "applied notes.0001_initial",
+        "applied notes.0002_tag", "applied notes.0003_more", "applied gone.0001_initial", "leaf notes 0001_initial",
+        "leaf shop 0001_initial", "in current", "known notes.0001_initial", "known notes.0002_tag", "listed",
+    ]) == {"unknown": ["notes.0002_tag"], "known": {"notes": "0001_initial"}}

@@ -389,9 +389,9 @@ class BackupPlan(FactBase):
 
 class MigrationsAhead(FactBase):
     """What a rollback to `release` meets: {"unknown": [app.name, ...], "known": {app: name}},
-    the migrations the database has applied that the release does not know, and each such
-    app's last one it does ("zero": none); None if the release could not say (release.sh
-    migrations, run in the release as the app user)."""
+    the migrations the database has applied that the current release knows and `release`
+    does not, and each such app's last one `release` knows ("zero": none); None if the
+    releases could not say (release.sh migrations, run in each as the app user)."""
 
     def command(self, tool, tool_env, release):
         return f"{tool_env} {shell_quote(tool)} migrations {shell_quote(release)} 2>/dev/null && echo listed || true"
@@ -399,11 +399,17 @@ class MigrationsAhead(FactBase):
     def process(self, output):
         if "listed" not in output:  # (no output at all: pyinfra gives None without asking)
             return None
-        found = {"unknown": [], "known": {}}
+        seen = {"target": {"known": set(), "applied": set(), "leaf": {}}, "current": {"known": set()}}
+        side = None
         for line in output:
             parts = line.split()
-            if len(parts) == 2 and parts[0] == "unknown":
-                found["unknown"].append(parts[1])
-            elif len(parts) == 3 and parts[0] == "known":
-                found["known"][parts[1]] = parts[2]
-        return found
+            if parts[:1] == ["in"] and len(parts) == 2 and parts[1] in seen:
+                side = seen[parts[1]]
+            elif side is not None and len(parts) == 2 and parts[0] in ("known", "applied") and parts[0] in side:
+                side[parts[0]].add(parts[1])
+            elif side is not None and len(parts) == 3 and parts[0] == "leaf" and "leaf" in side:
+                side["leaf"][parts[1]] = parts[2]
+        target, current = seen["target"], seen["current"]
+        unknown = sorted((target["applied"] & current["known"]) - target["known"])
+        apps = sorted({name.split(".", 1)[0] for name in unknown})
+        return {"unknown": unknown, "known": {app: target["leaf"].get(app, "zero") for app in apps}}
