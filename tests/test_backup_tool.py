@@ -105,15 +105,7 @@ def test_a_backup_restores_whole_and_a_damaged_repository_fails_its_verification
 def test_a_table_name_with_a_quote_is_counted_and_a_foreign_counts_file_is_refused(site):
     """The app names its tables (a quote in one broke the count, and the backup); a snapshot's
     counts.json that names a file outside the snapshot makes root open nothing there."""
-    path = database(site, 3)
-    db = sqlite3.connect(path)
-    db.execute('CREATE TABLE "odd""name" (x)')
-    db.execute('INSERT INTO "odd""name" VALUES (1)')
-    db.commit()
-    db.close()
-    taken = tool_run(site, "take", "manual")
-    assert taken.returncode == 0, taken
-    assert tool_run(site, "verify").returncode == 0
+    backed_up_with(site, 'CREATE TABLE "odd""name" (x)', 'INSERT INTO "odd""name" VALUES (1)')
 
     stage = site / "forged"
     (stage / "data").mkdir(parents=True)
@@ -131,10 +123,17 @@ def test_a_table_name_with_a_quote_is_counted_and_a_foreign_counts_file_is_refus
 def test_a_table_with_a_json_check_is_backed_up(site):
     """Django's JSONField on SQLite is a CHECK (JSON_VALID(...)) in the schema (django-tasks'
     results table has one): the copy and the check must read such a schema."""
+    backed_up_with(site, 'CREATE TABLE results (id INTEGER PRIMARY KEY, value TEXT '
+                         'CHECK ((JSON_VALID("value") OR "value" IS NULL)))',
+                   "INSERT INTO results (value) VALUES ('{\"a\": 1}')")
+
+
+def backed_up_with(site, *statements: str) -> None:
+    """The app's database with `statements` run on it is backed up, and the backup verified."""
     path = database(site, 2)
     db = sqlite3.connect(path)
-    db.execute('CREATE TABLE results (id INTEGER PRIMARY KEY, value TEXT CHECK ((JSON_VALID("value") OR "value" IS NULL)))')
-    db.execute("INSERT INTO results (value) VALUES ('{\"a\": 1}')")
+    for statement in statements:
+        db.execute(statement)
     db.commit()
     db.close()
     taken = tool_run(site, "take", "manual")
