@@ -134,9 +134,7 @@ else:
     if s.backup_host:
         # Backups to the backup host (SQLite and uploads): the tool, its key and password
         # (root's alone), a timer that backs up and one that proves the latest restores.
-        backups.client(s, source=host.state.inventory.get_host(s.backup_from), password=backup_password(host),
-                       units=[*([s.unit_socket] if s.web and s.listen == "socket" else []),
-                              *([s.unit] if s.web else []), *s.process_instances])
+        backups.client(s, source=host.state.inventory.get_host(s.backup_from), password=backup_password(host))
 
     # The release: unpacked, checked, backed up if it migrates, migrated and collected
     # before it can serve.

@@ -25,7 +25,7 @@ from djdeploy.config.appsettings import AppSettings, Process, Timer, batch_size
 from djdeploy.config.settings import parse
 from djdeploy.errors import DataError, DeployError, fail
 from djdeploy.ops.facts import FileText, HostPython, MigrationsAhead
-from djdeploy.ops.releases import deployment, tool_env
+from djdeploy.ops.releases import deployment, last_served, tool_env
 from djdeploy.ops.uploads import render_env
 from djdeploy.terminal import printable
 
@@ -486,9 +486,8 @@ def _backup_before(host, s: AppSettings, target: str) -> tuple:
     if not s.backup_host:
         return None, None
     lines = (host.get_fact(FileText, path=f"{s.root}/revisions.log") or "").splitlines()
-    served = [n for n, line in enumerate(lines) if line.split(" ", 3)[1:2] == [target]
-              and line.split(" ", 3)[3:4] and line.split(" ", 3)[3].startswith(("switched", "rolled back"))]
-    for line in lines[served[-1] + 1 if served else 0:]:
+    served = last_served(lines, target)
+    for line in lines[0 if served is None else served + 1:]:
         if "backed up before its migrations: snapshot " in line:
             return line.rsplit(" ", 1)[-1], line.split(" ", 1)[0]
         if "migrating without a backup" in line:  # what came before it was never kept

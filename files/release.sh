@@ -273,17 +273,14 @@ confined() {
     [ -z "$found" ] || { echo "links out of the release, or files linked from elsewhere: $found"; return 1; }
 }
 
-# A release that brings migrations the database has not applied is migrated only after a
-# backup of the data they change (BACKUP: the backup tool, when the project has a backup
-# host); the snapshot's id goes into revisions.log beside the release, for a rollback to
-# find. A failed backup, or a last verification that failed, stops the release, unless
-# MIGRATE_WITHOUT_BACKUP says to go on. (An error in the app is left for app_steps to name.)
+# A release that brings migrations the database has not applied (migrations_pending) is
+# migrated only after a backup of the data they change (BACKUP: the backup tool, when the
+# project has a backup host); the snapshot's id goes into revisions.log beside the release,
+# for a rollback to find. A failed backup, or a last verification that failed, stops the
+# release, unless MIGRATE_WITHOUT_BACKUP says to go on.
 backed_up() {
     local out code=0 failure
-    [ -n "${BACKUP:-}" ] && [ "${DATABASE:-sqlite}" != postgresql ] || return 0
     out=$(mktemp)
-    as_app "$1" python manage.py migrate --plan --check --skip-checks < /dev/null > "$out" 2>&1 || code=$?
-    if [ "$code" = 0 ] || ! grep -q '^Planned operations:' "$out"; then rm -f "$out"; return 0; fi
     failure=$(sed -n 's/^verify_failed [0-9]* //p' "$(dirname "$BACKUP")/status" 2> /dev/null || true)
     if [ -n "$failure" ] && [ -z "${MIGRATE_WITHOUT_BACKUP:-}" ]; then
         echo "the last verification of the backups failed ($failure): run backup.py (it backs up, then" \
@@ -305,21 +302,30 @@ backed_up() {
     rm -f "$out"
 }
 
+# migrations_pending DIR: 0 when release DIR brings migrations the database lacks, 1 when
+# none, 2 when it could not tell (an error in the app, which the step after names).
+migrations_pending() {
+    local out code=0
+    out=$(mktemp)
+    as_app "$1" python manage.py migrate --plan --check --skip-checks < /dev/null > "$out" 2>&1 || code=$?
+    if [ "$code" = 0 ]; then code=1; elif grep -q '^Planned operations:' "$out"; then code=0; else code=2; fi
+    rm -f "$out"
+    return "$code"
+}
+
 # remigrate ID: release ID, prepared before and deployed again (after a rollback): on
 # SQLite, the migrations a rollback ran back (rollback_data) or a restore undid are applied
 # again, after a backup, as a new release's are.
 remigrate() {
     ID=$1
-    local dir="$ROOT/releases/$ID" out code=0
+    local dir="$ROOT/releases/$ID" code=0
     [ -d "$dir" ] || fail "release $ID is not on this host"
     [ "${DATABASE:-sqlite}" != postgresql ] || return 0
     NEW= ARCHIVE=
     with_waiting_files
-    out=$(mktemp)
-    as_app "$dir" python manage.py migrate --plan --check --skip-checks < /dev/null > "$out" 2>&1 || code=$?
-    rm -f "$out"
-    [ "$code" != 0 ] || return 0
-    backed_up "$dir"
+    migrations_pending "$dir" || code=$?
+    [ "$code" != 1 ] || return 0
+    [ "$code" != 0 ] || [ -z "${BACKUP:-}" ] || backed_up
     check "its migrations" as_app "$dir" python manage.py migrate --noinput < /dev/null
 }
 
@@ -335,7 +341,9 @@ prepare() {
     check "to unpack its code" tar -C "$NEW" --no-same-owner --no-same-permissions -xf "$ARCHIVE"
     ln -s "../../venvs/$venv" "$NEW/venv"
     check "to link the paths the app writes" link_shared
-    backed_up "$NEW"
+    if [ -n "${BACKUP:-}" ] && [ "${DATABASE:-sqlite}" != postgresql ] && migrations_pending "$NEW"; then
+        backed_up
+    fi
     app_steps
     WRITABLE=
     # Root's and read-only to the app again; what the app user wrote may not reach out of it.

@@ -323,6 +323,13 @@ class AppSettings:
         return f"{self.backup_dir}/backup.sh"
 
     @property
+    def app_units(self) -> tuple:
+        """Every unit that runs the app's code for good on this host: its socket (socket mode),
+        its web unit, its process instances (what a restore stops while the data moves)."""
+        web = ((self.unit_socket,) if self.listen == "socket" else ()) + (self.unit,) if self.web else ()
+        return (*web, *self.process_instances)
+
+    @property
     def backup_units(self) -> tuple:
         """The scheduled backup's and the verification's services (each with a .timer)."""
         return (f"{self.project}-backup.service", f"{self.project}-backup-verify.service")

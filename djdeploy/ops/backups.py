@@ -57,14 +57,13 @@ def repository_folder(s):
         yield f"mkdir -p {quoted} && chown {shell_quote(a.user)}:{shell_quote(a.user)} {quoted} && chmod 0700 {quoted}"
 
 
-def client(s, source, password: str, units: list):
+def client(s, source, password: str):
     """An app host: the backup tool, its settings and secrets (root's alone), the repository
     made once, and the timers that back up and verify.
 
     + s: the app host's AppSettings
     + source: the backup host (pyinfra's Host)
     + password: BACKUP_PASSWORD
-    + units: what a restore stops while the data moves (the app's units)
     """
     files.directory(name="Backup folder", path=s.backup_dir, user="root", group="root", mode="0700")
     sftp.copied_key(name="Backup key", a=s.backup_account, path=f"{s.backup_dir}/key", source=source, group="root",
@@ -75,7 +74,7 @@ def client(s, source, password: str, units: list):
                 salt=f"djdeploy-backup:{s.project}", shown="the backup password")
     upload(name="Backup tool", src="files/backup.sh", dest=s.backup_tool, mode="0700")
     upload(name="Backup settings", src="templates/backup.conf.j2", dest=f"{s.backup_dir}/backup.conf", mode="0600",
-           s=s, conf=settings(s, units, host.name))
+           s=s, conf=settings(s, host.name))
     repository_made(name="Backup repository", s=s)
     timers(name="Backup timers", s=s)
 
@@ -87,7 +86,7 @@ def repository(s, name: str) -> str:
     return f"sftp:{s.backup_account.user}@{s.backup_host}:/repo/{re.sub(r'[^A-Za-z0-9._-]', '_', name)}"
 
 
-def settings(s, units: list, name: str) -> list:
+def settings(s, name: str) -> list:
     """backup.conf's (name, shell-quoted value) pairs, for app host `name`."""
     a = s.backup_account
     ssh = (f"ssh -i {s.backup_dir}/key -o UserKnownHostsFile={s.backup_dir}/known_hosts -o StrictHostKeyChecking=yes "
@@ -95,7 +94,8 @@ def settings(s, units: list, name: str) -> list:
     b = s.backups
     values = {
         "PROJECT": s.project, "DATA": s.data_dir, "MEDIA": s.media_dir, "APP_USER": s.user, "APP_GROUP": s.group,
-        "UNITS": " ".join(units), "REPOSITORY": repository(s, name), "SSH_COMMAND": ssh,
+        "UNITS": " ".join(s.app_units),  # what a restore stops while the data moves
+        "REPOSITORY": repository(s, name), "SSH_COMMAND": ssh,
         # every snapshot of the last keep_daily days (those taken before migrations too), then one a day...
         "KEEP": (f"--keep-within {max(b.keep_daily, 1)}d --keep-daily {b.keep_daily} --keep-weekly {b.keep_weekly} "
                  f"--keep-monthly {b.keep_monthly}"),

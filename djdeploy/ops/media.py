@@ -27,7 +27,7 @@ from djdeploy.shell import shell_quote
 @deploy("Uploads")
 def server(s, clients: list):
     """The project's SFTP-only account and its folder, its key authorized from the app
-    hosts (`clients`, preflight.files_clients) alone, and the front that serves the uploads."""
+    hosts (`clients`, preflight.app_addresses) alone, and the front that serves the uploads."""
     debian_packages(name="Debian packages", packages=[*front.PACKAGES, "openssh-server"])
     sftp.account(s.uploads_account, clients)
     uploads_folder(name="Uploads folder", s=s)

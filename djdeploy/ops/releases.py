@@ -42,6 +42,16 @@ def tool_env(s) -> str:
     return "env " + " ".join(f"{k}={shell_quote(v)}" for k, v in values.items())
 
 
+def last_served(lines: list[str], release_id: str | None) -> int | None:
+    """The index of the revisions.log line (`lines`) where `release_id` last started serving
+    (switched to, or rolled back to), or None."""
+    for index in range(len(lines) - 1, -1, -1):
+        parts = lines[index].split(" ", 3)
+        if len(parts) == 4 and parts[1] == release_id and parts[3].startswith(("switched", "rolled back")):
+            return index
+    return None
+
+
 def deployment(s) -> dict:
     """The host's Deployment fact, asked the same way everywhere (one fact, one batch entry)."""
     return host.get_fact(Deployment, root=s.root, config_files=s.config_files)

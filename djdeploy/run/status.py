@@ -10,17 +10,15 @@ from pyinfra.facts.systemd import SystemdStatus
 from djdeploy.ops.balancer import UNIT as BALANCER
 from djdeploy.ops.balancer import BalancerServers
 from djdeploy.ops.facts import FileText, HealthAnswer, JobTimers, LockHolder, UnitStates
-from djdeploy.ops.releases import deployment, tool_env
+from djdeploy.ops.releases import deployment, last_served, tool_env
 from djdeploy.terminal import printable
 
 
 def went_live(revisions: str | None, release_id: str | None) -> str:
     """When `release_id` last started serving, from the host's revisions log."""
-    for line in reversed((revisions or "").splitlines()):
-        parts = line.split(" ", 3)
-        if len(parts) == 4 and parts[1] == release_id and parts[3].startswith(("switched", "rolled back")):
-            return parts[0]
-    return "?"
+    lines = (revisions or "").splitlines()
+    served = last_served(lines, release_id)
+    return "?" if served is None else lines[served].split(" ", 1)[0]
 
 
 def _when(seconds) -> str:
