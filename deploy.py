@@ -12,10 +12,10 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from djdeploy import speed_up
-from djdeploy.ops import backups, balancer, front, media, postgresql, releases, services, system, uploads
+from djdeploy.ops import backups, balancer, front, media, pgbackrest, postgresql, releases, services, system, uploads
 from djdeploy.preflight import (app_addresses, app_settings, backup_password, balanced, balancers_of, build_release,
                                 database_clients, first_app_host, host_python, host_secrets, key_source,
-                                migrates_here, preflight, timers_here)
+                                migrates_here, preflight, project_backup_password, timers_here)
 from djdeploy.run import lock, rollout
 
 speed_up(host)  # this host's facts in one SSH command (those the last run asked)
@@ -34,6 +34,12 @@ elif s.files_server:
     # The files group: the project's uploads, which its app hosts write over SFTP (an account
     # of their own, chrooted, its key made here) and the front serves to the balancers.
     media.server(s, clients=app_addresses(host.state, s))
+elif s.backup_server and s.backup_db:
+    # The backup group, for a project on PostgreSQL: pgBackRest's repository host, which
+    # backs up the db host's cluster and receives its WAL (SSH both ways, each side's key
+    # made on it), encrypted with the project's BACKUP_PASSWORD.
+    pgbackrest.repository(s, db=host.state.inventory.get_host(s.backup_db),
+                          password=project_backup_password(host.state, s.project))
 elif s.backup_server:
     # The backup group: the project's restic repository, which its app hosts write over
     # SFTP (an account of their own, chrooted, its key made here); encrypted by them, with
@@ -50,7 +56,7 @@ else:
     system.debian_packages(name="Debian packages",
                                packages=list(dict.fromkeys([f"python{python}-venv", "curl",
                                                             *(front.PACKAGES if s.web else ()),
-                                                            *(backups.PACKAGES if s.backup_host else ()),
+                                                            *(backups.PACKAGES if s.restic_backups else ()),
                                                             *release.packages, *s.debian_packages])))
 
     # One deploy at a time per host: the lock is held while this run executes.
@@ -131,7 +137,7 @@ else:
         mode="0640", staged=True,
     )
 
-    if s.backup_host:
+    if s.restic_backups:
         # Backups to the backup host (SQLite and uploads): the tool, its key and password
         # (root's alone), a timer that backs up and one that proves the latest restores.
         backups.client(s, source=host.state.inventory.get_host(s.backup_from), password=backup_password(host))
@@ -144,7 +150,8 @@ else:
     uploads.upload(name="Release step sandbox", src="templates/sandbox.j2", dest=s.step_sandbox, mode="0644", s=s)
     releases.release(name="Release", s=s, release_id=release.id, archive=release.archive, venv=release.venv)
     # PostgreSQL: migrated once, by one host, when every host has the release and before any switches.
-    postgresql.migrations(name="Migrations", s=s, release_id=release.id, here=migrates_here(host, s))
+    postgresql.migrations(name="Migrations", s=s, release_id=release.id, here=migrates_here(host, s),
+                          keeper=host.state.inventory.get_host(s.backup_from) if s.backup_from else None)
     # The Procfile's release line, once per deploy, on the first app host, before any switch.
     releases.procfile_release(name="Release command", s=s, release_id=release.id,
                                here=host.name == first_app_host(host.state, s))
@@ -209,3 +216,9 @@ else:
     services.scheduled_jobs(name="Scheduled jobs", s=s, timers=timers_here(host, s),
                               _if=rollout.nothing_failed(host.state))
     releases.releases_pruned(name="Old releases", s=s, keep=s.keep_releases, release_id=release.id)
+
+if s.backup_db or (s.database_server and s.backup_host):
+    # PostgreSQL's backups, in one step of both hosts once each has its key: each lets the
+    # other's pgBackRest in; then the backup host makes the stanza with a first full backup,
+    # and the timers that back up and prove the latest backup restores.
+    pgbackrest.linked(s, peer=host.state.inventory.get_host(s.backup_db or s.backup_from))

@@ -16,7 +16,7 @@ speed_up(host)  # this host's facts in one SSH command (those the last run asked
 preflight(host.state)
 s = app_settings(host)
 if s.database_server:
-    report_database(host, database_clients(host.state, host.name))
+    report_database(host, database_clients(host.state, host.name), s)
 elif s.balancer:
     report_balancer(host, s)
 else:

@@ -167,9 +167,10 @@ def link_files(parsed: dict) -> list[str]:
 
 
 def link_backups(parsed: dict) -> list[str]:
-    """Point each project's app hosts at its backup host (backup_server = True, the backup
-    group), in place: they keep their restic repository there, over SFTP. One backup host
-    per project; SQLite projects only, for now (PostgreSQL's is pgBackRest's, not built)."""
+    """Point each project's hosts at its backup host (backup_server = True, the backup group),
+    in place. One backup host per project. On SQLite, its app hosts keep their restic
+    repository there, over SFTP; on PostgreSQL, the db host's cluster is backed up there by
+    pgBackRest (the backup host its repository host, the db host's name on it)."""
     problems, found = [], {}
     for name, (host, s) in parsed.items():
         if s.backup_server:
@@ -186,13 +187,35 @@ def link_backups(parsed: dict) -> list[str]:
                             "inventory: check its project, or remove it")
         for name in apps:
             host, s = parsed[name]
-            if s.database == "postgresql" or s.uploads_host:
-                problems.append(f"host {name}: backups to {backup_name} cover SQLite and uploads in shared/ only, "
-                                "not PostgreSQL or a files host (not built yet): remove the backup host, or use "
-                                "database = \"sqlite\"")
+            if s.uploads_host:
+                problems.append(f"host {name}: backups to {backup_name} do not cover uploads on a files host yet "
+                                f"({s.uploads_from}): remove the backup host, or the files host")
                 continue
             parsed[name] = (host, replace(s, backup_host=address, backup_from=backup_name))
+            if s.database == "postgresql":
+                problems += _link_cluster(parsed, s.db_host, backup_name, address)
     return problems
+
+
+def _link_cluster(parsed: dict, db: str, backup_name: str, address: str) -> list[str]:
+    """The db host `db` backs up its cluster to `backup_name` (pgBackRest), which learns its
+    name and address; a cluster has one repository host."""
+    db_host, server = parsed[db]
+    if server.backup_from not in (None, backup_name):
+        return [f"host {db}: its projects name two backup hosts ({server.backup_from}, {backup_name}); its "
+                "PostgreSQL is backed up as a whole, to one: give its projects the same backup host"]
+    parsed[db] = (db_host, replace(server, backup_host=address, backup_from=backup_name))
+    keeper, k = parsed[backup_name]
+    parsed[backup_name] = (keeper, replace(k, backup_db=db, backup_db_address=server.db_address))
+    return []
+
+
+def project_backup_password(state, project: str) -> str | None:
+    """BACKUP_PASSWORD of `project` (one per project, preflight checked): what the backup
+    host's pgBackRest repository is encrypted with."""
+    hosts = checked(state)
+    return next((password for (key, name), password in _backup_passwords.items()
+                 if key == id(state) and name in hosts and hosts[name][0].project == project), None)
 
 
 def app_addresses(state, s: AppSettings) -> list[str]:
@@ -363,7 +386,7 @@ def check_templates(host, s: AppSettings, secrets) -> list[str]:
                                                     inventory=host.state.inventory, timer=timer, process=process,
                                                     servers=[("check", "127.0.0.1", 80, "/")],  # a balancer's (stand-in)
                                                     a=s.uploads_account, verb="take", unit="check.service",
-                                                    conf=[])  # an SFTP account's, a backup unit's (stand-ins)
+                                                    conf=[], tool="/check")  # an SFTP account's, a backup unit's (stand-ins)
         except jinja2.TemplateSyntaxError as error:
             problems.append(f"{path} line {error.lineno}: {error.message}: fix the template")
         except (jinja2.UndefinedError, AttributeError, TypeError) as error:
@@ -468,6 +491,14 @@ def rollback_data(host, s: AppSettings, target: str) -> tuple:
     if s.rollback_data == "reverse":
         return "reverse", ahead["known"]
     snapshot, taken = _backup_before(host, s, target)
+    if s.rollback_data == "restore" and s.database == "postgresql":
+        # The cluster holds every project on the db host: putting it back is restore.py's, said
+        # plainly, not a side effect of one project's rollback.
+        where = (f"restore.py --limit {s.db_host} --data backup={snapshot} (backup {snapshot}, taken {taken} before "
+                 "them; data written since is lost, in every database of that server), then rollback.py again"
+                 if snapshot else "no backup was taken before them to restore; use --data rollback_data=reverse")
+        fail([f"host {host.name}: on PostgreSQL, rollback_data=restore does not put the database back by itself: "
+              f"{where}"])
     if s.rollback_data == "restore":
         if snapshot is None:
             fail([f"host {host.name}: no backup was taken before the migrations release {target} does not know "

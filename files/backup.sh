@@ -241,6 +241,7 @@ restore() {
     step=owner; chown -R "$APP_USER:$APP_GROUP" "$DATA" "$MEDIA"; chmod 0750 "$DATA" "$MEDIA"
     trap - ERR
     rm -rf "$scratch"
+    touch "$(dirname "$DATA")/.unmigrated"  # the data may be from before migrations: a release deployed again migrates
     [ ${#units[@]} = 0 ] || systemctl start "${units[@]}"
     echo "restored $(described "$id"); what was there is kept as $DATA.replaced-$stamp and $MEDIA.replaced-$stamp"
 }

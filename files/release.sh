@@ -315,18 +315,23 @@ migrations_pending() {
 
 # remigrate ID: release ID, prepared before and deployed again (after a rollback): on
 # SQLite, the migrations a rollback ran back (rollback_data) or a restore undid are applied
-# again, after a backup, as a new release's are.
+# again, after a backup, as a new release's are. Only these two take the database back
+# (each leaves UNMIGRATED): otherwise the release's migrations are applied, and Django is
+# not asked.
+UNMIGRATED=${ROOT:-}/shared/.unmigrated
 remigrate() {
     ID=$1
     local dir="$ROOT/releases/$ID" code=0
     [ -d "$dir" ] || fail "release $ID is not on this host"
     [ "${DATABASE:-sqlite}" != postgresql ] || return 0
+    [ -e "$UNMIGRATED" ] || return 0
     NEW= ARCHIVE=
     with_waiting_files
     migrations_pending "$dir" || code=$?
     [ "$code" != 1 ] || return 0
     [ "$code" != 0 ] || [ -z "${BACKUP:-}" ] || backed_up
     check "its migrations" as_app "$dir" python manage.py migrate --noinput < /dev/null
+    rm -f "$UNMIGRATED"
 }
 
 prepare() {
@@ -729,6 +734,7 @@ unmigrate() {
         out=$("$BACKUP" take "before reversing for $ID" 2>&1) && log "$(basename "$dir")" "backed up before running migrations back: $(tail -n 1 <<< "$out")" ||
             { [ $? = 3 ] || { echo "release: the backup before running migrations back failed: $(tail -n 1 <<< "$out")" >&2; exit 1; }; }
     fi
+    touch "$UNMIGRATED"  # a release deployed again migrates again (remigrate)
     while [ $# -ge 2 ]; do
         check "to run $1's migrations back to $2 (for a rollback to $ID)" \
             as_app "$dir" python manage.py migrate --noinput "$1" "$2" < /dev/null

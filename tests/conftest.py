@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -77,6 +78,21 @@ def wait_http_200(url: str, timeout: float = 90) -> tuple[int | None, str]:
         time.sleep(0.5)
         status, body = http_get(url)
     return status, body
+
+
+def note(host: dict, text: str) -> int:
+    """A row written through the sample app's /notes on `host`: its id."""
+    data = urllib.parse.urlencode({"text": text}).encode()
+    with urllib.request.urlopen(f"http://{host['address']}/notes", data=data, timeout=30) as response:
+        assert response.status == 201
+        return json.loads(response.read())["id"]
+
+
+def notes(host: dict, timeout: float = 120) -> set[str]:
+    """The sample app's rows as `host` serves them."""
+    status, body = wait_http_200(f"http://{host['address']}/notes", timeout=timeout)
+    assert status == 200, body
+    return {n["text"] for n in json.loads(body)["notes"]}
 
 
 class Fleet:
@@ -308,7 +324,7 @@ def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None, 
 # processes 214, system_libraries 83, build 71, every other file under 15; backups (later)
 # 131 alone.
 LONGEST_FIRST = ["test_adversarial", "test_releases", "test_postgresql", "test_corpus", "test_real_apps",
-                 "test_https", "test_processes", "test_backups", "test_system_libraries", "test_build"]
+                 "test_https", "test_processes", "test_pg_backups", "test_backups", "test_system_libraries", "test_build"]
 # A test that stops what every fleet shares (the apt proxy) runs alone, after the others
 # (make test's second command).
 ALONE = {"test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_leaves_nothing"}

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import PROJECT, ROOT, copy_project, own_fleet, results, run_pyinfra, wait_http_200
+from conftest import PROJECT, ROOT, copy_project, note, notes, own_fleet, results, run_pyinfra, wait_http_200
 
 pytestmark = pytest.mark.fleet
 
@@ -52,19 +52,6 @@ def web(hosts):
 
 def backup_host(hosts):
     return hosts.by_group("backup")[0]
-
-
-def note(host, text: str) -> int:
-    data = urllib.parse.urlencode({"text": text}).encode()
-    with urllib.request.urlopen(f"http://{host['address']}/notes", data=data, timeout=30) as response:
-        assert response.status == 201
-        return json.loads(response.read())["id"]
-
-
-def notes(host) -> set[str]:
-    status, body = wait_http_200(f"http://{host['address']}/notes", timeout=90)
-    assert status == 200, body
-    return {n["text"] for n in json.loads(body)["notes"]}
 
 
 def upload(host, name: str, content: bytes) -> str:

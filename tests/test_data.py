@@ -293,8 +293,8 @@ def test_a_balanced_site_that_cannot_work_is_one_line_each(monkeypatch):
 
 def test_backups_that_cannot_work_are_one_line_each(monkeypatch):
     """The backup password missing, too short or differing between a project's hosts; two
-    backup hosts; a backup host for a project on PostgreSQL (not built); wrong `backups`
-    fields. The password never reaches the app's .env."""
+    backup hosts; a backup host for a project whose uploads are on a files host (not built);
+    wrong `backups` fields. On PostgreSQL, the db host and the backup host learn each other. The password never reaches the app's .env."""
     from types import SimpleNamespace
 
     from djdeploy import preflight
@@ -336,9 +336,17 @@ def test_backups_that_cannot_work_are_one_line_each(monkeypatch):
         "put the others in another group"]
     db = Host(name="10.0.0.40", groups=["db"], data={"database_server": True}, state=None)
     monkeypatch.setenv("DJDEPLOY_SECRET_DATABASE_PASSWORD", "a-good-long-database-password")
-    assert problems(db, keeper, *web) == [
-        f"host {h.name}: backups to 10.0.0.30 cover SQLite and uploads in shared/ only, not PostgreSQL or a files "
-        "host (not built yet): remove the backup host, or use database = \"sqlite\"" for h in web]
+    on_postgres = state(db, keeper, *web)
+    preflight.preflight(on_postgres)  # the db host's cluster goes to the backup host (pgBackRest)
+    linked = preflight.checked(on_postgres)
+    assert (linked["10.0.0.40"][0].backup_host, linked["10.0.0.40"][0].backup_from) == ("10.0.0.30", "10.0.0.30")
+    assert (linked["10.0.0.30"][0].backup_db, linked["10.0.0.30"][0].backup_db_address) == ("10.0.0.40", "10.0.0.40")
+    assert not linked["10.0.0.11"][0].restic_backups  # the web hosts keep no repository of their own
+    assert preflight.project_backup_password(on_postgres, "my_awesome_project") == "a-good-long-backup-password"
+    files = Host(name="10.0.0.50", groups=["files"], data={"files_server": True, "port": 80}, state=None)
+    assert problems(db, keeper, files, *web) == [
+        f"host {h.name}: backups to 10.0.0.30 do not cover uploads on a files host yet (10.0.0.50): remove the "
+        "backup host, or the files host" for h in web]
     wrong = Host(name="10.0.0.13", groups=["web"], data={"app_user": "web", "port": 80, "backups": {"keep_daily": -1,
                                                                                                "when": "daily"}})
     found = problems(keeper, wrong, *web)

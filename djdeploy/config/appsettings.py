@@ -117,8 +117,10 @@ class AppSettings:
     uploads_from: str | None = None  # app hosts: the files host's inventory name
     uploads_port: int = 80  # balancers: the port the files host serves uploads on
     backup_server: bool = False  # this host holds the project's backup repository (SFTP in), not the app
-    backup_host: str | None = None  # app hosts: the backup host's address (restic's SFTP there)
-    backup_from: str | None = None  # app hosts: the backup host's inventory name
+    backup_host: str | None = None  # app hosts, db host: the backup host's address (restic's SFTP, pgBackRest)
+    backup_from: str | None = None  # app hosts, db host: the backup host's inventory name
+    backup_db: str | None = None  # backup host of a PostgreSQL project: the db host's inventory name
+    backup_db_address: str | None = None  # ... and where it reaches it (pgBackRest's pg1-host)
     backups: Backups | None = None  # data's backups, with defaults
     migrate_without_backup: bool = False  # a deploy migrates although its backup (or the last check) failed
     rollback_data: str | None = None  # rollback.py past migrations: "reverse" or "restore" (else it stops)
@@ -328,6 +330,12 @@ class AppSettings:
         its web unit, its process instances (what a restore stops while the data moves)."""
         web = ((self.unit_socket,) if self.listen == "socket" else ()) + (self.unit,) if self.web else ()
         return (*web, *self.process_instances)
+
+    @property
+    def restic_backups(self) -> bool:
+        """An app host that backs up its own data (SQLite) and uploads with restic; on
+        PostgreSQL the db host's cluster is pgBackRest's (djdeploy.ops.pgbackrest)."""
+        return bool(self.backup_host) and self.runs_app and self.database != "postgresql"
 
     @property
     def backup_units(self) -> tuple:

@@ -251,9 +251,14 @@ KEYS: dict[str, Key] = {
                          "release runs them backwards, where Django can) or \"restore\" (the backup taken before them; "
                          "data written since is lost); default: stop, naming them",
                          'use "reverse" or "restore"'),
-    "backup": Key(None, schema.optional(schema.string(r"^[0-9a-f]{8,64}$")),
-                  "restore.py: the snapshot to put back (default: the host's latest, or the project's on a fresh host)",
-                  "a snapshot id: 8 or more hex digits, see status.py or revisions.log"),
+    "backup": Key(None, schema.optional(schema.string(r"^([0-9a-f]{8,64}|[0-9]{8}-[0-9]{6}F(_[0-9]{8}-[0-9]{6}[DI])?)$")),
+                  "restore.py: the backup to put back (default: the latest; on PostgreSQL, as the archive's last WAL "
+                  "left it)",
+                  "a restic snapshot id (8 or more hex digits) or a pgBackRest label (20261207-051500F...), see "
+                  "status.py or revisions.log"),
+    "restore_to": Key(None, schema.optional(schema.string(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?$")),
+                      "restore.py on PostgreSQL: the point in time (UTC) to put the cluster back to",
+                      'a UTC time: "YYYY-MM-DD HH:MM:SS"'),
     # The database
     "database": Key(None, schema.optional(schema.one_of(*DATABASES)),
                     "\"sqlite\" (each host its own, in shared/data) or \"postgresql\" (on the database "

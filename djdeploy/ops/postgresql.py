@@ -14,19 +14,20 @@ host has its release ready and before any switches, under a PostgreSQL advisory 
 from __future__ import annotations
 
 import base64
+import getpass
 import hashlib
 import hmac
 import ipaddress
 from pathlib import Path
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, StringCommand, deploy, operation
+from pyinfra.api import FactBase, FunctionCommand, StringCommand, deploy, operation
 from pyinfra.operations import systemd
 
 from djdeploy.ops.facts import FileText
 from djdeploy.ops.releases import tool_env
 from djdeploy.ops.system import debian_packages
-from djdeploy.shell import shell_quote
+from djdeploy.shell import CONTROLLER, shell_quote
 
 PSQL = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
 FIND_CLUSTER = "ls -1d /etc/postgresql/*/main 2>/dev/null | sort -V | tail -n 1"  # the newest version's
@@ -116,14 +117,16 @@ class AppliedMigrations(FactBase):
 
 
 @operation()
-def listen(addresses: list[str]):
-    """PostgreSQL listens on `addresses` only (conf.d/djdeploy.conf of the main cluster).
+def listen(addresses: list[str], archive: str = ""):
+    """PostgreSQL listens on `addresses` only (conf.d/djdeploy.conf of the main cluster),
+    and archives its WAL as `archive` says (pgBackRest's settings, or none).
 
     + addresses: localhost and where the web hosts reach it
+    + archive: postgresql.conf lines (djdeploy.ops.pgbackrest.archive_settings)
     """
     cluster = host.get_fact(PostgresCluster)
     text = ("# Written by the deploy: listen only where the web hosts reach this server.\n"
-            f"listen_addresses = '{', '.join(addresses)}'\n")
+            f"listen_addresses = '{', '.join(addresses)}'\n{archive}")
     if cluster and host.get_fact(FileText, path=f"{cluster}/conf.d/djdeploy.conf") == text.strip():
         return
     yield StringCommand(f'{CLUSTER} && cat > "$d/conf.d/djdeploy.conf"', _stdin=[text])
@@ -192,9 +195,15 @@ def role_and_database(role: str, password: str):
 @deploy("PostgreSQL for the web hosts")
 def server(s, projects: list[dict]):
     """Debian's PostgreSQL, listening for the web hosts; a role and database per project
-    (`projects`, preflight.database_clients: [{"name", "password", "hosts"}])."""
+    (`projects`, preflight.database_clients: [{"name", "password", "hosts"}]); with a backup
+    host, pgBackRest archiving its WAL there (djdeploy.ops.pgbackrest)."""
+    from djdeploy.ops import pgbackrest
+
     debian_packages(name="PostgreSQL package", packages=["postgresql"])
-    listening = listen(name="PostgreSQL listens for the web hosts", addresses=["localhost", s.db_address])
+    if s.backup_host:
+        pgbackrest.database_side(s)
+    listening = listen(name="PostgreSQL listens for the web hosts", addresses=["localhost", s.db_address],
+                       archive=pgbackrest.archive_settings(s) if s.backup_host else "")
     allowed = [hba(name=f"pg_hba for {p['name']}", project=p["name"], database=p["name"], role=p["name"],
                    addresses=p["hosts"]) for p in projects]
     systemd.service(name="PostgreSQL running", service="postgresql", running=True, enabled=True)
@@ -225,14 +234,16 @@ def lock_key(project: str) -> int:
 
 
 @operation()
-def migrations(s, release_id: str, here: bool):
+def migrations(s, release_id: str, here: bool, keeper=None):
     """The shared database has every migration of release `release_id`: applied once,
     by one host of the project, under an advisory lock; the other hosts yield nothing.
-    A dry run lists the migrations that would run.
+    A dry run lists the migrations that would run. With a backup host (`keeper`), the
+    cluster is backed up first (pgBackRest), its label in revisions.log.
 
     + s: the host's AppSettings
     + release_id: the release, ready on this host (releases.release)
     + here: this host is the project's one that migrates (preflight.migrates_here)
+    + keeper: the backup host (pyinfra's Host), or None
     """
     if s.database != "postgresql" or not here:
         return
@@ -243,5 +254,11 @@ def migrations(s, release_id: str, here: bool):
         return
     logger.info(f"{host.print_prefix}migrations for {s.db_name} on {s.db_host}: "
                 f"{', '.join(pending) or 'none of the project (checks those of its packages)'}")
+    if pending and keeper is not None:
+        from djdeploy.ops import pgbackrest
+
+        yield FunctionCommand(pgbackrest.before_migrations, (keeper, s, release_id, f"{getpass.getuser()}@{CONTROLLER}",
+                                                                 not applied),
+                              {})
     yield (f"{tool_env(s)} {shell_quote(s.release_tool)} migrate {shell_quote(release_id)} "
            f"{lock_key(s.project)}")

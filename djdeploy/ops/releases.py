@@ -36,7 +36,7 @@ def tool_env(s) -> str:
         "PROCESSES": " ".join(s.process_instances),  # restarted once the web is healthy
         "RELEASE_COMMAND": s.procfile_release or "",  # the Procfile's release line
         "LINKED": "\n".join(s.linked),  # release paths the app writes, kept in shared/data/linked
-        "BACKUP": s.backup_tool if s.backup_host else "",  # a backup before migrations (ops/backups.py)
+        "BACKUP": s.backup_tool if s.restic_backups else "",  # a backup before migrations (ops/backups.py)
         "MIGRATE_WITHOUT_BACKUP": "1" if s.migrate_without_backup else "",
     }
     return "env " + " ".join(f"{k}={shell_quote(v)}" for k, v in values.items())

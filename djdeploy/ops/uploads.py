@@ -84,19 +84,21 @@ def sent_whole(path: str, text: str, salt: str, group: str, mode: str, shown: st
 
 
 @operation()
-def secret_file(path: str, text: str, salt: str, shown: str):
-    """A secret the deploy itself uses on the host (root's, 0600) holds `text`: compared by
-    salted digest, sent as `.env` is (sent_whole), never printed, diffed or in an argument.
+def secret_file(path: str, text: str, salt: str, shown: str, group: str = "root", mode: str = "0600"):
+    """A secret the deploy itself uses on the host (root:`group`, `mode`) holds `text`:
+    compared by salted digest, sent as `.env` is (sent_whole), never printed, diffed or in
+    an argument.
 
     + path: the remote file
     + text: its content
     + salt: the digests' salt
     + shown: what a message calls it
+    + group, mode: who else may read it (a tool running as `group`)
     """
     text = text if text.endswith("\n") else text + "\n"  # as it arrives: pyinfra ends stdin with one
     if host.get_fact(SecretDigest, path=path, salt=salt) != envfile.file_digest(text, salt):
         logger.info(f"{host.print_prefix}{shown}: changed")
-        yield sent_whole(path, text, salt, "root", "0600", shown)
+        yield sent_whole(path, text, salt, group, mode, shown)
 
 
 @operation()

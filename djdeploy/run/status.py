@@ -58,7 +58,7 @@ def report(host, s) -> None:
     if jobs:  # name:result of the last run (last run, next run)
         fields.append("jobs=" + ",".join(f"{name}:{job['result']}({_when(job['last'])},next {_when(job['next'])})"
                                          for name, job in sorted(jobs.items())))
-    if s.backup_host:
+    if s.restic_backups:
         fields += backup_fields(host.get_fact(FileText, path=f"{s.backup_dir}/status"), time.time())
     print("    " + printable(" ".join(fields)), file=sys.stderr, flush=True)
 
@@ -87,12 +87,18 @@ def backup_fields(status: str | None, now: float) -> list[str]:
     return [f"backup={backup}", f"verified={verified}"]
 
 
-def report_database(host, projects: list[dict]) -> None:
-    """One line for a database server: PostgreSQL's state and the projects it serves."""
+def report_database(host, projects: list[dict], s=None) -> None:
+    """One line for a database server: PostgreSQL's state and the projects it serves; with a
+    backup host, its last backup and verification (pgBackRest's status file there)."""
     active = host.get_fact(SystemdStatus, services=["postgresql.service"]).get("postgresql.service")
     served = [f"{p['name']} ({len(p['hosts'])} web hosts)" for p in projects]
-    print(f"    {host.name}: database server postgresql={'active' if active else 'inactive'} "
-          f"databases={','.join(served) or 'none'}", file=sys.stderr, flush=True)
+    fields = [f"postgresql={'active' if active else 'inactive'}", f"databases={','.join(served) or 'none'}"]
+    if s is not None and s.backup_from:
+        from djdeploy.ops.pgbackrest import STATUS
+
+        keeper = host.state.inventory.get_host(s.backup_from)
+        fields += [f"backups_on={keeper.name}", *backup_fields(keeper.get_fact(FileText, path=STATUS), time.time())]
+    print("    " + printable(f"{host.name}: database server {' '.join(fields)}"), file=sys.stderr, flush=True)
 
 
 def report_balancer(host, s) -> None:
