@@ -1,6 +1,7 @@
 """Back up now, then prove the backup restores. On SQLite, every app host of a project with
-a backup host takes a snapshot of its data and uploads (files/backup.sh); on PostgreSQL,
-the backup host takes a backup of the db host's cluster (pgBackRest: files/pgbackrest.sh).
+a backup host takes a snapshot of its data and uploads (files/backup.sh), and a files host
+of the uploads it keeps; on PostgreSQL, the backup host takes a backup of the db host's
+cluster (pgBackRest: files/pgbackrest.sh).
 Each says its id. Changes nothing else.
 
     pyinfra inventory.py backup.py

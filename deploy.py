@@ -13,7 +13,8 @@ from pyinfra.operations.util import any_changed
 
 from djdeploy import speed_up
 from djdeploy.ops import backups, balancer, front, media, pgbackrest, postgresql, releases, services, system, uploads
-from djdeploy.preflight import (app_addresses, app_settings, backup_password, balanced, balancers_of, build_release,
+from djdeploy.preflight import (app_addresses, app_settings, backup_clients, backup_password, balanced, balancers_of,
+                                build_release,
                                 database_clients, first_app_host, host_python, host_secrets, key_source,
                                 migrates_here, preflight, project_backup_password, timers_here)
 from djdeploy.run import lock, rollout
@@ -34,17 +35,23 @@ elif s.files_server:
     # The files group: the project's uploads, which its app hosts write over SFTP (an account
     # of their own, chrooted, its key made here) and the front serves to the balancers.
     media.server(s, clients=app_addresses(host.state, s))
-elif s.backup_server and s.backup_db:
-    # The backup group, for a project on PostgreSQL: pgBackRest's repository host, which
-    # backs up the db host's cluster and receives its WAL (SSH both ways, each side's key
-    # made on it), encrypted with the project's BACKUP_PASSWORD.
-    pgbackrest.repository(s, db=host.state.inventory.get_host(s.backup_db),
-                          password=project_backup_password(host.state, s.project))
+    if s.restic_backups:
+        # The uploads, backed up here to the backup host, as an app host on SQLite does its own.
+        system.debian_packages(name="restic", packages=backups.PACKAGES)
+        backups.client(s, source=host.state.inventory.get_host(s.backup_from),
+                       password=project_backup_password(host.state, s.project))
 elif s.backup_server:
-    # The backup group: the project's restic repository, which its app hosts write over
-    # SFTP (an account of their own, chrooted, its key made here); encrypted by them, with
-    # a password this host never sees.
-    backups.server(s, clients=app_addresses(host.state, s))
+    # The backup group: the restic repositories of the project's hosts that write them here
+    # over SFTP (an account of their own, chrooted, its key made here), encrypted by them
+    # with a password this host never sees; and for a project on PostgreSQL, pgBackRest's
+    # repository host, which backs up the db host's cluster and receives its WAL (SSH both
+    # ways, each side's key made on it), encrypted with the same BACKUP_PASSWORD.
+    clients = backup_clients(host.state, s)
+    if clients:
+        backups.server(s, clients=clients)
+    if s.backup_db:
+        pgbackrest.repository(s, db=host.state.inventory.get_host(s.backup_db),
+                              password=project_backup_password(host.state, s.project))
 else:
     python, machine = host_python(host)
     release = build_release(host, s, python, machine)  # built once per run: code, locked wheels

@@ -1,6 +1,7 @@
 """Put a backup back. On SQLite, on every app host of the run (use --limit for one): the
 latest of the host (or, on a fresh host, of the project), or the snapshot --data backup=<id>
-names; the app is stopped while its data and uploads move. On PostgreSQL, on the db host:
+names; the app is stopped while its data and uploads move; a files host's uploads the same
+way. On PostgreSQL, on the db host:
 its cluster as the archive's last WAL left it, as backup --data backup=<label> left it, or
 as it was at --data restore_to="<UTC time>"; PostgreSQL is stopped while it moves. What was
 there is kept beside. A dry run says what would be replaced, and by what.
@@ -24,11 +25,12 @@ s = app_settings(host)
 if s.restic_backups:
     snapshot = host.data.get("backup") or "latest"
     backups.restore_plan(host, s, snapshot)  # what it would replace, and by what
-    lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)  # no deploy meanwhile
+    if s.runs_app:
+        lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)  # no deploy meanwhile
     backups.restored(name="Restore", s=s, snapshot=snapshot)
 elif s.database_server and s.backup_host:
     if host.data.get("backup") and host.data.get("restore_to"):
         fail([f"host {host.name}: --data backup and restore_to both given: name a backup, or a time, not both"])
     what = host.data.get("restore_to") or host.data.get("backup") or "latest"
     pgbackrest.restore_plan(host, what)
-    pgbackrest.restored(name="Restore PostgreSQL", what=what)
+    pgbackrest.restored(name="Restore PostgreSQL", what=what, keeper=host.state.inventory.get_host(s.backup_from))

@@ -4,7 +4,8 @@ release=<id>), in batches, through the same health gate as a deploy.
 A release older than migrations the database has applied stops the rollback, naming them,
 unless --data rollback_data says what to do with the data: "reverse" (the current release
 runs them backwards first, where Django can) or "restore" (the backup taken before them is
-put back first: data written since is lost; docs/backups.md).
+put back first: data written since is lost; on PostgreSQL, the db host's whole cluster;
+docs/backups.md).
 
     pyinfra inventory.py rollback.py
     pyinfra inventory.py rollback.py --data release=3f2a1b9c0d4e
@@ -14,7 +15,7 @@ put back first: data written since is lost; docs/backups.md).
 from pyinfra import host
 
 from djdeploy import speed_up
-from djdeploy.ops import backups, releases
+from djdeploy.ops import backups, pgbackrest, releases
 from djdeploy.preflight import app_settings, balancers_of, preflight, rollback_data, rollback_target
 from djdeploy.run import lock, rollout
 
@@ -28,6 +29,10 @@ if s.runs_app:  # a balancer has no release
 
     if how == "reverse":
         releases.migrations_back(name="Migrations run back", s=s, release_id=target, known=what)
+    elif how == "restore" and s.database == "postgresql":  # the db host's cluster, from this host
+        pgbackrest.restored(name="Backup before the migrations restored", what=what,
+                            on=host.state.inventory.get_host(s.db_host),
+                            keeper=host.state.inventory.get_host(s.backup_from))
     elif how == "restore":
         backups.restored(name="Backup before the migrations restored", s=s, snapshot=what)
 

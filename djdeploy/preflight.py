@@ -169,8 +169,9 @@ def link_files(parsed: dict) -> list[str]:
 def link_backups(parsed: dict) -> list[str]:
     """Point each project's hosts at its backup host (backup_server = True, the backup group),
     in place. One backup host per project. On SQLite, its app hosts keep their restic
-    repository there, over SFTP; on PostgreSQL, the db host's cluster is backed up there by
-    pgBackRest (the backup host its repository host, the db host's name on it)."""
+    repository there, over SFTP, and so does a files host for the uploads; on PostgreSQL,
+    the db host's cluster is backed up there by pgBackRest (the backup host its repository
+    host, the db host's name on it)."""
     problems, found = [], {}
     for name, (host, s) in parsed.items():
         if s.backup_server:
@@ -187,13 +188,12 @@ def link_backups(parsed: dict) -> list[str]:
                             "inventory: check its project, or remove it")
         for name in apps:
             host, s = parsed[name]
-            if s.uploads_host:
-                problems.append(f"host {name}: backups to {backup_name} do not cover uploads on a files host yet "
-                                f"({s.uploads_from}): remove the backup host, or the files host")
-                continue
             parsed[name] = (host, replace(s, backup_host=address, backup_from=backup_name))
             if s.database == "postgresql":
                 problems += _link_cluster(parsed, s.db_host, backup_name, address)
+            if s.uploads_from:  # the files host backs up the uploads it keeps
+                files_host, f = parsed[s.uploads_from]
+                parsed[s.uploads_from] = (files_host, replace(f, backup_host=address, backup_from=backup_name))
     return problems
 
 
@@ -203,11 +203,20 @@ def _link_cluster(parsed: dict, db: str, backup_name: str, address: str) -> list
     db_host, server = parsed[db]
     if server.backup_from not in (None, backup_name):
         return [f"host {db}: its projects name two backup hosts ({server.backup_from}, {backup_name}); its "
-                "PostgreSQL is backed up as a whole, to one: give its projects the same backup host"]
+                "PostgreSQL is backed up as a whole, to one: keep one of these backup hosts, and remove the other "
+                "from the inventory"]
     parsed[db] = (db_host, replace(server, backup_host=address, backup_from=backup_name))
     keeper, k = parsed[backup_name]
     parsed[backup_name] = (keeper, replace(k, backup_db=db, backup_db_address=server.db_address))
     return []
+
+
+def backup_clients(state, s: AppSettings) -> list[str]:
+    """A backup host: the addresses of the project's hosts that keep a restic repository
+    there (app hosts on SQLite, the files host): its SFTP account's clients."""
+    hosts = checked(state)
+    return [h.data.get("ssh_hostname") or h.name for h in state.inventory
+            if h.name in hosts and hosts[h.name][0].restic_backups and hosts[h.name][0].project == s.project]
 
 
 def project_backup_password(state, project: str) -> str | None:
@@ -491,14 +500,11 @@ def rollback_data(host, s: AppSettings, target: str) -> tuple:
     if s.rollback_data == "reverse":
         return "reverse", ahead["known"]
     snapshot, taken = _backup_before(host, s, target)
-    if s.rollback_data == "restore" and s.database == "postgresql":
-        # The cluster holds every project on the db host: putting it back is restore.py's, said
-        # plainly, not a side effect of one project's rollback.
-        where = (f"restore.py --limit {s.db_host} --data backup={snapshot} (backup {snapshot}, taken {taken} before "
-                 "them; data written since is lost, in every database of that server), then rollback.py again"
-                 if snapshot else "no backup was taken before them to restore; use --data rollback_data=reverse")
-        fail([f"host {host.name}: on PostgreSQL, rollback_data=restore does not put the database back by itself: "
-              f"{where}"])
+    if s.rollback_data == "restore" and s.database == "postgresql" and snapshot:
+        # The cluster holds every database of the db host: said before anything changes.
+        print(printable(f"    [{host.name}] restoring {s.db_host}'s whole cluster as backup {snapshot} left it "
+                        f"(taken {taken}, before {names}): what every database of it was written since is lost"),
+              file=sys.stderr, flush=True)
     if s.rollback_data == "restore":
         if snapshot is None:
             fail([f"host {host.name}: no backup was taken before the migrations release {target} does not know "

@@ -13,6 +13,8 @@
 #   backup.sh restore [ID]      snapshot ID's data and uploads in place, the app stopped while
 #                               they move; what was there is kept beside, named in the output
 #   backup.sh last              the status file: the last backup, failure and verification
+# With DATA empty (a files host: uploads alone), a snapshot holds MEDIA and its file count,
+# which the verification checks instead of databases.
 # Its settings are backup.conf beside it (written by the deploy); the password, the SSH key
 # and the backup host's key are files beside it too, root's alone. Outcomes go to ./status,
 # which status.py shows and a deploy that would migrate reads.
@@ -20,10 +22,14 @@ set -euo pipefail
 umask 077
 export LC_ALL=C TZ=UTC  # restic's times in UTC, as status.py and revisions.log show times
 HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/backup.conf"  # PROJECT DATA MEDIA APP_USER APP_GROUP UNITS REPOSITORY SSH_COMMAND KEEP
+. "$HERE/backup.conf"  # PROJECT DATA MEDIA MEDIA_MODE APP_USER APP_GROUP UNITS REPOSITORY SSH_COMMAND KEEP
 export RESTIC_REPOSITORY=$REPOSITORY RESTIC_PASSWORD_FILE=$HERE/password RESTIC_CACHE_DIR=$HERE/cache
 STATUS=$HERE/status
-STAGE=$(realpath -m "$DATA/..")/.backup-stage  # the app user's: it copies its own databases there
+if [ -n "$DATA" ]; then
+    STAGE=$(realpath -m "$DATA/..")/.backup-stage  # the app user's: it copies its own databases there
+else
+    STAGE=$HERE/stage  # root's: the uploads' count
+fi
 TAG=djdeploy-$PROJECT
 
 fail() { echo "backup: $*" >&2; exit 1; }
@@ -137,14 +143,14 @@ init() {
 take() {
     local reason=${1:-manual} out found id size
     locked || failed take "another backup of $PROJECT still runs after 15 minutes"
-    [ -n "$(find "$DATA" -maxdepth 1 -type f ! -name '*-wal' ! -name '*-shm' ! -name '*-journal' -print -quit)" ] || {
-        echo "nothing to back up yet: $DATA holds no file"; exit 3; }
-    rm -rf "$STAGE"
-    install -d -m 0700 -o "$APP_USER" -g "$APP_GROUP" "$STAGE"
-    found=$(runuser -u "$APP_USER" -- python3 -I -S -c "$SQLITE" copy "$DATA" "$STAGE" 2>&1) ||
-        failed take "the copy of $DATA failed: $(tail -n 1 <<< "$found" | cut -c1-300)"
-    [ "$found" -gt 0 ] || { rm -rf "$STAGE"; echo "nothing to back up yet: no SQLite database with a table in $DATA"; exit 3; }
-    mkdir -p "$MEDIA"
+    if [ -z "$DATA" ]; then
+        found=$(find "$MEDIA" -type f 2> /dev/null | wc -l)
+        [ "$found" -gt 0 ] || { echo "nothing to back up yet: $MEDIA holds no file"; exit 3; }
+        rm -rf "$STAGE"; mkdir -m 0700 "$STAGE"
+        echo "$found" > "$STAGE/media.count"
+    else
+        copied
+    fi
     out=$(run_restic backup --json --quiet --host "$(hostname)" --tag "$TAG" --tag "reason:${reason// /_}" \
           "$STAGE" "$MEDIA" 2>&1) ||
         failed take "restic backup failed: $(grep -v '^{' <<< "$out" | tail -n 1 | cut -c1-300)"
@@ -155,6 +161,19 @@ take() {
     noted take_failed ""
     noted backup "$id $(date +%s) ${size:-0} ${reason// /_}"
     echo "snapshot $id"
+}
+
+# copied: the app's databases, each copied by SQLite's online backup into the stage, as the app user.
+copied() {
+    local found
+    [ -n "$(find "$DATA" -maxdepth 1 -type f ! -name '*-wal' ! -name '*-shm' ! -name '*-journal' -print -quit)" ] || {
+        echo "nothing to back up yet: $DATA holds no file"; exit 3; }
+    rm -rf "$STAGE"
+    install -d -m 0700 -o "$APP_USER" -g "$APP_GROUP" "$STAGE"
+    found=$(runuser -u "$APP_USER" -- python3 -I -S -c "$SQLITE" copy "$DATA" "$STAGE" 2>&1) ||
+        failed take "the copy of $DATA failed: $(tail -n 1 <<< "$found" | cut -c1-300)"
+    [ "$found" -gt 0 ] || { rm -rf "$STAGE"; echo "nothing to back up yet: no SQLite database with a table in $DATA"; exit 3; }
+    mkdir -p "$MEDIA"
 }
 
 prune() {
@@ -197,8 +216,18 @@ unpacked() {
     mkdir -p "$2"
     out=$(run_restic restore --quiet "$1" --target "$2" "${@:3}" 2>&1) ||
         { echo "restic restore failed: $(tail -n 1 <<< "$out")"; return 1; }
+    if [ -z "$DATA" ]; then  # uploads alone: every file as counted when taken
+        [ -f "$2$STAGE/media.count" ] || { echo "snapshot $1 holds no count of $MEDIA: not a backup this tool made"; return 1; }
+        local want have
+        want=$(head -c 20 "$2$STAGE/media.count" | tr -cd 0-9)
+        have=$(find "$2$MEDIA" -type f 2> /dev/null | wc -l)
+        [ -n "$want" ] && [ "$want" -gt 0 ] && [ "$have" = "$want" ] ||
+            { echo "snapshot $1 holds $have upload(s), ${want:-none} when it was taken"; return 1; }
+        echo "$have upload(s)"
+        return 0
+    fi
     [ -d "$2$STAGE" ] || { echo "snapshot $1 holds no copy of $DATA"; return 1; }
-    python3 -I -S -c "$SQLITE" check - "$2$STAGE" 2>&1
+    echo "$(python3 -I -S -c "$SQLITE" check - "$2$STAGE" 2>&1) database(s) whole"
 }
 
 verify() {
@@ -206,20 +235,22 @@ verify() {
     locked || failed verify "a backup of $PROJECT still runs after 15 minutes"
     id=$(chosen latest 2>&1) || failed verify "${id#backup: }"
     out=$(run_restic check 2>&1) || failed verify "restic check found the repository damaged: $(grep -i -m 1 -A 1 'error\|fatal\|missing' <<< "$out" | tr -s '\n\t' '  ' | cut -c1-300)"
-    out=$(unpacked "$id" "$HERE/verify" --include "$STAGE") || { rm -rf "$HERE/verify"; failed verify "snapshot $id does not restore: $(tail -n 1 <<< "$out" | cut -c1-300)"; }
+    out=$(unpacked "$id" "$HERE/verify" ${DATA:+--include "$STAGE"}) || { rm -rf "$HERE/verify"; failed verify "snapshot $id does not restore: $(tail -n 1 <<< "$out" | cut -c1-300)"; }
     rm -rf "$HERE/verify"
     noted verify_failed ""
     noted verified "$id $(date +%s) $out"
-    echo "snapshot $id restores: $out database(s) whole, every table's rows as taken"
+    local what="every table's rows"
+    [ -n "$DATA" ] || what="every file"
+    echo "snapshot $id restores: $out, $what as taken"
 }
 
 plan() {
     local id
     id=$(chosen "${1:-latest}")
     echo "would restore $(described "$id"), replacing:"
-    echo "  $DATA: $(find "$DATA" -type f | wc -l) file(s), $(du -sh "$DATA" | cut -f1)"
+    [ -z "$DATA" ] || echo "  $DATA: $(find "$DATA" -type f | wc -l) file(s), $(du -sh "$DATA" | cut -f1)"
     echo "  $MEDIA: $(find "$MEDIA" -type f 2> /dev/null | wc -l) file(s), $(du -sh "$MEDIA" 2> /dev/null | cut -f1)"
-    echo "  (kept beside as <folder>.replaced-<time>; $UNITS stopped while they move)"
+    echo "  (kept beside as <folder>.replaced-<time>${UNITS:+; $UNITS stopped while they move})"
 }
 
 restore() {
@@ -234,16 +265,20 @@ restore() {
     for unit in $UNITS; do systemctl is-active --quiet "$unit" && units+=("$unit"); done
     [ ${#units[@]} = 0 ] || systemctl stop "${units[@]}"
     trap 'undo "$step"' ERR
-    step=data-aside; mv -T "$DATA" "$DATA.replaced-$stamp"
-    step=data-in; mv -T "$scratch$STAGE/data" "$DATA"
+    if [ -n "$DATA" ]; then
+        step=data-aside; mv -T "$DATA" "$DATA.replaced-$stamp"
+        step=data-in; mv -T "$scratch$STAGE/data" "$DATA"
+        chown -R "$APP_USER:$APP_GROUP" "$DATA"; chmod 0750 "$DATA"
+    fi
     step=media-aside; [ ! -e "$MEDIA" ] || mv -T "$MEDIA" "$MEDIA.replaced-$stamp"
     step=media-in; if [ -d "$scratch$MEDIA" ]; then mv -T "$scratch$MEDIA" "$MEDIA"; else mkdir "$MEDIA"; fi
-    step=owner; chown -R "$APP_USER:$APP_GROUP" "$DATA" "$MEDIA"; chmod 0750 "$DATA" "$MEDIA"
+    step=owner; chown -R "$APP_USER:$APP_GROUP" "$MEDIA"; chmod "${MEDIA_MODE:-0750}" "$MEDIA"
     trap - ERR
     rm -rf "$scratch"
-    touch "$(dirname "$DATA")/.unmigrated"  # the data may be from before migrations: a release deployed again migrates
+    # the data may be from before migrations: a release deployed again migrates
+    [ -z "$DATA" ] || touch "$(dirname "$DATA")/.unmigrated"
     [ ${#units[@]} = 0 ] || systemctl start "${units[@]}"
-    echo "restored $(described "$id"); what was there is kept as $DATA.replaced-$stamp and $MEDIA.replaced-$stamp"
+    echo "restored $(described "$id"); what was there is kept as ${DATA:+$DATA.replaced-$stamp and }$MEDIA.replaced-$stamp"
 }
 
 # undo STEP: restore's failure at STEP: what moved goes back, the app starts again.
@@ -252,8 +287,8 @@ undo() {
     set +e
     case $1 in
         owner|media-in) [ ! -e "$MEDIA.replaced-$stamp" ] || { rm -rf "$MEDIA"; mv -T "$MEDIA.replaced-$stamp" "$MEDIA"; } ;;&
-        owner|media-in|media-aside) rm -rf "$DATA" ;;&
-        owner|media-in|media-aside|data-in) mv -T "$DATA.replaced-$stamp" "$DATA" ;;
+        owner|media-in|media-aside) [ -z "$DATA" ] || rm -rf "$DATA" ;;&
+        owner|media-in|media-aside|data-in) [ -z "$DATA" ] || mv -T "$DATA.replaced-$stamp" "$DATA" ;;
     esac
     rm -rf "$scratch"
     [ ${#units[@]} = 0 ] || systemctl start "${units[@]}"

@@ -44,22 +44,27 @@ failed() { local step=$1; shift; noted "${step}_failed" "$(date +%s) $*"; fail "
 
 # backups: one line per backup of the stanza, oldest first: "LABEL TYPE START STOP SIZE"
 backups() {
-    as_postgres pgbackrest --stanza="$STANZA" --output=json info 2> /dev/null | python3 -I -S -c '
+    local json
+    json=$(as_postgres pgbackrest --stanza="$STANZA" --output=json info 2>&1) ||
+        { echo "pgbackrest info failed: $(tail -n 1 <<< "$json" | cut -c1-200)" >&2; return 1; }
+    python3 -I -S -c '
 import json, sys
 for stanza in json.load(sys.stdin):
     for b in stanza.get("backup", []):
-        print(b["label"], b["type"], b["timestamp"]["start"], b["timestamp"]["stop"], b["info"]["repository"]["delta"])'
+        print(b["label"], b["type"], b["timestamp"]["start"], b["timestamp"]["stop"], b["info"]["repository"]["delta"])' <<< "$json"
 }
 
 take() {
-    local type=${1:-auto} reason=${2:-manual} last out label
+    local type=${1:-auto} reason=${2:-manual} last out label list
+    list=$(backups 2>&1) || failed take "$list"
     if [ "$type" = auto ]; then
-        last=$(backups | awk '$2 == "full" { t = $4 } END { print t + 0 }')
+        last=$(awk '$2 == "full" { t = $4 } END { print t + 0 }' <<< "$list")
         type=incr; [ $(( $(date +%s) - last )) -lt $WEEK ] || type=full
     fi
     out=$(brest --type="$type" --annotation="reason=${reason// /_}" backup 2>&1) ||
         failed take "pgbackrest backup failed: $(tail -n 1 <<< "$out" | cut -c1-300)"
-    read -r label _ _ stop size <<< "$(backups | tail -n 1)"
+    list=$(backups 2>&1) || failed take "$list"
+    read -r label _ _ stop size <<< "$(tail -n 1 <<< "$list")"
     [ -n "$label" ] || failed take "pgbackrest backup gave no backup"
     noted take_failed ""
     noted backup "$label $stop ${size:-0} ${reason// /_}"
@@ -69,7 +74,8 @@ take() {
 verify() {
     local label out port=55432 rows
     scratch=/var/lib/pgbackrest/.verify  # global: the EXIT trap removes it
-    label=$(backups | tail -n 1 | cut -d' ' -f1)
+    label=$(backups 2>&1) || failed verify "$label"
+    label=$(tail -n 1 <<< "$label" | cut -d' ' -f1)
     [ -n "$label" ] || failed verify "no backup of $STANZA yet: take one with backup.py"
     out=$(brest verify 2>&1) || failed verify "pgbackrest verify found the repository damaged: $(tail -n 1 <<< "$out" | cut -c1-300)"
     rm -rf "$scratch"; mkdir -m 0700 "$scratch"
@@ -122,8 +128,10 @@ target() {
         backups | cut -d' ' -f1 | grep -qx "$what" || fail "no backup $what of $STANZA: see status.py"
         printf '%s\n' "--set=$what" --type=immediate --target-action=promote
     elif [[ $what =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}[\ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?$ ]]; then
-        [ "$(date -d "${what/T/ } UTC" +%s)" -le "$(date +%s)" ] || fail "$what is in the future"
-        printf '%s\n' --type=time "--target=${what/T/ }+00" --target-action=promote
+        local at
+        at=$(date -u -d "${what/T/ } UTC" '+%Y-%m-%d %H:%M:%S' 2> /dev/null) || fail "not a time: $what (UTC, \"YYYY-MM-DD HH:MM:SS\")"
+        [ "$(date -d "$at UTC" +%s)" -le "$(date +%s)" ] || fail "$what is in the future"
+        printf '%s\n' --type=time "--target=$at+00" --target-action=promote
     else
         fail "not a backup label or a time: $what (a label from status.py, or UTC \"YYYY-MM-DD HH:MM:SS\")"
     fi
@@ -132,12 +140,13 @@ target() {
 plan() {
     local what=${1:-latest} first
     target "$what" > /dev/null
-    first=$(backups | head -n 1)
+    first=$(backups) || exit 1
+    first=$(head -n 1 <<< "$first")
     [ -n "$first" ] || fail "no backup of $STANZA on the backup host yet: take one with backup.py"
     case $what in
         latest) echo "would restore the cluster as the archive's last WAL left it (backup $(backups | tail -n 1 | cut -d' ' -f1) and the WAL after it), replacing:" ;;
         *-*F*) echo "would restore the cluster as backup $what left it, replacing:" ;;
-        *) [ "$(date -d "${what/T/ } UTC" +%s)" -ge "$(cut -d' ' -f4 <<< "$first")" ] ||
+        *) [ "$(date -d "$(target "$what" | sed -n 's/^--target=\(.*\)+00$/\1/p') UTC" +%s)" -ge "$(cut -d' ' -f4 <<< "$first")" ] ||
                fail "$what is before the oldest backup of $STANZA ($(date -d "@$(cut -d' ' -f4 <<< "$first")" '+%F %T') UTC)"
            echo "would restore the cluster as it was at $what UTC, replacing:" ;;
     esac
@@ -145,24 +154,51 @@ plan() {
     echo "  (kept beside as $PGDATA.replaced-<time>; PostgreSQL stopped while it moves)"
 }
 
+# archived: the WAL written until now reaches the repository (a switch, then pgBackRest's
+# check waits until that segment is archived), so that a restore loses nothing the
+# cluster committed. Said, not fatal: a fresh host's cluster is not the stanza's.
+archived() {
+    local out
+    out=$(runuser -u postgres -- psql -XAtq -d postgres -c 'SELECT pg_switch_wal()' 2>&1 &&
+          runuser -u postgres -- pgbackrest --stanza="$STANZA" --log-level-console=error check 2>&1) ||
+        echo "note: the last WAL of the cluster in place could not be archived first ($(tail -n 1 <<< "$out" | cut -c1-200)): what it committed since its last archived segment is not in the restore" >&2
+}
+
+# recovered: PostgreSQL came up on the restored cluster and finished recovering (it may
+# replay WAL for long: waited for while it runs; a cluster that went down fails at once).
+recovered() {
+    local state
+    for _ in $(seq 86400); do
+        [ "$(runuser -u postgres -- psql -XAtq -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && return 0
+        state=$(pg_lsclusters -h "$VERSION" main 2> /dev/null | awk '{print $4}')
+        case $state in
+            down*) sleep 2
+                  [[ "$(pg_lsclusters -h "$VERSION" main 2> /dev/null | awk '{print $4}')" != down* ]] ||
+                      { echo "PostgreSQL stopped while recovering: $(tail -n 1 "/var/log/postgresql/postgresql-$VERSION-main.log" 2> /dev/null | cut -c1-300)" >&2; return 1; } ;;
+        esac
+        sleep 0.5
+    done
+    echo "PostgreSQL did not finish recovering in 12 hours" >&2
+    return 1
+}
+
 restore() {
     local what=${1:-latest} stamp options out
+    target "$what" > /dev/null
     mapfile -t options < <(target "$what")
     plan "$what" > /dev/null
+    systemctl is-active --quiet postgresql && archived
     stamp=$(date -u +%Y%m%dT%H%M%SZ)
     systemctl stop postgresql
-    trap 'undo' ERR
+    trap 'undo "$out"' ERR
+    out="moving the cluster aside"
     mv -T "$PGDATA" "$PGDATA.replaced-$stamp"
     install -d -o postgres -g postgres -m 0700 "$PGDATA"
     out=$(runuser -u postgres -- pgbackrest --stanza="$STANZA" --log-level-console=error "${options[@]}" restore 2>&1) ||
-        { echo "$out" | tail -n 1 >&2; false; }
+        { out="pgbackrest restore: $(tail -n 1 <<< "$out" | cut -c1-300)"; false; }
+    out="starting PostgreSQL"
     systemctl start postgresql
-    for _ in $(seq 1200); do
-        [ "$(runuser -u postgres -- psql -XAtq -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && break
-        sleep 0.5
-    done
-    [ "$(runuser -u postgres -- psql -XAtq -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] ||
-        { echo "PostgreSQL did not finish recovering in 10 minutes" >&2; false; }
+    out=$(recovered 2>&1) || false
     trap - ERR
     echo "restored the cluster ($what); what was there is kept as $PGDATA.replaced-$stamp"
 }
@@ -173,7 +209,7 @@ undo() {
     systemctl stop postgresql
     [ ! -d "$PGDATA.replaced-$stamp" ] || { rm -rf "$PGDATA"; mv -T "$PGDATA.replaced-$stamp" "$PGDATA"; }
     systemctl start postgresql
-    fail "the restore ($what) failed: the cluster that was there is back in place, PostgreSQL started"
+    fail "the restore ($what) failed (${1:-unknown step}): the cluster that was there is back in place, PostgreSQL started"
 }
 
 command=${1:-}

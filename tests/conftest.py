@@ -95,6 +95,18 @@ def notes(host: dict, timeout: float = 120) -> set[str]:
     return {n["text"] for n in json.loads(body)["notes"]}
 
 
+def upload_file(host: dict, name: str, content: bytes) -> str:
+    """A file uploaded through the sample app's /files on `host`: its URL."""
+    boundary = "djdeploy-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"http://{host['address']}/files", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 201
+        return json.loads(response.read())["url"]
+
+
 class Fleet:
     """The test fleet's hosts, reached over SSH with the fleet's key."""
 
@@ -225,13 +237,15 @@ class Runs:
     (DJDEPLOY_SECRET_DATABASE_PASSWORD); every output is kept, for tests that search them
     for the password (`earlier`: passwords rotated away)."""
 
-    def __init__(self, password: str, fleet: str):
-        self.password, self.fleet = password, fleet
+    def __init__(self, password: str, fleet: str, backup_password: str | None = None):
+        self.password, self.fleet, self.backup_password = password, fleet, backup_password
         self.earlier: list[str] = []
         self.outputs: list[tuple[str, str]] = []
 
     def __call__(self, *args, cwd=ROOT, deploy="deploy.py", env=None):
         environment = {"DJDEPLOY_SECRET_DATABASE_PASSWORD": self.password, **(env or {})}
+        if self.backup_password:  # a fleet with a backup host (BACKUP_PASSWORD)
+            environment.setdefault("DJDEPLOY_SECRET_BACKUP_PASSWORD", self.backup_password)
         result = run_pyinfra(*args, fleet=self.fleet, cwd=cwd, env=environment, deploy=deploy)
         self.outputs.append((" ".join(args) + " " + deploy, result.stdout))
         return result
@@ -323,8 +337,8 @@ def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None, 
 # shared fleet's parts 670 and 610, postgresql 588, corpus 486, real_apps 417, https 220,
 # processes 214, system_libraries 83, build 71, every other file under 15; backups (later)
 # 131 alone.
-LONGEST_FIRST = ["test_adversarial", "test_releases", "test_postgresql", "test_corpus", "test_real_apps",
-                 "test_https", "test_processes", "test_pg_backups", "test_backups", "test_system_libraries", "test_build"]
+LONGEST_FIRST = ["test_postgresql", "test_adversarial", "test_releases", "test_corpus", "test_real_apps",
+                 "test_https", "test_processes", "test_backups", "test_system_libraries", "test_build"]
 # A test that stops what every fleet shares (the apt proxy) runs alone, after the others
 # (make test's second command).
 ALONE = {"test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_leaves_nothing"}

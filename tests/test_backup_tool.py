@@ -140,3 +140,24 @@ def backed_up_with(site, *statements: str) -> None:
     assert taken.returncode == 0, taken
     verified = tool_run(site, "verify")
     assert verified.returncode == 0, verified
+
+
+def test_uploads_alone_are_backed_up_counted_and_put_back(site):
+    """A files host's settings (no DATA): an empty uploads folder is nothing to back up; a
+    snapshot holds the uploads and their count, the verification checks it, and a restore
+    puts them back with the folder's mode."""
+    conf = site / "backup" / "backup.conf"
+    conf.write_text(conf.read_text().replace(f"DATA={site}/shared/data", "DATA=''") + "MEDIA_MODE=2750\n")
+    media = site / "shared" / "media"
+    assert tool_run(site, "take", "manual").returncode == 3
+    for n in range(3):
+        (media / f"u{n}.txt").write_text(f"upload {n}\n")
+    taken = tool_run(site, "take", "manual")
+    assert taken.returncode == 0 and taken.stdout.startswith("snapshot "), taken
+    verified = tool_run(site, "verify")
+    assert verified.returncode == 0 and "3 upload(s), every file as taken" in verified.stdout, verified
+    (media / "u0.txt").unlink()
+    restored = tool_run(site, "restore")
+    assert restored.returncode == 0, restored
+    assert sorted(p.name for p in media.iterdir()) == ["u0.txt", "u1.txt", "u2.txt"]
+    assert oct(media.stat().st_mode & 0o7777) == "0o2750" and media.owner() == "nobody"

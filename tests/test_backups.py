@@ -8,16 +8,14 @@ and no plain data; the no-op with backups is one command per host."""
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
-import urllib.parse
-import urllib.request
 
 import pytest
 
-from conftest import PROJECT, ROOT, copy_project, note, notes, own_fleet, results, run_pyinfra, wait_http_200
+from conftest import (PROJECT, ROOT, copy_project, note, notes, own_fleet, results, run_pyinfra, upload_file,
+                      wait_http_200)
 
 pytestmark = pytest.mark.fleet
 
@@ -54,17 +52,6 @@ def backup_host(hosts):
     return hosts.by_group("backup")[0]
 
 
-def upload(host, name: str, content: bytes) -> str:
-    boundary = "djdeploy-test-boundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"http://{host['address']}/files", data=body,
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 201
-        return json.loads(response.read())["url"]
-
-
 def snapshot_of(output: str) -> str:
     found = re.findall(r"\] snapshot ([0-9a-f]{8})$", output, re.M)
     assert re.search(rf"\] snapshot {found[0] if found else '-'} restores: 1 database\(s\) whole", output), output[-3000:]
@@ -96,7 +83,7 @@ def test_a_backup_comes_back_on_a_fresh_host(hosts, deployed):
     kept = {f"kept-{i}" for i in range(3)}
     for text in kept:
         note(host, text)
-    url = upload(host, "kept.txt", b"an upload the backup keeps\n")
+    url = upload_file(host, "kept.txt", b"an upload the backup keeps\n")
     started = time.monotonic()
     taken = run("-y", deploy="backup.py")
     took = time.monotonic() - started

@@ -293,8 +293,8 @@ def test_a_balanced_site_that_cannot_work_is_one_line_each(monkeypatch):
 
 def test_backups_that_cannot_work_are_one_line_each(monkeypatch):
     """The backup password missing, too short or differing between a project's hosts; two
-    backup hosts; a backup host for a project whose uploads are on a files host (not built);
-    wrong `backups` fields. On PostgreSQL, the db host and the backup host learn each other. The password never reaches the app's .env."""
+    backup hosts; wrong `backups` fields. On PostgreSQL, the db host and the backup host
+    learn each other; a files host backs up the uploads it keeps. The password never reaches the app's .env."""
     from types import SimpleNamespace
 
     from djdeploy import preflight
@@ -344,9 +344,11 @@ def test_backups_that_cannot_work_are_one_line_each(monkeypatch):
     assert not linked["10.0.0.11"][0].restic_backups  # the web hosts keep no repository of their own
     assert preflight.project_backup_password(on_postgres, "my_awesome_project") == "a-good-long-backup-password"
     files = Host(name="10.0.0.50", groups=["files"], data={"files_server": True, "port": 80}, state=None)
-    assert problems(db, keeper, files, *web) == [
-        f"host {h.name}: backups to 10.0.0.30 do not cover uploads on a files host yet (10.0.0.50): remove the "
-        "backup host, or the files host" for h in web]
+    with_files = state(db, keeper, files, *web)
+    preflight.preflight(with_files)  # the files host backs up the uploads it keeps (restic)
+    linked = preflight.checked(with_files)
+    assert linked["10.0.0.50"][0].restic_backups and linked["10.0.0.50"][0].backup_from == "10.0.0.30"
+    assert preflight.backup_clients(with_files, linked["10.0.0.30"][0]) == ["10.0.0.50"]
     wrong = Host(name="10.0.0.13", groups=["web"], data={"app_user": "web", "port": 80, "backups": {"keep_daily": -1,
                                                                                                "when": "daily"}})
     found = problems(keeper, wrong, *web)

@@ -1,13 +1,24 @@
 """Web hosts behind one PostgreSQL database and one balancer: 1 db host, 3 web hosts (one
-of them on Debian 13), 1 lb host and 1 files host (the uploads), in one run. Requests through the balancer reach every
+of them on Debian 13), 1 lb host, 1 files host (the uploads) and 1 backup host, in one run. Requests through the balancer reach every
 web host and none fails through a redeploy, a rollback, a release that fails its health
 gate or a web host powered off. Data written through one web host is read through the others;
 migrations run once, under an advisory lock, listed by the dry run; a failing one leaves
 every host on its release; redeploy, rollback and a reboot of the db host lose nothing;
-pg_hba lets in the web hosts only; the role's password shows nowhere."""
+pg_hba lets in the web hosts only; the role's password shows nowhere.
+
+Then the backups (pgBackRest for the cluster, the backup host its repository host; restic
+on the files host for the uploads): the first deploy makes the stanza and a full backup; a
+deploy that migrates backs up first (the label in revisions.log), one that does not takes
+none, and a migration that destroys rows is undone by restoring that backup; a point in
+time between two writes comes back without the later one; a fresh db host in place of a
+destroyed one gets every row back, and a fresh files host every upload; each host's key
+runs pgBackRest's remote alone; a damaged repository fails the verification (systemctl
+--failed, status.py) and stops the next deploy that would migrate. These run last: they
+replace hosts."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import secrets
@@ -21,9 +32,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, LoadRun, Runs, app_version, broken_release, own_fleet, results, wait_http_200
+from conftest import (PROJECT, LoadRun, Runs, app_version, broken_release, copy_project, note, notes, own_fleet, results,
+                      upload_file, wait_http_200)
 
 FLEET = "pgtest"
+BACKUP_PASSWORD = secrets.token_urlsafe(24)
+TOOL = "/usr/local/sbin/djdeploy-pgbackrest"
+LABEL = r"[0-9]{8}-[0-9]{6}F(?:_[0-9]{8}-[0-9]{6}[DI])?"
 MIGRATION = '''from django.db import migrations, models
 
 
@@ -46,8 +61,8 @@ class Migration(migrations.Migration):
 
 @pytest.fixture(scope="module")
 def pg():
-    with own_fleet(FLEET, 6, "bookworm,bookworm,bookworm,trixie,bookworm,bookworm", timeout=240,
-                   groups="db,web,web,web,lb,files") as fleet:
+    with own_fleet(FLEET, 7, "bookworm,bookworm,bookworm,trixie,bookworm,bookworm,bookworm", timeout=240,
+                   groups="db,web,web,web,lb,files,backup") as fleet:
         yield fleet
 
 
@@ -58,7 +73,7 @@ def password():
 
 @pytest.fixture(scope="module")
 def runs(password):
-    return Runs(password, FLEET)
+    return Runs(password, FLEET, backup_password=BACKUP_PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +90,7 @@ def deployed(pg, runs, tmp_path_factory):
         again = runs("-y", env={"DJDEPLOY_BUILD_CACHE": str(cache), "DJDEPLOY_COUNT_COMMANDS": "1"})
         noops.append((time.monotonic() - started, again))
     counts = dict(re.findall(r"remote commands: (\S+) (\d+)", noops[1][1].stdout))
-    print(f"\n6-host fleet (1 db, 3 web, 1 lb, 1 files): first deploy {first_seconds:.1f} s, no-op redeploy "
+    print(f"\n7-host fleet (1 db, 3 web, 1 lb, 1 files, 1 backup): first deploy {first_seconds:.1f} s, no-op redeploy "
           f"{noops[0][0]:.2f} s then {noops[1][0]:.2f} s; commands per host: {counts}")
     return {"first": first, "noops": noops, "cache": cache}
 
@@ -101,6 +116,10 @@ def balancer(pg):
 
 def files_host(pg):
     return pg.by_group("files")[0]
+
+
+def backup_host(pg):
+    return pg.by_group("backup")[0]
 
 
 def upload(host: dict, name: str, content: bytes) -> dict:
@@ -429,6 +448,13 @@ def test_a_new_password_is_applied_to_the_role_and_every_web_host(pg, deployed, 
 def test_the_database_password_shows_nowhere(pg, deployed, runs):
     for password in [runs.password, *runs.earlier]:
         shows_nowhere(pg, runs, password)
+    # The backup password: in no output, and on no host but the backup host's pgBackRest.
+    for what, output in runs.outputs:
+        assert BACKUP_PASSWORD not in output, f"the backup password is in the output of {what}"
+    for host in [*web_hosts(pg), db_host(pg), balancer(pg)]:
+        held = pg.ssh(host, f"grep -rlF -e {json.dumps(BACKUP_PASSWORD)} /etc /srv /tmp /var/tmp /var/log /root "
+                            "2>/dev/null || true").stdout.split()
+        assert held == [], (host["machine"], held)
     key = pg.ssh(web_hosts(pg)[0], f"cat /srv/{PROJECT}/shared/secret_key").stdout.strip()
     for what, output in runs.outputs:  # --dry --diff -vvv --debug among them
         assert key not in output, f"the SECRET_KEY is in the output of {what}"
@@ -684,3 +710,233 @@ def test_a_web_host_lost_mid_run_is_named_then_the_fleet_goes_on_without_it_and_
         time.sleep(0.5)
     assert rotation(pg)[lost["address"]] == "UP"
     assert runs("-y").returncode == 0  # the sample app as the other tests have it
+
+
+def pg_backups(pg) -> list[str]:
+    """The stanza's backups, oldest first, as pgBackRest's info lists them."""
+    out = pg.ssh(backup_host(pg), "runuser -u postgres -- pgbackrest --output=json info").stdout
+    return [b["label"] for stanza in json.loads(out) for b in stanza.get("backup", [])]
+
+
+def one_more_migration(target, name: str, operations: str):
+    """A project copy whose notes app has one more migration (`operations`)."""
+    copy_project(target)
+    (target / "app" / "notes" / "migrations" / f"{name}.py").write_text(
+        "from django.db import migrations, models\n\n\n"
+        "def forget_notes(apps, schema_editor):\n    apps.get_model('notes', 'Note').objects.all().delete()\n\n\n"
+        "def fail(apps, schema_editor):\n    raise RuntimeError('this migration fails on purpose')\n\n\n"
+        "class Migration(migrations.Migration):\n    atomic = False\n"
+        f"    dependencies = [('notes', '0001_initial')]\n    operations = [{operations}]\n")
+    return target
+
+
+def test_the_first_deploy_backs_up_the_cluster(pg, deployed, runs):
+    """A stanza with a full backup from the first deploy, WAL archived to the backup host, the
+    timers waiting there (the no-op stays one command per host: above); the db host holds no
+    passphrase, the backup host's is root:postgres 0640, and the repository no plain row."""
+    assert len(pg_backups(pg)) >= 1
+    archiver = pg.ssh(db_host(pg), "runuser -u postgres -- psql -XAtq -d postgres -c "
+                                    "'SELECT archived_count, failed_count FROM pg_stat_archiver'").stdout.strip()
+    archived, failed = map(int, archiver.split("|"))
+    assert archived > 0 and failed == 0, archiver
+    timers = pg.ssh(backup_host(pg), "systemctl is-active djdeploy-pgbackrest-take.timer "
+                                      "djdeploy-pgbackrest-verify.timer").stdout.split()
+    assert timers == ["active", "active"]
+    marker = f"plain-{secrets.token_hex(6)}"
+    note(web_hosts(pg)[0], marker)
+    taken = runs("-y", deploy="backup.py")
+    assert taken.returncode == 0, taken.stdout[-3000:]
+    assert re.search(rf"\] backup {LABEL} restores: 1 database\(s\), \d+ tables, \d+ rows", taken.stdout), \
+        taken.stdout[-3000:]
+    mode = pg.ssh(backup_host(pg), "stat -c '%U:%G %a' /etc/pgbackrest/conf.d/cipher.conf").stdout.strip()
+    assert mode == "root:postgres 640"
+    found = pg.ssh(backup_host(pg), f"grep -rl -- {marker} /var/lib/pgbackrest; "
+                                     "zstdcat -r /var/lib/pgbackrest/archive 2>/dev/null | grep -c -- " + marker,
+                      check=False).stdout.split()
+    assert found in (["0"], []), found
+    on_db = pg.ssh(db_host(pg), f"grep -rl -- {BACKUP_PASSWORD} /etc /var/lib/postgresql/.ssh /srv 2>/dev/null; true")
+    assert on_db.stdout.strip() == ""
+    exposure = pg.ssh(backup_host(pg), "systemd-analyze security djdeploy-pgbackrest-verify.service "
+                                        "| tail -n 1").stdout
+    assert float(re.search(r"exposure level .*?: ([0-9.]+)", exposure).group(1)) <= 3.0, exposure
+
+
+def test_a_migration_is_backed_up_first_and_a_restore_undoes_what_it_destroyed(pg, deployed, runs, tmp_path):
+    """A release that migrates backs up first (its label in revisions.log); one that does not
+    takes no backup; a migration that deletes every row and then fails is undone by
+    restore.py with that label; a rollback past a migration with rollback_data=restore puts
+    the cluster back as the backup before it left it, the row written since gone."""
+    before = pg_backups(pg)
+    same = runs("-y")
+    assert same.returncode == 0, same.stdout[-3000:]
+    assert pg_backups(pg) == before, "a deploy without migrations takes no backup"
+
+    for i in range(3):
+        note(web_hosts(pg)[0], f"before-{i}")
+    kept = notes(web_hosts(pg)[0])
+    app = one_more_migration(tmp_path / "destroying", "0002_forget",
+                        "migrations.RunPython(forget_notes), migrations.RunPython(fail)")
+    failed = runs("-y", cwd=app)
+    assert failed.returncode != 0, failed.stdout[-3000:]
+    log = pg.ssh(web_hosts(pg)[0], f"cat /srv/{PROJECT}/revisions.log").stdout
+    label = re.findall(rf"backed up before its migrations: snapshot ({LABEL})$", log, re.M)
+    assert label, log[-2000:]
+    assert notes(web_hosts(pg)[0]) == set(), "the migration deleted the rows (atomic = False) before it failed"
+
+    preview = runs("--dry", "--limit", db_host(pg)["address"], "--data", f"backup={label[-1]}", deploy="restore.py")
+    assert preview.returncode == 0, preview.stdout[-3000:]
+    assert f"would restore the cluster as backup {label[-1]} left it" in preview.stdout, preview.stdout[-3000:]
+    restored = runs("-y", "--limit", db_host(pg)["address"], "--data", f"backup={label[-1]}", deploy="restore.py")
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    for host in web_hosts(pg):
+        assert notes(host) == kept
+
+    # A rollback past a migration, told to restore: the cluster as the backup before it left it.
+    adding = one_more_migration(tmp_path / "adding", "0002_more",
+                                "migrations.AddField('note', 'more', models.CharField(max_length=20, null=True))")
+    migrated = runs("-y", cwd=adding)
+    assert migrated.returncode == 0, migrated.stdout[-3000:]
+    note(web_hosts(pg)[0], "after-the-migration")
+    stopped = runs("-y", deploy="rollback.py")
+    assert stopped.returncode != 0 and "notes.0002_more" in stopped.stdout, stopped.stdout[-3000:]
+    back = runs("-y", "--data", "rollback_data=restore", deploy="rollback.py")
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert "written since is lost" in back.stdout, back.stdout[-3000:]
+    for host in web_hosts(pg):
+        assert notes(host) == kept
+    assert psql(pg, "SELECT count(*) FROM django_migrations WHERE name = '0002_more'") == "0"
+
+
+def test_a_point_in_time_between_two_writes_comes_back_without_the_later_one(pg, deployed, runs):
+    """Rows at t1, a time between, a row at t2, and no backup since: restore.py to that time
+    keeps the t1 rows only; a row written just before restore.py of the latest is kept (the
+    restore archives the WAL in place first)."""
+    first = {f"t1-{i}" for i in range(2)}
+    for text in first:
+        note(web_hosts(pg)[0], text)
+    time.sleep(2)
+    between = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    time.sleep(2)
+    note(web_hosts(pg)[1], "t2")
+    assert first | {"t2"} <= notes(web_hosts(pg)[0])
+
+    started = time.monotonic()
+    restored = runs("-y", "--limit", db_host(pg)["address"], "--data", f"restore_to={between}", deploy="restore.py")
+    print(f"\nrestore.py to a point in time: {time.monotonic() - started:.1f} s")
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    after = notes(web_hosts(pg)[1])
+    assert first <= after and "t2" not in after, after
+
+    note(web_hosts(pg)[0], "t3")
+    latest = runs("-y", "--limit", db_host(pg)["address"], deploy="restore.py")
+    assert latest.returncode == 0, latest.stdout[-3000:]
+    assert first | {"t3"} <= notes(web_hosts(pg)[1])
+
+
+def test_each_hosts_key_runs_pgbackrests_remote_alone(pg, deployed, runs):
+    """The db host's and the backup host's postgres keys let the other in for pgBackRest's
+    remote of this stanza alone: a shell, another pgbackrest command (stanza-delete) or another
+    path is refused and logged; the keys' files are root's."""
+    stanza = db_host(pg)["address"].replace(".", "-")
+    attempts = [
+        (db_host(pg), backup_host(pg), ["id", f"pgbackrest --stanza={stanza} stanza-delete --force",
+                                     f"pgbackrest --stanza={stanza} --repo1-path=/var/lib/postgresql --process=0 "
+                                     "--remote-type=repo --repo=1 archive-push:remote"]),
+        (backup_host(pg), db_host(pg), ["bash -i", f"pgbackrest --stanza={stanza} --pg1-path=/var/lib/postgresql "
+                                                "--process=0 --remote-type=pg --pg=1 backup:remote"]),
+    ]
+    for source, target, commands in attempts:
+        for command in commands:
+            out = pg.ssh(source, f"runuser -u postgres -- ssh -o BatchMode=yes postgres@{target['address']} "
+                                    f"{shlex.quote(command)} < /dev/null", check=False)
+            assert out.returncode != 0 and "only pgBackRest's remote" in out.stderr, (command, out)
+        logged = pg.ssh(target, "journalctl -q -t djdeploy-pgbackrest -o cat").stdout
+        assert logged.count("refused from") >= len(commands), logged
+        owners = pg.ssh(target, "stat -c '%U:%G %a %n' /var/lib/postgresql/.ssh "
+                                   "/var/lib/postgresql/.ssh/authorized_keys").stdout.split("\n")
+        assert owners[0].startswith("root:postgres 750") and owners[1].startswith("root:root 644"), owners
+
+
+def test_a_fresh_db_host_gets_every_row_back(pg, deployed, runs):
+    """Rows, a backup; the db host destroyed and a fresh stock one in its place, deployed (an
+    empty database; the deploy says the backups are another cluster's), then restore.py:
+    every row is back, and backups go on."""
+    for i in range(3):
+        note(web_hosts(pg)[0], f"kept-{i}")
+    kept = notes(web_hosts(pg)[0])
+    taken = runs("-y", deploy="backup.py")
+    assert taken.returncode == 0, taken.stdout[-3000:]
+    size = pg.ssh(backup_host(pg), "du -sb /var/lib/pgbackrest | cut -f1").stdout.strip()
+
+    from fleet import hosts as fleet_tool
+    fleet_tool.replace(FLEET, pg.hosts.index(db_host(pg)) + 1, timeout=240)
+    fresh = runs("-y")
+    assert fresh.returncode == 0, fresh.stdout[-4000:]
+    assert "are of another cluster" in fresh.stdout, fresh.stdout[-3000:]
+    assert notes(web_hosts(pg)[0]) == set(), "a fresh db host starts with an empty database"
+
+    started = time.monotonic()
+    restored = runs("-y", "--limit", db_host(pg)["address"], deploy="restore.py")
+    took = time.monotonic() - started
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    print(f"\nrestore.py onto a fresh db host: {took:.1f} s (repository {size} bytes)")
+    for host in web_hosts(pg):
+        assert notes(host) == kept
+    again = runs("-y")
+    assert again.returncode == 0 and "are of another cluster" not in again.stdout, again.stdout[-3000:]
+    later = runs("-y", deploy="backup.py")
+    assert later.returncode == 0, later.stdout[-3000:]
+
+
+def test_uploads_on_a_fresh_files_host_come_back(pg, deployed, runs):
+    """An upload, a backup (the files host's restic snapshot beside pgBackRest's); the files
+    host destroyed and a fresh one in its place, deployed (no upload), then restore.py: the
+    upload is served again, the account's and the front's to read, as before."""
+    content = f"an upload the backup keeps {secrets.token_hex(4)}\n".encode()
+    url = upload_file(web_hosts(pg)[0], "kept.txt", content)
+    assert served(balancer(pg), url)[:2] == (200, content)
+    taken = runs("-y", deploy="backup.py")
+    assert taken.returncode == 0, taken.stdout[-3000:]
+    assert re.search(r"\] snapshot [0-9a-f]{8} restores: \d+ upload\(s\), every file as taken", taken.stdout), \
+        taken.stdout[-3000:]
+    assert re.search(rf"\] backup {LABEL} restores", taken.stdout), taken.stdout[-3000:]
+    status_line = runs("-y", deploy="status.py")
+    assert re.search(rf"{files_host(pg)['address']}: files host backup=[0-9a-f]{{8}}@", status_line.stdout), \
+        status_line.stdout[-2000:]
+
+    from fleet import hosts as fleet_tool
+    fleet_tool.replace(FLEET, pg.hosts.index(files_host(pg)) + 1, timeout=240)
+    fresh = runs("-y")
+    assert fresh.returncode == 0, fresh.stdout[-4000:]
+    assert served(balancer(pg), url)[0] == 404
+    started = time.monotonic()
+    restored = runs("-y", "--limit", files_host(pg)["address"], deploy="restore.py")
+    print(f"\nrestore.py onto a fresh files host: {time.monotonic() - started:.1f} s")
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert served(balancer(pg), url)[:2] == (200, content)
+    listing = pg.ssh(files_host(pg), f"stat -c '%U:%G %a' /srv/uploads/{PROJECT}/media; find /srv/uploads/{PROJECT}"
+                                     "/media -type f -printf '%u:%g %m\\n'").stdout.split("\n")
+    assert listing[0] == f"up-{PROJECT}:caddy 2750", listing
+    assert all(line == f"up-{PROJECT}:caddy 640" for line in listing[1:] if line), listing
+
+
+def test_a_damaged_repository_fails_the_verification_and_stops_a_deploy_that_would_migrate(pg, deployed, runs,
+                                                                                          tmp_path):
+    """A file of the latest backup damaged: the verification unit fails (systemctl --failed),
+    status.py shows it, and a deploy that migrates stops before migrating, saying how to
+    override."""
+    full = [label for label in pg_backups(pg) if label.endswith("F")][-1]  # what the latest backup builds on
+    pg.ssh(backup_host(pg), f"f=$(find /var/lib/pgbackrest/backup/*/{full}/pg_data -type f -size +1k | sort | "
+                             "tail -n 1) && [ -n \"$f\" ] && printf 'damage' | dd of=\"$f\" bs=1 seek=100 conv=notrunc "
+                             "status=none")
+    pg.ssh(backup_host(pg), "systemctl start djdeploy-pgbackrest-verify.service", check=False, timeout=600)
+    failed_units = pg.ssh(backup_host(pg), "systemctl --failed --no-legend").stdout
+    assert "djdeploy-pgbackrest-verify.service" in failed_units, failed_units
+    status = runs(deploy="status.py")
+    assert "verified=FAILED" in status.stdout, status.stdout[-2000:]
+
+    app = one_more_migration(tmp_path / "adding", "0002_tag",
+                        "migrations.AddField('note', 'tag', models.CharField(max_length=20, null=True))")
+    refused = runs("-y", cwd=app)
+    assert refused.returncode != 0
+    assert "migrate_without_backup=true" in refused.stdout, refused.stdout[-3000:]

@@ -333,9 +333,15 @@ class AppSettings:
 
     @property
     def restic_backups(self) -> bool:
-        """An app host that backs up its own data (SQLite) and uploads with restic; on
-        PostgreSQL the db host's cluster is pgBackRest's (djdeploy.ops.pgbackrest)."""
-        return bool(self.backup_host) and self.runs_app and self.database != "postgresql"
+        """A host that backs up with restic: an app host on SQLite (its data and uploads), a
+        files host (the uploads). On PostgreSQL the db host's cluster is pgBackRest's
+        (djdeploy.ops.pgbackrest)."""
+        return bool(self.backup_host) and (self.files_server or (self.runs_app and self.database != "postgresql"))
+
+    @property
+    def backup_writes(self) -> str:
+        """Where the backup tool writes besides its folder: the stage and a restore's moves."""
+        return self.uploads_root if self.files_server else self.shared_dir
 
     @property
     def backup_units(self) -> tuple:

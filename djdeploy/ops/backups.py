@@ -1,5 +1,6 @@
 """Backups of a project on SQLite: its database files and uploads (shared/data, shared/media)
-in a restic repository on the project's backup host (the backup group), over SFTP.
+in a restic repository on the project's backup host (the backup group), over SFTP; and the
+uploads a files host keeps (whatever the database), the same way.
 
 The backup host holds only ciphertext: an SFTP-only account (djdeploy.ops.sftp), chrooted,
 reachable from the project's app hosts alone. The repository's password (secret
@@ -92,9 +93,12 @@ def settings(s, name: str) -> list:
     ssh = (f"ssh -i {s.backup_dir}/key -o UserKnownHostsFile={s.backup_dir}/known_hosts -o StrictHostKeyChecking=yes "
            f"-o BatchMode=yes -o ConnectTimeout=15 -o ServerAliveInterval=15 {a.user}@{s.backup_host} -s sftp")
     b = s.backups
+    # A files host keeps the uploads alone (no database, nothing to stop while they move).
+    data, media, mode = ("", f"{s.uploads_root}/media", "2750") if s.files_server else (s.data_dir, s.media_dir, "0750")
+    user, group = (s.uploads_user, "caddy") if s.files_server else (s.user, s.group)
     values = {
-        "PROJECT": s.project, "DATA": s.data_dir, "MEDIA": s.media_dir, "APP_USER": s.user, "APP_GROUP": s.group,
-        "UNITS": " ".join(s.app_units),  # what a restore stops while the data moves
+        "PROJECT": s.project, "DATA": data, "MEDIA": media, "MEDIA_MODE": mode, "APP_USER": user, "APP_GROUP": group,
+        "UNITS": "" if s.files_server else " ".join(s.app_units),  # what a restore stops while the data moves
         "REPOSITORY": repository(s, name), "SSH_COMMAND": ssh,
         # every snapshot of the last keep_daily days (those taken before migrations too), then one a day...
         "KEEP": (f"--keep-within {max(b.keep_daily, 1)}d --keep-daily {b.keep_daily} --keep-weekly {b.keep_weekly} "
@@ -152,8 +156,11 @@ def taken(s):
 
     + s: the app host's AppSettings
     """
-    yield FunctionCommand(_said, (f"{shell_quote(s.backup_tool)} take manual", "the backup"), {})
-    yield FunctionCommand(_said, (f"{shell_quote(s.backup_tool)} verify", "the verification"), {})
+    tool = shell_quote(s.backup_tool)
+    # Nothing to back up yet (exit 3: no database with a table, no upload) is said, not a failure.
+    yield FunctionCommand(_said, (f"{tool} take manual || [ $? = 3 ]", "the backup"), {})
+    yield FunctionCommand(_said, (f"if {tool} last | grep -q '^backup '; then {tool} verify; "
+                                  "else echo 'no backup to verify yet'; fi", "the verification"), {})
 
 
 def restore_plan(host, s, snapshot: str) -> None:

@@ -27,7 +27,7 @@ from pyinfra.api import FactBase, FunctionCommand, OperationError, StringCommand
 from pyinfra.operations import files
 
 from djdeploy.config.keys import UNITS
-from djdeploy.ops.facts import FileText
+from djdeploy.ops.facts import FileText, PathOwner
 from djdeploy.ops.services import timers_waiting
 from djdeploy.ops.sftp import HOST_KEY
 from djdeploy.ops.system import debian_packages
@@ -44,6 +44,7 @@ CONF = "/etc/pgbackrest/pgbackrest.conf"
 CIPHER = "/etc/pgbackrest/conf.d/cipher.conf"  # the backup host's: the repository's passphrase
 TOOL_ENV = "/etc/pgbackrest/djdeploy.env"
 TOOL = "/usr/local/sbin/djdeploy-pgbackrest"
+REMOTE = "/usr/local/sbin/djdeploy-pgbackrest-remote"  # the other host's key's forced command
 STATUS = "/var/lib/pgbackrest/djdeploy-status"
 UNIT_PREFIX = "djdeploy-pgbackrest"
 VERBS = ("take", "verify")
@@ -81,6 +82,20 @@ class SystemId(FactBase):
     def process(self, output):
         lines = [line.strip() for line in output if line.strip() not in ("", ".")]
         return lines[0] if lines else None
+
+
+class Archiver(FactBase):
+    """PostgreSQL's WAL archiving (pg_stat_archiver): {"archived": epoch of the last segment
+    archived, "failed": epoch of the last failure (0: none)}; None while it does not answer."""
+
+    def command(self):
+        sql = ("SELECT coalesce(extract(epoch FROM last_archived_time)::bigint, 0) || ' ' || "
+               "coalesce(extract(epoch FROM last_failed_time)::bigint, 0) FROM pg_stat_archiver")
+        return f"runuser -u postgres -- psql -XAtq -d postgres -c {shell_quote(sql)} 2>/dev/null || true; echo ."
+
+    def process(self, output):
+        words = output[0].split() if output else []
+        return {"archived": int(words[0]), "failed": int(words[1])} if len(words) == 2 else None
 
 
 class Stanza(FactBase):
@@ -141,10 +156,17 @@ def settings_file(path: str, text: str):
 
 @operation()
 def postgres_key():
-    """The postgres user's SSH key exists here (made here, never elsewhere)."""
+    """The postgres user's SSH key exists here (made here, never elsewhere), in a ~/.ssh of
+    root's (root:postgres 0750): postgres reads its key but cannot change which keys may
+    log in as it, nor which host keys it trusts."""
+    if host.get_fact(PathOwner, path=f"{HOME}/.ssh") != "root postgres 750":
+        yield f"install -d -m 0750 {HOME}/.ssh && chown root:postgres {HOME}/.ssh && chmod 0750 {HOME}/.ssh"
+    config = "Host *\n    UpdateHostKeys no\n    StrictHostKeyChecking yes"  # known_hosts is root's: the deploy's
+    if host.get_fact(FileText, path=f"{HOME}/.ssh/config") != config:
+        yield StringCommand(f"cat > {HOME}/.ssh/config && chmod 0644 {HOME}/.ssh/config", _stdin=[config + "\n"])
     if host.get_fact(FileText, path=f"{KEY}.pub") is None:
-        yield (f"install -d -o postgres -g postgres -m 0700 {HOME}/.ssh && rm -f {KEY} {KEY}.pub && "
-               f"runuser -u postgres -- ssh-keygen -q -t ed25519 -N '' -C djdeploy-pgbackrest -f {KEY}")
+        yield (f"rm -f {KEY} {KEY}.pub && ssh-keygen -q -t ed25519 -N '' -C djdeploy-pgbackrest -f {KEY} && "
+               f"chown postgres:postgres {KEY} && chmod 0600 {KEY} && chmod 0644 {KEY}.pub")
 
 
 @operation()
@@ -161,16 +183,14 @@ def trusted(peer, address: str, reached_as: str):
     host_key = peer.get_fact(FileText, path=HOST_KEY)
     if not theirs or not host_key:
         raise OperationError(f"{peer.name} has no postgres SSH key or SSH host key yet: deploy it too")
-    authorized = (f'restrict,from="{address}",command="/usr/bin/pgbackrest ${{SSH_ORIGINAL_COMMAND#* }}" '
-                  f"{theirs.strip()}")
+    authorized = f'restrict,from="{address}",command="{REMOTE}" {theirs.strip()}'
     known = f"{reached_as} {' '.join(host_key.split()[:2])}"
     for path, line in ((AUTHORIZED, authorized), (KNOWN_HOSTS, known)):
         present = host.get_fact(FileText, path=path)
         # ssh adds the peer's other host keys to known_hosts (UpdateHostKeys): ours must be there
         if present != line and (path == AUTHORIZED or line not in (present or "").splitlines()):
             quoted = shell_quote(path)
-            yield (f"install -d -o postgres -g postgres -m 0700 {HOME}/.ssh && printf '%s\\n' {shell_quote(line)} > "
-                   f"{quoted}.part && chown postgres:postgres {quoted}.part && chmod 0600 {quoted}.part && "
+            yield (f"printf '%s\\n' {shell_quote(line)} > {quoted}.part && chmod 0644 {quoted}.part && "
                    f"mv -f {quoted}.part {quoted}")
 
 
@@ -189,7 +209,10 @@ def database_side(s):
     postgres_key(name="postgres's SSH key")
     settings_file(name="pgBackRest settings", path=CONF, text=lambda: conf_text({
         "global": {"repo1-host": s.backup_host, "repo1-host-user": "postgres", "log-level-file": "info",
-                   "archive-timeout": "120"},
+                   "archive-timeout": "120",
+                   # the backup host out of reach: WAL waits in pg_wal up to this much, then
+                   # is dropped (a gap in point-in-time recovery) rather than fill the disk
+                   "archive-push-queue-max": "4GiB"},
         stanza(host.name): {"pg1-path": f"{HOME}/{postgres_version(host)}/main", "pg1-socket-path": "/var/run/postgresql"},
     }))
     tool(s, db=host)
@@ -200,6 +223,7 @@ def tool(s, db):
     settings_file(name="pgBackRest tool's settings", path=TOOL_ENV,
                   text=lambda: f"STANZA={stanza(db.name)}\nVERSION={postgres_version(db)}\n")
     upload(name="pgBackRest tool", src="files/pgbackrest.sh", dest=TOOL, mode="0755")
+    upload(name="pgBackRest's remote, alone", src="files/pgbackrest-remote.sh", dest=REMOTE, mode="0755")
 
 
 @deploy("pgBackRest repository")
@@ -221,7 +245,9 @@ def repository(s, db, password: str):
         "global": {"repo1-path": "/var/lib/pgbackrest", "repo1-cipher-type": "aes-256-cbc",
                    # every point in time of the last keep_weekly weeks can be restored
                    "repo1-retention-full-type": "time", "repo1-retention-full": str(max(b.keep_weekly, 1) * 7),
-                   "start-fast": "y", "log-level-file": "info", "compress-type": "zst"},
+                   "start-fast": "y", "log-level-file": "info", "compress-type": "zst",
+                   # one lock for the timers' sandboxed runs (a /tmp of their own) and the others
+                   "lock-path": "/var/spool/pgbackrest/lock"},
         stanza(db.name): {"pg1-host": s.backup_db_address, "pg1-host-user": "postgres",
                           "pg1-path": f"{HOME}/{postgres_version(db)}/main", "pg1-socket-path": "/var/run/postgresql"},
     }))
@@ -351,13 +377,45 @@ def restore_plan(host, what: str) -> None:
         print(printable(f"    [{host.name}] {line}"), file=sys.stderr, flush=True)
 
 
+def _said_on(state, host, other, command: str, what: str) -> bool:
+    return _said(state, other, command, what)
+
+
+def _backed_up_after(state, host, keeper) -> bool:
+    """A backup of the restored cluster on `keeper` (the backup host), which the restore's new
+    timeline starts from: a later point in time is restored from it. A failure is said;
+    the restore stands."""
+    if not keeper.connected:  # restore.py --limit <db host>: the backup host is not in the run
+        keeper.connect(raise_exceptions=False)
+    ok, output = keeper.run_shell_command(f"runuser -u postgres -- {TOOL} take incr after_restore",
+                                          print_output=False, print_input=False, **privilege(keeper))
+    lines = [line for line in output.stdout_lines + output.stderr_lines if line.strip()]
+    said = lines[-1] if lines else "no output"
+    print(printable(f"    [{keeper.name}] {said if ok else 'warning: no backup after the restore: ' + said}"),
+          file=sys.stderr, flush=True)
+    return True
+
+
 @operation(is_idempotent=False)
-def restored(what: str):
-    """The db host's cluster as backup `what` left it, or as it was at a time (restore.py).
+def restored(what: str, on=None, keeper=None):
+    """The db host's cluster as backup `what` left it, or as it was at a time (restore.py; a
+    rollback past migrations, from the web host that migrates: `on` the db host); then a
+    backup of it on `keeper`, which its new timeline starts from.
 
     + what: "latest", a backup label or a UTC time
+    + on: the db host (pyinfra's Host), when this host is not it
+    + keeper: the backup host (pyinfra's Host)
     """
-    yield FunctionCommand(_said, (f"{TOOL} restore {shell_quote(what)}", "the restore"), {})
+    # In a unit of its own: a controller that goes away mid-restore does not stop it half-way.
+    unit = "djdeploy-pgbackrest-restore-$(date +%s)"
+    command = (f'u={unit}; systemd-run --quiet --wait --collect --unit="$u" {TOOL} restore {shell_quote(what)}; '
+               'rc=$?; journalctl -q -o cat -u "$u" -t djdeploy-pgbackrest | tail -n 5; exit $rc')
+    if on is None:
+        yield FunctionCommand(_said, (command, "the restore"), {})
+    else:
+        yield FunctionCommand(_said_on, (on, command, "the restore"), {})
+    if keeper is not None:
+        yield FunctionCommand(_backed_up_after, (keeper,), {})
 
 
 def before_migrations(state, host, keeper, s, release_id: str, origin: str, fresh: bool) -> bool:
@@ -377,6 +435,13 @@ def before_migrations(state, host, keeper, s, release_id: str, origin: str, fres
 
     if fresh:
         logged("a new database: nothing to back up before its migrations")
+        return True
+    state = keeper.get_fact(Stanza, stanza=stanza(s.db_host))
+    if state is None or state["code"] in (1, 3) or (state["code"] == 2 and not state["backups"]):
+        # the backup host joins with this deploy: its stanza and first backup come after
+        logged(f"no backup before its migrations: backups on {keeper.name} start with this deploy")
+        print(printable(f"    [{host.name}] no backup before its migrations: backups on {keeper.name} start with "
+                        "this deploy"), file=sys.stderr, flush=True)
         return True
     if failure and not s.migrate_without_backup:
         raise OperationError(printable(f"the last verification of the backups on {keeper.name} failed ({failure}): "

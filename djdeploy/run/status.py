@@ -94,11 +94,25 @@ def report_database(host, projects: list[dict], s=None) -> None:
     served = [f"{p['name']} ({len(p['hosts'])} web hosts)" for p in projects]
     fields = [f"postgresql={'active' if active else 'inactive'}", f"databases={','.join(served) or 'none'}"]
     if s is not None and s.backup_from:
-        from djdeploy.ops.pgbackrest import STATUS
+        from djdeploy.ops.pgbackrest import STATUS, Archiver
 
         keeper = host.state.inventory.get_host(s.backup_from)
-        fields += [f"backups_on={keeper.name}", *backup_fields(keeper.get_fact(FileText, path=STATUS), time.time())]
+        archiver = host.get_fact(Archiver) or {"archived": 0, "failed": 0}
+        # WAL that cannot reach the backup host: no point in time after it, and pg_wal grows
+        failing = archiver["failed"] > archiver["archived"]
+        fields += [f"backups_on={keeper.name}",
+                   f"archive={'FAILING since ' if failing else 'ok, last '}"
+                   f"{_when(archiver['failed'] if failing else archiver['archived'])}".replace(" ", "_"),
+                   *backup_fields(keeper.get_fact(FileText, path=STATUS), time.time())]
     print("    " + printable(f"{host.name}: database server {' '.join(fields)}"), file=sys.stderr, flush=True)
+
+
+def report_keeper(host, s) -> None:
+    """One line for a files host (with its uploads' backups) or a backup host."""
+    fields = [f"{host.name}:", "files host" if s.files_server else "backup host"]
+    if s.restic_backups:
+        fields += backup_fields(host.get_fact(FileText, path=f"{s.backup_dir}/status"), time.time())
+    print("    " + printable(" ".join(fields)), file=sys.stderr, flush=True)
 
 
 def report_balancer(host, s) -> None:
