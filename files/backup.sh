@@ -233,7 +233,12 @@ unpacked() {
 verify() {
     local id out
     locked || failed verify "a backup of $PROJECT still runs after 15 minutes"
-    id=$(chosen latest 2>&1) || failed verify "${id#backup: }"
+    if ! id=$(chosen latest 2>&1); then
+        # Never backed up here, nothing in the repository: nothing to verify yet (exit 3, as
+        # take's nothing to back up), not a failure.
+        grep -q '^backup ' "$STATUS" 2> /dev/null || { echo "nothing to verify yet: no backup taken"; exit 3; }
+        failed verify "${id#backup: }"
+    fi
     out=$(run_restic check 2>&1) || failed verify "restic check found the repository damaged: $(grep -i -m 1 -A 1 'error\|fatal\|missing' <<< "$out" | tr -s '\n\t' '  ' | cut -c1-300)"
     out=$(unpacked "$id" "$HERE/verify" ${DATA:+--include "$STAGE"}) || { rm -rf "$HERE/verify"; failed verify "snapshot $id does not restore: $(tail -n 1 <<< "$out" | cut -c1-300)"; }
     rm -rf "$HERE/verify"

@@ -67,6 +67,11 @@ def test_no_database_or_an_empty_one_is_nothing_to_back_up(site):
     empty = tool_run(site, "take", "manual")
     assert empty.returncode == 3 and "no SQLite database with a table" in empty.stdout, empty
     assert snapshots(site) == "[]"
+    # and nothing to verify (the timer's unit takes 3 as success): no failure to show
+    unverified = tool_run(site, "verify")
+    assert unverified.returncode == 3 and unverified.stdout.startswith("nothing to verify yet"), unverified
+    status = site / "backup" / "status"
+    assert not status.exists() or "verify_failed" not in status.read_text()
 
 
 def test_a_damaged_database_is_no_backup(site):

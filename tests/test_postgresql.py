@@ -733,7 +733,8 @@ def one_more_migration(target, name: str, operations: str):
 def test_the_first_deploy_backs_up_the_cluster(pg, deployed, runs):
     """A stanza with a full backup from the first deploy, WAL archived to the backup host, the
     timers waiting there (the no-op stays one command per host: above); the db host holds no
-    passphrase, the backup host's is root:postgres 0640, and the repository no plain row."""
+    passphrase, the backup host's is root:postgres 0640, and the repository no plain row;
+    the units the timers start succeed in their sandboxes."""
     assert len(pg_backups(pg)) >= 1
     archiver = pg.ssh(db_host(pg), "runuser -u postgres -- psql -XAtq -d postgres -c "
                                     "'SELECT archived_count, failed_count FROM pg_stat_archiver'").stdout.strip()
@@ -759,6 +760,15 @@ def test_the_first_deploy_backs_up_the_cluster(pg, deployed, runs):
     exposure = pg.ssh(backup_host(pg), "systemd-analyze security djdeploy-pgbackrest-verify.service "
                                         "| tail -n 1").stdout
     assert float(re.search(r"exposure level .*?: ([0-9.]+)", exposure).group(1)) <= 3.0, exposure
+    # What the timers start, in their sandboxes: pgBackRest's backup and verification on the
+    # backup host, the files host's backup of the uploads and its verification.
+    for host, units in ((backup_host(pg), ("djdeploy-pgbackrest-take", "djdeploy-pgbackrest-verify")),
+                        (files_host(pg), (f"{PROJECT}-backup", f"{PROJECT}-backup-verify"))):
+        for unit in units:
+            started = pg.ssh(host, f"systemctl start {unit}.service", check=False, timeout=600)
+            assert started.returncode == 0, (unit, pg.ssh(host, f"journalctl -u {unit} -o cat | tail -n 5").stdout)
+    status = pg.ssh(backup_host(pg), "cat /var/lib/pgbackrest/djdeploy-status").stdout
+    assert re.search(rf"^backup {LABEL} \d+ \d+ scheduled$", status, re.M), status
 
 
 def test_a_migration_is_backed_up_first_and_a_restore_undoes_what_it_destroyed(pg, deployed, runs, tmp_path):
