@@ -138,11 +138,17 @@ def timers(s):
     yield from timers_waiting([u.replace(".service", ".timer") for u in s.backup_units], changed)
 
 
-def _said(state, host, command: str, what: str) -> bool:
-    """Run the backup tool's `command` on `host`; print its last line, prefixed by the host
-    (hosts' bytes made printable); a failure stops the host with the tool's line."""
+def ran(host, command: str) -> tuple:
+    """`command` run on `host` as the deploy runs commands, unprinted: (ok, its non-empty
+    lines, stdout then stderr)."""
     ok, output = host.run_shell_command(command, print_output=False, print_input=False, **privilege(host))
-    lines = [line for line in output.stdout_lines + output.stderr_lines if line.strip()]
+    return ok, [line for line in output.stdout_lines + output.stderr_lines if line.strip()]
+
+
+def said(state, host, command: str, what: str) -> bool:
+    """Run a backup tool's `command` on `host`; print its last line, prefixed by the host
+    (hosts' bytes made printable); a failure stops the host with the tool's line."""
+    ok, lines = ran(host, command)
     if not ok:
         raise OperationError(printable(f"{what} failed: {lines[-1] if lines else 'no output'}"))
     print(printable(f"    [{host.name}] {lines[-1] if lines else what}"), file=sys.stderr, flush=True)
@@ -158,8 +164,8 @@ def taken(s):
     """
     tool = shell_quote(s.backup_tool)
     # Nothing to back up yet (exit 3: no database with a table, no upload) is said, not a failure.
-    yield FunctionCommand(_said, (f"{tool} take manual || [ $? = 3 ]", "the backup"), {})
-    yield FunctionCommand(_said, (f"if {tool} last | grep -q '^backup '; then {tool} verify; "
+    yield FunctionCommand(said, (f"{tool} take manual || [ $? = 3 ]", "the backup"), {})
+    yield FunctionCommand(said, (f"if {tool} last | grep -q '^backup '; then {tool} verify; "
                                   "else echo 'no backup to verify yet'; fi", "the verification"), {})
 
 
@@ -185,4 +191,4 @@ def restored(s, snapshot: str):
     + s: the app host's AppSettings
     + snapshot: "latest" or a snapshot id
     """
-    yield FunctionCommand(_said, (f"{shell_quote(s.backup_tool)} restore {shell_quote(snapshot)}", "the restore"), {})
+    yield FunctionCommand(said, (f"{shell_quote(s.backup_tool)} restore {shell_quote(snapshot)}", "the restore"), {})

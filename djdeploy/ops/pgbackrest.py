@@ -31,7 +31,8 @@ from djdeploy.ops.facts import FileText, PathOwner
 from djdeploy.ops.services import timers_waiting
 from djdeploy.ops.sftp import HOST_KEY
 from djdeploy.ops.system import debian_packages
-from djdeploy.ops.uploads import privilege, secret_file, upload
+from djdeploy.ops.backups import ran, said
+from djdeploy.ops.uploads import secret_file, upload
 from djdeploy.shell import shell_quote
 from djdeploy.terminal import printable
 
@@ -344,33 +345,20 @@ def timers(s):
     yield from timers_waiting([u.replace(".service", ".timer") for u in units()], changed)
 
 
-def _said(state, host, command: str, what: str, then=None) -> bool:
-    ok, output = host.run_shell_command(command, print_output=False, print_input=False, **privilege(host))
-    lines = [line for line in output.stdout_lines + output.stderr_lines if line.strip()]
-    if not ok:
-        raise OperationError(printable(f"{what} failed: {lines[-1] if lines else 'no output'}"))
-    print(printable(f"    [{host.name}] {lines[-1] if lines else what}"), file=sys.stderr, flush=True)
-    if then is not None:
-        then(lines[-1] if lines else "")
-    return True
-
-
 @operation(is_idempotent=False)
 def taken(s):
     """A backup now (backup.py, on the backup host), then the proof that it restores.
 
     + s: the backup host's AppSettings
     """
-    yield FunctionCommand(_said, (f"runuser -u postgres -- {TOOL} take auto manual", "the backup"), {})
-    yield FunctionCommand(_said, (f"runuser -u postgres -- {TOOL} verify", "the verification"), {})
+    yield FunctionCommand(said, (f"runuser -u postgres -- {TOOL} take auto manual", "the backup"), {})
+    yield FunctionCommand(said, (f"runuser -u postgres -- {TOOL} verify", "the verification"), {})
 
 
 def restore_plan(host, what: str) -> None:
     """Print what restoring `what` (latest, a backup label, a time) on the db host would
     replace; a target that cannot be restored stops the run with the tool's line."""
-    ok, output = host.run_shell_command(f"{TOOL} plan {shell_quote(what)}", print_output=False, print_input=False,
-                                        **privilege(host))
-    lines = [line for line in output.stdout_lines + output.stderr_lines if line.strip()]
+    ok, lines = ran(host, f"{TOOL} plan {shell_quote(what)}")
     if not ok:
         raise OperationError(printable(f"{host.name}: {lines[-1] if lines else 'the backup tool said nothing'}"))
     for line in lines:
@@ -378,7 +366,7 @@ def restore_plan(host, what: str) -> None:
 
 
 def _said_on(state, host, other, command: str, what: str) -> bool:
-    return _said(state, other, command, what)
+    return said(state, other, command, what)
 
 
 def _backed_up_after(state, host, keeper) -> bool:
@@ -387,9 +375,7 @@ def _backed_up_after(state, host, keeper) -> bool:
     the restore stands."""
     if not keeper.connected:  # restore.py --limit <db host>: the backup host is not in the run
         keeper.connect(raise_exceptions=False)
-    ok, output = keeper.run_shell_command(f"runuser -u postgres -- {TOOL} take incr after_restore",
-                                          print_output=False, print_input=False, **privilege(keeper))
-    lines = [line for line in output.stdout_lines + output.stderr_lines if line.strip()]
+    ok, lines = ran(keeper, f"runuser -u postgres -- {TOOL} take incr after_restore")
     said = lines[-1] if lines else "no output"
     print(printable(f"    [{keeper.name}] {said if ok else 'warning: no backup after the restore: ' + said}"),
           file=sys.stderr, flush=True)
@@ -411,7 +397,7 @@ def restored(what: str, on=None, keeper=None):
     command = (f'u={unit}; systemd-run --quiet --wait --collect --unit="$u" {TOOL} restore {shell_quote(what)}; '
                'rc=$?; journalctl -q -o cat -u "$u" -t djdeploy-pgbackrest | tail -n 5; exit $rc')
     if on is None:
-        yield FunctionCommand(_said, (command, "the restore"), {})
+        yield FunctionCommand(said, (command, "the restore"), {})
     else:
         yield FunctionCommand(_said_on, (on, command, "the restore"), {})
     if keeper is not None:
@@ -429,9 +415,8 @@ def before_migrations(state, host, keeper, s, release_id: str, origin: str, fres
     stamp = '"$(date -u +%Y-%m-%dT%H:%M:%SZ)"'
 
     def logged(text: str) -> None:
-        host.run_shell_command(f"printf '%s %s %s %s\\n' {stamp} {shell_quote(release_id)} {shell_quote(origin)} "
-                               f"{shell_quote(text)} >> {log}", print_output=False, print_input=False,
-                               **privilege(host))
+        ran(host, f"printf '%s %s %s %s\\n' {stamp} {shell_quote(release_id)} {shell_quote(origin)} "
+                  f"{shell_quote(text)} >> {log}")
 
     if fresh:
         logged("a new database: nothing to back up before its migrations")
@@ -447,9 +432,7 @@ def before_migrations(state, host, keeper, s, release_id: str, origin: str, fres
         raise OperationError(printable(f"the last verification of the backups on {keeper.name} failed ({failure}): "
                                        "fix it and run backup.py, or migrate anyway with --data "
                                        "migrate_without_backup=true"))
-    ok, output = keeper.run_shell_command(f"runuser -u postgres -- {TOOL} take incr {shell_quote('before ' + release_id)}",
-                                          print_output=False, print_input=False, **privilege(keeper))
-    lines = [line for line in output.stdout_lines + output.stderr_lines if line.strip()]
+    ok, lines = ran(keeper, f"runuser -u postgres -- {TOOL} take incr {shell_quote('before ' + release_id)}")
     if ok and lines and lines[-1].startswith("backup "):
         label = lines[-1].split()[-1]
         logged(f"backed up before its migrations: snapshot {label}")
