@@ -23,14 +23,14 @@ speed_up(host)  # this host's facts in one SSH command (those the last run asked
 preflight(host.state)
 s = app_settings(host)
 if s.restic_backups:
-    snapshot = host.data.get("backup") or "latest"
+    snapshot = s.backup or "latest"
     backups.restore_plan(host, s, snapshot)  # what it would replace, and by what
     if s.runs_app:
         lock.hold(host, root=s.root, path=s.lock_dir, wait=s.lock_wait)  # no deploy meanwhile
     backups.restored(name="Restore", s=s, snapshot=snapshot)
 elif s.database_server and s.backup_host:
-    if host.data.get("backup") and host.data.get("restore_to"):
+    if s.backup and s.restore_to:
         fail([f"host {host.name}: --data backup and restore_to both given: name a backup, or a time, not both"])
-    what = host.data.get("restore_to") or host.data.get("backup") or "latest"
+    what = s.restore_to or s.backup or "latest"
     pgbackrest.restore_plan(host, what)
     pgbackrest.restored(name="Restore PostgreSQL", what=what, keeper=host.state.inventory.get_host(s.backup_from))

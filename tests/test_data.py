@@ -360,3 +360,18 @@ def test_backups_that_cannot_work_are_one_line_each(monkeypatch):
     assert checked["10.0.0.11"][0].backup_host == "10.0.0.30" and checked["10.0.0.11"][0].backup_from == "10.0.0.30"
     assert "BACKUP_PASSWORD" not in checked["10.0.0.11"][1]
     assert preflight.backup_password(web[0]) == "a-good-long-backup-password"
+
+
+@pytest.mark.parametrize("key, typed", [("backup", "01234567"), ("backup", "67535182"), ("release", "1234e5678901"),
+                                        ("release", "012345678901")])
+def test_an_id_of_digits_is_taken_as_written(monkeypatch, key, typed):
+    """pyinfra turns `--data backup=01234567` into the int 1234567 (and `1234e5678901` into a
+    float); a restic snapshot id or a release id of digits is still the one the operator typed."""
+    from pyinfra_cli.util import parse_cli_arg
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("sys.argv", ["pyinfra", "inventory.py", "restore.py", "--data", f"{key}={typed}"])
+    pyinfra_made = parse_cli_arg(typed)
+    assert type(pyinfra_made) is not str  # what the fix is for: pyinfra's own reading of it
+    s = parse("app1", {"app_user": "web", "port": 80, key: pyinfra_made}, ["web"])
+    assert getattr(s, key) == typed

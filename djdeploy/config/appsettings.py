@@ -106,6 +106,8 @@ class AppSettings:
     check_level: str
     lock_wait: int
     release: str | None
+    backup: str | None = None  # restore.py: the backup to put back
+    restore_to: str | None = None  # restore.py on PostgreSQL: the time to go back to
     required_secrets: tuple = ()
     srv: str = SRV
     database: str = "sqlite"

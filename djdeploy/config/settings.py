@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import re
 import shlex
+import sys
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
@@ -21,9 +22,26 @@ from djdeploy.config.requirements import requirements_problems
 from djdeploy.errors import DataError
 
 
+# Ids given on the command line: pyinfra reads `--data backup=01234567` as the int
+# 1234567 and `--data release=1234e5678901` as a float, so they are taken as written.
+ID_KEYS = ("backup", "release")
+
+
+def as_written(key: str, value, argv=None):
+    """`value` as the operator typed it after `--data key=`, when pyinfra made a number of it."""
+    if type(value) not in (int, float):
+        return value
+    argv = sys.argv if argv is None else argv
+    given = [arg.split("=", 1)[1] for before, arg in zip(argv, argv[1:])
+             if before == "--data" and arg.startswith(f"{key}=")]
+    given += [arg.split("=", 1)[1] for arg in argv if arg.startswith(f"--data={key}=")]
+    return given[-1] if given else value
+
+
 def _keys(data) -> dict:
     """The data a host has, as a plain dict (pyinfra's HostData or a dict)."""
-    return dict(data.dict() if hasattr(data, "dict") else data)
+    keys = dict(data.dict() if hasattr(data, "dict") else data)
+    return {k: as_written(k, v) if k in ID_KEYS else v for k, v in keys.items()}
 
 
 def _problem(where: str, error: dict) -> str:
@@ -203,7 +221,7 @@ def parse(host_name: str, data, groups=()) -> AppSettings:
         database=chosen.database or "auto", database_server=db_server, balancer=given.get("balancer") is True,
         files_server=given.get("files_server") is True, backup_server=given.get("backup_server") is True,
         backups=Backups(**chosen.backups), migrate_without_backup=chosen.migrate_without_backup,
-        rollback_data=chosen.rollback_data,
+        rollback_data=chosen.rollback_data, backup=chosen.backup, restore_to=chosen.restore_to,
         balancer_address=chosen.balancer_address,
         db_name=chosen.db_name or re.sub(r"[^a-z0-9_]", "_", chosen.project.lower()).lstrip("0123456789") or "app",
         db_address=chosen.db_address or (host_name if db_server else None),
