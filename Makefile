@@ -26,10 +26,14 @@ test: deps
 test-fast: .venv/.installed
 	.venv/bin/pytest -q -m "not fleet and not index" tests
 
-## Deploy timings on fleets of 1, 4 and 8 hosts and 1,000 simulated ones (table, CSV, PNG).
-bench: deps
-	.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt 'matplotlib>=3.8,<4'
+## Deploy timings against the floor and an Ansible playbook: first deploy, no-op, code-only (tables, CSV).
+bench: deps bench/.ansible-venv/bin/ansible-playbook
 	.venv/bin/python bench/run.py
+
+# Ansible for make bench's baseline, in a virtualenv of its own (its dependencies are not ours).
+bench/.ansible-venv/bin/ansible-playbook:
+	python3 -m venv bench/.ansible-venv
+	bench/.ansible-venv/bin/pip install --quiet --disable-pip-version-check 'ansible-core==2.17.14'
 
 ## apt packages for the local fleet, and the project's virtualenv in .venv.
 # Packages install with their daemons held back (a policy-rc.d exiting 101, made for the

@@ -19,7 +19,7 @@ from djdeploy.preflight import (app_addresses, app_settings, backup_clients, bac
                                 migrates_here, preflight, project_backup_password, timers_here)
 from djdeploy.run import lock, rollout
 
-speed_up(host)  # this host's facts in one SSH command (those the last run asked)
+speed_up(host, skip_when_settled=True)  # its facts in one SSH command; nothing more if nothing changed
 preflight(host.state)  # every host reachable and its data valid, or nothing changes anywhere
 s = app_settings(host)  # this host's settings, from group_data/ and --data
 
@@ -205,8 +205,9 @@ else:
     )
 
     if s.web:
-        systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True,
-                        _if=rollout.nothing_failed(host.state))
+        up = systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True,
+                             _if=rollout.nothing_failed(host.state))
+        releases.started(name="The app serves the release", s=s, release_id=release.id, _if=up.did_change)
         # The front door, now the app serves: a changed configuration reloaded gracefully (the
         # unit changed: restarted), unless it took it already (above).
         taken = bool(moves) or starts

@@ -1,25 +1,40 @@
-"""`make bench`: what a deploy costs, on the local fleet and on 1,000 simulated hosts.
+"""`make bench`: what a deploy costs on the local fleet, against the floor and against Ansible.
 
-On a fleet of its own (1, 4 and 8 hosts): the floor (`pyinfra inventory.py exec --
-true`: one SSH round trip plus pyinfra's start-up), a first deploy, a no-op redeploy
-(with the batched facts, and without them as the baseline), `--dry` on an unchanged
-fleet, a code-only redeploy and a rollback; the median of RUNS runs each, remote
-commands per host for the no-op, and the controller's peak memory. Then pyinfra's
-@fake connector with a fixed per-command delay replays a real host's state for up to
-1,000 hosts: the controller's own cost per host of a no-op. Ratios are against the
-floor measured in the same run. Prints a table, writes bench/results/results.csv and
-bench/results/time-vs-hosts.png.
+Measured in one run, on fleets of stock Debian 12 hosts (fleet/hosts.py), with the load
+average beside every figure:
+
+- the floor: `pyinfra inventory.py exec -- true` on the same hosts (one SSH round trip and
+  pyinfra's start-up), interleaved with every no-op so both see the same machine;
+- the no-op redeploy (a settled fleet), the no-op with every host planned
+  (DJDEPLOY_SETTLED=off), and Ansible's no-op of the seed's recipe (bench/ansible/);
+- the first deploy on fresh stock hosts, this project against Ansible's playbook, in
+  alternating order round by round, each on freshly booted hosts; where our seconds go,
+  step by step (wall time, and the slowest and fastest host of each step);
+- a code-only redeploy at 1, 4 and 8 hosts, with the share of each step, and the share of
+  the work a release cannot skip (the release itself: upload, unpack, check, migrate,
+  collectstatic; and the switch with its health gate).
+
+Then pyinfra's @fake connector replays a real host's answers for up to 1,000 hosts: the
+controller's own cost of a planned no-op per host.
+
+Every case reports its median, min and max over BENCH_RUNS runs (BENCH_FIRST_RUNS for first
+deploys, BENCH_ANSIBLE_NOOP_RUNS for Ansible's slow no-op). Results go to bench/results/:
+results.txt (the tables), results.csv, steps.csv and machine.txt.
 """
 
 from __future__ import annotations
 
 import compileall
 import csv
+import json
 import os
+import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -32,33 +47,72 @@ from conftest import app_version  # noqa: E402  (project copies with new code)
 
 from djdeploy.speed.factcache import plan_file  # noqa: E402
 from fleet import hosts as fleet_tool  # noqa: E402
+from fleet.base import STATE_DIR  # noqa: E402
 
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
-FLEET = "bench"
-SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "1,4,8").split(",")]
-RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-FAKE_SIZES = [int(n) for n in os.environ.get("BENCH_FAKE_SIZES", "10,100,250,500,1000").split(",")]
+ANSIBLE = ROOT / "bench" / ".ansible-venv" / "bin" / "ansible-playbook"
+PLAYBOOK = ROOT / "bench" / "ansible"
+OURS, THEIRS = "bench", "bench-ansible"
+SIZE = int(os.environ.get("BENCH_HOSTS", "8"))
+CODE_SIZES = [int(n) for n in os.environ.get("BENCH_CODE_SIZES", "1,4,8").split(",")]
+RUNS = int(os.environ.get("BENCH_RUNS", "7"))
+FIRST_RUNS = int(os.environ.get("BENCH_FIRST_RUNS", "3"))
+ANSIBLE_NOOP_RUNS = int(os.environ.get("BENCH_ANSIBLE_NOOP_RUNS", "3"))
+FAKE_SIZES = [int(n) for n in os.environ.get("BENCH_FAKE_SIZES", "10,100,1000").split(",") if n]
 FAKE_DELAY = 0.02  # seconds per simulated remote command
 OUT = ROOT / "bench" / "results"
 BENCH_DATA = ["--data", 'allowed_hosts=["bench.invalid", "localhost"]']  # same files on every host
+# The steps of a code-only release that no deploy can skip.
+UNAVOIDABLE = ("Release", "Migrations", "Switch to the release")
 
 
-def timed(args, cwd=ROOT, env=None):
-    """Run a command; (seconds, peak RSS in MiB, output)."""
-    environ = dict(os.environ, DJDEPLOY_FLEET=FLEET, **(env or {}))
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def timed(args, cwd=ROOT, env=None, fleet=OURS, steps=False):
+    """Run a command; (seconds, load average before, output, steps) where steps, when asked,
+    is [(operation, wall seconds, {host: seconds to its answer})] from pyinfra's output."""
+    environ = dict(os.environ, DJDEPLOY_FLEET=fleet, **(env or {}))
+    before = load()
     started = time.monotonic()
-    result = subprocess.run(["/usr/bin/time", "-f", "@@maxrss %M", *args], cwd=cwd, env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(args, cwd=cwd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, stdin=subprocess.DEVNULL)
+    lines = []
+    for line in process.stdout:
+        lines.append((time.monotonic() - started, line.rstrip("\n")))
+    process.wait()
     seconds = time.monotonic() - started
-    if result.returncode != 0:
-        raise SystemExit(f"bench: `{' '.join(args)}` failed:\n{result.stdout[-3000:]}")
-    rss = int(re.search(r"@@maxrss (\d+)", result.stdout).group(1)) / 1024
-    return seconds, rss, result.stdout
+    output = "\n".join(line for _, line in lines)
+    if process.returncode != 0:
+        raise SystemExit(f"bench: `{' '.join(map(str, args))}` failed:\n{output[-3000:]}")
+    return seconds, before, output, (step_times(lines, seconds) if steps else None)
 
 
-def deploy(*args, cwd=ROOT, deploy_file="deploy.py", env=None):
-    return timed([PYINFRA, "-y", "inventory.py", deploy_file, *BENCH_DATA, *args], cwd=cwd, env=env)
+def step_times(lines, total):
+    """[(operation, wall seconds, {host: seconds from the step's start to its answer})]."""
+    found, current, since, hosts = [], None, 0.0, {}
+    for at, line in lines:
+        started = re.match(r"--> Starting operation: (.+?)\s*$", line)
+        if started or line.startswith("--> Results"):
+            if current:
+                found.append((current, at - since, hosts))
+            current, since, hosts = (started.group(1) if started else None), at, {}
+            continue
+        answer = re.match(r"\s+\[(\S+)\] (Success|No changes|Error|Skipped)", line)
+        if current and answer:
+            hosts[answer.group(1)] = at - since
+    if current:
+        found.append((current, total - since, hosts))
+    return found
+
+
+def deploy(*args, cwd=ROOT, env=None, steps=False):
+    return timed([PYINFRA, "-y", "inventory.py", "deploy.py", *BENCH_DATA, *args], cwd=cwd, env=env, steps=steps)
+
+
+def floor():
+    return timed([PYINFRA, "-y", "inventory.py", "exec", "--", "true"])
 
 
 def commands_per_host(output: str) -> int:
@@ -66,154 +120,253 @@ def commands_per_host(output: str) -> int:
     return max(counts) if counts else -1
 
 
-def median(values):
-    return round(statistics.median(values), 3)
+class Ansible:
+    """The seed's recipe as an Ansible playbook (bench/ansible/site.yml) on a fleet of its own."""
+
+    def __init__(self, work: Path):
+        self.work = work
+        self.archive, self.wheels = work / "app.tar.gz", work / "wheels"
+
+    def prepare(self) -> None:
+        """What the playbook ships, made before any clock starts (as our build cache is warm):
+        the app's files as an archive, and wheels for the hosts' Python (they reach no index)."""
+        if not ANSIBLE.exists():
+            raise SystemExit(f"bench: {ANSIBLE} missing: run `make bench`, which installs Ansible")
+        app = ROOT / "app"
+        with tarfile.open(self.archive, "w:gz") as tar:
+            for path in sorted(app.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(".sqlite3"):
+                    tar.add(path, arcname=str(path.relative_to(app)))
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                        "-r", str(app / "requirements.txt"), "--only-binary=:all:", "--python-version", "3.11",
+                        "--platform", "manylinux2014_x86_64", "--implementation", "cp", "-d", str(self.wheels)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def inventory(self) -> Path:
+        state = json.loads((STATE_DIR / THEIRS / "state.json").read_text())
+        lines = ["[web]", *(f"{h['machine']} ansible_host={h['address']}" for h in state["hosts"]), "",
+                 "[web:vars]", "ansible_user=root", f"ansible_ssh_private_key_file={state['key']}"]
+        path = self.work / "hosts.ini"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def run(self):
+        return timed([str(ANSIBLE), "-i", str(self.inventory()), "site.yml",
+                      "-e", f"app_archive={self.archive}", "-e", f"wheels_dir={self.wheels}",
+                      "-e", f"secret_file={self.work / 'secret_key'}"], cwd=PLAYBOOK,
+                     env={"ANSIBLE_CONFIG": str(PLAYBOOK / "ansible.cfg")}, fleet=THEIRS)
 
 
-def measure_fleet(size: int, work: Path) -> list[dict]:
-    rows = []
+def fresh(name: str, size: int) -> None:
+    fleet_tool.down([name])
+    fleet_tool.up(name, size, "bookworm", timeout=240)
 
-    def record(case, seconds, rss, commands=None):
-        rows.append({"hosts": size, "case": case, "seconds": median(seconds), "peak_mib": round(max(rss)),
-                     "commands_per_host": commands})
-        print(f"  {size} hosts  {case:28} {median(seconds):7.3f} s", flush=True)
 
-    seconds, rss = [], []
-    for _ in range(RUNS):  # every first deploy on fresh hosts
-        fleet_tool.down([FLEET])
-        fleet_tool.up(FLEET, size, "bookworm", timeout=240)
-        s, m, _ = deploy()
-        seconds.append(s)
-        rss.append(m)
-    record("first deploy", seconds, rss)
+def summary(values):
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
+            "max": round(max(values), 3)}
 
-    deploy()  # the batch learns which facts this deploy asks
-    for case, env in (("no-op redeploy", {}), ("no-op, facts not batched", {"DJDEPLOY_FACT_BATCH": "off"})):
-        seconds, rss, commands = [], [], []
-        for _ in range(RUNS):
-            s, m, out = deploy(env={"DJDEPLOY_COUNT_COMMANDS": "1", **env})
-            assert "Grand total" in out and re.search(r"Grand total\s+\d+\s+-\s+-", out), out[-2000:]
-            seconds.append(s)
-            rss.append(m)
-            commands.append(commands_per_host(out))
-        record(case, seconds, rss, max(commands))
 
-    seconds, rss = [], []
+ROWS: list[dict] = []
+STEPS: list[dict] = []
+
+
+def record(hosts, case, seconds, loads, commands=None):
+    row = {"hosts": hosts, "case": case, "runs": len(seconds), **summary(seconds),
+           "load_median": round(statistics.median(loads), 2), "commands_per_host": commands}
+    ROWS.append(row)
+    print(f"  {hosts} hosts  {case:34} median {row['median']:8.3f} s  (min {row['min']:.3f}, max {row['max']:.3f}; "
+          f"load {row['load_median']:.2f})", flush=True)
+
+
+def first_deploys(ansible: Ansible) -> None:
+    ours, theirs = ([], []), ([], [])
+    for run in range(FIRST_RUNS):
+        order = ("ours", "theirs") if run % 2 == 0 else ("theirs", "ours")
+        for who in order:
+            if who == "ours":
+                fresh(OURS, SIZE)
+                seconds, before, _, steps = deploy(steps=True)
+                ours[0].append(seconds)
+                ours[1].append(before)
+                for name, wall, hosts in steps:
+                    STEPS.append({"case": "first deploy", "run": run, "hosts": SIZE, "step": name,
+                                  "seconds": round(wall, 3),
+                                  "slowest_host": round(max(hosts.values()), 3) if hosts else "",
+                                  "fastest_host": round(min(hosts.values()), 3) if hosts else ""})
+            else:
+                fresh(THEIRS, SIZE)
+                seconds, before, _, _ = ansible.run()
+                theirs[0].append(seconds)
+                theirs[1].append(before)
+            print(f"  round {run + 1}: {who}: {seconds:.1f} s", flush=True)
+    record(SIZE, "first deploy (this project)", *ours)
+    record(SIZE, "first deploy (Ansible playbook)", *theirs)
+
+
+def no_ops(ansible: Ansible) -> None:
+    deploy()  # the facts this deploy asks are learned,
+    deploy()  # and a run that changes nothing records each host settled
+    cases = {"floor (exec -- true)": ([], []), "no-op redeploy (settled)": ([], []),
+             "no-op, every host planned": ([], [])}
+    commands = {}
     for _ in range(RUNS):
-        s, m, _ = timed([PYINFRA, "inventory.py", "deploy.py", *BENCH_DATA, "--dry"])
-        seconds.append(s)
-        rss.append(m)
-    record("--dry, unchanged", seconds, rss)
+        for case, env in (("floor (exec -- true)", None), ("no-op redeploy (settled)", {}),
+                          ("no-op, every host planned", {"DJDEPLOY_SETTLED": "off"})):
+            if env is None:
+                seconds, before, _, _ = floor()
+            else:
+                seconds, before, out, _ = deploy(env={"DJDEPLOY_COUNT_COMMANDS": "1", **env})
+                assert re.search(r"Grand total\s+(\d+|-)\s+-\s+-", out), out[-2000:]  # nothing changed
+                commands[case] = max(commands.get(case, 0), commands_per_host(out))
+            cases[case][0].append(seconds)
+            cases[case][1].append(before)
+    for case, (seconds, loads) in cases.items():
+        record(SIZE, case, seconds, loads, commands.get(case))
+    seconds, loads = [], []
+    ansible.run()  # its first no-op (the deploy's handlers may still have run)
+    for _ in range(ANSIBLE_NOOP_RUNS):
+        took, before, out, _ = ansible.run()
+        seconds.append(took)
+        loads.append(before)
+    record(SIZE, "no-op (Ansible playbook)", seconds, loads)
 
-    seconds, rss = [], []
+
+def code_only(size: int, work: Path) -> None:
+    if size != SIZE:
+        fresh(OURS, size)
+        deploy()
+    seconds, loads, shares = [], [], {}
     for run in range(RUNS):
         version = app_version(work / f"{size}-v{run}", f"bench-{size}-{run}")
-        s, m, _ = deploy(cwd=version)
-        seconds.append(s)
-        rss.append(m)
-    record("code-only redeploy", seconds, rss)
-
-    seconds, rss = [], []
-    for _ in range(RUNS):
-        s, m, _ = deploy(deploy_file="rollback.py")
-        seconds.append(s)
-        rss.append(m)
-    record("rollback", seconds, rss)
-
-    seconds, rss = [], []
-    for _ in range(RUNS):
-        s, m, _ = timed([PYINFRA, "-y", "inventory.py", "exec", "--", "true"])
-        seconds.append(s)
-        rss.append(m)
-    record("floor (exec -- true)", seconds, rss)
-    return rows
+        took, before, _, steps = deploy(cwd=version, steps=True)
+        seconds.append(took)
+        loads.append(before)
+        for name, wall, hosts in steps:
+            shares.setdefault(name, []).append(wall)
+            STEPS.append({"case": "code-only redeploy", "run": run, "hosts": size, "step": name,
+                          "seconds": round(wall, 3),
+                          "slowest_host": round(max(hosts.values()), 3) if hosts else "",
+                          "fastest_host": round(min(hosts.values()), 3) if hosts else ""})
+    record(size, "code-only redeploy", seconds, loads)
+    total = statistics.median(seconds)
+    must = sum(statistics.median(shares[name]) for name in UNAVOIDABLE if name in shares)
+    ROWS[-1]["unavoidable"] = round(must, 3)
+    print(f"    unavoidable steps (median): {must:.2f} s; the whole redeploy is {total / must:.2f}x of it",
+          flush=True)
 
 
-def measure_fake(work: Path) -> list[dict]:
-    """A no-op on N simulated hosts that answer like a deployed real one."""
-    fleet_tool.down([FLEET])
-    fleet_tool.up(FLEET, 1, "bookworm", timeout=240)
+def measure_fake(work: Path) -> None:
+    """A planned no-op on N simulated hosts that answer like a deployed real one."""
+    fresh(OURS, 1)
     deploy()
-    deploy()  # learn the facts
+    deploy()
     reply = work / "batch-reply.txt"
-    deploy(env={"DJDEPLOY_RECORD_BATCH": str(reply)})
+    deploy(env={"DJDEPLOY_RECORD_BATCH": str(reply), "DJDEPLOY_SETTLED": "off"})
     plan = reply.with_suffix(".plan.json").read_text()  # the facts, in the order of the reply
-    rows = []
     for size in FAKE_SIZES:
         for n in range(1, size + 1):
             path = plan_file(f"@fake/web-{n}", "deploy.py")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(plan)
         env = dict(DJDEPLOY_FAKE_HOSTS=str(size), DJDEPLOY_FAKE_REPLY=str(reply),
-                   DJDEPLOY_FAKE_DELAY=str(FAKE_DELAY), DJDEPLOY_COUNT_COMMANDS="1")
-        seconds, rss, out = timed([PYINFRA, "-y", "tests/fake_fleet.py", "deploy.py", *BENCH_DATA], env=env)
+                   DJDEPLOY_FAKE_DELAY=str(FAKE_DELAY), DJDEPLOY_COUNT_COMMANDS="1", DJDEPLOY_SETTLED="off")
+        seconds, before, out, _ = timed([PYINFRA, "-y", "tests/fake_fleet.py", "deploy.py", *BENCH_DATA], env=env)
         assert re.search(r"Grand total\s+\d+\s+-\s+-", out), out[-3000:]  # a true no-op
-        rows.append({"hosts": size, "case": "simulated no-op (@fake)", "seconds": round(seconds, 3),
-                     "peak_mib": round(rss), "commands_per_host": commands_per_host(out)})
-        print(f"  {size} simulated hosts: {seconds:.2f} s, {rss:.0f} MiB", flush=True)
+        record(size, "simulated planned no-op (@fake)", [seconds], [before], commands_per_host(out))
     for n in range(1, max(FAKE_SIZES) + 1):
         plan_file(f"@fake/web-{n}", "deploy.py").unlink(missing_ok=True)
-    return rows
 
 
-def table(rows: list[dict]) -> str:
-    floors = {r["hosts"]: r["seconds"] for r in rows if r["case"].startswith("floor")}
-    lines = [f"{'hosts':>5}  {'case':28} {'seconds':>8} {'x floor':>8} {'peak MiB':>9} {'cmds/host':>9}"]
-    for r in rows:
-        ratio = f"{r['seconds'] / floors[r['hosts']]:.2f}" if r["hosts"] in floors else "-"
+def tables() -> str:
+    floors = {r["hosts"]: r["median"] for r in ROWS if r["case"].startswith("floor")}
+    lines = [f"{'hosts':>5}  {'case':34} {'median s':>9} {'min':>8} {'max':>8} {'x floor':>8} {'load':>6} "
+             f"{'cmds/host':>9}"]
+    for r in ROWS:
+        ratio = f"{r['median'] / floors[r['hosts']]:.2f}" if r["hosts"] in floors else "-"
         commands = r["commands_per_host"] if r["commands_per_host"] not in (None, -1) else "-"
-        lines.append(f"{r['hosts']:>5}  {r['case']:28} {r['seconds']:>8.3f} {ratio:>8} "
-                     f"{r['peak_mib']:>9} {commands!s:>9}")
+        lines.append(f"{r['hosts']:>5}  {r['case']:34} {r['median']:>9.3f} {r['min']:>8.3f} {r['max']:>8.3f} "
+                     f"{ratio:>8} {r['load_median']:>6.2f} {commands!s:>9}")
+    ours = [r for r in ROWS if r["case"] == "first deploy (this project)"]
+    theirs = [r for r in ROWS if r["case"] == "first deploy (Ansible playbook)"]
+    if ours and theirs:
+        lines.append(f"\nfirst deploy on {SIZE} stock hosts: this project {ours[0]['median']:.1f} s, Ansible "
+                     f"{theirs[0]['median']:.1f} s ({ours[0]['median'] / theirs[0]['median']:.2f}x)")
+    for r in ROWS:
+        if "unavoidable" in r:
+            lines.append(f"code-only redeploy, {r['hosts']} host(s): {r['median']:.2f} s, of which the steps no "
+                         f"release can skip take {r['unavoidable']:.2f} s ({r['median'] / r['unavoidable']:.2f}x)")
+    for case in ("first deploy", "code-only redeploy"):
+        rows = [s for s in STEPS if s["case"] == case and s["hosts"] == SIZE]
+        if not rows:
+            continue
+        lines.append(f"\nwhere the seconds go: {case}, {SIZE} hosts (median over runs; slowest and fastest host)")
+        names = list(dict.fromkeys(s["step"] for s in rows))
+        total = sum(statistics.median([s["seconds"] for s in rows if s["step"] == n]) for n in names)
+        for name in names:
+            mine = [s for s in rows if s["step"] == name]
+            wall = statistics.median([s["seconds"] for s in mine])
+            if wall < 0.5:
+                continue
+            slow = [s["slowest_host"] for s in mine if s["slowest_host"] != ""]
+            fast = [s["fastest_host"] for s in mine if s["fastest_host"] != ""]
+            hosts = f"  hosts {statistics.median(fast):6.2f} .. {statistics.median(slow):6.2f} s" if slow else ""
+            lines.append(f"  {name:34} {wall:7.2f} s  {100 * wall / total:5.1f} %{hosts}")
+        small = total - sum(statistics.median([s["seconds"] for s in rows if s["step"] == n]) for n in names
+                            if statistics.median([s["seconds"] for s in rows if s["step"] == n]) >= 0.5)
+        lines.append(f"  {'the other steps, each under 0.5 s':34} {small:7.2f} s  {100 * small / total:5.1f} %")
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for case in dict.fromkeys(r["case"] for r in rows if not r["case"].startswith("simulated")):
-        points = [(r["hosts"], r["seconds"]) for r in rows if r["case"] == case]
-        left.plot(*zip(*points), marker="o", label=case)
-    left.set(xlabel="hosts (local fleet)", ylabel="seconds (median)", title="Deploys on the local fleet")
-    left.legend(fontsize=7)
-    fake = [(r["hosts"], r["seconds"]) for r in rows if r["case"].startswith("simulated")]
-    if fake:
-        right.plot(*zip(*fake), marker="o", color="tab:purple")
-    right.set(xlabel="simulated hosts (@fake, 20 ms per command)", ylabel="seconds",
-              title="No-op: the controller's own cost")
-    fig.suptitle(f"djdeploy benchmark, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = next(line.split(":", 1)[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    release = Path("/etc/os-release").read_text()
+    name = re.search(r'^PRETTY_NAME="?([^"\n]+)', release, re.M)
+    ansible = subprocess.run([str(ANSIBLE.with_name("ansible")), "--version"], capture_output=True, text=True)
+    return (f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+            f"machine: {os.cpu_count()} cores ({cpu}), {memory} memory, {name.group(1) if name else '?'}, "
+            f"kernel {platform.release()}\n"
+            f"python {platform.python_version()}; {ansible.stdout.splitlines()[0] if ansible.stdout else 'ansible ?'}\n"
+            f"hosts: systemd-nspawn containers of stock Debian 12 (fleet/hosts.py) on this machine\n"
+            f"runs: {RUNS} per case, {FIRST_RUNS} first deploys each, {ANSIBLE_NOOP_RUNS} Ansible no-ops\n")
 
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    # Bytecode for the project's modules, as a first run writes it on a usual install (a
-    # PYTHONDONTWRITEBYTECODE environment would have every run compile them again).
-    compileall.compile_dir(str(ROOT / "djdeploy"), quiet=1)
-    rows = []
+    compileall.compile_dir(str(ROOT / "djdeploy"), quiet=1)  # bytecode, as a first run writes it
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        ansible = Ansible(work)
+        ansible.prepare()
         try:
-            for size in SIZES:
-                print(f"local fleet, {size} host(s):", flush=True)
-                rows += measure_fleet(size, work)
-            print("simulated hosts:", flush=True)
-            rows += measure_fake(work)
+            print(f"first deploys, {SIZE} fresh hosts each:", flush=True)
+            first_deploys(ansible)
+            print(f"no-ops, {SIZE} hosts:", flush=True)
+            no_ops(ansible)
+            fleet_tool.down([THEIRS])
+            for size in sorted(CODE_SIZES, reverse=True):
+                print(f"code-only redeploys, {size} host(s):", flush=True)
+                code_only(size, work)
+            if FAKE_SIZES:
+                print("simulated hosts:", flush=True)
+                measure_fake(work)
         finally:
-            fleet_tool.down([FLEET])
-    text = table(rows)
+            fleet_tool.down([OURS, THEIRS])
+            shutil.rmtree(work, ignore_errors=True)
+    text = tables()
     print("\n" + text)
     (OUT / "results.txt").write_text(text + "\n")
-    with open(OUT / "results.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    plot(rows, OUT / "time-vs-hosts.png")
-    print(f"\nwrote {OUT / 'results.csv'} and {OUT / 'time-vs-hosts.png'}")
+    (OUT / "machine.txt").write_text(machine())
+    for name, rows in (("results.csv", ROWS), ("steps.csv", STEPS)):
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        with open(OUT / name, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    print(f"\nwrote {OUT}/results.txt, results.csv, steps.csv, machine.txt")
     return 0
 
 

@@ -143,9 +143,10 @@ def check_group_data(group_data: Path) -> None:
 def load(project_dir: Path) -> dict[str, list]:
     """Host lists per group for inventory.py; exits with one line when there are none."""
     if SPEED:
-        from djdeploy.speed import bookkeeping
+        from djdeploy.speed import bookkeeping, settled
 
         bookkeeping.install()  # before deploy files import pyinfra's operations and facts
+        settled.install_catch()  # a settled fleet's deploy file stops at speed_up
     errors.install()  # a DeployError: its own lines, no traceback
     terminal.install()  # hosts' words reach the terminal as text, never as its commands
     groups = known_groups(project_dir / "group_data")

@@ -4,6 +4,7 @@
 #                                        release commands, then move in
 #   release.sh switch ID [rollback]      point `current` at ID, restart, health gate, revert on failure
 #   release.sh prune KEEP                keep KEEP releases (never `current` or `previous`)
+#   release.sh started ID                the deploy started the stopped app in ID: it serves these files
 #   release.sh migrate ID LOCK           the shared database's migrations, under advisory lock LOCK
 #   release.sh health                    one GET of the health check: its status code, or "none"
 #   release.sh listen                    socket mode: the socket unit holds the port (the app stopped first)
@@ -410,6 +411,14 @@ serving() {
     echo "$1 $(config_hash)" > "$ROOT/.serving"
 }
 
+# The deploy started the app, which was stopped (systemd.service): it now runs release $1 with
+# the files in place, as a restart by the switch would have left it. Recorded, so a file
+# repaired later owes it no restart (a start after this record is still one by hand).
+started() {
+    [ "$(readlink "$ROOT/current")" = "releases/$1" ] && systemctl is-active -q "$UNIT" && serving "$1"
+    return 0
+}
+
 # The files waiting for this switch (<name>.next) move in; the ones they replace stay as
 # <name>.prev until the release serves, for move_back.
 STAGED=()
@@ -752,6 +761,7 @@ case "$command" in
     unmigrate) unmigrate "$@" ;;
     switch) switch "$@" ;;
     prune) prune "$@" ;;
+    started) started "$@" ;;
     migrate) migrate "$@" ;;
     release-command) release_command "$@" ;;
     listen) listen ;;

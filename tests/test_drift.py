@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import PROJECT, http_get, results, run_pyinfra
+from conftest import PROJECT, app_version, http_get, results, run_pyinfra
 
 DRIFTS = {
     # kind: (command on the host, operation that must repair it, whether the switch moves
@@ -25,45 +25,75 @@ DRIFTS = {
 }
 
 
-@pytest.mark.parametrize("kind", list(DRIFTS))
-def test_drift_is_reported_by_the_dry_run_and_repaired(fleet, deployed, kind):
+# Every drift with the speed-ups (the fleet settled first, so the repair run is the one that
+# must notice), and some with plain pyinfra (DJDEPLOY_SPEED=off). In this order "unit edited"
+# comes after "service stopped" on the same host: the app the deploy started again must not
+# be taken for one restarted by hand (releases.started records what it serves).
+SPEEDS = [(kind, "on") for kind in DRIFTS] + [(kind, "off") for kind in
+                                              ("unit edited", ".env edited", "service stopped", "release deleted")]
+
+
+@pytest.mark.parametrize("kind, speed", SPEEDS)
+def test_drift_is_reported_by_the_dry_run_and_repaired(fleet, deployed, kind, speed):
     command, operation, moved_in, restart = DRIFTS[kind]
     web = fleet.by_group("web")[0]
+    env = {"DJDEPLOY_SPEED": speed}
     # A clean start: whatever the tests before this one on the fleet left is deployed back,
-    # and then a run changes nothing.
-    assert run_pyinfra("-y").returncode == 0
-    start = run_pyinfra("-y")
+    # and then a run changes nothing; with the speed-ups, the run after it finds the fleet
+    # settled (nothing planned).
+    assert run_pyinfra("-y", env=env).returncode == 0
+    start = run_pyinfra("-y", env=env)
     assert results(start.stdout)["Grand total"]["changed"] == 0, start.stdout[-3000:]
+    if speed == "on":
+        assert "Settled: none of the 3 hosts changed" in run_pyinfra("-y", env=env).stdout
     fleet.ssh(web, command)
 
-    dry = run_pyinfra("--dry", "--limit", web["address"])
+    dry = run_pyinfra("--dry", "--limit", web["address"], env=env)
     assert dry.returncode == 0, dry.stdout[-3000:]
     # An operation with `_if` counts in the "may change" column ("-" in the first).
     assert re.search(rf"^\s*{re.escape(operation)}\s+(-\s+)?1 \({re.escape(web['address'])}\)", dry.stdout, re.M), \
         dry.stdout[-3000:]
 
     pid = fleet.ssh(web, f"systemctl show -P MainPID {PROJECT}").stdout.strip()
-    repair = run_pyinfra("-y", "--limit", web["address"])
+    repair = run_pyinfra("-y", env=env)  # the whole fleet: a settled one would skip the host
     assert repair.returncode == 0, repair.stdout[-3000:]
+    assert "Settled" not in repair.stdout
     rows = results(repair.stdout)
-    assert rows[operation]["changed"] == 1
+    assert rows[operation]["changed"] == 1, repair.stdout[-3000:]
     assert rows["Switch to the release"]["changed"] == (1 if moved_in else 0)
     if moved_in:
         restarted = fleet.ssh(web, f"systemctl show -P MainPID {PROJECT}").stdout.strip() != pid
-        assert restarted is restart, (pid, restart)
+        assert restarted is restart, (pid, restart, fleet.ssh(web, f"tail -n 4 /srv/{PROJECT}/revisions.log").stdout)
         said = fleet.ssh(web, f"tail -n 1 /srv/{PROJECT}/revisions.log").stdout
         assert ("restarted (the files it reads at start changed)" in said) is restart, said
         assert ("the app already runs them, not restarted" in said) is not restart, said
     assert http_get(f"http://{web['address']}/healthz")[0] == 200
-    assert results(run_pyinfra("-y").stdout)["Grand total"]["changed"] == 0  # repaired for good
+    assert results(run_pyinfra("-y", env=env).stdout)["Grand total"]["changed"] == 0  # repaired for good
 
 
-def test_a_no_op_is_one_command_per_host_and_takes_no_lock_unless_another_deploy_holds_it(fleet, deployed):
+def test_a_no_op_is_one_command_per_host_and_takes_no_lock_unless_another_deploy_holds_it(fleet, deployed, tmp_path):
     run_pyinfra("-y")  # the facts this deploy asks are learned
+    planned = run_pyinfra("-y", env={"DJDEPLOY_COUNT_COMMANDS": "1", "DJDEPLOY_SETTLED": "off"})
+    rows = results(planned.stdout)
+    assert rows["Grand total"]["changed"] == 0 and rows["Grand total"]["no_change"] > 40, planned.stdout[-3000:]
+    counts = {host: int(n) for host, n in re.findall(r"remote commands: (\S+) (\d+)", planned.stdout)}
+    assert counts == {h["address"]: 1 for h in fleet.hosts}, counts
+    # Settled: the run before changed nothing, nor did anything here; nothing is planned,
+    # and each host is asked one short command (its fingerprint).
+    run_pyinfra("-y")
     noop = run_pyinfra("-y", env={"DJDEPLOY_COUNT_COMMANDS": "1"})
+    assert "Settled: none of the 3 hosts changed" in noop.stdout, noop.stdout[-3000:]
     assert results(noop.stdout)["Grand total"]["changed"] == 0
     counts = {host: int(n) for host, n in re.findall(r"remote commands: (\S+) (\d+)", noop.stdout)}
     assert counts == {h["address"]: 1 for h in fleet.hosts}, counts
+    # New code is a new run: planned, released, served.
+    version = app_version(tmp_path / "v2", "settled-then-changed")
+    changed = run_pyinfra("-y", cwd=version)
+    assert "Settled" not in changed.stdout and results(changed.stdout)["Release"]["changed"] == 3, \
+        changed.stdout[-3000:]
+    web = fleet.by_group("web")[0]
+    assert "settled-then-changed" in http_get(f"http://{web['address']}/")[1]
+    assert run_pyinfra("-y").returncode == 0  # back to the project's own code
     # A dry run asks the same facts, so the no-op after it is still one command per host.
     assert run_pyinfra("--dry").returncode == 0
     after_dry = run_pyinfra("-y", env={"DJDEPLOY_COUNT_COMMANDS": "1"})

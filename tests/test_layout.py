@@ -107,15 +107,15 @@ def layer(name: str) -> str:
 # run < preflight < the verbs (deploy.py, ...); speed (switched on in djdeploy/__init__.py
 # and inventory.py only) reaches into any of them, none of them into it.
 MAY_IMPORT = {
-    "errors": set(), "terminal": set(), "shell": set(), "transport": set(),
+    "errors": set(), "terminal": set(), "shell": set(), "transport": set(), "cachedir": set(),
     "config": {"errors", "shell"},
-    "build": {"config", "errors"},
+    "build": {"config", "errors", "cachedir"},
     "ops": {"config", "errors", "shell", "terminal"},
     "run": {"ops", "config", "errors", "shell", "terminal", "transport"},
     "preflight": {"build", "ops", "config", "errors", "shell", "terminal", "transport"},
     "inventory": {"djdeploy", "errors", "terminal", "speed"},
     "djdeploy": {"speed"},
-    "speed": {"build", "ops", "run", "config", "errors", "shell", "terminal"},
+    "speed": {"build", "ops", "run", "config", "errors", "shell", "terminal", "cachedir"},
 }
 
 

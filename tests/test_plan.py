@@ -16,6 +16,7 @@ RECIPE = [
     "Front unit folder", "Front unit", "Front folder", "Front tool", "Front sites", "Front Caddyfile", "Front site", "ACME CA root",
     "Front certificate", "Listening socket", "Switch to the release",
     "Enable and start the app",
+    "The app serves the release",
     "Front door restarted", "Front door reloaded", "Front door running", "Processes",
     "Scheduled jobs", "Old releases",
 ]

@@ -11,7 +11,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-CACHE = Path(os.environ.get("DJDEPLOY_BUILD_CACHE", Path.home() / ".cache" / "djdeploy"))
+from djdeploy import cachedir
+
+CACHE = cachedir.CACHE
 
 
 class BuildError(Exception):

@@ -29,8 +29,8 @@ from djdeploy.ops import sftp
 from djdeploy.ops.facts import BackupPlan, FileText, PathOwner
 from djdeploy.ops.services import timers_waiting
 from djdeploy.ops.system import debian_packages
-from djdeploy.ops.uploads import privilege, secret_file, upload
-from djdeploy.shell import shell_quote
+from djdeploy.ops.uploads import secret_file, upload
+from djdeploy.shell import privilege, shell_quote
 from djdeploy.terminal import printable
 
 PACKAGES = ["restic"]  # on the app hosts; the backup host needs OpenSSH's server alone

@@ -30,8 +30,7 @@ from pyinfra.operations import files
 from djdeploy.config.keys import UNITS
 from djdeploy.ops import front, uploads
 from djdeploy.ops.system import debian_packages
-from djdeploy.ops.uploads import privilege
-from djdeploy.shell import shell_quote
+from djdeploy.shell import privilege, shell_quote
 
 PACKAGES = ["haproxy", "socat"]  # socat: the runtime API's socket, for balancer.sh
 UNIT = "haproxy.service"

@@ -220,6 +220,18 @@ def releases_pruned(s, keep: int, release_id: str | None = None):
 
 
 @operation()
+def started(s, release_id: str):
+    """The app the deploy just started (it was stopped) serves release `release_id` with the
+    files in place: recorded as a restart by the switch records it, so a file repaired
+    later, which the app never ran, owes it no restart.
+
+    + s: the host's AppSettings
+    + release_id: the release now current
+    """
+    yield f"{tool_env(s)} {shell_quote(s.release_tool)} started {shell_quote(release_id)}"
+
+
+@operation()
 def procfile_release(s, release_id: str, here: bool):
     """The app's Procfile `release:` line has run for release `release_id`: once per deploy,
     on one host (`here`), in the new release before any switch, as the app user with the

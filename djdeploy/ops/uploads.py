@@ -13,13 +13,12 @@ import gevent.lock
 import jinja2
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, FunctionCommand, OperationError, QuoteString, StringCommand, operation
-from pyinfra.api.arguments import pop_global_arguments
 from pyinfra.facts.files import File
 from pyinfra.operations import files
 
 from djdeploy.config import envfile
 from djdeploy.ops.facts import EnvFile, EnvFileLines, FileText, SecretDigest
-from djdeploy.shell import shell_quote
+from djdeploy.shell import privilege, shell_quote
 
 NEXT = ".next"  # a file the app reads at start, waiting beside it for the switch (release.sh)
 
@@ -203,18 +202,6 @@ def copy_secrets(state, host, source, paths: tuple, group: str, mode: str = "064
     if not ok:
         raise OperationError(f"could not move the site's secret into place: {output.stderr.strip()[:300]}")
     return True
-
-
-PRIVILEGE = ("_sudo", "_sudo_user", "_sudo_password", "_use_sudo_login", "_preserve_sudo_env",
-             "_su_user", "_use_su_login", "_su_shell", "_preserve_su_env", "_su_password",
-             "_doas", "_doas_user", "_dzdo", "_dzdo_user")
-
-
-def privilege(host) -> dict:
-    """The run's sudo/su arguments (--sudo, host data), for what runs outside operations'
-    commands (a file read or written by hand, the fact batch)."""
-    arguments, _ = pop_global_arguments(host.state, host, {})
-    return {k: v for k, v in arguments.items() if k in PRIVILEGE and v}
 
 
 @operation()

@@ -26,8 +26,7 @@ from pyinfra.api.state import BaseStateCallback
 
 from djdeploy.errors import fail
 from djdeploy.ops.facts import LockHolder
-from djdeploy.ops.uploads import privilege
-from djdeploy.shell import CONTROLLER, shell_quote
+from djdeploy.shell import CONTROLLER, privilege, shell_quote
 from djdeploy.terminal import printable
 
 RUN_ID = uuid.uuid4().hex[:16]  # this run, as written into the locks it takes

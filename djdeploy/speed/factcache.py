@@ -36,18 +36,17 @@ from pyinfra.api.facts import _MISSING_COMMAND_MARKER as MISSING_COMMAND
 from pyinfra.api.facts import _make_command
 from pyinfra.context import ctx_host, ctx_state
 
-from djdeploy.build import CACHE
+from djdeploy.cachedir import CACHE
 from djdeploy.ops.facts import LockHolder
 from djdeploy.run import lock
-from djdeploy.ops.uploads import privilege
-from djdeploy.speed import bookkeeping, synth
-from djdeploy.shell import shell_quote
+from djdeploy.speed import bookkeeping, settled, synth
+from djdeploy.shell import privilege, shell_quote
 
 PLANS = CACHE / "facts"
 _live_get_fact = pyinfra_host.get_fact
 _hosts: dict[str, "HostFacts"] = {}
 entry_state: dict[str, object] = {}  # host name -> the run (State) its batch belongs to
-COUNTS: dict[str, int] = {}  # remote commands per host in this run (DJDEPLOY_COUNT_COMMANDS)
+COUNTS = settled.COUNTS  # remote commands per host in this run (DJDEPLOY_COUNT_COMMANDS)
 
 
 SCALARS = (str, int, float, bool, type(None))
@@ -91,6 +90,10 @@ class HostFacts:
         self.not_changing = 0  # depth of not_a_change blocks open
         self.asked: dict[str, list] = {}  # key -> [class path, args, kwargs], in order
         self.plan_file = plan_file(host.name, deploy_file)
+        self.deploy_file = deploy_file
+        self.settling = False  # this run records whether it left the host settled
+        self.watch: str | None = None  # the fingerprint's command (djdeploy.speed.settled)
+        self.fingerprint: str | None = None  # the host's, before this run changed anything
 
     def plan(self) -> list:
         try:
@@ -104,7 +107,8 @@ class HostFacts:
             self.plan_file.write_text(json.dumps(list(self.asked.values())))
 
     def prefetch(self, state, host) -> None:
-        """Run every planned fact's command in one remote command; keep their values."""
+        """Run every planned fact's command in one remote command; keep their values. With
+        `self.watch`, the host's fingerprint comes first (djdeploy.speed.settled)."""
         grouped, built, alone = [], [], []  # [(group, cls, args, kwargs)], [(key, fact)], [(index, command)]
         for path, args, kwargs in self.plan():
             module, _, name = path.partition(":")
@@ -129,11 +133,16 @@ class HostFacts:
         group_jobs = synth.commands(grouped)
         script, marker = frame([command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
                                 for _, command in alone] + list(group_jobs.values()))
+        if self.watch:
+            script = f"echo \"@@FP {marker} $({self.watch})\"\n{script}"
         with not_a_change(host):
             status, output = host.run_shell_command(StringCommand(script), print_output=False,
                                                     print_input=False, **privilege(host))
         if not status:
             return
+        said = f"@@FP {marker} "
+        if self.watch and output.output_lines and output.output_lines[0].startswith(said):
+            self.fingerprint = output.output_lines[0][len(said):].strip()
         if os.environ.get("DJDEPLOY_RECORD_BATCH"):  # the benchmark replays a real host's answer
             record = Path(os.environ["DJDEPLOY_RECORD_BATCH"])
             record.write_text("\n".join(output.output_lines) + "\n")
@@ -235,7 +244,7 @@ def batched(host) -> bool:
 
 
 def count(host) -> None:
-    COUNTS[host.name] = COUNTS.get(host.name, 0) + 1
+    settled.count(host.name)
 
 
 class not_a_change:
@@ -273,30 +282,49 @@ def _watch(host, entry: "HostFacts") -> None:
 
 
 def _report() -> None:
-    for entry in _hosts.values():
+    runs = {id(entry_state.get(name)): entry_state.get(name) for name in _hosts}
+    good = {key: _succeeded(state) for key, state in runs.items()}
+    for name, entry in _hosts.items():
         if pyinfra_host.get_fact is get_fact:
             entry.save()
-    if os.environ.get("DJDEPLOY_COUNT_COMMANDS"):
-        for name, n in sorted(COUNTS.items()):
-            print(f"remote commands: {name} {n}", file=sys.stderr)
+        if not entry.settling:
+            continue
+        if entry.watch and entry.fingerprint and entry.valid and good[id(entry_state.get(name))]:
+            settled.write(name, entry.deploy_file, settled.RUN["inputs"], entry.watch, entry.fingerprint)
+        else:
+            settled.forget(name, entry.deploy_file)
 
 
-def install(host) -> None:
+def _succeeded(state) -> bool:
+    """A real run that went to its end, every operation on every host without error: what
+    it found on a host it left unchanged (entry.valid) is then the settled state."""
+    from pyinfra.api.state import StateStage
+
+    if state is None or "--dry" in sys.argv[1:] or state.current_stage != StateStage.Disconnect:
+        return False
+    return not state.failed_hosts and all(not result.error_ops for result in state.results.values())
+
+
+_started: list = []  # install's one-time set-up done
+
+
+def install(host, skip_when_settled: bool = False) -> None:
     """Serve this host's facts from one batched command (see the module's docstring).
+    With `skip_when_settled` (deploy.py), when the whole fleet is settled
+    (djdeploy.speed.settled) this raises Settled: the deploy file plans nothing for this
+    host; otherwise the batch leads with the host's fingerprint, recorded after the run
+    when it changed nothing there.
 
     DJDEPLOY_FACT_BATCH=off turns it off (pyinfra's one command per fact), to compare;
-    DJDEPLOY_SPEED=off turns off every speed-up (plain pyinfra: djdeploy.speed_up never
-    calls this).
+    DJDEPLOY_SETTLED=off keeps the batch but plans every host; DJDEPLOY_SPEED=off turns off
+    every speed-up (plain pyinfra: djdeploy.speed_up never calls this).
     """
-    batching = os.environ.get("DJDEPLOY_FACT_BATCH") != "off"
     state = host.state
     real = ctx_host.get()  # deploy files see a proxy; facts need the Host itself
-    if not _hosts:
-        atexit.register(_report)
-        bookkeeping.install()
-        lock.BATCH = LockBatch()
-    if batching and pyinfra_host.get_fact is not get_fact:
-        pyinfra_host.get_fact = get_fact
+    batching = _start()
+    settling = batching and skip_when_settled and settled.enabled()
+    if settling and settled.fleet_settled(state, state.current_exec_filename or "deploy.py"):
+        raise settled.Settled(f"{host.name}: settled")
     if host.name in _hosts and entry_state.get(host.name) is state:
         return
     entry = HostFacts(host, state.current_exec_filename or "deploy.py")
@@ -304,7 +332,26 @@ def install(host) -> None:
     entry_state[host.name] = state
     _watch(real, entry)
     if batching:
+        if settling:
+            plan = entry.plan()
+            entry.settling = settled.RUN.get("inputs") is not None
+            entry.watch = settled.fingerprint_command(plan) if plan else None
         entry.prefetch(state, real)
+
+
+def _start() -> bool:
+    """The run's one-time set-up; whether facts are batched."""
+    batching = os.environ.get("DJDEPLOY_FACT_BATCH") != "off"
+    if not _started:
+        _started.append(True)
+        atexit.register(_report)
+        bookkeeping.install()
+        lock.BATCH = LockBatch()
+    if batching and pyinfra_host.get_fact is not get_fact:
+        pyinfra_host.get_fact = get_fact
+    return batching
+
+
 
 
 def _nothing():
