@@ -14,9 +14,6 @@ average beside every figure:
   the work a release cannot skip (the release itself: upload, unpack, check, migrate,
   collectstatic; and the switch with its health gate).
 
-Then pyinfra's @fake connector replays a real host's answers for up to 1,000 hosts: the
-controller's own cost of a planned no-op per host.
-
 Every case reports its median, min and max over BENCH_RUNS runs (BENCH_FIRST_RUNS for first
 deploys, BENCH_ANSIBLE_NOOP_RUNS for Ansible's slow no-op). Results go to bench/results/:
 results.txt (the tables), results.csv, steps.csv and machine.txt.
@@ -45,7 +42,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import app_version  # noqa: E402  (project copies with new code)
 
-from djdeploy.speed.factcache import plan_file  # noqa: E402
 from fleet import hosts as fleet_tool  # noqa: E402
 from fleet.base import STATE_DIR  # noqa: E402
 
@@ -58,8 +54,6 @@ CODE_SIZES = [int(n) for n in os.environ.get("BENCH_CODE_SIZES", "1,4,8").split(
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 FIRST_RUNS = int(os.environ.get("BENCH_FIRST_RUNS", "3"))
 ANSIBLE_NOOP_RUNS = int(os.environ.get("BENCH_ANSIBLE_NOOP_RUNS", "3"))
-FAKE_SIZES = [int(n) for n in os.environ.get("BENCH_FAKE_SIZES", "10,100,1000").split(",") if n]
-FAKE_DELAY = 0.02  # seconds per simulated remote command
 OUT = ROOT / "bench" / "results"
 BENCH_DATA = ["--data", 'allowed_hosts=["bench.invalid", "localhost"]']  # same files on every host
 # The steps of a code-only release that no deploy can skip.
@@ -256,28 +250,6 @@ def code_only(size: int, work: Path) -> None:
           flush=True)
 
 
-def measure_fake(work: Path) -> None:
-    """A planned no-op on N simulated hosts that answer like a deployed real one."""
-    fresh(OURS, 1)
-    deploy()
-    deploy()
-    reply = work / "batch-reply.txt"
-    deploy(env={"DJDEPLOY_RECORD_BATCH": str(reply), "DJDEPLOY_SETTLED": "off"})
-    plan = reply.with_suffix(".plan.json").read_text()  # the facts, in the order of the reply
-    for size in FAKE_SIZES:
-        for n in range(1, size + 1):
-            path = plan_file(f"@fake/web-{n}", "deploy.py")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(plan)
-        env = dict(DJDEPLOY_FAKE_HOSTS=str(size), DJDEPLOY_FAKE_REPLY=str(reply),
-                   DJDEPLOY_FAKE_DELAY=str(FAKE_DELAY), DJDEPLOY_COUNT_COMMANDS="1", DJDEPLOY_SETTLED="off")
-        seconds, before, out, _ = timed([PYINFRA, "-y", "tests/fake_fleet.py", "deploy.py", *BENCH_DATA], env=env)
-        assert re.search(r"Grand total\s+\d+\s+-\s+-", out), out[-3000:]  # a true no-op
-        record(size, "simulated planned no-op (@fake)", [seconds], [before], commands_per_host(out))
-    for n in range(1, max(FAKE_SIZES) + 1):
-        plan_file(f"@fake/web-{n}", "deploy.py").unlink(missing_ok=True)
-
-
 def tables() -> str:
     floors = {r["hosts"]: r["median"] for r in ROWS if r["case"].startswith("floor")}
     lines = [f"{'hosts':>5}  {'case':34} {'median s':>9} {'min':>8} {'max':>8} {'x floor':>8} {'load':>6} "
@@ -350,9 +322,6 @@ def main() -> int:
             for size in sorted(CODE_SIZES, reverse=True):
                 print(f"code-only redeploys, {size} host(s):", flush=True)
                 code_only(size, work)
-            if FAKE_SIZES:
-                print("simulated hosts:", flush=True)
-                measure_fake(work)
         finally:
             fleet_tool.down([OURS, THEIRS])
             shutil.rmtree(work, ignore_errors=True)

@@ -31,6 +31,11 @@ SocketPath: {dir}/socket
 SupportDir: /usr/lib/apt-cacher-ng
 ForeGround: 1
 ExThreshold: 4
+# An index file (InRelease...) stays fresh for 10 minutes, not 27 s: when several hosts ask
+# for one at once as it is refreshed, apt-cacher-ng can fail to move the old copy aside
+# ("File exists") and leave a request unanswered (apt-get update hung for minutes). A
+# test run refreshes each index rarely, so that race is rare too.
+FreshIndexMaxAge: 600
 """
 
 
