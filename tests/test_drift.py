@@ -86,6 +86,11 @@ def test_a_no_op_is_one_command_per_host_and_takes_no_lock_unless_another_deploy
     assert results(noop.stdout)["Grand total"]["changed"] == 0
     counts = {host: int(n) for host, n in re.findall(r"remote commands: (\S+) (\d+)", noop.stdout)}
     assert counts == {h["address"]: 1 for h in fleet.hosts}, counts
+    # What the app writes at run time (SQLite's journal in shared/data, an upload in
+    # shared/media) is not drift: still settled.
+    fleet.ssh(fleet.by_group("web")[0], f"cd /srv/{PROJECT}/shared && touch data/db.sqlite3-journal media/upload.txt "
+                                        "&& rm data/db.sqlite3-journal")
+    assert "Settled: none of the 3 hosts changed" in run_pyinfra("-y").stdout
     # New code is a new run: planned, released, served.
     version = app_version(tmp_path / "v2", "settled-then-changed")
     changed = run_pyinfra("-y", cwd=version)

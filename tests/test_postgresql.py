@@ -736,10 +736,14 @@ def test_the_first_deploy_backs_up_the_cluster(pg, deployed, runs):
     passphrase, the backup host's is root:postgres 0640, and the repository no plain row;
     the units the timers start succeed in their sandboxes."""
     assert len(pg_backups(pg)) >= 1
+    # A segment PostgreSQL closed between archive_mode on and the stanza's creation (its
+    # archive_timeout is 60 s, the first deploy longer) fails to push and is pushed again
+    # once the stanza exists: archiving works when the last push came after the last failure.
     archiver = pg.ssh(db_host(pg), "runuser -u postgres -- psql -XAtq -d postgres -c "
-                                    "'SELECT archived_count, failed_count FROM pg_stat_archiver'").stdout.strip()
-    archived, failed = map(int, archiver.split("|"))
-    assert archived > 0 and failed == 0, archiver
+                                    "'SELECT archived_count, last_archived_time >= coalesce(last_failed_time, "
+                                    "last_archived_time) FROM pg_stat_archiver'").stdout.strip()
+    archived, healthy = archiver.split("|")
+    assert int(archived) > 0 and healthy == "t", archiver
     timers = pg.ssh(backup_host(pg), "systemctl is-active djdeploy-pgbackrest-take.timer "
                                       "djdeploy-pgbackrest-verify.timer").stdout.split()
     assert timers == ["active", "active"]

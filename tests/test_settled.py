@@ -44,6 +44,11 @@ def test_every_fact_a_web_host_asks_is_watched():
     assert command.startswith("{ LC_ALL=C stat") and "/var/lib/dpkg/status" in command and "/etc/passwd" in command
     assert "systemctl show" in command and "'p.service'" in command or "p.service" in command
     assert "/srv/p/current" in command and "/srv/p/.serving" in command  # the release and what serves
+    # A folder the app writes in (Directory: shared/data, shared/media) is watched for what
+    # files.directory decides from, not its times; one watched whole elsewhere stays whole.
+    alone = settled.fingerprint_command([["pyinfra.facts.files:Directory", [], {"path": "/srv/p/shared/data"}]])
+    assert "stat -c '%n %i %f %u %g' -- /srv/p/shared/data" in alone and "%.9Y" not in alone
+    assert "%n %i %f %u %g" not in command  # /srv/p: a Directory, and the Deployment's root
     # What is not known (another fact, a path the shell would read as more than a path) is never settled.
     assert settled.fingerprint_command(plan + [["pyinfra.facts.server:Users", [], {}]]) is None
     assert settled.fingerprint_command([["pyinfra.facts.files:File", ["/srv/p/$(reboot)"], {}]]) is None
@@ -109,7 +114,9 @@ def test_what_a_deploy_decides_from_is_in_the_inputs(project, monkeypatch):
         seen.add(now)
     from djdeploy.speed import settled
 
+    settled.write("app1", "deploy.py", digest(), "stat ...", "0" * 64)  # a record, as a run leaves it
     key = settled.RECORDS / "settled.key"
     assert key.stat().st_mode & 0o777 == 0o600
     text = json.dumps(sorted(p.read_text(errors="replace") for p in settled.RECORDS.iterdir() if p != key))
+    assert "app1" not in text and "inputs" in text  # the record is there (named by a digest)
     assert "second-password" not in text and "first-password" not in text

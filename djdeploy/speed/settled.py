@@ -51,6 +51,7 @@ COUNTS: dict[str, int] = {}  # remote commands per host in this run (DJDEPLOY_CO
 
 SAFE = re.compile(r"^/[A-Za-z0-9_./@:+-]*$")
 STAT = "stat -c '%i %s %f %u %g %.9Y %.9Z %N' --"
+FOLDER_STAT = "stat -c '%n %i %f %u %g' --"
 UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "MainPID", "NeedDaemonReload")
 PACKAGES = "/var/lib/dpkg/status"
 ACCOUNTS = ("/etc/passwd", "/etc/group")
@@ -67,9 +68,12 @@ def enabled() -> bool:
     return os.environ.get("DJDEPLOY_SETTLED", "on").lower() != "off"
 
 
-def watched(cls, args, kwargs) -> tuple[list[str], list[str]] | None:
-    """(paths, units) whose stat and state change whenever this fact's value can; None when
-    not known (the host then never counts as settled)."""
+def watched(cls, args, kwargs) -> tuple[list[str], list[str], list[str]] | None:
+    """(paths, units, folders) whose stat and state change whenever this fact's value can;
+    None when not known (the host then never counts as settled). Of `folders` only what
+    pyinfra's Directory fact decides from counts (inode, type, mode, owner, group): their
+    times change with every file the app writes in them (SQLite's journal in shared/data,
+    an upload in shared/media), which no operation reads."""
     from pyinfra.facts.files import Directory, File, Link, Sha1File
     from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
@@ -77,12 +81,15 @@ def watched(cls, args, kwargs) -> tuple[list[str], list[str]] | None:
     from djdeploy.speed.synth import _path, _units
 
     args, kwargs = list(args or ()), dict(kwargs or {})
-    if cls in (File, Directory, Link, Sha1File):
+    if cls is Directory:
         path = _path(args, kwargs)
-        return ([path], []) if path else None
+        return ([], [], [path]) if path else None
+    if cls in (File, Link, Sha1File):
+        path = _path(args, kwargs)
+        return ([path], [], []) if path else None
     if cls in (SystemdStatus, SystemdEnabled):
         units = _units(args, kwargs)
-        return ([], units) if units else None
+        return ([], units, []) if units else None
     if args:
         return None
     given = {name: kwargs.get(name) for name in kwargs}
@@ -90,33 +97,33 @@ def watched(cls, args, kwargs) -> tuple[list[str], list[str]] | None:
                ours.PathOwner: "path", ours.LockHolder: "path"}
     if cls in by_path:
         path = given.get(by_path[cls])
-        return ([path], []) if isinstance(path, str) else None
+        return ([path], [], []) if isinstance(path, str) else None
     if cls is ours.HostPython:
-        return (["/usr/bin/python3", PACKAGES], [])
+        return (["/usr/bin/python3", PACKAGES], [], [])
     if cls is ours.MissingPackages:
-        return ([PACKAGES], [])
+        return ([PACKAGES], [], [])
     if cls is ours.Account:
-        return (list(ACCOUNTS), [])
+        return (list(ACCOUNTS), [], [])
     if cls is ours.SocketListens:
-        return ([], [given.get("unit"), given.get("service")])
+        return ([], [given.get("unit"), given.get("service")], [])
     if cls is ours.UnitStates:
         units = given.get("units")
-        return ([], list(units)) if isinstance(units, (list, tuple)) else None
+        return ([], list(units), []) if isinstance(units, (list, tuple)) else None
     if cls is ours.FrontApplied:
         front, dropin = given.get("front_dir"), given.get("dropin")
         if not isinstance(front, str) or not isinstance(dropin, str):
             return None
         return ([dropin, front, f"{front}/.applied", f"{front}/Caddyfile", f"{front}/sites", f"{front}/certs",
-                 f"{front}/sites/*", f"{front}/certs/*"], [])
+                 f"{front}/sites/*", f"{front}/certs/*"], [], [])
     if cls is ours.ProjectProcessUnits:
-        return (["/etc/systemd/system", "/etc/systemd/system/*@.service"], [])
+        return (["/etc/systemd/system", "/etc/systemd/system/*@.service"], [], [])
     if cls is ours.Deployment:
         root, files = given.get("root"), given.get("config_files") or []
         if not isinstance(root, str):
             return None
         folders = sorted({str(Path(f).parent) for f in files})
         return ([root, *(f"{root}/{name}" for name in ("current", "previous", "current/venv", ".serving",
-                                                         "releases")), *files, *folders], [])
+                                                         "releases")), *files, *folders], [], [])
     return None
 
 
@@ -125,7 +132,7 @@ def fingerprint_command(plan: list) -> str | None:
     of `plan` ([class path, args, kwargs]); None when one of them cannot be watched."""
     import importlib
 
-    paths, units = [], []
+    paths, units, folders = [], [], []
     for path, args, kwargs in plan:
         module, _, name = path.partition(":")
         try:
@@ -137,14 +144,18 @@ def fingerprint_command(plan: list) -> str | None:
             return None
         paths += found[0]
         units += found[1]
-    if not all(isinstance(p, str) and SAFE.match(p.replace("*", "")) for p in paths):
+        folders += found[2]
+    folders = [f for f in dict.fromkeys(folders) if f not in paths]  # watched whole elsewhere: kept so
+    if not all(isinstance(p, str) and SAFE.match(p.replace("*", "")) for p in paths + folders):
         return None
     if not all(isinstance(u, str) and SAFE.match("/" + u) for u in units):
         return None
     # Globs (a folder's files) stay unquoted for the shell; every other path is quoted.
     listed = " ".join(p if "*" in p else shell_quote(p) for p in dict.fromkeys(paths))
     shown = " ".join(f"-p {p}" for p in UNIT_PROPERTIES)
-    parts = [f"LC_ALL=C {STAT} {listed} 2>&1"]
+    parts = [f"LC_ALL=C {STAT} {listed} 2>&1"] if paths else []
+    if folders:
+        parts.append(f"LC_ALL=C {FOLDER_STAT} {' '.join(shell_quote(f) for f in folders)} 2>&1")
     if units:
         parts.append(f"systemctl show {shown} -- {' '.join(shell_quote(u) for u in dict.fromkeys(units))} 2>&1")
     return "{ " + "; ".join(parts) + "; } | sha256sum | cut -c1-64"
