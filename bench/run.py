@@ -273,19 +273,18 @@ def tables() -> str:
         if not rows:
             continue
         lines.append(f"\nwhere the seconds go: {case}, {SIZE} hosts (median over runs; slowest and fastest host)")
-        names = list(dict.fromkeys(s["step"] for s in rows))
-        total = sum(statistics.median([s["seconds"] for s in rows if s["step"] == n]) for n in names)
-        for name in names:
-            mine = [s for s in rows if s["step"] == name]
-            wall = statistics.median([s["seconds"] for s in mine])
+        walls = {name: statistics.median([s["seconds"] for s in rows if s["step"] == name])
+                 for name in dict.fromkeys(s["step"] for s in rows)}
+        total = sum(walls.values())
+        for name, wall in walls.items():
             if wall < 0.5:
                 continue
+            mine = [s for s in rows if s["step"] == name]
             slow = [s["slowest_host"] for s in mine if s["slowest_host"] != ""]
             fast = [s["fastest_host"] for s in mine if s["fastest_host"] != ""]
             hosts = f"  hosts {statistics.median(fast):6.2f} .. {statistics.median(slow):6.2f} s" if slow else ""
             lines.append(f"  {name:34} {wall:7.2f} s  {100 * wall / total:5.1f} %{hosts}")
-        small = total - sum(statistics.median([s["seconds"] for s in rows if s["step"] == n]) for n in names
-                            if statistics.median([s["seconds"] for s in rows if s["step"] == n]) >= 0.5)
+        small = sum(wall for wall in walls.values() if wall < 0.5)
         lines.append(f"  {'the other steps, each under 0.5 s':34} {small:7.2f} s  {100 * small / total:5.1f} %")
     return "\n".join(lines)
 

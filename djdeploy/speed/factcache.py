@@ -78,8 +78,7 @@ def _copied(value):
 
 def plan_file(host_name: str, deploy: str) -> Path:
     """Where the facts a deploy file asked of a host are kept between runs."""
-    digest = hashlib.sha256(f"{host_name}\n{Path(deploy).name}".encode()).hexdigest()[:20]
-    return PLANS / f"{digest}.json"
+    return PLANS / f"{settled.file_key(host_name, deploy)}.json"
 
 
 

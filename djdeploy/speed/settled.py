@@ -92,7 +92,7 @@ def watched(cls, args, kwargs) -> tuple[list[str], list[str], list[str]] | None:
         return ([], units, []) if units else None
     if args:
         return None
-    given = {name: kwargs.get(name) for name in kwargs}
+    given = kwargs
     by_path = {ours.NamedAcl: "path", ours.DirectoryFiles: "path", ours.FileText: "path", ours.EnvFile: "path",
                ours.PathOwner: "path", ours.LockHolder: "path"}
     if cls in by_path:
@@ -233,9 +233,14 @@ def inputs_digest(state) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()
 
 
+def file_key(host_name: str, deploy_file: str) -> str:
+    """The name this controller keeps a host's files under for a deploy file (its fact plan,
+    its settled record)."""
+    return hashlib.sha256(f"{host_name}\n{Path(deploy_file).name}".encode()).hexdigest()[:20]
+
+
 def record_file(host_name: str, deploy_file: str) -> Path:
-    digest = hashlib.sha256(f"{host_name}\n{Path(deploy_file).name}".encode()).hexdigest()[:20]
-    return RECORDS / f"{digest}.settled.json"
+    return RECORDS / f"{file_key(host_name, deploy_file)}.settled.json"
 
 
 def read(host_name: str, deploy_file: str) -> dict:
