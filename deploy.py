@@ -192,17 +192,21 @@ else:
         listener = services.listener(name="Listening socket", s=s, moving_from=moves,
                                      front_action=follow if moves else None)
 
-    # Switch to the release, a batch of hosts at a time, with the files that wait for it;
-    # restart when something the service runs changed. Each switch is health-gated and
-    # reverted on failure (release and files); a failed batch stops the batches after it.
-    releases.current_release(
-        name="Switch to the release", s=s, release_id=release.id,
-        restart_if=rollout.changed(venv, env, key, shared_key, run, process, django_settings, wsgi, gunicorn, unit,
-                                   socket, process_units, listener),
-        front_action=follow if starts and not moves else None, balancers=balancers_of(host.state, s),
-        _parallel=rollout.batch_size(len(host.state.inventory), s.batch),
-        _if=rollout.nothing_failed(host.state),
-    )
+    # Switch to the release with the files that wait for it; restart when something the
+    # service runs changed. Each switch is health-gated and reverted on failure (release and
+    # files). Hosts that serve nothing yet switch together, first: no batch keeps a site up
+    # that is not up. Then the hosts that serve, a batch at a time; a failed switch, there
+    # or before, stops the batches after it.
+    switch = dict(s=s, release_id=release.id,
+                  restart_if=rollout.changed(venv, env, key, shared_key, run, process, django_settings, wsgi, gunicorn,
+                                             unit, socket, process_units, listener),
+                  front_action=follow if starts and not moves else None, balancers=balancers_of(host.state, s),
+                  _if=rollout.nothing_failed(host.state))
+    if not releases.serving(s):
+        releases.current_release(name="First switch, together", **switch)
+    else:
+        releases.current_release(name="Switch to the release", **switch,
+                                 _parallel=rollout.batch_size(len(host.state.inventory), s.batch))
 
     if s.web:
         up = systemd.service(name="Enable and start the app", service=s.unit, running=True, enabled=True,

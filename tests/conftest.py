@@ -290,10 +290,11 @@ class LoadRun:
         return False
 
 
-def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None, data: dict | None = None):
+def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None, data: dict | None = None,
+                per_host: dict | None = None):
     """pyinfra's plan of deploy.py for the @fake hosts of `inventory_file`, as the `pyinfra`
     command makes it (cli: operations ordered by the deploy file's lines; data: as
-    --data): (state,
+    --data; per_host: {host name: data set on that host, as its inventory would}): (state,
     {host: [(operation, [commands])]}, [operation names in order])."""
     import pyinfra
     from pyinfra.api import Config, State
@@ -312,6 +313,9 @@ def plan_deploy(inventory_file: str, cli: bool = True, env: dict | None = None, 
         state = State()
         ctx_state.set(state)
         inventory = make_inventory(inventory_file, override_data=data, cwd=str(ROOT))
+        for name, values in (per_host or {}).items():
+            for key, value in values.items():
+                setattr(inventory.get_host(name).data, key, value)
         state.init(inventory, Config())
         connect_all(state)
         state.set_stage(StateStage.Prepare)

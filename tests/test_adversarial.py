@@ -743,7 +743,7 @@ def test_kill_9_at_every_operation_boundary_then_the_next_deploy_converges(fleet
     from secrets import token_urlsafe
 
     from conftest import app_version, deploy_killed_at, results, run_pyinfra, wait_http_200
-    from test_plan import RECIPE
+    from test_plan import REDEPLOY
 
     web = fleet.by_group("web")[0]
     versions = [app_version(tmp_path / name, name) for name in ("killed-a", "killed-b")]
@@ -772,7 +772,7 @@ def test_kill_9_at_every_operation_boundary_then_the_next_deploy_converges(fleet
                             cwd=versions[1], env={"DJDEPLOY_SECRET_KILL": secret})
     assert reference.returncode == 0, reference.stdout[-3000:]
     changed = {name for name, row in results(reference.stdout).items() if row["changed"]}
-    boundaries = [op for op in RECIPE if op in changed or op in ("Files a stopped run left", "Old releases")]
+    boundaries = [op for op in REDEPLOY if op in changed or op in ("Files a stopped run left", "Old releases")]
     assert {".env", "Release", "Switch to the release"} <= set(boundaries), boundaries
     for number, op in enumerate(boundaries):
         version = versions[number % 2]

@@ -55,7 +55,7 @@ def test_the_db_host_runs_postgresql_and_nothing_of_the_app(plan):
 def test_the_server_is_ready_before_the_first_web_host_migrates_alone(plan):
     planned, order = plan
     server = [i for i, name in enumerate(order) if name.startswith("PostgreSQL for the web hosts")]
-    assert max(server) < order.index("Migrations") < order.index("Switch to the release")
+    assert max(server) < order.index("Migrations") < order.index("First switch, together")
     migrations = {host: dict(ops)["Migrations"] for host, ops in planned.items() if host.startswith("@fake/web")}
     assert len(migrations["@fake/web-1"]) == 1 and "release.sh migrate" in migrations["@fake/web-1"][0]
     assert migrations["@fake/web-2"] == []

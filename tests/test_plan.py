@@ -14,12 +14,19 @@ RECIPE = [
     "Django folder", "Django settings", "WSGI entry", "gunicorn settings",
     "Release tool", "Release step sandbox", "Release", "Migrations", "Release command", "systemd unit", "systemd socket", "Reload systemd", "Process units",
     "Front unit folder", "Front unit", "Front folder", "Front tool", "Front sites", "Front Caddyfile", "Front site", "ACME CA root",
-    "Front certificate", "Listening socket", "Switch to the release",
+    "Front certificate", "Listening socket", "First switch, together",
     "Enable and start the app",
     "The app serves the release",
     "Front door restarted", "Front door reloaded", "Front door running", "Processes",
     "Scheduled jobs", "Old releases",
 ]
+# A host that serves a release switches in its batch instead (deploy.py).
+REDEPLOY = ["Switch to the release" if name == "First switch, together" else name for name in RECIPE]
+FAKE_HOSTS = ("@fake/web-1", "@fake/web-2", "@fake/staging-1")
+# What the fake hosts answer once they serve a release (the Deployment fact's command first:
+# pyinfra's @fake answers the first matching text).
+SERVED = {"stat -c 'stat=%n %N' current": ["stat=current 'current' -> 'releases/aaa111'", "releases:", "aaa111"],
+          "python3 --version": ["Python 3.11.2", "x86_64"]}
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +72,40 @@ def test_packages_come_from_the_uploaded_wheelhouse_only(plan):
     assert "/srv/my_awesome_project/venvs/" in install  # keyed by requirements, not by release
 
 
-def test_hosts_switch_one_batch_at_a_time(plan):
-    """Three hosts: the switch runs one host at a time (pyinfra's _parallel), every host in it."""
-    assert plan["_parallel"]["Switch to the release"] == 1
+def test_hosts_that_serve_nothing_yet_switch_together(plan):
+    """A first deploy: no host serves, so the three switch at once, health-gated each."""
+    assert plan["_parallel"]["First switch, together"] == 3  # pyinfra's default: every host at once
+    assert "Switch to the release" not in plan["_parallel"]
     for host in ("@fake/web-1", "@fake/web-2", "@fake/staging-1"):
-        (command,) = dict(plan[host])["Switch to the release"]
+        (command,) = dict(plan[host])["First switch, together"]
         assert "release.sh switch" in command and "HEALTH_PATH=/healthz" in command
+
+
+def test_hosts_that_serve_switch_one_batch_at_a_time():
+    """Three hosts that serve a release: the switch runs one host at a time (pyinfra's
+    _parallel), every host in it, after the hosts that serve nothing yet."""
+    state, planned, order = plan_deploy("tests/fake_inventory.py",
+                                        per_host={name: {"fake_responses": SERVED} for name in FAKE_HOSTS})
+    parallel = {list(state.get_op_meta(h).names)[0]: state.get_op_meta(h).global_arguments["_parallel"]
+                for h in state.get_op_order()}
+    assert parallel["Switch to the release"] == 1 and "First switch, together" not in parallel
+    for host in FAKE_HOSTS:
+        assert [name for name, _ in planned[host]] == REDEPLOY, host
+        (command,) = dict(planned[host])["Switch to the release"]
+        assert "release.sh switch" in command and "HEALTH_PATH=/healthz" in command
+
+
+def test_a_new_host_switches_before_the_hosts_that_serve():
+    """A host added to a fleet that serves switches first, alone in its operation, so a
+    release it fails stops the rolling switch before any serving host."""
+    new = {"python3 --version": ["Python 3.11.2", "x86_64"]}
+    state, planned, order = plan_deploy("tests/fake_inventory.py", per_host={
+        "@fake/web-1": {"fake_responses": SERVED}, "@fake/web-2": {"fake_responses": new},
+        "@fake/staging-1": {"fake_responses": SERVED}})
+    assert order.index("First switch, together") < order.index("Switch to the release")
+    assert "First switch, together" in dict(planned["@fake/web-2"])
+    assert "Switch to the release" not in dict(planned["@fake/web-2"])
+    assert "Switch to the release" in dict(planned["@fake/web-1"])
 
 
 def test_the_release_is_checked_before_it_can_serve(plan):
@@ -124,7 +159,8 @@ def test_global_arguments_are_pyinfras_own(monkeypatch):
 
     monkeypatch.setattr(bookkeeping, "install", lambda: None)
     monkeypatch.setattr(bookkeeping.OPERATION_MODULE, "pop_global_arguments", both)
-    plan_deploy("tests/fake_inventory.py", data={"_sudo_user": "root", "_timeout": 7})
+    plan_deploy("tests/fake_inventory.py", data={"_sudo_user": "root", "_timeout": 7},
+                per_host={name: {"fake_responses": SERVED} for name in FAKE_HOSTS})
     assert len(seen) > 50
     assert all(ours == theirs and same_rest for ours, theirs, same_rest in seen), \
         [s for s in seen if s[0] != s[1] or not s[2]][:2]

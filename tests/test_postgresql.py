@@ -195,6 +195,11 @@ def test_first_deploy_serves_debian_12_and_13_from_one_database(pg, deployed):
     started = re.findall(r"--> Starting operation: (.+?)\s*$", first, re.M)
     server_ops = [i for i, name in enumerate(started) if name.startswith("PostgreSQL for the web hosts")]
     assert server_ops and max(server_ops) < started.index("Migrations"), started
+    # The web hosts served nothing yet: they switched together, in one operation without
+    # batches (below the balancer, whose rule that a batch leaves a host serving is for
+    # hosts that serve), and none in the rolling one.
+    rows = results(first)
+    assert rows["First switch, together"]["changed"] == 3 and "Switch to the release" not in rows, first[-3000:]
     # Migrated once: by the first web host only, each migration recorded once.
     assert [len(lines) for lines in migrated_lines(pg).values()] == [1, 0, 0]
     assert psql(pg, "SELECT count(*) FROM django_migrations WHERE app = 'notes' AND name = '0001_initial'") == "1"

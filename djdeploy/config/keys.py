@@ -212,7 +212,8 @@ KEYS: dict[str, Key] = {
     "keep_releases": Key(5, schema.integer(2, 100), "releases kept per host (never deleting current or previous)",
                          "a whole number from 2 to 100"),
     "batch": Key(None, schema.optional(schema.either(schema.integer(1), schema.string(BATCH.pattern))),
-                 "hosts switched at once: a count or \"N%\"; default 1 above 2 hosts, else all",
+                 "hosts that serve switched at once: a count or \"N%\"; default 1 above 2 hosts, else all "
+                 "(hosts that serve nothing yet switch together, before them)",
                  "a count of hosts (2) or a share (\"25%\")"),
     "health_path": Key(None, schema.optional(schema.string(HEALTH_PATH.pattern)),
                        "GET after each restart; 200 or the switch is reverted; default: the deploy's own "

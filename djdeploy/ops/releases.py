@@ -57,6 +57,12 @@ def deployment(s) -> dict:
     return host.get_fact(Deployment, root=s.root, config_files=s.config_files)
 
 
+def serving(s) -> bool:
+    """Whether the host has a release that serves (or served: a stopped app counts), so
+    its switch is one of a rolling batch; a host with none serves nothing a batch keeps up."""
+    return deployment(s)["current"] is not None
+
+
 @operation()
 def clear_lock(root: str, path: str):
     """No deploy lock is held on the host (unlock.py).
