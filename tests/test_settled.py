@@ -120,3 +120,58 @@ def test_what_a_deploy_decides_from_is_in_the_inputs(project, monkeypatch):
     text = json.dumps(sorted(p.read_text(errors="replace") for p in settled.RECORDS.iterdir() if p != key))
     assert "app1" not in text and "inputs" in text  # the record is there (named by a digest)
     assert "second-password" not in text and "first-password" not in text
+
+
+def test_a_change_ends_the_batch_only_for_the_facts_that_read_what_it_touched():
+    """After a command tagged with what it changes (djdeploy.shell.touching: the release's
+    unpacking, a file's upload, the switch), the batch still answers the facts that read
+    none of it; an untagged command ends every answer (djdeploy.speed.factcache)."""
+    from pyinfra.facts.files import Directory, File, Sha1File
+    from pyinfra.facts.systemd import SystemdStatus
+
+    from djdeploy.ops import facts
+    from djdeploy.shell import touching
+    from djdeploy.speed import settled
+    from djdeploy.speed.factcache import HostFacts, _key, _touched
+
+    specs = {
+        "unit file": (Sha1File, ["/etc/systemd/system/p.service"], {}),
+        "front site": (Sha1File, ["/etc/caddy/djdeploy/sites/p"], {}),
+        "run": (File, ["/srv/p/run"], {}),
+        "release state": (facts.Deployment, [], {"root": "/srv/p", "config_files": ["/srv/p/run"]}),
+        "releases folder": (Directory, [], {"path": "/srv/p/releases"}),
+        "app unit": (SystemdStatus, [], {"services": ["p.service"]}),
+        "timer": (SystemdStatus, [], {"services": ["p-job-a.timer"]}),
+        "jobs": (facts.JobTimers, [], {"project": "p"}),  # reads no path it names: never kept
+    }
+
+    def batch():
+        entry = HostFacts(SimpleNamespace(name="h"), "deploy.py")
+        for name, (cls, args, kwargs) in specs.items():
+            entry.values[_key(cls, args, kwargs)] = name
+            entry.specs[_key(cls, args, kwargs)] = (cls, args, kwargs)
+        return entry
+
+    def kept(entry):
+        return sorted(entry.values.values())
+
+    # The release unpacked and checked: everything under the project folder.
+    entry = batch()
+    entry.changing(_touched("run_shell_command", (touching("release.sh prepare x", "/srv/p"),), {}))
+    assert kept(entry) == ["app unit", "front site", "timer", "unit file"] and entry.valid and entry.changed
+    # The switch: the project folder, the files the app reads at start, the app's units.
+    entry = batch()
+    entry.changing(_touched("run_shell_command", (touching("release.sh switch x", "/srv/p",
+                                                           "/etc/systemd/system/p.service", units=["p.service"]),), {}))
+    assert kept(entry) == ["front site", "timer"]
+    # An upload: its file, and the facts of the folders above it; not the file it will replace.
+    entry = batch()
+    entry.changing(_touched("put_file", ("/tmp/local", "/srv/p/run.next.part"), {}))
+    assert kept(entry) == ["app unit", "front site", "releases folder", "run", "timer", "unit file"]
+    # A staged file moved in beside its copies (.part, .next): the file itself is read again.
+    assert settled.reads_under(settled.watched(File, ["/srv/p/run.next"], {}), (("/srv/p/run",), ()))
+    # Anything else: no answer left.
+    entry = batch()
+    entry.changing(_touched("run_shell_command", ("systemctl daemon-reload",), {}))
+    assert not entry.valid and entry.changed
+    assert settled.reads_under(None, (("/x",), ()))

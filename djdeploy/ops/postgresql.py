@@ -27,7 +27,7 @@ from pyinfra.operations import systemd
 from djdeploy.ops.facts import FileText
 from djdeploy.ops.releases import tool_env
 from djdeploy.ops.system import debian_packages
-from djdeploy.shell import CONTROLLER, shell_quote
+from djdeploy.shell import CONTROLLER, shell_quote, touching
 
 PSQL = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
 FIND_CLUSTER = "ls -1d /etc/postgresql/*/main 2>/dev/null | sort -V | tail -n 1"  # the newest version's
@@ -260,5 +260,5 @@ def migrations(s, release_id: str, here: bool, keeper=None):
         yield FunctionCommand(pgbackrest.before_migrations, (keeper, s, release_id, f"{getpass.getuser()}@{CONTROLLER}",
                                                                  not applied),
                               {})
-    yield (f"{tool_env(s)} {shell_quote(s.release_tool)} migrate {shell_quote(release_id)} "
-           f"{lock_key(s.project)}")
+    yield touching(f"{tool_env(s)} {shell_quote(s.release_tool)} migrate {shell_quote(release_id)} "
+                   f"{lock_key(s.project)}", s.root)  # the database, and .migrated

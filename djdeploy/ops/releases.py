@@ -13,7 +13,7 @@ from pyinfra.api import FileUploadCommand, operation
 
 from djdeploy.ops import balancer, front
 from djdeploy.ops.facts import Deployment, DirectoryFiles, FileText, LockHolder
-from djdeploy.shell import CONTROLLER, shell_quote
+from djdeploy.shell import CONTROLLER, shell_quote, touching
 
 STAMP = ".djdeploy-requirements"
 
@@ -141,11 +141,13 @@ def release(s, release_id: str, archive: Path, venv: str):
     if release_id in deployed["releases"]:
         if s.database != "postgresql" and deployed["current"] != release_id:  # back to it after a rollback:
             # migrations a rollback ran back (rollback_data) are applied again, if any
-            yield f"{tool_env(s)} {shell_quote(s.release_tool)} remigrate {shell_quote(release_id)}"
+            yield touching(f"{tool_env(s)} {shell_quote(s.release_tool)} remigrate {shell_quote(release_id)}", s.root)
         return
     upload = f"{s.releases_dir}/{release_id}.tar"
     yield FileUploadCommand(str(archive), upload)
-    yield f"{tool_env(s)} {shell_quote(s.release_tool)} prepare {shell_quote(release_id)} {shell_quote(upload)} {shell_quote(venv)}"
+    # Unpacks, checks, migrates (SQLite), backs up first: all of it under the project folder.
+    yield touching(f"{tool_env(s)} {shell_quote(s.release_tool)} prepare {shell_quote(release_id)} {shell_quote(upload)} "
+                   f"{shell_quote(venv)}", s.root)
 
 
 @operation()
@@ -180,7 +182,12 @@ def current_release(s, release_id: str, restart_if=None, rollback: bool = False,
         mode = " rollback" if rollback else ""
         after = f" && {front.take(s, front_action)}" if front_action else ""
         yield from balancer.drain(s, balancers)
-        yield f"{tool_env(s)} {shell_quote(s.release_tool)} switch {shell_quote(release_id)}{mode}{after}"
+        # What it changes: the project folder (links, .serving, revisions.log), the files
+        # the app reads at start (moved in), the app's units (restarted), and the front's
+        # files and unit when it takes its configuration.
+        units = (s.unit, s.unit_socket, *s.process_instances, *((front.UNIT,) if front_action else ()))
+        yield touching(f"{tool_env(s)} {shell_quote(s.release_tool)} switch {shell_quote(release_id)}{mode}{after}",
+                       s.root, *s.config_files, *((s.front_dir, s.front_dropin) if front_action else ()), units=units)
         yield from balancer.ready(s, balancers)
 
 

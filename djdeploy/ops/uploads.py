@@ -18,7 +18,7 @@ from pyinfra.operations import files
 
 from djdeploy.config import envfile
 from djdeploy.ops.facts import EnvFile, EnvFileLines, FileText, SecretDigest
-from djdeploy.shell import privilege, shell_quote
+from djdeploy.shell import privilege, shell_quote, touching
 
 NEXT = ".next"  # a file the app reads at start, waiting beside it for the switch (release.sh)
 
@@ -71,7 +71,7 @@ def sent_whole(path: str, text: str, salt: str, group: str, mode: str, shown: st
     from the start: it replaces `path` only if it arrived whole (a killed controller sends
     part of it); otherwise the host fails with one line naming `shown`."""
     dest = shell_quote(path)
-    return StringCommand(
+    return touching(StringCommand(
         f"umask 077 && t=$(mktemp {dest}.XXXXXX) && {{ read -r want && cat > \"$t\" && "
         f"[ \"$({{ printf '%s\\0' {shell_quote(salt)}; cat \"$t\"; }} | sha256sum | cut -d' ' -f1)\" = \"$want\" ] && "
         f"sync \"$t\" && chown root:{shell_quote(group)} \"$t\" && chmod {mode} \"$t\" && mv -f \"$t\" {dest}; }} "
@@ -79,7 +79,7 @@ def sent_whole(path: str, text: str, salt: str, group: str, mode: str, shown: st
         # One piece, not split into lines: str.splitlines would also split at U+2028,
         # U+0085, ... inside a value, and pyinfra ends each piece with a line break.
         _stdin=[envfile.file_digest(text, salt) + "\n" + text],
-    )
+    ), path)
 
 
 @operation()
@@ -239,9 +239,9 @@ def arrived_whole(final: str, sha1: str, user: str, group: str, mode: str, shown
     """`final`.part becomes `final` (with owner and mode) only if its SHA-1 is `sha1`;
     otherwise it goes, and the host fails with one line naming `shown`."""
     part = shell_quote(final + ".part")
-    return StringCommand(
+    return touching(StringCommand(
         f"[ \"$(sha1sum < {part} | cut -c1-40)\" = {sha1} ] "
         f"&& chown {shell_quote(user)}:{shell_quote(group)} {part} && chmod {shell_quote(mode)} {part} "
         f"&& mv -f {part} {shell_quote(final)} "
         f"|| {{ rm -f {part}; echo {shell_quote(shown + ' did not arrive whole: left as it was')} >&2; exit 1; }}"
-    )
+    ), final)

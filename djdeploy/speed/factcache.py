@@ -9,8 +9,11 @@ output handed to the fact's own parser. Operations then read those values, so no
 about what they decide changes.
 
 The batch is the host's state before the run. It answers facts only until the first
-operation that changes something on that host; from then on facts are live, so later
-operations see what earlier ones did. A fact not in the batch (new in this run) is
+command that may have changed what they read: a command tagged with the paths it
+changes (djdeploy.shell.touching: the release's unpacking, a file's upload) ends the
+batch's answers only for the facts that read there (djdeploy.speed.settled.watched);
+any other change ends them all. From then on those facts are live, so later operations
+see what earlier ones did. A fact not in the batch (new in this run) is
 asked live and joins the batch next time. A drifted host is therefore seen exactly as
 without the cache, in a dry run too.
 
@@ -85,7 +88,9 @@ def plan_file(host_name: str, deploy: str) -> Path:
 class HostFacts:
     def __init__(self, host, deploy_file: str):
         self.values: dict[str, object] = {}
-        self.valid = True
+        self.valid = True  # the batch still answers (those of its facts left in values)
+        self.changed = False  # a command of this run may have changed the host
+        self.specs: dict[str, tuple] = {}  # key -> (fact class, args, kwargs), of values
         self.not_changing = 0  # depth of not_a_change blocks open
         self.asked: dict[str, list] = {}  # key -> [class path, args, kwargs], in order
         self.plan_file = plan_file(host.name, deploy_file)
@@ -125,6 +130,7 @@ class HostFacts:
             fact, command = made
             grouped.append((group, cls, args, kwargs))
             built.append((_key(cls, args, kwargs), fact))
+            self.specs[_key(cls, args, kwargs)] = (cls, args, kwargs)
             if group is None:
                 alone.append((len(grouped) - 1, command))
         if not grouped:
@@ -163,6 +169,28 @@ class HostFacts:
                 self.values[key] = fact.process(stdout) if stdout else fact.default()
             except Exception:
                 continue
+
+
+    def changing(self, touched) -> None:
+        """A command changes the host: only `touched` ((paths, units)), or anything (None)."""
+        self.changed = True
+        if touched is None:
+            self.valid = False
+            return
+        for key in [k for k in self.values if settled.reads_under(settled.watched(*self.specs[k]), touched)]:
+            del self.values[key]
+
+
+def _touched(method: str, args, kwargs):
+    """(paths, units) a host method's call changes: an upload its file, a tagged command its
+    tags (djdeploy.shell.touching); None: anything."""
+    if method == "put_file":
+        dest = args[1] if len(args) > 1 else kwargs.get("remote_filename")
+        return ((dest,), ()) if isinstance(dest, str) else None
+    if method == "run_shell_command":
+        command = args[0] if args else kwargs.get("command")
+        return getattr(command, "touches", None)
+    return None
 
 
 def _build(state, host, cls, args, kwargs, group=None):
@@ -263,7 +291,8 @@ class not_a_change:
 
 
 def _watch(host, entry: "HostFacts") -> None:
-    """Count every remote command; any outside a not_a_change block ends the batch's validity.
+    """Count every remote command; any outside a not_a_change block ends the batch's answers
+    for the facts it may change (HostFacts.changing).
     Every way pyinfra changes a host goes through one of these methods: a shell command,
     an upload, an rsync."""
     for name in ("run_shell_command", "put_file", "rsync"):
@@ -271,10 +300,10 @@ def _watch(host, entry: "HostFacts") -> None:
         if method is None:
             continue
 
-        def watched(*args, _method=method, **kwargs):
+        def watched(*args, _method=method, _name=name, **kwargs):
             count(host)
             if not entry.not_changing:
-                entry.valid = False
+                entry.changing(_touched(_name, args, kwargs))
             return _method(*args, **kwargs)
 
         setattr(host, name, watched)
@@ -288,7 +317,7 @@ def _report() -> None:
             entry.save()
         if not entry.settling:
             continue
-        if entry.watch and entry.fingerprint and entry.valid and good[id(entry_state.get(name))]:
+        if entry.watch and entry.fingerprint and not entry.changed and good[id(entry_state.get(name))]:
             settled.write(name, entry.deploy_file, settled.RUN["inputs"], entry.watch, entry.fingerprint)
         else:
             settled.forget(name, entry.deploy_file)
@@ -296,7 +325,7 @@ def _report() -> None:
 
 def _succeeded(state) -> bool:
     """A real run that went to its end, every operation on every host without error: what
-    it found on a host it left unchanged (entry.valid) is then the settled state."""
+    it found on a host it left unchanged (not entry.changed) is then the settled state."""
     from pyinfra.api.state import StateStage
 
     if state is None or "--dry" in sys.argv[1:] or state.current_stage != StateStage.Disconnect:

@@ -127,6 +127,29 @@ def watched(cls, args, kwargs) -> tuple[list[str], list[str], list[str]] | None:
     return None
 
 
+def reads_under(found, touched) -> bool:
+    """Whether a fact that watches `found` (see `watched`; None: not known) may read what a
+    change of `touched` ((paths, units): djdeploy.shell.touching) changed: it reads one of
+    the units, or one of its paths or folders is a touched path, inside one, beside one as
+    its temporary or staged copy (`<path>.<suffix>`), or holds one."""
+    if found is None:
+        return True
+    paths, units, folders = found
+    touched, changed_units = touched
+    if set(units) & set(changed_units):
+        return True
+    for path in [*paths, *folders]:
+        if not isinstance(path, str) or not path.startswith("/"):
+            return True
+        path = path.split("*", 1)[0].rstrip("/") or "/"
+        for place in touched:
+            place = place.rstrip("/") or "/"
+            if "/" in (path, place) or path == place or path.startswith((place + "/", place + ".")) \
+                    or place.startswith(path + "/"):
+                return True
+    return False
+
+
 def fingerprint_command(plan: list) -> str | None:
     """The shell pipeline that prints a host's fingerprint (64 hex digits) for the facts
     of `plan` ([class path, args, kwargs]); None when one of them cannot be watched."""
