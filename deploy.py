@@ -56,12 +56,11 @@ else:
     python, machine = host_python(host)
     release = build_release(host, s, python, machine)  # built once per run: code, locked wheels
 
-    # What a stock Debian server lacks: the venv module of its Python, curl for the health
-    # check, Caddy for the front door (acl: it alone passes through the project folder),
+    # What a stock Debian server lacks: curl for the health check, Caddy for the front door (acl: it alone passes through the project folder),
     # the libraries its locked wheels load from the host (libpq5 for plain psycopg), and
     # what the app says it needs (debian_packages); restic for backups.
     system.debian_packages(name="Debian packages",
-                               packages=list(dict.fromkeys([f"python{python}-venv", "curl",
+                               packages=list(dict.fromkeys(["curl",
                                                             *(front.PACKAGES if s.web else ()),
                                                             *(backups.PACKAGES if s.restic_backups else ()),
                                                             *release.packages, *s.debian_packages])))
@@ -89,11 +88,12 @@ else:
     if s.web:
         front.passage(name="Front's passage to the socket", path=s.socket_dir)
 
-    # The virtualenv, filled offline from wheels built once on this controller; one per set
-    # of requirements, so a code-only release reuses it.
+    # The virtualenv, filled offline from wheels built once on this controller (by a pinned
+    # pip from outside it); one per set of requirements, so a code-only release reuses it.
     releases.wheelhouse(name="Wheelhouse", src=release.wheels, dest=s.wheels_dir)
     venv = releases.virtualenv(
         name="Virtualenv", path=f"{s.venvs_dir}/{release.venv}", wheels_dir=s.wheels_dir, src=release.wheels,
+        installer=release.installer, installer_dir=s.installer_dir,
     )
 
     # The files the app reads at start: a new content waits beside the old one (<name>.next)

@@ -48,11 +48,12 @@ def test_operations_follow_the_recipe_in_order(plan):
     assert dict(plan["@fake/staging-1"])["systemd socket"] == []
 
 
-def test_a_stock_host_gets_the_venv_module_of_its_python(plan):
-    """The fake hosts answer Python 3.11 and no package installed: one apt step, lists first."""
+def test_a_stock_host_gets_what_it_lacks_and_no_venv_module(plan):
+    """The fake hosts answer Python 3.11 and no package installed: one apt step, lists first;
+    no python3.11-venv (the virtualenv is made without pip, and filled by the pinned pip)."""
     (command,) = dict(plan["@fake/web-1"])["Debian packages"]
     assert "apt-get -q -y -o DPkg::Lock::Timeout=300 -o Acquire::Retries=2 update" in command
-    assert "install --no-install-recommends python3.11-venv curl" in command
+    assert "install --no-install-recommends curl caddy acl" in command and "venv" not in command
 
 
 def test_each_group_gets_its_own_user(plan):
@@ -67,9 +68,15 @@ def test_packages_come_from_the_uploaded_wheelhouse_only(plan):
     uploads = [c for c in ops["Wheelhouse"] if c.startswith("FileUploadCommand")]
     assert uploads and all(".whl" in c or "requirements-" in c for c in uploads)
     assert any("django-5.2" in c.lower() for c in uploads)
-    (install,) = ops["Virtualenv"]
+    folder, upload, unpack, install = ops["Virtualenv"]
     assert "--no-index" in install and "--find-links /srv/my_awesome_project/wheels" in install
     assert "/srv/my_awesome_project/venvs/" in install  # keyed by requirements, not by release
+    # pip, pinned and checked by its sha256 on the host before it is unpacked, installs from outside.
+    from djdeploy.build import installer
+
+    assert installer.WHEEL in upload and f"= {installer.SHA256} ]" in unpack and "python3 -m zipfile -e" in unpack
+    assert "python3 -m venv --without-pip" in install
+    assert f"/bin/python /srv/my_awesome_project/installer/{installer.WHEEL.removesuffix('.whl')}/pip install" in install
 
 
 def test_hosts_that_serve_nothing_yet_switch_together(plan):

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from djdeploy.build import cache, locks
+from djdeploy.build import cache, installer, locks
 from djdeploy.build.archive import source_archive, source_files
 from djdeploy.build.cache import CACHE, BuildError, forget, lock, once, write_file
 from djdeploy.build.download import download, explain, source_allowed
@@ -104,18 +104,19 @@ def wheelhouse(requirements: Path, python: str, machine: str, source_builds: tup
 
 class Release(tuple):
     """What one deploy ships: (id, code archive, wheelhouse, virtualenv key, the Debian
-    packages its wheels need on the host)."""
+    packages its wheels need on the host, the pip wheel that installs them)."""
 
     __slots__ = ()
 
-    def __new__(cls, release_id, archive, wheels, venv, packages=()):
-        return super().__new__(cls, (release_id, archive, wheels, venv, tuple(packages)))
+    def __new__(cls, release_id, archive, wheels, venv, packages=(), installer=None):
+        return super().__new__(cls, (release_id, archive, wheels, venv, tuple(packages), installer))
 
     id = property(lambda self: self[0])
     archive = property(lambda self: self[1])
     wheels = property(lambda self: self[2])
     venv = property(lambda self: self[3])
     packages = property(lambda self: self[4])
+    installer = property(lambda self: self[5])
 
 
 def release(app_path: Path, requirements: Path, python: str, machine: str, source_builds: tuple = (),
@@ -143,4 +144,4 @@ def release(app_path: Path, requirements: Path, python: str, machine: str, sourc
         identity += "".join(f"linked {path}\n" for path in linked)
     release_id = hashlib.sha256(identity.encode()).hexdigest()[:12]
     venv = f"{hashlib.sha256(lock.encode()).hexdigest()[:12]}-py{python.replace('.', '')}"
-    return Release(release_id, archive, wheels, venv, system_packages(lock))
+    return Release(release_id, archive, wheels, venv, system_packages(lock), installer.pip_wheel())

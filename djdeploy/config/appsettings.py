@@ -269,6 +269,11 @@ class AppSettings:
         return f"{self.root}/venvs"
 
     @property
+    def installer_dir(self) -> str:
+        """pip, unpacked: what fills each virtualenv from the wheelhouse (build.installer)."""
+        return f"{self.root}/installer"
+
+    @property
     def wheels_dir(self) -> str:
         return f"{self.root}/wheels"
 

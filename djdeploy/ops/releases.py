@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
+from pyinfra.facts.files import File
 
 from djdeploy.ops import balancer, front
 from djdeploy.ops.facts import Deployment, DirectoryFiles, FileText, LockHolder
@@ -99,7 +100,7 @@ def wheelhouse(src: Path, dest: str):
 
 
 @operation()
-def virtualenv(path: str, wheels_dir: str, src: Path):
+def virtualenv(path: str, wheels_dir: str, src: Path, installer: Path, installer_dir: str):
     """A virtualenv at `path` holds exactly the locked requirements of wheelhouse `src`,
     installed offline.
 
@@ -107,19 +108,36 @@ def virtualenv(path: str, wheels_dir: str, src: Path):
       is never rebuilt under a running app
     + wheels_dir: remote wheelhouse (see `wheelhouse`)
     + src: the same wheelhouse on the controller, with its lock file (build.wheelhouse)
+    + installer: pip's wheel on the controller (build.installer)
+    + installer_dir: where the host keeps it, unpacked
 
-    Installs the lock file with `--no-index --require-hashes --no-deps`: every package at
-    its locked version and hash, nothing else. Records what it installed in a stamp: an
-    unchanged wheelhouse is a no-op, unlike `pip.packages(requirements=...)`. A half-built
-    venv (no stamp) is built again from scratch.
+    Made without pip (no python3.N-venv needed, no ensurepip run), then filled by the
+    pinned pip, unpacked once on the host and checked by its sha256 first. Installs the
+    lock file with `--no-index --require-hashes --no-deps`: every package at its locked
+    version and hash, nothing else. Records what it installed in a stamp: an unchanged
+    wheelhouse is a no-op, unlike `pip.packages(requirements=...)`. A half-built venv (no
+    stamp) is built again from scratch.
     """
     names = sorted(p.name for p in Path(src).iterdir() if not p.name.startswith("."))
     stamp = hashlib.sha256("\n".join(names).encode()).hexdigest()
     if host.get_fact(FileText, path=f"{path}/{STAMP}") == stamp:
         return
     lock_file = next(n for n in names if n.startswith("requirements-") and n.endswith(".lock"))
-    yield (f"rm -rf {shell_quote(path)} && python3 -m venv {shell_quote(path)} && {shell_quote(path)}/bin/pip install --quiet "
-           f"--disable-pip-version-check --no-index --find-links {shell_quote(wheels_dir)} --require-hashes --no-deps "
+    pip = f"{installer_dir}/{Path(installer).name.removesuffix('.whl')}"
+    if not host.get_fact(File, path=f"{pip}/pip/__main__.py"):
+        part, new = f"{installer_dir}/.{Path(installer).name}.part", f"{installer_dir}/.new"
+        yield f"install -d -m 0755 -o root -g root {shell_quote(installer_dir)}"
+        yield FileUploadCommand(str(installer), part)
+        # Only a whole, genuine wheel is unpacked; an earlier pip goes.
+        digest = hashlib.sha256(Path(installer).read_bytes()).hexdigest()
+        yield (f"[ \"$(sha256sum < {shell_quote(part)} | cut -c1-64)\" = {digest} ] "
+               f"|| {{ rm -f {shell_quote(part)}; echo {shell_quote(Path(installer).name + ' did not arrive whole')} >&2; exit 1; }}; "
+               f"rm -rf {shell_quote(new)} && python3 -m zipfile -e {shell_quote(part)} {shell_quote(new)} && "
+               f"chmod -R go-w {shell_quote(new)} && find {shell_quote(installer_dir)} -mindepth 1 -maxdepth 1 "
+               f"! -name .new -exec rm -rf {{}} + && mv {shell_quote(new)} {shell_quote(pip)}")
+    yield (f"rm -rf {shell_quote(path)} && python3 -m venv --without-pip {shell_quote(path)} && "
+           f"{shell_quote(path)}/bin/python {shell_quote(pip)}/pip install --quiet --disable-pip-version-check "
+           f"--no-cache-dir --no-index --find-links {shell_quote(wheels_dir)} --require-hashes --no-deps "
            f"-r {shell_quote(wheels_dir)}/{lock_file} && echo {stamp} > {shell_quote(path)}/{STAMP}")
 
 
