@@ -138,16 +138,17 @@ class HostFacts:
         group_jobs = synth.commands(grouped)
         script, marker = frame([command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
                                 for _, command in alone] + list(group_jobs.values()))
+        read_fingerprint = None
         if self.watch:
-            script = f"echo \"@@FP {marker} $({self.watch})\"\n{script}"
+            line, read_fingerprint = settled.framed(self.watch)
+            script = f"{line}\n{script}"
         with not_a_change(host):
             status, output = host.run_shell_command(StringCommand(script), print_output=False,
                                                     print_input=False, **privilege(host))
         if not status:
             return
-        said = f"@@FP {marker} "
-        if self.watch and output.output_lines and output.output_lines[0].startswith(said):
-            self.fingerprint = output.output_lines[0][len(said):].strip()
+        if read_fingerprint:
+            self.fingerprint = read_fingerprint(output.output_lines[:1])
         if os.environ.get("DJDEPLOY_RECORD_BATCH"):  # the benchmark replays a real host's answer
             record = Path(os.environ["DJDEPLOY_RECORD_BATCH"])
             record.write_text("\n".join(output.output_lines) + "\n")

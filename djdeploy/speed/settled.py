@@ -127,6 +127,19 @@ def watched(cls, args, kwargs) -> tuple[list[str], list[str], list[str]] | None:
     return None
 
 
+def framed(command: str):
+    """(shell line, reader): the line prints fingerprint `command`'s answer behind a marker
+    made from the command; the reader finds it in a command's output lines (None if not
+    there). One framing for the fingerprint alone and at the head of the fact batch."""
+    said = f"@@FP {hashlib.sha256(command.encode()).hexdigest()[:16]} "
+
+    def read(lines):
+        found = [line for line in lines if line.startswith(said)]
+        return found[0][len(said):].strip() if found else None
+
+    return f"echo \"{said}$({command})\"", read
+
+
 def reads_under(found, touched) -> bool:
     """Whether a fact that watches `found` (see `watched`; None: not known) may read what a
     change of `touched` ((paths, units): djdeploy.shell.touching) changed: it reads one of
@@ -320,11 +333,10 @@ def fleet_settled(state, deploy_file: str) -> bool:
 
         def answer(host):
             count(host.name)
-            said = f"@@FP {hashlib.sha256(records[host.name]['command'].encode()).hexdigest()[:16]} "
-            status, output = host.run_shell_command(StringCommand(f"echo \"{said}$({records[host.name]['command']})\""),
-                                                    print_output=False, print_input=False, **privilege(host))
-            lines = [line for line in output.output_lines if line.startswith(said)] if status else []
-            return lines[0][len(said):].strip() if lines else None
+            line, read = framed(records[host.name]["command"])
+            status, output = host.run_shell_command(StringCommand(line), print_output=False, print_input=False,
+                                                    **privilege(host))
+            return read(output.output_lines) if status else None
 
         jobs = {h.name: gevent.spawn(answer, h) for h in hosts}
         gevent.joinall(list(jobs.values()))
