@@ -32,12 +32,13 @@ SocketPath: {dir}/socket
 SupportDir: /usr/lib/apt-cacher-ng
 ForeGround: 1
 ExThreshold: 4
-# An index file (InRelease...) stays fresh for an hour, not 27 s: when several hosts ask
-# for one at once as it is fetched or refreshed, apt-cacher-ng can fail to move the old
-# copy aside ("File exists") and leave a request unanswered (apt-get update hung until
-# the deploy cut it, 180 s). The proxy fetches them itself as it starts (WARM_INDEXES), one
-# at a time, so the hosts' first deploys find them fresh; a test run refreshes each at
-# most once an hour.
+# A suite's index (InRelease) is never checked again with Debian while the proxy runs:
+# when several hosts ask for one as apt-cacher-ng fetches or refreshes it, it can fail to
+# move the old copy aside ("File exists") and leave a request unanswered (apt-get update
+# hung until the deploy cut it, 180 s; seen with the index fetched 20 s earlier). The
+# proxy fetches each one itself as it starts, one at a time (warm_indexes), after the
+# last proxy's copies are deleted: each proxy's life sees the archive as it was then.
+SPfilePatternEx: .*/dists/[^/]+/InRelease$
 FreshIndexMaxAge: 3600
 """
 
@@ -83,6 +84,8 @@ def ensure_proxy() -> None:
     run("ip", "link", "set", APT_PROXY_LINK, "up")
     APT_PROXY_DIR.mkdir(parents=True)
     APT_PROXY_CACHE.mkdir(parents=True, exist_ok=True)
+    for old in APT_PROXY_CACHE.glob("*/*/dists/*/InRelease*"):  # fetched again below (APT_PROXY_CONF)
+        old.unlink(missing_ok=True)
     (APT_PROXY_DIR / "acng.conf").write_text(APT_PROXY_CONF.format(
         address=APT_PROXY_ADDRESS, port=APT_PROXY_PORT, cache=APT_PROXY_CACHE, dir=APT_PROXY_DIR))
     for path in (APT_PROXY_DIR, APT_PROXY_CACHE):

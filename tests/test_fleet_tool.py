@@ -63,6 +63,35 @@ def answers(address, port, family=socket.AF_INET):
         return sock.connect_ex((address, port)) == 0
 
 
+def concurrent_index_requests(urls, per_index: int, rounds: int) -> list[str]:
+    """Rounds of `per_index` simultaneous GETs of each of `urls` through the fleets' proxy,
+    with apt's headers for an index: what failed, or took over 5 s."""
+    import urllib.request
+
+    from fleet.base import APT_PROXY_ADDRESS, APT_PROXY_PORT
+
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"http": f"http://{APT_PROXY_ADDRESS}:{APT_PROXY_PORT}"}))
+
+    def get(url):
+        started = time.monotonic()
+        try:
+            request = urllib.request.Request(url, headers={"Cache-Control": "max-age=0",
+                                                           "User-Agent": "Debian APT-HTTP/1.3 (2.6.1)"})
+            with opener.open(request, timeout=20) as answer:
+                answer.read()
+        except Exception as error:  # noqa: BLE001 - any failure is the finding
+            return f"{url}: {type(error).__name__}: {error}"
+        took = time.monotonic() - started
+        return f"{url}: {took:.1f} s" if took > 5 else None
+
+    failed = []
+    for _ in range(rounds):
+        with ThreadPoolExecutor(len(urls) * per_index) as pool:
+            failed += [f for f in pool.map(get, [u for u in urls for _ in range(per_index)]) if f]
+    return failed
+
+
 def test_inotify_headroom_is_raised_only_when_the_hosts_would_run_out():
     from fleet.shared import inotify_limit_for
 
@@ -130,6 +159,10 @@ def test_stock_hosts_install_through_the_fleets_own_apt_proxy_and_down_leaves_no
             assert result.returncode == 0, f"{host['machine']}: {result.stdout[-1500:]}{result.stderr}"
             # Through the proxy: its log names the host's address and the package it served.
             assert any(host["address"] in line and "/curl_" in line for line in proxy_log.splitlines())
+        # Many hosts asking a suite's index at once, as apt asks (revalidate: max-age=0), all
+        # get it whole and at once: apt-cacher-ng refreshing it under them answered 503 or cut
+        # it (and left apt-get update hanging) in most rounds before shared.APT_PROXY_CONF.
+        assert concurrent_index_requests(shared.WARM_INDEXES[:3], per_index=8, rounds=3) == []
         # The hosts themselves have no way to the archive.
         direct = ssh(state, state["hosts"][0],
                      "curl -sS -m 3 -o /dev/null --noproxy '*' http://deb.debian.org/debian/", timeout=30)
