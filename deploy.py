@@ -200,7 +200,8 @@ else:
     switch = dict(s=s, release_id=release.id,
                   restart_if=rollout.changed(venv, env, key, shared_key, run, process, django_settings, wsgi, gunicorn,
                                              unit, socket, process_units, listener),
-                  front_action=follow if starts and not moves else None, balancers=balancers_of(host.state, s),
+                  front_action=follow if starts and not moves else None,
+                  balancers=balancers_of(host.state, s) if s.web else (),  # the balancers know web hosts only
                   _if=rollout.nothing_failed(host.state))
     if not releases.serving(s):
         releases.current_release(name="First switch, together", **switch)

@@ -124,6 +124,10 @@ failed() {
              "cannot create or write it there; only $ROOT/shared/data is writable (where the deploy's" \
              "DATABASES puts it, unless keep_app_settings keeps the app's own)" >&2
     fi
+    if grep -q "No module named 'pkg_resources'" "$2"; then  # ensurepip's setuptools, on Python 3.11
+        echo "release: pkg_resources is setuptools', which the deploy's virtualenvs do not get unasked (made" \
+             "without pip): add setuptools to the app's requirements" >&2
+    fi
     rm -f "$2"
     [ -z "${NEW:-}" ] || rm -rf "$NEW"
     [ -z "${ARCHIVE:-}" ] || rm -f "$ARCHIVE"

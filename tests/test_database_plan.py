@@ -100,3 +100,15 @@ def test_postgresql_without_a_server_is_refused(monkeypatch):
                             cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert 'host @fake/web-1: database = "postgresql" but no host is a database server' in result.stderr
+
+
+def test_only_web_hosts_are_drained_on_the_balancer_as_they_switch():
+    """The balancer knows the web hosts alone: a worker-only host switches without asking it
+    (balancer.sh would answer "No such server" and fail the host)."""
+    _, planned, _ = plan_deploy("tests/fake_site_inventory.py", env={"DJDEPLOY_SECRET_DATABASE_PASSWORD": PASSWORD})
+    switches = {host: dict(ops)["First switch, together"] for host, ops in planned.items()
+                if "First switch, together" in dict(ops)}
+    assert set(switches) == {"@fake/web-1", "@fake/web-2", "@fake/worker-1"}, set(switches)
+    for host, commands in switches.items():
+        drained = [c for c in commands if "_on_balancers" in c]
+        assert len(drained) == (2 if host.startswith("@fake/web") else 0), (host, commands)  # drain, ready

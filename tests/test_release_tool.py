@@ -93,6 +93,17 @@ def test_every_exception_of_a_chained_traceback_is_shown_its_cause_first(tmp_pat
     assert len(lines) == len(set(lines)) and len(lines) <= 20
 
 
+def test_a_missing_pkg_resources_says_to_require_setuptools(tmp_path):
+    """A virtualenv made without pip has no setuptools (ensurepip put it there on Python
+    3.11): an app that imports pkg_resources unasked fails its check with what to do."""
+    (tmp_path / "out").write_text("Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+                                  "ModuleNotFoundError: No module named 'pkg_resources'\n")
+    failed = run_function(tmp_path, f'ID=0123456789ab; failed "its WSGI import" {tmp_path / "out"}')
+    assert failed.returncode == 1
+    assert "release: 0123456789ab failed its WSGI import:" in failed.stderr
+    assert "add setuptools to the app's requirements" in failed.stderr
+
+
 def run_function(tmp_path, call, env=None):
     import os
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from djdeploy.build import cache
 from djdeploy.build.cache import BuildError, once, sha256_file
 
-VERSION = "26.3"  # Python 3.9 and later: every Python djdeploy deploys to (locks.PYTHONS)
+VERSION = "26.3"  # Python 3.10 and later: every Python djdeploy deploys to (locks.PYTHONS)
 WHEEL = f"pip-{VERSION}-py3-none-any.whl"
 SHA256 = "f3b60b20ffaadd4415ed7957212a38ac63fa4c5fa375bd0f4a797777940fad13"
 

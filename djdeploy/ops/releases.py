@@ -136,7 +136,7 @@ def virtualenv(path: str, wheels_dir: str, src: Path, installer: Path, installer
                f"chmod -R go-w {shell_quote(new)} && find {shell_quote(installer_dir)} -mindepth 1 -maxdepth 1 "
                f"! -name .new -exec rm -rf {{}} + && mv {shell_quote(new)} {shell_quote(pip)}")
     yield (f"rm -rf {shell_quote(path)} && python3 -m venv --without-pip {shell_quote(path)} && "
-           f"{shell_quote(path)}/bin/python {shell_quote(pip)}/pip install --quiet --disable-pip-version-check "
+           f"{shell_quote(path)}/bin/python {shell_quote(pip)}/pip install --isolated --quiet --disable-pip-version-check "
            f"--no-cache-dir --no-index --find-links {shell_quote(wheels_dir)} --require-hashes --no-deps "
            f"-r {shell_quote(wheels_dir)}/{lock_file} && echo {stamp} > {shell_quote(path)}/{STAMP}")
 

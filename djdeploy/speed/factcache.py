@@ -187,7 +187,7 @@ def _touched(method: str, args, kwargs):
     tags (djdeploy.shell.touching); None: anything."""
     if method == "put_file":
         dest = args[1] if len(args) > 1 else kwargs.get("remote_filename")
-        return ((dest,), ()) if isinstance(dest, str) else None
+        return ((dest,), ()) if isinstance(dest, str) and dest.startswith("/") else None
     if method == "run_shell_command":
         command = args[0] if args else kwargs.get("command")
         return getattr(command, "touches", None)
