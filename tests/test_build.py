@@ -5,6 +5,7 @@ packages, and Django for what differs between Pythons), no fleet."""
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,9 +22,26 @@ CP311_ONLY = ("markupsafe", "2.1.5")
 SIX_1_16_SHA256 = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"
 
 
+@pytest.fixture(scope="module")
+def pip_wheel(tmp_path_factory):
+    """The pinned pip every release carries (build.installer), downloaded once for this file."""
+    from djdeploy.build import installer
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(build.cache, "CACHE", tmp_path_factory.mktemp("installer-cache"))
+    try:
+        return installer.pip_wheel()
+    finally:
+        build.forget()  # remembered under that cache: forgotten
+        mp.undo()
+
+
 @pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    """A build cache of this test's own, and no builds remembered from other tests."""
+def cache(tmp_path, monkeypatch, pip_wheel):
+    """A build cache of this test's own (with the pinned pip in it: build.installer), and no
+    builds remembered from other tests."""
+    (tmp_path / "cache" / "installer").mkdir(parents=True)
+    shutil.copy(pip_wheel, tmp_path / "cache" / "installer" / pip_wheel.name)
     monkeypatch.setattr(build.cache, "CACHE", tmp_path / "cache")
     monkeypatch.setattr(build.locks, "SERVER", [])  # the lock's own mechanics, on tiny packages
     build.forget()
@@ -117,6 +135,10 @@ def test_the_lock_pins_even_when_the_index_has_newer(tmp_path):
 
 def test_the_lock_and_wheelhouses_are_reused_without_pip(tmp_path, pip_runs):
     reqs = requirements(tmp_path, "idna\n")
+    from djdeploy.build import installer
+
+    installer.pip_wheel()  # the pip that fills the hosts' virtualenvs: downloaded once, if not there
+    pip_runs.clear()
     first = [build.release(APP, reqs, python, "x86_64") for python in ("3.11", "3.13")]
     assert len(pip_runs) == 2  # one resolve per Python, which is its wheelhouse
     assert build.release(APP, reqs, "3.13", "x86_64") == first[1]  # same run: remembered
