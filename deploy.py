@@ -56,9 +56,10 @@ else:
     python, machine = host_python(host)
     release = build_release(host, s, python, machine)  # built once per run: code, locked wheels
 
-    # What a stock Debian server lacks: curl for the health check, Caddy for the front door (acl: it alone passes through the project folder),
-    # the libraries its locked wheels load from the host (libpq5 for plain psycopg), and
-    # what the app says it needs (debian_packages); restic for backups.
+    # What a stock Debian server lacks: curl for the health check, Caddy for the front door
+    # (acl: it alone passes through the project folder), the libraries its locked wheels
+    # load from the host (libpq5 for plain psycopg), and what the app says it needs
+    # (debian_packages); restic for backups.
     system.debian_packages(name="Debian packages",
                                packages=list(dict.fromkeys(["curl",
                                                             *(front.PACKAGES if s.web else ()),

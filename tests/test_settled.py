@@ -149,7 +149,7 @@ def test_a_change_ends_the_batch_only_for_the_facts_that_read_what_it_touched():
         entry = HostFacts(SimpleNamespace(name="h"), "deploy.py")
         for name, (cls, args, kwargs) in specs.items():
             entry.values[_key(cls, args, kwargs)] = name
-            entry.specs[_key(cls, args, kwargs)] = (cls, args, kwargs)
+            entry.watches[_key(cls, args, kwargs)] = settled.watched(cls, args, kwargs)
         return entry
 
     def kept(entry):

@@ -90,7 +90,7 @@ class HostFacts:
         self.values: dict[str, object] = {}
         self.valid = True  # the batch still answers (those of its facts left in values)
         self.changed = False  # a command of this run may have changed the host
-        self.specs: dict[str, tuple] = {}  # key -> (fact class, args, kwargs), of values
+        self.watches: dict[str, tuple | None] = {}  # key -> what it reads (settled.watched), of values
         self.not_changing = 0  # depth of not_a_change blocks open
         self.asked: dict[str, list] = {}  # key -> [class path, args, kwargs], in order
         self.plan_file = plan_file(host.name, deploy_file)
@@ -130,7 +130,7 @@ class HostFacts:
             fact, command = made
             grouped.append((group, cls, args, kwargs))
             built.append((_key(cls, args, kwargs), fact))
-            self.specs[_key(cls, args, kwargs)] = (cls, args, kwargs)
+            self.watches[_key(cls, args, kwargs)] = settled.watched(cls, args, kwargs)
             if group is None:
                 alone.append((len(grouped) - 1, command))
         if not grouped:
@@ -171,14 +171,13 @@ class HostFacts:
             except Exception:
                 continue
 
-
     def changing(self, touched) -> None:
         """A command changes the host: only `touched` ((paths, units)), or anything (None)."""
         self.changed = True
         if touched is None:
             self.valid = False
             return
-        for key in [k for k in self.values if settled.reads_under(settled.watched(*self.specs[k]), touched)]:
+        for key in [k for k in self.values if settled.reads_under(self.watches[k], touched)]:
             del self.values[key]
 
 
